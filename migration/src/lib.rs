@@ -1,0 +1,18 @@
+//! Database migrations for dcports. Run at start-up and by `dcports migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_foundation;
+mod m20261128_000002_committees_events;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261128_000001_foundation::Migration),
+            Box::new(m20261128_000002_committees_events::Migration),
+        ]
+    }
+}

@@ -1,0 +1,128 @@
+//! Extractors: who is calling, and from where.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use entity::member;
+use sea_orm::EntityTrait;
+
+use crate::domain::{MemberStatus, Role};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// An authenticated, active member whose token has not been revoked.
+///
+/// The member row is read on every request: that is what makes a suspension or a password
+/// change take effect on the very next request.
+#[derive(Clone, Debug)]
+pub struct CurrentMember(pub member::Model);
+
+impl CurrentMember {
+    pub fn id(&self) -> i32 {
+        self.0.id
+    }
+
+    pub fn is_secretariat(&self) -> bool {
+        self.0.role == Role::Secretariat.as_str()
+    }
+}
+
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is not registered")))
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+/// Resolves an access token to its member, refusing suspended accounts and revoked tokens.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<member::Model, ApiError> {
+    let claims = state.tokens.decode(token)?;
+    let member = member::Entity::find_by_id(claims.member_id()?)
+        .one(state.db.conn())
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if member.status != MemberStatus::Active.as_str() || member.token_version != claims.ver {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(member)
+}
+
+impl FromRequest for CurrentMember {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = app_state(req);
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state = state?;
+            let token = token.ok_or(ApiError::Unauthorized)?;
+            Ok(CurrentMember(authenticate(&state, &token).await?))
+        })
+    }
+}
+
+/// A member of SELA's secretariat; anyone else authenticated gets 403.
+pub struct Secretariat(pub CurrentMember);
+
+impl FromRequest for Secretariat {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let member = CurrentMember::from_request(req, payload);
+        Box::pin(async move {
+            let member = member.await?;
+            if !member.is_secretariat() {
+                return Err(ApiError::Forbidden);
+            }
+            Ok(Secretariat(member))
+        })
+    }
+}
+
+/// The client's address: the peer, or `X-Forwarded-For` when the peer is a trusted proxy.
+#[derive(Clone, Debug)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl ClientIp {
+    pub fn of(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Self {
+        let peer = req.peer_addr().map(|addr| addr.ip());
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        let Some(peer) = peer.filter(is_trusted) else {
+            return ClientIp(peer);
+        };
+        // Walk the chain from the nearest hop; the first address we do not trust is the client.
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        let client = forwarded.iter().rev().find(|ip| !is_trusted(ip)).copied();
+        ClientIp(Some(client.or(forwarded.first().copied()).unwrap_or(peer)))
+    }
+
+    pub fn to_text(&self) -> Option<String> {
+        self.0.map(|ip| ip.to_string())
+    }
+}
+
+impl FromRequest for ClientIp {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(app_state(req).map(|state| ClientIp::of(req, &state.settings.server.trusted_proxies)))
+    }
+}

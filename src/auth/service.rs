@@ -1,0 +1,501 @@
+//! Sessions: login, refresh-token rotation, logout, invitations and password resets.
+
+use chrono::{Duration, Utc};
+use entity::{member, one_time_token, refresh_token};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, Set,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::dto::{TokenPairResponse, UpdateMeRequest};
+use super::throttle::{account_key, ip_key};
+use super::tokens::{OpaqueKind, hash_opaque_of_kind, new_opaque};
+use crate::audit::{self, AuditEntry};
+use crate::domain::{Email, Locale, MemberStatus, Password, Validator, required_text};
+use crate::error::{ApiError, ApiResult};
+use crate::mail::{self, templates};
+use crate::state::AppState;
+
+/// Logs a member in. Every failure, whatever its cause, is the same 401 after the same work.
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: &SecretString,
+    ip: Option<String>,
+) -> ApiResult<TokenPairResponse> {
+    // An unparsable email still costs a hash below, so it answers like any unknown account.
+    let email = Email::parse("email", email)
+        .map(|email| email.as_str().to_owned())
+        .unwrap_or_default();
+    let keys = [
+        (account_key(&email), state.settings.auth.max_failures_per_account),
+        (
+            ip_key(ip.as_deref().unwrap_or("unknown")),
+            state.settings.auth.max_failures_per_ip,
+        ),
+    ];
+    if let Some(retry_after_secs) = keys
+        .iter()
+        .filter_map(|(key, limit)| state.throttle.retry_after(key, *limit))
+        .max()
+    {
+        return Err(ApiError::RateLimited { retry_after_secs });
+    }
+
+    let found = member::Entity::find()
+        .filter(member::Column::Email.eq(&email))
+        .one(state.db.conn())
+        .await?;
+    let active = found.filter(|member| member.status == MemberStatus::Active.as_str());
+    let stored_hash = active.as_ref().and_then(|member| member.password_hash.clone());
+    let verified = state.passwords.verify(password, stored_hash).await?;
+
+    let txn = state.db.begin_write().await?;
+    let Some(member) = active.filter(|_| verified) else {
+        keys.iter().for_each(|(key, _)| state.throttle.record_failure(key));
+        audit::record(
+            &*txn,
+            AuditEntry {
+                actor_id: None,
+                action: "auth.login_failed",
+                target_type: "member",
+                target_id: None,
+                details: json!({}),
+                ip,
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        return Err(ApiError::InvalidCredentials);
+    };
+    state.throttle.clear(&keys[0].0);
+    let pair = issue_pair(state, &*txn, member, None).await?;
+    audit::record(
+        &*txn,
+        AuditEntry {
+            actor_id: Some(pair.member.id),
+            action: "auth.login",
+            target_type: "member",
+            target_id: Some(pair.member.id),
+            details: json!({}),
+            ip,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(pair)
+}
+
+/// Spends a refresh token for a new pair. A token spent twice means it was stolen: the whole
+/// family (every token descended from the same login) is revoked.
+#[tracing::instrument(skip_all)]
+pub async fn refresh(state: &AppState, token: &SecretString) -> ApiResult<TokenPairResponse> {
+    let hash = hash_opaque_of_kind(OpaqueKind::Refresh, token.expose_secret()).ok_or(ApiError::Unauthorized)?;
+    let txn = state.db.begin_write().await?;
+    let stored = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if stored.revoked_at.is_some() || stored.expires_at <= Utc::now() {
+        return Err(ApiError::Unauthorized);
+    }
+    // Conditional update: of two concurrent uses, only one can spend the token.
+    let spent = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::Id.eq(stored.id))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .exec(&*txn)
+        .await?;
+    if spent.rows_affected == 0 {
+        revoke_family(&*txn, &stored.family_id).await?;
+        audit::record(
+            &*txn,
+            AuditEntry {
+                actor_id: Some(stored.member_id),
+                action: "auth.refresh_reuse_detected",
+                target_type: "member",
+                target_id: Some(stored.member_id),
+                details: json!({ "family_id": stored.family_id }),
+                ip: None,
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        tracing::warn!(member_id = stored.member_id, "refresh token reused; family revoked");
+        return Err(ApiError::Unauthorized);
+    }
+    let member = member::Entity::find_by_id(stored.member_id)
+        .one(&*txn)
+        .await?
+        .filter(|member| member.status == MemberStatus::Active.as_str())
+        .ok_or(ApiError::Unauthorized)?;
+    let pair = issue_pair(state, &*txn, member, Some(stored.family_id)).await?;
+    txn.commit().await?;
+    Ok(pair)
+}
+
+/// Ends the session the refresh token belongs to. Unknown tokens are ignored: logging out twice
+/// is not an error.
+#[tracing::instrument(skip_all)]
+pub async fn logout(state: &AppState, token: &SecretString, ip: Option<String>) -> ApiResult<()> {
+    let Some(hash) = hash_opaque_of_kind(OpaqueKind::Refresh, token.expose_secret()) else {
+        return Ok(());
+    };
+    let txn = state.db.begin_write().await?;
+    let stored = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .one(&*txn)
+        .await?;
+    if let Some(stored) = stored {
+        revoke_family(&*txn, &stored.family_id).await?;
+        audit::record(
+            &*txn,
+            AuditEntry {
+                actor_id: Some(stored.member_id),
+                action: "auth.logout",
+                target_type: "member",
+                target_id: Some(stored.member_id),
+                details: json!({}),
+                ip,
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn accept_invitation(
+    state: &AppState,
+    token: &SecretString,
+    name: &str,
+    password: &SecretString,
+    ip: Option<String>,
+) -> ApiResult<TokenPairResponse> {
+    let mut validator = Validator::default();
+    let name = validator.check(required_text("name", name, 200));
+    let password = validator.check(Password::parse("password", password));
+    validator.finish()?;
+    let (name, password) = (name.unwrap_or_default(), password.ok_or(ApiError::InvalidToken)?);
+    let hash = state.passwords.hash(password.secret()).await?;
+
+    let txn = state.db.begin_write().await?;
+    let member = consume_one_time(&*txn, OpaqueKind::Invitation, token).await?;
+    if member.status != MemberStatus::Invited.as_str() {
+        return Err(ApiError::InvalidToken);
+    }
+    let mut active = member.into_active_model();
+    active.name = Set(name);
+    active.password_hash = Set(Some(hash));
+    active.status = Set(MemberStatus::Active.as_str().to_owned());
+    active.updated_at = Set(Utc::now());
+    let member = active.update(&*txn).await?;
+    audit::record(
+        &*txn,
+        AuditEntry {
+            actor_id: Some(member.id),
+            action: "auth.invitation_accepted",
+            target_type: "member",
+            target_id: Some(member.id),
+            details: json!({}),
+            ip,
+        },
+    )
+    .await?;
+    let pair = issue_pair(state, &*txn, member, None).await?;
+    txn.commit().await?;
+    Ok(pair)
+}
+
+/// Mails a reset link when the address belongs to an active account; says nothing either way.
+#[tracing::instrument(skip_all)]
+pub async fn forgot_password(state: &AppState, email: &str, ip: Option<String>) -> ApiResult<()> {
+    let Ok(email) = Email::parse("email", email) else {
+        return Ok(());
+    };
+    let found = member::Entity::find()
+        .filter(member::Column::Email.eq(email.as_str()))
+        .one(state.db.conn())
+        .await?;
+    let Some(member) = found.filter(|member| member.status == MemberStatus::Active.as_str()) else {
+        return Ok(());
+    };
+    let txn = state.db.begin_write().await?;
+    queue_password_reset(state, &*txn, &member).await?;
+    audit::record(
+        &*txn,
+        AuditEntry {
+            actor_id: Some(member.id),
+            action: "auth.password_reset_requested",
+            target_type: "member",
+            target_id: Some(member.id),
+            details: json!({}),
+            ip,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.mailer.do_send(mail::Wake);
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn reset_password(
+    state: &AppState,
+    token: &SecretString,
+    password: &SecretString,
+    ip: Option<String>,
+) -> ApiResult<()> {
+    let password = Password::parse("password", password).map_err(|error| ApiError::Validation(vec![error]))?;
+    let hash = state.passwords.hash(password.secret()).await?;
+    let txn = state.db.begin_write().await?;
+    let member = consume_one_time(&*txn, OpaqueKind::PasswordReset, token).await?;
+    if member.status != MemberStatus::Active.as_str() {
+        return Err(ApiError::InvalidToken);
+    }
+    let email = member.email.clone();
+    let member_id = member.id;
+    let mut active = member.into_active_model();
+    active.password_hash = Set(Some(hash));
+    active.updated_at = Set(Utc::now());
+    active.update(&*txn).await?;
+    revoke_sessions(&*txn, member_id).await?;
+    audit::record(
+        &*txn,
+        AuditEntry {
+            actor_id: Some(member_id),
+            action: "auth.password_reset",
+            target_type: "member",
+            target_id: Some(member_id),
+            details: json!({}),
+            ip,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    // Proving control of the mailbox lifts any lock-out an attacker caused.
+    state.throttle.clear(&account_key(&email));
+    Ok(())
+}
+
+/// Updates the caller's own profile; a new password needs the current one and ends every
+/// other session.
+#[tracing::instrument(skip_all, fields(member_id = member.id))]
+pub async fn update_me(state: &AppState, member: member::Model, request: UpdateMeRequest) -> ApiResult<member::Model> {
+    let mut validator = Validator::default();
+    let name = request
+        .name
+        .as_deref()
+        .and_then(|name| validator.check(required_text("name", name, 200)));
+    let locale = request.locale.as_deref().and_then(|locale| {
+        validator
+            .check(Locale::from_db(locale).map_err(|_| crate::error::FieldError::new("locale", "must be en or es")))
+    });
+    let new_password = request
+        .password
+        .as_ref()
+        .and_then(|change| validator.check(Password::parse("password.new", &change.new)));
+    validator.finish()?;
+
+    let new_hash = match (&request.password, new_password) {
+        (Some(change), Some(new_password)) => {
+            if !state
+                .passwords
+                .verify(&change.current, member.password_hash.clone())
+                .await?
+            {
+                return Err(ApiError::validation("password.current", "is not your current password"));
+            }
+            Some(state.passwords.hash(new_password.secret()).await?)
+        }
+        _ => None,
+    };
+
+    let txn = state.db.begin_write().await?;
+    let member_id = member.id;
+    let mut active = member.into_active_model();
+    if let Some(name) = name {
+        active.name = Set(name);
+    }
+    if let Some(locale) = locale {
+        active.locale = Set(locale.as_str().to_owned());
+    }
+    let password_changed = new_hash.is_some();
+    if let Some(hash) = new_hash {
+        active.password_hash = Set(Some(hash));
+    }
+    active.updated_at = Set(Utc::now());
+    let mut updated = active.update(&*txn).await?;
+    if password_changed {
+        revoke_sessions(&*txn, member_id).await?;
+        updated.token_version += 1;
+        audit::record(
+            &*txn,
+            AuditEntry {
+                actor_id: Some(member_id),
+                action: "auth.password_changed",
+                target_type: "member",
+                target_id: Some(member_id),
+                details: json!({}),
+                ip: None,
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Issues an access token and a refresh token (in `family`, or a new family for a new login).
+async fn issue_pair(
+    state: &AppState,
+    conn: &impl ConnectionTrait,
+    member: member::Model,
+    family: Option<String>,
+) -> ApiResult<TokenPairResponse> {
+    let (refresh_token, refresh_hash) = new_opaque(OpaqueKind::Refresh);
+    let now = Utc::now();
+    refresh_token::ActiveModel {
+        member_id: Set(member.id),
+        family_id: Set(family.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())),
+        token_hash: Set(refresh_hash),
+        expires_at: Set(now + Duration::days(state.settings.auth.refresh_token_ttl_days)),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(TokenPairResponse {
+        access_token: state.tokens.issue(member.id, member.token_version)?,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl_secs(),
+        member: member.into(),
+    })
+}
+
+async fn revoke_family(conn: &impl ConnectionTrait, family_id: &str) -> ApiResult<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a member: access tokens (by bumping `token_version`) and refresh tokens.
+pub async fn revoke_sessions(conn: &impl ConnectionTrait, member_id: i32) -> ApiResult<()> {
+    member::Entity::update_many()
+        .col_expr(
+            member::Column::TokenVersion,
+            Expr::col(member::Column::TokenVersion).add(1),
+        )
+        .filter(member::Column::Id.eq(member_id))
+        .exec(conn)
+        .await?;
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::MemberId.eq(member_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Creates a single-use token for `member`, voiding earlier unused ones of the same kind.
+pub async fn issue_one_time(
+    conn: &impl ConnectionTrait,
+    member_id: i32,
+    kind: OpaqueKind,
+    ttl: Duration,
+) -> ApiResult<String> {
+    let now = Utc::now();
+    one_time_token::Entity::update_many()
+        .col_expr(one_time_token::Column::UsedAt, Expr::value(now))
+        .filter(one_time_token::Column::MemberId.eq(member_id))
+        .filter(one_time_token::Column::Purpose.eq(kind.as_str()))
+        .filter(one_time_token::Column::UsedAt.is_null())
+        .exec(conn)
+        .await?;
+    let (token, hash) = new_opaque(kind);
+    one_time_token::ActiveModel {
+        member_id: Set(member_id),
+        purpose: Set(kind.as_str().to_owned()),
+        token_hash: Set(hash),
+        expires_at: Set(now + ttl),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(token)
+}
+
+/// Spends a single-use token of `kind` and returns its member.
+async fn consume_one_time(
+    conn: &impl ConnectionTrait,
+    kind: OpaqueKind,
+    token: &SecretString,
+) -> ApiResult<member::Model> {
+    let hash = hash_opaque_of_kind(kind, token.expose_secret()).ok_or(ApiError::InvalidToken)?;
+    let spent = one_time_token::Entity::update_many()
+        .col_expr(one_time_token::Column::UsedAt, Expr::value(Utc::now()))
+        .filter(one_time_token::Column::TokenHash.eq(&hash))
+        .filter(one_time_token::Column::Purpose.eq(kind.as_str()))
+        .filter(one_time_token::Column::UsedAt.is_null())
+        .filter(one_time_token::Column::ExpiresAt.gt(Utc::now()))
+        .exec(conn)
+        .await?;
+    if spent.rows_affected != 1 {
+        return Err(ApiError::InvalidToken);
+    }
+    let stored = one_time_token::Entity::find()
+        .filter(one_time_token::Column::TokenHash.eq(hash))
+        .one(conn)
+        .await?
+        .ok_or(ApiError::InvalidToken)?;
+    member::Entity::find_by_id(stored.member_id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::InvalidToken)
+}
+
+/// Queues an invitation mail with a fresh token (any earlier invitation stops working).
+pub async fn queue_invitation(state: &AppState, conn: &impl ConnectionTrait, member: &member::Model) -> ApiResult<()> {
+    let hours = state.settings.auth.invitation_ttl_hours;
+    let token = issue_one_time(conn, member.id, OpaqueKind::Invitation, Duration::hours(hours)).await?;
+    let link = state.settings.link("/invitation", &token);
+    let locale = Locale::from_db(&member.locale)?;
+    mail::enqueue(
+        conn,
+        &member.email,
+        templates::invitation(locale, &member.name, &link, hours),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Queues a password-reset mail with a fresh token.
+pub async fn queue_password_reset(
+    state: &AppState,
+    conn: &impl ConnectionTrait,
+    member: &member::Model,
+) -> ApiResult<()> {
+    let hours = state.settings.auth.password_reset_ttl_hours;
+    let token = issue_one_time(conn, member.id, OpaqueKind::PasswordReset, Duration::hours(hours)).await?;
+    let link = state.settings.link("/password-reset", &token);
+    let locale = Locale::from_db(&member.locale)?;
+    mail::enqueue(
+        conn,
+        &member.email,
+        templates::password_reset(locale, &member.name, &link, hours),
+    )
+    .await?;
+    Ok(())
+}

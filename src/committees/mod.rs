@@ -1,0 +1,3 @@
+//! Committees and their memberships.
+
+pub mod service;

@@ -1,0 +1,104 @@
+//! The database handle: one pool, and one gate that serializes writers on SQLite.
+//!
+//! SQLite lets one writer in at a time; a transaction that reads and then writes fails with
+//! `SQLITE_BUSY` if another writer committed in between. Taking an in-process gate around every
+//! write transaction (SQLite is the single-node embedded mode) makes writers queue instead of
+//! fail, and keeps event offsets in commit order. PostgreSQL needs no gate: row locks do it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use secrecy::ExposeSecret;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::settings::DatabaseSettings;
+
+#[derive(Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction, holding the SQLite writer gate until it commits or drops.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Db {
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let url = settings.url.expose_secret();
+        if let Some(path) = sqlite_file(url) {
+            if let Some(parent) = std::path::Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("Failed to create the database directory {}", parent.display()))?;
+            }
+        }
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        let conn = sea_orm::Database::connect(options)
+            .await
+            .context("Failed to connect to the database (setting database.url)")?;
+        let write_gate = (conn.get_database_backend() == DatabaseBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Self { conn, write_gate })
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(WriteTxn {
+            txn: self.conn.begin().await?,
+            _gate: gate,
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.ping().await
+    }
+}
+
+/// The file path of a `sqlite://` URL, when it names a file.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}

@@ -1,0 +1,126 @@
+//! Types that parse once at the edge, so services never re-check them.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{ApiError, FieldError};
+
+/// A syntactically valid email address, lower-cased so that uniqueness is case-insensitive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let trimmed = raw.trim();
+        if trimmed.len() > 254 || !email_address::EmailAddress::is_valid(trimmed) {
+            return Err(FieldError::new(field, "must be a valid email address"));
+        }
+        Ok(Email(trimmed.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password that meets the policy: 12 to 128 characters, no composition rules, no truncation.
+pub struct Password(SecretString);
+
+impl Password {
+    pub const MIN_CHARS: usize = 12;
+    pub const MAX_CHARS: usize = 128;
+
+    pub fn parse(field: &str, raw: &SecretString) -> Result<Self, FieldError> {
+        let chars = raw.expose_secret().chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(FieldError::new(field, "must be at least 12 characters long"));
+        }
+        if chars > Self::MAX_CHARS {
+            return Err(FieldError::new(field, "must be at most 128 characters long"));
+        }
+        Ok(Password(raw.clone()))
+    }
+
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+/// Checks a required human-readable text: trimmed, non-empty, at most `max` characters.
+pub fn required_text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(FieldError::new(field, format!("must be at most {max} characters long")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Collects field errors so a client sees every problem of a request at once.
+#[derive(Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.errors.push(error);
+                None
+            }
+        }
+    }
+
+    pub fn add(&mut self, field: &str, message: &str) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses a value stored in the database; unknown text is a corrupted row.
+            pub fn from_db(text: &str) -> anyhow::Result<Self> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    other => anyhow::bail!(concat!("unknown ", stringify!($name), " {:?}"), other),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What an account may do across the portal.
+    Role { Member => "member", Secretariat => "secretariat" }
+);
+
+string_enum!(
+    /// The life of an account: invited until the invitation is accepted.
+    MemberStatus { Invited => "invited", Active => "active", Suspended => "suspended" }
+);
+
+string_enum!(
+    /// The languages mails and pages are written in.
+    Locale { En => "en", Es => "es" }
+);

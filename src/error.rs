@@ -1,0 +1,218 @@
+//! The one error type of the API, rendered as `application/problem+json` (RFC 9457).
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One field that failed validation.
+#[derive(Clone, Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body or query could not be read (malformed JSON, bad encoding).
+    #[error("{0}")]
+    BadRequest(String),
+    /// An extractor's own rejection, already rendered as a problem by its error handler.
+    #[error("{0}")]
+    Rejected(actix_web::Error),
+    /// 400: the request was well-formed but some fields are wrong.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 400: a one-time token is unknown, used or expired.
+    #[error("the token is invalid or has expired")]
+    InvalidToken,
+    /// 401: wrong email or password.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// 401: no valid access token.
+    #[error("authentication required")]
+    Unauthorized,
+    /// 403: authenticated but not allowed.
+    #[error("forbidden")]
+    Forbidden,
+    /// 404: absent, or private and not the caller's to know about.
+    #[error("not found")]
+    NotFound,
+    /// 405
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: unique constraint, e.g. a taken email.
+    #[error("{0}")]
+    Conflict(String),
+    /// 412: `If-Match` names an old version.
+    #[error("the resource has changed since you read it")]
+    PreconditionFailed,
+    /// 413
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// 415
+    #[error("unsupported content type; send application/json")]
+    UnsupportedMediaType,
+    /// 429, with the seconds to wait.
+    #[error("too many attempts; try again later")]
+    RateLimited { retry_after_secs: u64 },
+    /// 500: the cause is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The stable code, status and title of each error: the one table clients can rely on.
+fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
+    use ApiError::*;
+    match error {
+        BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST, "Bad request"),
+        Validation(_) => ("validation_failed", StatusCode::BAD_REQUEST, "Validation failed"),
+        Rejected(error) => ("rejected", error.as_response_error().status_code(), "Rejected"),
+        InvalidToken => ("invalid_token", StatusCode::BAD_REQUEST, "Invalid or expired token"),
+        InvalidCredentials => ("invalid_credentials", StatusCode::UNAUTHORIZED, "Invalid credentials"),
+        Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED, "Authentication required"),
+        Forbidden => ("forbidden", StatusCode::FORBIDDEN, "Forbidden"),
+        NotFound => ("not_found", StatusCode::NOT_FOUND, "Not found"),
+        MethodNotAllowed => (
+            "method_not_allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+        ),
+        Conflict(_) => ("conflict", StatusCode::CONFLICT, "Conflict"),
+        PreconditionFailed => (
+            "precondition_failed",
+            StatusCode::PRECONDITION_FAILED,
+            "Precondition failed",
+        ),
+        PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+        UnsupportedMediaType => (
+            "unsupported_media_type",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+        ),
+        RateLimited { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+        Internal(_) => (
+            "internal_error",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+        ),
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+impl ApiError {
+    pub fn validation(field: &str, message: &str) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn code(&self) -> &'static str {
+        describe(self).0
+    }
+
+    fn problem(&self) -> Problem {
+        let (code, status, title) = describe(self);
+        let detail = match self {
+            // Never send the cause of an internal error: it may hold SQL, paths or secrets.
+            ApiError::Internal(_) => "An unexpected error occurred; it has been logged.".to_owned(),
+            other => other.to_string(),
+        };
+        Problem {
+            type_: format!("https://dcports.sela.org/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            code,
+            errors: match self {
+                ApiError::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        describe(self).1
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Rejected(error) = self {
+            return error.error_response();
+        }
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(error = ?cause, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
+        }
+        response.body(serde_json::to_vec(&self.problem()).unwrap_or_default())
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        ApiError::Internal(anyhow::Error::new(error).context("database error"))
+    }
+}
+
+impl<E: std::fmt::Debug + std::fmt::Display> From<sea_orm::TransactionError<E>> for ApiError
+where
+    ApiError: From<E>,
+{
+    fn from(error: sea_orm::TransactionError<E>) -> Self {
+        match error {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(inner) => inner.into(),
+        }
+    }
+}
+
+/// Turns a unique-constraint violation into a 409 with a message; other errors pass through.
+pub trait ConflictExt<T> {
+    fn on_conflict(self, message: &str) -> Result<T, ApiError>;
+}
+
+impl<T> ConflictExt<T> for Result<T, sea_orm::DbErr> {
+    fn on_conflict(self, message: &str) -> Result<T, ApiError> {
+        self.map_err(|error| match error.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::Conflict(message.to_owned()),
+            _ => error.into(),
+        })
+    }
+}
+
+impl From<actix_web::Error> for ApiError {
+    fn from(error: actix_web::Error) -> Self {
+        ApiError::Rejected(error)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An extractor whose rejection waits for the handler, written `let body = body?;` after the
+/// authentication extractors: actix polls extractors together, and a caller without the right
+/// to an endpoint must hear 401/403, not learn what the endpoint would accept.
+pub type Deferred<T> = Result<T, actix_web::Error>;

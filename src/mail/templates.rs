@@ -1,0 +1,102 @@
+//! The texts of the mails, in English and Spanish.
+
+use crate::domain::Locale;
+
+pub struct RenderedMail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub fn invitation(locale: Locale, name: &str, link: &str, valid_hours: i64) -> RenderedMail {
+    let (subject, greeting, body, action, expiry) = match locale {
+        Locale::En => (
+            "Your invitation to the D&C Ports Network portal",
+            format!("Hello {name},"),
+            "SELA's secretariat has invited you to the workspace of the Latin American and Caribbean Network of Digital and Collaborative Ports.",
+            "Choose your password and activate your account",
+            format!("This link can be used once and expires in {valid_hours} hours."),
+        ),
+        Locale::Es => (
+            "Su invitación al portal de la Red de Puertos Digitales y Colaborativos",
+            format!("Hola {name}:"),
+            "La secretaría del SELA le ha invitado al espacio de trabajo de la Red de Puertos Digitales y Colaborativos de América Latina y el Caribe.",
+            "Elija su contraseña y active su cuenta",
+            format!("Este enlace puede usarse una sola vez y vence en {valid_hours} horas."),
+        ),
+    };
+    compose(subject, &greeting, body, action, link, &expiry)
+}
+
+pub fn password_reset(locale: Locale, name: &str, link: &str, valid_hours: i64) -> RenderedMail {
+    let (subject, greeting, body, action, expiry) = match locale {
+        Locale::En => (
+            "Reset your D&C Ports Network password",
+            format!("Hello {name},"),
+            "Someone asked to reset the password of your account. If it was not you, ignore this message: your password stays as it is.",
+            "Choose a new password",
+            format!("This link can be used once and expires in {valid_hours} hours."),
+        ),
+        Locale::Es => (
+            "Restablezca su contraseña de la Red de Puertos D&C",
+            format!("Hola {name}:"),
+            "Alguien pidió restablecer la contraseña de su cuenta. Si no fue usted, ignore este mensaje: su contraseña no cambia.",
+            "Elija una nueva contraseña",
+            format!("Este enlace puede usarse una sola vez y vence en {valid_hours} horas."),
+        ),
+    };
+    compose(subject, &greeting, body, action, link, &expiry)
+}
+
+fn compose(subject: &str, greeting: &str, body: &str, action: &str, link: &str, expiry: &str) -> RenderedMail {
+    let text = format!("{greeting}\n\n{body}\n\n{action}:\n{link}\n\n{expiry}\n\n-- \nSELA · D&C Ports Network\n");
+    let html = format!(
+        "<!doctype html><html><body><p>{}</p><p>{}</p><p><a href=\"{}\">{}</a></p><p>{}</p><p>SELA · D&amp;C Ports Network</p></body></html>",
+        escape(greeting),
+        escape(body),
+        escape(link),
+        escape(action),
+        escape(expiry)
+    );
+    RenderedMail {
+        subject: subject.to_owned(),
+        text,
+        html,
+    }
+}
+
+/// Escapes text for HTML: member names are user input.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_in_the_html_part_and_kept_in_the_text_part() {
+        let mail = invitation(Locale::En, "<b>Ana</b>", "https://x.test/i?token=a&b", 24);
+        assert!(mail.html.contains("&lt;b&gt;Ana&lt;/b&gt;"));
+        assert!(mail.html.contains("token=a&amp;b"));
+        assert!(mail.text.contains("Hello <b>Ana</b>,"));
+    }
+
+    #[test]
+    fn spanish_mails_are_in_spanish() {
+        let mail = password_reset(Locale::Es, "Ana", "https://x.test", 2);
+        assert!(mail.subject.starts_with("Restablezca"));
+        assert!(mail.text.contains("vence en 2 horas"));
+    }
+}

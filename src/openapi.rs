@@ -1,0 +1,55 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{admin, auth, error, pagination, startup};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dcports", description = "The API of the D&C Ports Network portal (SELA)."),
+    paths(
+        startup::healthz,
+        startup::readyz,
+        auth::routes::login,
+        auth::routes::refresh,
+        auth::routes::logout,
+        auth::routes::accept_invitation,
+        auth::routes::forgot_password,
+        auth::routes::reset_password,
+        auth::routes::get_me,
+        auth::routes::update_me,
+        admin::routes::create_member,
+        admin::routes::list_members,
+        admin::routes::get_member,
+        admin::routes::update_member,
+        admin::routes::resend_invitation,
+        admin::routes::send_password_reset,
+        admin::routes::list_audit,
+    ),
+    components(schemas(error::Problem, error::FieldError, pagination::Paginated<auth::dto::MemberResponse>)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

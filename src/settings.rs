@@ -1,0 +1,223 @@
+//! Typed settings: `config/default.toml`, then `config/{DCPORTS_ENV}.toml`, then
+//! `DCPORTS__SECTION__KEY` environment variables (last wins).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The JWT secret shipped in `config/default.toml`; production refuses to start with it.
+const DEVELOPMENT_JWT_SECRET: &str = "insecure-development-secret-do-not-use-in-production";
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+
+    fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("DCPORTS_ENV").as_deref() {
+            Err(_) | Ok("development") => Ok(Environment::Development),
+            Ok("test") => Ok(Environment::Test),
+            Ok("production") => Ok(Environment::Production),
+            Ok(other) => bail!("DCPORTS_ENV must be development, test or production, not {other:?}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    #[serde(skip_deserializing, default = "default_environment")]
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub mail: MailSettings,
+    pub bootstrap: BootstrapSettings,
+    pub log: LogSettings,
+}
+
+fn default_environment() -> Environment {
+    Environment::Development
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub public_url: url::Url,
+    pub json_limit_bytes: usize,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: SecretString,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_days: i64,
+    pub invitation_ttl_hours: i64,
+    pub password_reset_ttl_hours: i64,
+    pub max_failures_per_account: u32,
+    pub max_failures_per_ip: u32,
+    pub failure_window_secs: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MailSettings {
+    pub transport: MailTransportKind,
+    pub outbox_dir: PathBuf,
+    pub from: String,
+    pub poll_interval_ms: u64,
+    pub retry_base_ms: u64,
+    pub max_attempts: i32,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: String,
+    pub password: SecretString,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct BootstrapSettings {
+    pub admin_email: String,
+    pub admin_name: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Settings {
+    /// Loads the settings for `DCPORTS_ENV` from the configuration directory
+    /// (`DCPORTS_CONFIG_DIR`, else `./config`).
+    pub fn load() -> anyhow::Result<Self> {
+        let dir = std::env::var_os("DCPORTS_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        Self::load_from(&dir, Environment::from_env()?)
+    }
+
+    pub fn load_from(dir: &Path, environment: Environment) -> anyhow::Result<Self> {
+        let default_file = dir.join("default.toml");
+        if !default_file.is_file() {
+            bail!(
+                "configuration file {} not found (run from the project root or set DCPORTS_CONFIG_DIR)",
+                default_file.display()
+            );
+        }
+        let raw = config::Config::builder()
+            .add_source(config::File::from(default_file))
+            .add_source(config::File::from(dir.join(format!("{}.toml", environment.as_str()))).required(false))
+            .add_source(
+                config::Environment::with_prefix("DCPORTS")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("server.allowed_origins"),
+            )
+            .build()
+            .context("Failed to read the configuration")?;
+        let mut settings: Settings = raw.try_deserialize().context("Invalid configuration")?;
+        settings.environment = environment;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let secret = self.auth.jwt_secret.expose_secret();
+        if secret.len() < 32 {
+            bail!("setting auth.jwt_secret must be at least 32 bytes long");
+        }
+        if self.environment == Environment::Production && secret == DEVELOPMENT_JWT_SECRET {
+            bail!("setting auth.jwt_secret still has its development default; set DCPORTS__AUTH__JWT_SECRET");
+        }
+        if self.environment == Environment::Production
+            && self.mail.transport == MailTransportKind::Smtp
+            && !self.mail.smtp.username.is_empty()
+            && self.mail.smtp.password.expose_secret().is_empty()
+        {
+            bail!("setting mail.smtp.password is missing while mail.smtp.username is set");
+        }
+        if self.auth.access_token_ttl_secs <= 0 || self.auth.refresh_token_ttl_days <= 0 {
+            bail!("settings auth.access_token_ttl_secs and auth.refresh_token_ttl_days must be positive");
+        }
+        if self.auth.argon2_memory_kib < 8 * self.auth.argon2_parallelism.max(1) {
+            bail!("setting auth.argon2_memory_kib is too small for argon2");
+        }
+        if self.server.json_limit_bytes == 0 {
+            bail!("setting server.json_limit_bytes must be positive");
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            bail!("setting mail.from is not a valid mailbox: {:?}", self.mail.from);
+        }
+        Ok(())
+    }
+
+    /// Whether responses should carry HSTS (only when users reach us over https).
+    pub fn uses_https(&self) -> bool {
+        self.server.public_url.scheme() == "https"
+    }
+
+    /// Builds a link for mails, e.g. `link("/invitation", token)`.
+    pub fn link(&self, path: &str, token: &str) -> String {
+        let mut url = self.server.public_url.clone();
+        url.set_path(path);
+        url.query_pairs_mut().clear().append_pair("token", token);
+        url.to_string()
+    }
+}

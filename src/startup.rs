@@ -1,0 +1,223 @@
+//! Builds the application: database, actors, middleware and routes, bound to a listener.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix::Actor as _;
+use actix_cors::Cors;
+use actix_web::dev::{Server, ServiceResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+use anyhow::Context;
+use migration::MigratorTrait as _;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::auth::password::Passwords;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::tokens::AccessTokens;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::mail::Mailer;
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::{admin, auth, bootstrap, openapi};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects, migrates, starts the actors and binds (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database).await?;
+        migration::Migrator::up(db.conn(), None)
+            .await
+            .context("Failed to run the migrations")?;
+        bootstrap::ensure_secretariat(&db, &settings).await?;
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).with_context(|| {
+            format!(
+                "Failed to bind {}:{} (settings server.host, server.port)",
+                settings.server.host, settings.server.port
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+
+        let mailer = Mailer::new(db.conn().clone(), settings.mail.clone())?.start();
+        let state = web::Data::new(AppState {
+            tokens: AccessTokens::new(&settings.auth)?,
+            passwords: Passwords::new(&settings.auth)?,
+            throttle: LoginThrottle::new(Duration::from_secs(settings.auth.failure_window_secs)),
+            db,
+            mailer,
+            settings,
+        });
+        let metrics = PrometheusMetricsBuilder::new("dcports")
+            .endpoint("/metrics")
+            .mask_unmatched_patterns("UNKNOWN")
+            .build()
+            .map_err(|error| anyhow::anyhow!("Failed to set up metrics: {error}"))?;
+        let server = HttpServer::new(move || build_app(state.clone(), metrics.clone()))
+            .listen(listener)?
+            .shutdown_timeout(30)
+            .run();
+        tracing::info!(port, "dcports listening");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn build_app(
+    state: web::Data<AppState>,
+    metrics: PrometheusMetrics,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let settings = &state.settings;
+    App::new()
+        .app_data(state.clone())
+        .app_data(
+            web::JsonConfig::default()
+                .limit(settings.server.json_limit_bytes)
+                .error_handler(|error, _| json_error(error).into()),
+        )
+        .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::BadRequest(error.to_string()).into()))
+        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+        .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
+        .wrap(security_headers(settings))
+        .wrap(cors(settings))
+        .wrap(metrics)
+        .wrap(actix_web::middleware::from_fn(echo_request_id))
+        .wrap(TracingLogger::default())
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/api/openapi.json", web::get().to(openapi::serve))
+        .service(web::scope("/api/admin").configure(admin::routes::configure))
+        .service(web::scope("/api").configure(auth::routes::configure))
+        .default_service(web::to(|| async { ApiError::NotFound.error_response() }))
+}
+
+fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError::*;
+    match error {
+        Overflow { .. } | OverflowKnownLength { .. } => ApiError::PayloadTooLarge,
+        ContentType => ApiError::UnsupportedMediaType,
+        Deserialize(error) => ApiError::BadRequest(format!("invalid JSON body: {error}")),
+        other => ApiError::BadRequest(format!("could not read the body: {other}")),
+    }
+}
+
+/// Turns any error response that is not already problem+json (unknown routes, wrong methods,
+/// framework errors) into one, so clients never see HTML or an empty error body.
+fn problem_for_bare_errors<B>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
+    // WebSocket closes and upgrades are not ours to rewrite.
+    if is_problem || response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+    }
+    let error = match response.status() {
+        StatusCode::NOT_FOUND => ApiError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+        StatusCode::FORBIDDEN => ApiError::Forbidden,
+        status if status.is_server_error() => ApiError::Internal(anyhow::anyhow!("framework error {status}")),
+        status => ApiError::BadRequest(status.canonical_reason().unwrap_or("bad request").to_lowercase()),
+    };
+    let (request, _) = response.into_parts();
+    let problem = ServiceResponse::new(request, error.error_response()).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(problem))
+}
+
+fn security_headers(settings: &Settings) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    if settings.uses_https() {
+        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"))
+    } else {
+        headers
+    }
+}
+
+fn cors(settings: &Settings) -> Cors {
+    let cors = Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(3600);
+    settings
+        .server
+        .allowed_origins
+        .iter()
+        .fold(cors, |cors, origin| cors.allowed_origin(origin))
+}
+
+/// Sends the request id that tags this request's log lines back in `X-Request-Id`.
+async fn echo_request_id(
+    request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let request_id = request.extensions().get::<RequestId>().map(|id| id.to_string());
+    let mut response = next.call(request).await?;
+    if let Some(value) = request_id.and_then(|id| header::HeaderValue::from_str(&id).ok()) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(response)
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "ok")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503)))]
+pub async fn readyz(state: web::Data<AppState>, _: HttpRequest) -> HttpResponse {
+    match state.db.ping().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "database": "ok" })),
+        Err(error) => {
+            tracing::warn!(error = %error, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({ "status": "unavailable", "database": "unreachable" }))
+        }
+    }
+}

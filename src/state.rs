@@ -1,0 +1,19 @@
+//! What every handler shares.
+
+use actix::Addr;
+
+use crate::auth::password::Passwords;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::tokens::AccessTokens;
+use crate::db::Db;
+use crate::mail::Mailer;
+use crate::settings::Settings;
+
+pub struct AppState {
+    pub db: Db,
+    pub settings: Settings,
+    pub tokens: AccessTokens,
+    pub passwords: Passwords,
+    pub throttle: LoginThrottle,
+    pub mailer: Addr<Mailer>,
+}

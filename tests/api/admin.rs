@@ -1,0 +1,289 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, spawn_app};
+
+/// Every (method, path) of the OpenAPI document that requires a bearer token, with path
+/// parameters filled in. Iterating the document means a new endpoint is covered automatically.
+async fn private_operations(app: &TestApp) -> Vec<(Method, String)> {
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation.get("security").is_none() {
+                continue;
+            }
+            let concrete = path
+                .split('/')
+                .map(|part| if part.starts_with('{') { "1" } else { part })
+                .collect::<Vec<_>>()
+                .join("/");
+            operations.push((method.to_uppercase().parse().unwrap(), concrete));
+        }
+    }
+    assert!(
+        operations.len() >= 9,
+        "the document lists too few private operations: {operations:?}"
+    );
+    operations
+}
+
+#[actix_web::test]
+async fn every_private_endpoint_answers_401_without_a_token() {
+    let app = spawn_app().await;
+    for (method, path) in private_operations(&app).await {
+        let (status, body) = app.call(method.clone(), &path, None, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+        assert_eq!(body["code"], "unauthorized", "{method} {path}");
+        let (status, _) = app
+            .call(method.clone(), &path, Some("garbage.token.here"), Some(json!({})))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with a garbage token");
+    }
+}
+
+#[actix_web::test]
+async fn a_member_gets_403_on_every_admin_endpoint() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let member = app.member(&admin, "m@port.pe").await;
+    let token = member["access_token"].as_str().unwrap();
+    let admin_operations: Vec<_> = private_operations(&app)
+        .await
+        .into_iter()
+        .filter(|(_, path)| path.starts_with("/api/admin"))
+        .collect();
+    assert!(admin_operations.len() >= 7);
+    for (method, path) in admin_operations {
+        let (status, body) = app.call(method.clone(), &path, Some(token), Some(json!({}))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        assert_eq!(body["code"], "forbidden");
+    }
+}
+
+#[actix_web::test]
+async fn a_taken_email_is_a_conflict_whatever_its_case() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    app.invite(&admin, "ana@puerto.cl").await;
+    let (status, body) = app
+        .post(
+            "/api/admin/members",
+            Some(&admin),
+            json!({ "email": "ANA@Puerto.cl", "name": "Ana", "role": "member" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["code"], "conflict");
+    let (_, list) = app.get("/api/admin/members?q=ana", &admin).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[actix_web::test]
+async fn members_are_listed_with_filters_and_stable_pages() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    for n in 0..5 {
+        app.invite(&admin, &format!("person{n}@port.org")).await;
+    }
+    let (status, page1) = app.get("/api/admin/members?limit=2&status=invited", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = app
+        .get(
+            &format!("/api/admin/members?limit=2&status=invited&cursor={cursor}"),
+            &admin,
+        )
+        .await;
+    let (_, page3) = app
+        .get(
+            &format!(
+                "/api/admin/members?limit=2&status=invited&cursor={}",
+                page2["next_cursor"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await;
+    let emails: Vec<String> = [&page1, &page2, &page3]
+        .iter()
+        .flat_map(|page| {
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["email"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(
+        emails,
+        (0..5).map(|n| format!("person{n}@port.org")).collect::<Vec<_>>()
+    );
+    assert_eq!(page3["next_cursor"], Value::Null);
+
+    let (_, active) = app.get("/api/admin/members?status=active", &admin).await;
+    assert_eq!(active["items"].as_array().unwrap().len(), 1);
+    let (_, found) = app.get("/api/admin/members?q=PERSON3", &admin).await;
+    assert_eq!(found["items"][0]["email"], "person3@port.org");
+    let (_, none) = app.get("/api/admin/members?q=%25", &admin).await;
+    assert_eq!(none["items"].as_array().unwrap().len(), 0, "a % in q matches literally");
+
+    for bad in [
+        "limit=0",
+        "limit=201",
+        "cursor=nonsense",
+        "status=sleeping",
+        "limit=abc",
+    ] {
+        let (status, body) = app.get(&format!("/api/admin/members?{bad}"), &admin).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}
+
+#[actix_web::test]
+async fn a_new_invitation_voids_the_previous_link() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let id = app.invite(&admin, "late@port.org").await;
+    let first = app.token_from_mail("late@port.org", "/invitation").await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/members/{id}/invitation"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let second = loop {
+        let token = app.token_from_mail("late@port.org", "/invitation").await;
+        if token != first {
+            break token;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    let accept = |token: String| json!({ "token": token, "name": "Late", "password": PASSWORD });
+    assert_eq!(
+        app.post("/api/auth/invitations/accept", None, accept(first)).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.post("/api/auth/invitations/accept", None, accept(second)).await.0,
+        StatusCode::OK
+    );
+    // Accepted: re-inviting is now a conflict.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/members/{id}/invitation"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[actix_web::test]
+async fn the_secretariat_sends_a_reset_link_that_works() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let member = app.member(&admin, "m@port.pe").await;
+    let id = member["member"]["id"].as_i64().unwrap();
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/members/{id}/password-reset"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let token = app.token_from_mail("m@port.pe", "/password-reset").await;
+    let (status, _) = app
+        .post(
+            "/api/auth/password/reset",
+            None,
+            json!({ "token": token, "password": "reset by the secretariat" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.login("m@port.pe", "reset by the secretariat").await.0,
+        StatusCode::OK
+    );
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/admin/members/9999/password-reset",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn the_secretariat_cannot_suspend_itself_and_can_reactivate_others() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (_, me) = app.get("/api/me", &admin).await;
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/members/{}", me["id"]),
+            Some(&admin),
+            Some(json!({ "status": "suspended" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "validation_failed");
+
+    let member = app.member(&admin, "m@port.pe").await;
+    let id = member["member"]["id"].as_i64().unwrap();
+    let path = format!("/api/admin/members/{id}");
+    app.call(
+        Method::PATCH,
+        &path,
+        Some(&admin),
+        Some(json!({ "status": "suspended" })),
+    )
+    .await;
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({ "status": "active", "role": "secretariat" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["role"], "secretariat");
+    assert_eq!(app.login("m@port.pe", PASSWORD).await.0, StatusCode::OK);
+
+    let invited = app.invite(&admin, "new@port.pe").await;
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/members/{invited}"),
+            Some(&admin),
+            Some(json!({ "status": "active" })),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an invited account is activated by its owner only"
+    );
+
+    let (_, audit) = app.get("/api/admin/audit?action=member.suspended", &admin).await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+    assert_eq!(audit["items"][0]["target_id"], id);
+}

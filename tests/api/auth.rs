@@ -1,0 +1,406 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn an_invited_member_accepts_logs_in_refreshes_and_logs_out() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let member_id = app.invite(&admin, "Ana.Perez@Puerto.CL").await;
+
+    let (status, body) = app.get(&format!("/api/admin/members/{member_id}"), &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "invited");
+    assert_eq!(body["email"], "ana.perez@puerto.cl");
+
+    let token = app.token_from_mail("ana.perez@puerto.cl", "/invitation").await;
+    let (status, pair) = app
+        .post(
+            "/api/auth/invitations/accept",
+            None,
+            json!({ "token": token, "name": "Ana Pérez", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{pair}");
+    assert_eq!(pair["token_type"], "Bearer");
+    assert_eq!(pair["member"]["status"], "active");
+    assert_eq!(pair["expires_in"], 900);
+
+    // The invitation is single-use.
+    let (status, body) = app
+        .post(
+            "/api/auth/invitations/accept",
+            None,
+            json!({ "token": token, "name": "Again", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "invalid_token");
+
+    let (status, login) = app.login("ANA.PEREZ@puerto.cl", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let access = login["access_token"].as_str().unwrap();
+    let (status, me) = app.get("/api/me", access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["name"], "Ana Pérez");
+    assert_eq!(me["role"], "member");
+    assert_eq!(me["committees"], json!([]));
+
+    let (status, refreshed) = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": login["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert_ne!(refreshed["refresh_token"], login["refresh_token"]);
+    let (status, _) = app.get("/api/me", refreshed["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _) = app
+        .post(
+            "/api/auth/logout",
+            None,
+            json!({ "refresh_token": refreshed["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": refreshed["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (_, audit) = app.get(&format!("/api/admin/audit?actor_id={member_id}"), &admin).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in ["auth.invitation_accepted", "auth.login", "auth.logout"] {
+        assert!(actions.contains(&action), "{action} missing from {actions:?}");
+    }
+}
+
+#[actix_web::test]
+async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let first = app.member(&admin, "m@port.pe").await;
+
+    let (status, second) = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": first["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The stolen first token comes back: refused, and the legitimate second one dies with it.
+    let (status, body) = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": first["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "unauthorized");
+    let (status, _) = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": second["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn a_suspended_members_access_token_stops_working_on_the_next_request() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let pair = app.member(&admin, "m@port.pe").await;
+    let access = pair["access_token"].as_str().unwrap();
+    let id = pair["member"]["id"].as_i64().unwrap();
+    assert_eq!(app.get("/api/me", access).await.0, StatusCode::OK);
+
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/members/{id}"),
+            Some(&admin),
+            Some(json!({ "status": "suspended" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "suspended");
+
+    assert_eq!(app.get("/api/me", access).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": pair["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login("m@port.pe", PASSWORD).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn a_wrong_password_and_an_unknown_email_get_byte_identical_answers() {
+    let app = spawn_app().await;
+    app.secretariat("admin@sela.org").await;
+    let wrong_password = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "email": "admin@sela.org", "password": "not the password at all" }))
+        .send()
+        .await
+        .unwrap();
+    let unknown_email = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "email": "nobody@sela.org", "password": "not the password at all" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown_email.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong_password.headers()["content-type"], "application/problem+json");
+    let (a, b) = (
+        wrong_password.bytes().await.unwrap(),
+        unknown_email.bytes().await.unwrap(),
+    );
+    assert_eq!(a, b);
+    assert!(String::from_utf8_lossy(&a).contains("invalid_credentials"));
+}
+
+#[actix_web::test]
+async fn repeated_failures_on_one_account_are_throttled_until_a_password_reset() {
+    let app = spawn_app().await;
+    app.secretariat("admin@sela.org").await;
+    let limit = app.settings.auth.max_failures_per_account;
+    for _ in 0..limit {
+        assert_eq!(
+            app.login("admin@sela.org", "wrong password, wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let response = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "email": "admin@sela.org", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+
+    // The owner proves control of the mailbox: the lock-out is lifted.
+    let (status, _) = app
+        .post("/api/auth/password/forgot", None, json!({ "email": "admin@sela.org" }))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let token = app.token_from_mail("admin@sela.org", "/password-reset").await;
+    let new_password = "a brand new passphrase";
+    let (status, body) = app
+        .post(
+            "/api/auth/password/reset",
+            None,
+            json!({ "token": token, "password": new_password }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(app.login("admin@sela.org", new_password).await.0, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn many_failures_from_one_ip_are_throttled_across_accounts() {
+    let app = spawn_app_with(|settings| settings.auth.max_failures_per_ip = 4).await;
+    for n in 0..4 {
+        assert_eq!(
+            app.login(&format!("nobody{n}@x.org"), "whatever whatever").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (status, body) = app.login("someone.else@x.org", "whatever whatever").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], "rate_limited");
+}
+
+#[actix_web::test]
+async fn a_password_reset_revokes_every_session_and_the_token_is_single_use() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let pair = app.member(&admin, "m@port.pe").await;
+    let (status, _) = app
+        .post("/api/auth/password/forgot", None, json!({ "email": "m@port.pe" }))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let token = app.token_from_mail("m@port.pe", "/password-reset").await;
+
+    let (status, body) = app
+        .post(
+            "/api/auth/password/reset",
+            None,
+            json!({ "token": token, "password": "short" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["field"], "password");
+
+    let (status, _) = app
+        .post(
+            "/api/auth/password/reset",
+            None,
+            json!({ "token": token, "password": "another fine passphrase" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/api/me", pair["access_token"].as_str().unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": pair["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = app
+        .post(
+            "/api/auth/password/reset",
+            None,
+            json!({ "token": token, "password": "yet another passphrase" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "invalid_token");
+    assert_eq!(
+        app.login("m@port.pe", "another fine passphrase").await.0,
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn forgot_password_answers_202_for_unknown_addresses_and_sends_nothing() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post(
+            "/api/auth/password/forgot",
+            None,
+            json!({ "email": "ghost@nowhere.org" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body, serde_json::Value::Null);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(app.mails_to("ghost@nowhere.org").is_empty());
+}
+
+#[actix_web::test]
+async fn changing_ones_password_needs_the_current_one_and_ends_other_sessions() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let pair = app.member(&admin, "m@port.pe").await;
+    let access = pair["access_token"].as_str().unwrap();
+
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            "/api/me",
+            Some(access),
+            Some(json!({ "password": { "current": "not it at all!", "new": "a new long passphrase" } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["field"], "password.current");
+    assert_eq!(
+        app.get("/api/me", access).await.0,
+        StatusCode::OK,
+        "a failed change keeps the session"
+    );
+
+    let (status, body) = app
+        .call(Method::PATCH, "/api/me", Some(access), Some(json!({ "name": "Renamed", "locale": "es", "password": { "current": PASSWORD, "new": "a new long passphrase" } })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "Renamed");
+    assert_eq!(body["locale"], "es");
+    assert_eq!(app.get("/api/me", access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login("m@port.pe", "a new long passphrase").await.0, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn tokens_of_one_kind_cannot_stand_in_for_another() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let pair = app.member(&admin, "m@port.pe").await;
+    // A refresh token is not an access token, and an access token is not a refresh token.
+    assert_eq!(
+        app.get("/api/me", pair["refresh_token"].as_str().unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({ "refresh_token": pair["access_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Nor is a refresh token an invitation token.
+    let (status, body) = app
+        .post(
+            "/api/auth/invitations/accept",
+            None,
+            json!({ "token": pair["refresh_token"], "name": "X", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "invalid_token");
+}
+
+#[actix_web::test]
+async fn an_access_token_signed_with_another_key_or_algorithm_is_refused() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (_, me) = app.get("/api/me", &admin).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": me["id"].to_string(), "iss": "dcports", "aud": "dcports-api", "exp": now + 600, "iat": now,
+        "jti": "x", "typ": "access", "ver": 0
+    });
+    let forged = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(b"some other secret that is long enough").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(app.get("/api/me", &forged).await.0, StatusCode::UNAUTHORIZED);
+    let unsigned = format!(
+        "{}.{}.",
+        base64_url(br#"{"alg":"none","typ":"JWT"}"#),
+        base64_url(claims.to_string().as_bytes())
+    );
+    assert_eq!(app.get("/api/me", &unsigned).await.0, StatusCode::UNAUTHORIZED);
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -1,0 +1,182 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_app;
+
+async fn member_count(app: &crate::helpers::TestApp, admin: &str) -> usize {
+    let (_, list) = app.get("/api/admin/members?limit=200", admin).await;
+    list["items"].as_array().unwrap().len()
+}
+
+fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], expected.as_u16());
+    assert!(body["title"].is_string() && body["type"].is_string() && body["detail"].is_string());
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_wrong_methods_answer_problem_json() {
+    let app = spawn_app().await;
+    for (method, path, status, code) in [
+        (Method::GET, "/api/does-not-exist", StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/nothing/here", StatusCode::NOT_FOUND, "not_found"),
+        (Method::DELETE, "/healthz", StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/api/auth/login", StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let response = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let status_got = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_problem(status_got, &body, status, code);
+    }
+}
+
+#[actix_web::test]
+async fn bad_bodies_get_clear_4xx_problems_and_change_nothing() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let before = member_count(&app, &admin).await;
+    let send = |body: Vec<u8>, content_type: &'static str| {
+        app.client
+            .post(app.url("/api/admin/members"))
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(Vec<u8>, &str, StatusCode, &str)> = vec![
+        (
+            b"{\"email\": ".to_vec(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (b"".to_vec(), "application/json", StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            b"{}".to_vec(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            b"{\"email\": 42, \"name\": [], \"role\": \"member\"}".to_vec(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            b"{\"email\": \"a@b.org\", \"name\": \"x\", \"role\": \"emperor\"}".to_vec(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            vec![b'{', 0xff, 0xfe, b'}'],
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            b"email=a@b.org".to_vec(),
+            "application/x-www-form-urlencoded",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            format!(
+                "{{\"email\":\"a@b.org\",\"name\":\"{}\",\"role\":\"member\"}}",
+                "x".repeat(2 * 1024 * 1024)
+            )
+            .into_bytes(),
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+    ];
+    for (body, content_type, status, code) in cases {
+        let preview = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
+        let response = send(body, content_type).await.unwrap();
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{preview}"
+        );
+        let got = response.status();
+        let problem: Value = response.json().await.unwrap();
+        assert_problem(got, &problem, status, code);
+    }
+
+    for (body, field) in [
+        (
+            json!({ "email": "not-an-email", "name": "X", "role": "member" }),
+            "email",
+        ),
+        (json!({ "email": "a@b.org", "name": "   ", "role": "member" }), "name"),
+        (
+            json!({ "email": "a@b.org", "name": "n".repeat(201), "role": "member" }),
+            "name",
+        ),
+        (
+            json!({ "email": format!("{}@b.org", "a".repeat(300)), "name": "X", "role": "member" }),
+            "email",
+        ),
+        (
+            json!({ "email": "x'); DROP TABLE members;--@b.org", "name": "X", "role": "member" }),
+            "email",
+        ),
+        (
+            json!({ "email": "a@b.org", "name": "X", "role": "member", "organization_id": 77 }),
+            "organization_id",
+        ),
+    ] {
+        let (status, problem) = app.post("/api/admin/members", Some(&admin), body.clone()).await;
+        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+        assert_eq!(problem["errors"][0]["field"], field, "{body}");
+    }
+    assert_eq!(member_count(&app, &admin).await, before, "nothing was written");
+}
+
+#[actix_web::test]
+async fn sql_metacharacters_in_a_login_are_just_a_wrong_login() {
+    let app = spawn_app().await;
+    app.secretariat("admin@sela.org").await;
+    for email in [
+        "admin@sela.org' OR '1'='1",
+        "' OR 1=1 --",
+        "admin@sela.org\"; DROP TABLE members; --",
+    ] {
+        let (status, body) = app.login(email, "anything at all, long").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{email}: {body}");
+    }
+    assert_eq!(
+        app.login("admin@sela.org", crate::helpers::PASSWORD).await.0,
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn security_headers_are_on_every_response() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/api/me", "/missing"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert!(
+            headers.get("strict-transport-security").is_none(),
+            "no HSTS over plain http"
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! `spawn_app()`: a real server on a random port over its own database, and typed helpers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dcports::db::Db;
+use dcports::settings::{Environment, Settings};
+use dcports::startup::Application;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    pub db: Db,
+    _dir: tempfile::TempDir,
+    _postgres: Option<PostgresDatabase>,
+}
+
+/// A fresh PostgreSQL database for one test, dropped when the test ends.
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside any async context we could borrow; a small runtime of its own does it.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let conn = Database::connect(&admin_url).await.ok()?;
+                conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns the application after `customize` adjusts its settings.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings = Settings::load_from(&config_dir, Environment::Test).expect("test settings");
+    let (url, postgres) = database_for_test(dir.path()).await;
+    settings.database.url = SecretString::from(url);
+    settings.server.port = 0;
+    settings.mail.outbox_dir = dir.path().join("outbox");
+    customize(&mut settings);
+    dcports::telemetry::init(&settings.log);
+
+    let app = Application::build(settings.clone()).await.expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let db = Db::connect(&settings.database)
+        .await
+        .expect("test connects to its database");
+    let test_app = TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        settings,
+        db,
+        _dir: dir,
+        _postgres: postgres,
+    };
+    test_app.wait_until_healthy().await;
+    test_app
+}
+
+/// SQLite in the test's temp dir, or a new database on `TEST_DATABASE_URL`'s server.
+async fn database_for_test(dir: &Path) -> (String, Option<PostgresDatabase>) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin_url) if admin_url.starts_with("postgres") => {
+            let name = format!("dcports_test_{}", uuid::Uuid::new_v4().simple());
+            let conn = Database::connect(&admin_url)
+                .await
+                .expect("TEST_DATABASE_URL reachable");
+            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
+            (format!("{base}/{name}"), Some(PostgresDatabase { admin_url, name }))
+        }
+        _ => (format!("sqlite://{}?mode=rwc", dir.join("dcports.db").display()), None),
+    }
+}
+
+impl TestApp {
+    async fn wait_until_healthy(&self) {
+        for _ in 0..200 {
+            if let Ok(response) = self.client.get(self.url("/healthz")).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server did not become healthy");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.settings.mail.outbox_dir.clone()
+    }
+
+    /// Sends a JSON request with an optional bearer token and returns status and parsed body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let text = response.text().await.expect("body read");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
+        self.post("/api/auth/login", None, json!({ "email": email, "password": password }))
+            .await
+    }
+
+    /// An active secretariat account, created as `dcports admin create` does, and its access token.
+    pub async fn secretariat(&self, email: &str) -> String {
+        dcports::bootstrap::create_secretariat(
+            &self.db,
+            &self.settings,
+            email,
+            "Secretariat",
+            SecretString::from(PASSWORD),
+        )
+        .await
+        .expect("secretariat created");
+        let (status, body) = self.login(email, PASSWORD).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Invites `email` and returns the new member's id.
+    pub async fn invite(&self, admin_token: &str, email: &str) -> i64 {
+        let (status, body) = self
+            .post(
+                "/api/admin/members",
+                Some(admin_token),
+                json!({ "email": email, "name": "Invitee", "role": "member" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// Invites `email`, accepts the invitation from the mail, and returns the token pair.
+    pub async fn member(&self, admin_token: &str, email: &str) -> Value {
+        self.invite(admin_token, email).await;
+        let token = self.token_from_mail(email, "/invitation").await;
+        let (status, body) = self
+            .post(
+                "/api/auth/invitations/accept",
+                None,
+                json!({ "token": token, "name": "Member", "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Waits for the newest mail to `to` whose link goes to `path`, and returns the link's token.
+    pub async fn token_from_mail(&self, to: &str, path: &str) -> String {
+        let marker = format!("{path}?token=");
+        for _ in 0..200 {
+            let token = self.mails_to(to).into_iter().rev().find_map(|mail| {
+                mail.text
+                    .split_whitespace()
+                    .find_map(|word| word.split_once(&marker).map(|(_, t)| t.to_owned()))
+            });
+            if let Some(token) = token {
+                return token;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no mail with a {path} link reached {to}");
+    }
+
+    /// Every mail written to the outbox for `to`, oldest first.
+    pub fn mails_to(&self, to: &str) -> Vec<Mail> {
+        read_outbox(&self.outbox())
+            .into_iter()
+            .filter(|mail| mail.to.eq_ignore_ascii_case(to))
+            .collect()
+    }
+}
+
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub modified: std::time::SystemTime,
+}
+
+pub fn parse_mail(raw: &[u8]) -> Option<Mail> {
+    let message = mail_parser::MessageParser::default().parse(raw)?;
+    let to = message.to()?.first()?.address()?.to_owned();
+    Some(Mail {
+        to,
+        subject: message.subject().unwrap_or_default().to_owned(),
+        text: message.body_text(0)?.into_owned(),
+        html: message.body_html(0).map(|html| html.into_owned()),
+        modified: std::time::SystemTime::UNIX_EPOCH,
+    })
+}
+
+fn read_outbox(dir: &Path) -> Vec<Mail> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut mails: Vec<Mail> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "eml"))
+        .filter_map(|entry| {
+            let raw = std::fs::read(entry.path()).ok()?;
+            let mut mail = parse_mail(&raw)?;
+            mail.modified = entry.metadata().ok()?.modified().ok()?;
+            Some(mail)
+        })
+        .collect();
+    mails.sort_by_key(|mail| mail.modified);
+    mails
+}

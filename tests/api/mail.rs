@@ -1,0 +1,129 @@
+use std::time::Duration;
+
+use dcports::settings::{MailTransportKind, SmtpSecurity};
+use entity::mail_queue;
+use reqwest::StatusCode;
+use sea_orm::EntityTrait;
+use serde_json::json;
+
+use crate::helpers::{parse_mail, spawn_app, spawn_app_with};
+use crate::smtp::FakeSmtp;
+
+#[actix_web::test]
+async fn an_invitation_is_delivered_over_smtp_after_the_server_first_refuses() {
+    let smtp = FakeSmtp::start(1);
+    let port = smtp.port;
+    let app = spawn_app_with(|settings| {
+        settings.mail.transport = MailTransportKind::Smtp;
+        settings.mail.smtp.host = "127.0.0.1".to_owned();
+        settings.mail.smtp.port = port;
+        settings.mail.smtp.security = SmtpSecurity::None;
+    })
+    .await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (status, _) = app
+        .post(
+            "/api/admin/members",
+            Some(&admin),
+            json!({ "email": "rosa@puerto.mx", "name": "Rosa", "role": "member", "locale": "es" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let mut received = Vec::new();
+    for _ in 0..200 {
+        received = smtp.messages();
+        if !received.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(smtp.refused(), 1, "the first attempt was refused");
+    assert_eq!(received.len(), 1, "delivered once, on the retry");
+    let mail = parse_mail(&received[0]).expect("a parsable message");
+    assert_eq!(mail.to, "rosa@puerto.mx");
+    assert!(mail.subject.starts_with("Su invitación"), "{}", mail.subject);
+    assert!(
+        mail.text.contains("http://localhost:8080/invitation?token=dci_"),
+        "{}",
+        mail.text
+    );
+    assert!(mail.html.is_some_and(|html| html.contains("Hola Rosa")));
+
+    // The mailer records the outcome just after the server acknowledges the message.
+    let mut row = None;
+    for _ in 0..200 {
+        let rows = mail_queue::Entity::find().all(app.db.conn()).await.unwrap();
+        row = rows
+            .into_iter()
+            .find(|row| row.to_address == "rosa@puerto.mx" && row.sent_at.is_some());
+        if row.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let row = row.expect("the queue row is marked sent");
+    assert_eq!(row.attempts, 2);
+    assert!(
+        row.last_error.as_deref().is_some_and(|error| error.contains("451")),
+        "{:?}",
+        row.last_error
+    );
+}
+
+#[actix_web::test]
+async fn the_file_transport_writes_one_eml_per_message_in_english_by_default() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    app.invite(&admin, "john@port.jm").await;
+    app.token_from_mail("john@port.jm", "/invitation").await;
+    let mails = app.mails_to("john@port.jm");
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, "Your invitation to the D&C Ports Network portal");
+    assert!(mails[0].text.contains("expires in 168 hours"));
+}
+
+#[actix_web::test]
+async fn queued_mail_survives_a_restart_and_is_sent_by_the_next_process() {
+    let smtp = FakeSmtp::start(0);
+    let dead_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // First process: SMTP unreachable, so the invitation stays queued.
+    let app = spawn_app_with(|settings| {
+        settings.mail.transport = MailTransportKind::Smtp;
+        settings.mail.smtp.host = "127.0.0.1".to_owned();
+        settings.mail.smtp.port = dead_port;
+        settings.mail.smtp.security = SmtpSecurity::None;
+        settings.mail.retry_base_ms = 50;
+    })
+    .await;
+    let admin = app.secretariat("admin@sela.org").await;
+    app.invite(&admin, "queued@port.ec").await;
+    let mut attempted = false;
+    for _ in 0..200 {
+        let rows = mail_queue::Entity::find().all(app.db.conn()).await.unwrap();
+        if rows.iter().any(|row| row.attempts >= 1 && row.sent_at.is_none()) {
+            attempted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(attempted, "the first process tried and failed");
+
+    // Second process on the same database, with a working SMTP server.
+    let mut settings = app.settings.clone();
+    settings.mail.smtp.port = smtp.port;
+    let second = dcports::startup::Application::build(settings).await.unwrap();
+    actix_web::rt::spawn(second.run_until_stopped());
+    for _ in 0..400 {
+        if !smtp.messages().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(parse_mail(&messages[0]).unwrap().to, "queued@port.ec");
+}
