@@ -110,6 +110,8 @@ macro_rules! string_enum {
     };
 }
 
+pub(crate) use string_enum;
+
 string_enum!(
     /// What an account may do across the portal.
     Role { Member => "member", Secretariat => "secretariat" }

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, auth, error, pagination, startup};
+use crate::{admin, auth, committees, error, events, pagination, startup};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,13 @@ use crate::{admin, auth, error, pagination, startup};
         admin::routes::resend_invitation,
         admin::routes::send_password_reset,
         admin::routes::list_audit,
+        committees::routes::list_committees,
+        committees::routes::get_committee,
+        committees::routes::create_committee,
+        committees::routes::update_committee,
+        committees::routes::put_membership,
+        committees::routes::delete_membership,
+        events::routes::list_events,
     ),
     components(schemas(error::Problem, error::FieldError, pagination::Paginated<auth::dto::MemberResponse>)),
     modifiers(&BearerAuth)

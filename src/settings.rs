@@ -47,6 +47,8 @@ pub struct Settings {
     pub mail: MailSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
+    pub events: EventSettings,
+    pub realtime: RealtimeSettings,
 }
 
 fn default_environment() -> Environment {
@@ -119,6 +121,24 @@ pub struct SmtpSettings {
     pub security: SmtpSecurity,
     pub username: String,
     pub password: SecretString,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct EventSettings {
+    /// Events older than this are deleted; a client resuming from before gets `reset`.
+    pub retention_days: i64,
+    pub sweep_interval_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RealtimeSettings {
+    /// Bytes of events a socket may have waiting before it is closed (1013) to resume later.
+    pub max_pending_bytes: usize,
+    /// A ping every `heartbeat_secs`; a client silent for `client_timeout_secs` is dropped.
+    pub heartbeat_secs: u64,
+    pub client_timeout_secs: u64,
+    /// The first frame must authenticate within this time.
+    pub auth_timeout_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -20,13 +20,16 @@ use crate::auth::tokens::AccessTokens;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::mail::Mailer;
+use crate::realtime::Broker;
+use crate::scheduler::Scheduler;
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::{admin, auth, bootstrap, openapi};
+use crate::{admin, auth, bootstrap, committees, events, openapi, realtime};
 
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -47,12 +50,15 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let mailer = Mailer::new(db.conn().clone(), settings.mail.clone())?.start();
+        let broker = Broker::new(settings.realtime.max_pending_bytes).start();
+        Scheduler::new(db.clone(), settings.events.clone()).start();
         let state = web::Data::new(AppState {
             tokens: AccessTokens::new(&settings.auth)?,
             passwords: Passwords::new(&settings.auth)?,
             throttle: LoginThrottle::new(Duration::from_secs(settings.auth.failure_window_secs)),
             db,
             mailer,
+            broker,
             settings,
         });
         let metrics = PrometheusMetricsBuilder::new("dcports")
@@ -60,16 +66,22 @@ impl Application {
             .mask_unmatched_patterns("UNKNOWN")
             .build()
             .map_err(|error| anyhow::anyhow!("Failed to set up metrics: {error}"))?;
-        let server = HttpServer::new(move || build_app(state.clone(), metrics.clone()))
+        let app_state = state.clone();
+        let server = HttpServer::new(move || build_app(app_state.clone(), metrics.clone()))
             .listen(listener)?
             .shutdown_timeout(30)
             .run();
         tracing::info!(port, "dcports listening");
-        Ok(Self { port, server })
+        Ok(Self { port, server, state })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The shared state, for embedding and for tests that reach past the HTTP API.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -108,8 +120,18 @@ fn build_app(
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/api/openapi.json", web::get().to(openapi::serve))
-        .service(web::scope("/api/admin").configure(admin::routes::configure))
-        .service(web::scope("/api").configure(auth::routes::configure))
+        .configure(realtime::routes::configure)
+        .service(
+            web::scope("/api/admin")
+                .configure(admin::routes::configure)
+                .configure(committees::routes::configure_admin),
+        )
+        .service(
+            web::scope("/api")
+                .configure(auth::routes::configure)
+                .configure(committees::routes::configure_member)
+                .configure(events::routes::configure),
+        )
         .default_service(web::to(|| async { ApiError::NotFound.error_response() }))
 }
 

@@ -7,6 +7,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::AccessTokens;
 use crate::db::Db;
 use crate::mail::Mailer;
+use crate::realtime::Broker;
 use crate::settings::Settings;
 
 pub struct AppState {
@@ -16,4 +17,5 @@ pub struct AppState {
     pub passwords: Passwords,
     pub throttle: LoginThrottle,
     pub mailer: Addr<Mailer>,
+    pub broker: Addr<Broker>,
 }

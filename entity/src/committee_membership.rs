@@ -12,6 +12,33 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::committee::Entity",
+        from = "Column::CommitteeId",
+        to = "super::committee::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Committee,
+    #[sea_orm(
+        belongs_to = "super::member::Entity",
+        from = "Column::MemberId",
+        to = "super::member::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Member,
+}
+
+impl Related<super::committee::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Committee.def()
+    }
+}
+
+impl Related<super::member::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Member.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -13,10 +13,11 @@ use super::dto::{AdminStatusChange, AuditFilter, CreateMemberRequest, MemberFilt
 use crate::audit::{self, AuditEntry};
 use crate::auth::CurrentMember;
 use crate::auth::service::{queue_invitation, queue_password_reset, revoke_sessions};
-use crate::domain::{Email, Locale, MemberStatus, Validator, required_text};
+use crate::domain::{Email, Locale, MemberStatus, Role, Validator, required_text};
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::mail;
 use crate::pagination::Page;
+use crate::realtime::MemberRevoked;
 use crate::state::AppState;
 
 const EMAIL_TAKEN: &str = "an account with this email already exists";
@@ -129,9 +130,7 @@ pub async fn update_member(
         .map_err(|e| ApiError::Validation(vec![e]))?;
     if member_id == actor.id()
         && (request.status == Some(AdminStatusChange::Suspended)
-            || request
-                .role
-                .is_some_and(|role| role != crate::domain::Role::Secretariat))
+            || request.role.is_some_and(|role| role != Role::Secretariat))
     {
         // The last secretariat account locking itself out would leave nobody to undo it.
         return Err(ApiError::validation(
@@ -161,6 +160,8 @@ pub async fn update_member(
     }
     let suspending =
         request.status == Some(AdminStatusChange::Suspended) && was.status != MemberStatus::Suspended.as_str();
+    // Losing the secretariat role loses the view of every committee: sockets must re-authorize.
+    let demoted = was.role == Role::Secretariat.as_str() && request.role.is_some_and(|role| role != Role::Secretariat);
     match request.status {
         Some(AdminStatusChange::Suspended) => active.status = Set(MemberStatus::Suspended.as_str().to_owned()),
         Some(AdminStatusChange::Active) => {
@@ -202,6 +203,9 @@ pub async fn update_member(
     )
     .await?;
     txn.commit().await?;
+    if suspending || demoted {
+        state.broker.do_send(MemberRevoked { member_id });
+    }
     Ok(updated)
 }
 

@@ -56,6 +56,15 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<member::Model
     Ok(member)
 }
 
+/// Reloads a member by id, refusing accounts that are no longer active.
+pub async fn member_by_id(state: &AppState, member_id: i32) -> Result<member::Model, ApiError> {
+    member::Entity::find_by_id(member_id)
+        .one(state.db.conn())
+        .await?
+        .filter(|member| member.status == MemberStatus::Active.as_str())
+        .ok_or(ApiError::Unauthorized)
+}
+
 impl FromRequest for CurrentMember {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;

@@ -16,6 +16,7 @@ use crate::audit::{self, AuditEntry};
 use crate::domain::{Email, Locale, MemberStatus, Password, Validator, required_text};
 use crate::error::{ApiError, ApiResult};
 use crate::mail::{self, templates};
+use crate::realtime::MemberRevoked;
 use crate::state::AppState;
 
 /// Logs a member in. Every failure, whatever its cause, is the same 401 after the same work.
@@ -278,6 +279,7 @@ pub async fn reset_password(
     )
     .await?;
     txn.commit().await?;
+    state.broker.do_send(MemberRevoked { member_id });
     // Proving control of the mailbox lifts any lock-out an attacker caused.
     state.throttle.clear(&account_key(&email));
     Ok(())
@@ -348,6 +350,9 @@ pub async fn update_me(state: &AppState, member: member::Model, request: UpdateM
         .await?;
     }
     txn.commit().await?;
+    if password_changed {
+        state.broker.do_send(MemberRevoked { member_id });
+    }
     Ok(updated)
 }
 

@@ -1,3 +1,5 @@
-//! Committees and their memberships.
+//! Committees and their memberships: who sees and does what in the workspace.
 
+pub mod dto;
+pub mod routes;
 pub mod service;

@@ -1,31 +1,148 @@
-//! Who belongs where, and what that lets them do.
+//! Committees, who belongs to them, and what that lets each member see and do.
 
+use chrono::Utc;
 use entity::{committee, committee_membership, member};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    Set,
+};
+use serde_json::json;
 
+use super::dto::*;
+use crate::audit::{self, AuditEntry};
+use crate::auth::CurrentMember;
 use crate::auth::dto::{MemberResponse, MembershipSummary};
-use crate::error::ApiResult;
+use crate::domain::{Role, Validator, required_text};
+use crate::error::{ApiError, ApiResult, ConflictExt};
+use crate::events::{self, Channel, Recorded};
+use crate::pagination::Page;
+use crate::preconditions::IfMatch;
+use crate::realtime::{self, MembershipRevoked};
 use crate::state::AppState;
 
-/// The member as `/api/me` shows it: with the committees they belong to and their role in each.
-pub async fn with_committees(state: &AppState, member: member::Model) -> ApiResult<MemberResponse> {
-    let rows = committee_membership::Entity::find()
-        .filter(committee_membership::Column::MemberId.eq(member.id))
-        .order_by_asc(committee_membership::Column::CommitteeId)
-        .all(state.db.conn())
+const NAME_TAKEN: &str = "a committee with this name already exists";
+
+/// What the caller may do in one committee.
+#[derive(Clone, Debug)]
+pub struct Access {
+    pub committee: committee::Model,
+    /// The caller's role; `None` for the secretariat acting without being a member.
+    pub role: Option<CommitteeRole>,
+    pub secretariat: bool,
+}
+
+impl Access {
+    /// Members, chairs and the secretariat write; observers only read.
+    pub fn can_write(&self) -> bool {
+        self.secretariat || matches!(self.role, Some(CommitteeRole::Chair | CommitteeRole::Member))
+    }
+
+    pub fn is_chair(&self) -> bool {
+        self.secretariat || self.role == Some(CommitteeRole::Chair)
+    }
+
+    pub fn require_write(&self) -> ApiResult<()> {
+        if self.can_write() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    pub fn require_chair(&self) -> ApiResult<()> {
+        if self.is_chair() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+/// The one place that decides access to a committee. A committee the caller does not belong to
+/// is a 404: its existence is not theirs to know.
+pub async fn access(conn: &impl ConnectionTrait, caller: &member::Model, committee_id: i32) -> ApiResult<Access> {
+    let secretariat = caller.role == Role::Secretariat.as_str();
+    let role = membership_role(conn, caller.id, committee_id).await?;
+    if role.is_none() && !secretariat {
+        return Err(ApiError::NotFound);
+    }
+    let committee = committee::Entity::find_by_id(committee_id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Access {
+        committee,
+        role,
+        secretariat,
+    })
+}
+
+async fn membership_role(
+    conn: &impl ConnectionTrait,
+    member_id: i32,
+    committee_id: i32,
+) -> ApiResult<Option<CommitteeRole>> {
+    let row = committee_membership::Entity::find_by_id((committee_id, member_id))
+        .one(conn)
         .await?;
-    let ids: Vec<i32> = rows.iter().map(|row| row.committee_id).collect();
-    let committees = committee::Entity::find()
-        .filter(committee::Column::Id.is_in(ids))
+    row.map(|row| CommitteeRole::from_db(&row.role))
+        .transpose()
+        .map_err(ApiError::Internal)
+}
+
+/// Whether `caller` may receive the events of `channel`, decided now.
+pub async fn can_read_channel(state: &AppState, caller: &member::Model, channel: Channel) -> ApiResult<bool> {
+    Ok(match channel {
+        Channel::Public => true,
+        Channel::Member(id) => id == caller.id,
+        Channel::Committee(id) => match access(state.db.conn(), caller, id).await {
+            Ok(_) => true,
+            Err(ApiError::NotFound) => false,
+            Err(other) => return Err(other),
+        },
+    })
+}
+
+/// The channels `caller` may subscribe to: their own, and each of their committees' (every
+/// committee's for the secretariat).
+pub async fn readable_channels(state: &AppState, caller: &member::Model) -> ApiResult<Vec<Channel>> {
+    let committee_ids: Vec<i32> = if caller.role == Role::Secretariat.as_str() {
+        committee::Entity::find()
+            .select_only()
+            .column(committee::Column::Id)
+            .order_by_asc(committee::Column::Id)
+            .into_tuple()
+            .all(state.db.conn())
+            .await?
+    } else {
+        committee_membership::Entity::find()
+            .select_only()
+            .column(committee_membership::Column::CommitteeId)
+            .filter(committee_membership::Column::MemberId.eq(caller.id))
+            .order_by_asc(committee_membership::Column::CommitteeId)
+            .into_tuple()
+            .all(state.db.conn())
+            .await?
+    };
+    let mut channels: Vec<Channel> = committee_ids.into_iter().map(Channel::Committee).collect();
+    channels.push(Channel::Member(caller.id));
+    Ok(channels)
+}
+
+/// The member as `/api/me` shows it: with their committees and their role in each.
+pub async fn with_committees(state: &AppState, member: member::Model) -> ApiResult<MemberResponse> {
+    let rows: Vec<(committee_membership::Model, Option<committee::Model>)> = committee_membership::Entity::find()
+        .filter(committee_membership::Column::MemberId.eq(member.id))
+        .find_also_related(committee::Entity)
+        .order_by_asc(committee_membership::Column::CommitteeId)
         .all(state.db.conn())
         .await?;
     let summaries = rows
         .into_iter()
-        .filter_map(|row| {
-            let committee = committees.iter().find(|c| c.id == row.committee_id)?;
-            Some(MembershipSummary {
-                id: committee.id,
-                name: committee.name.clone(),
+        .filter_map(|(row, committee)| {
+            committee.map(|c| MembershipSummary {
+                id: c.id,
+                name: c.name,
                 role: row.role,
             })
         })
@@ -33,4 +150,322 @@ pub async fn with_committees(state: &AppState, member: member::Model) -> ApiResu
     let mut response = MemberResponse::from(member);
     response.committees = Some(summaries);
     Ok(response)
+}
+
+/// The caller's committees (all of them for the secretariat), with the caller's role.
+pub async fn list_mine(state: &AppState, caller: &member::Model, page: Page) -> ApiResult<Vec<CommitteeResponse>> {
+    let mut query = committee::Entity::find()
+        .order_by_asc(committee::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(committee::Column::Id.gt(after));
+    }
+    let memberships = committee_membership::Entity::find()
+        .filter(committee_membership::Column::MemberId.eq(caller.id))
+        .all(state.db.conn())
+        .await?;
+    if caller.role != Role::Secretariat.as_str() {
+        query = query.filter(committee::Column::Id.is_in(memberships.iter().map(|m| m.committee_id)));
+    }
+    let committees = query.all(state.db.conn()).await?;
+    Ok(committees
+        .into_iter()
+        .map(|committee| {
+            let role = memberships
+                .iter()
+                .find(|m| m.committee_id == committee.id)
+                .map(|m| m.role.clone());
+            CommitteeResponse::new(committee, role)
+        })
+        .collect())
+}
+
+pub async fn detail(state: &AppState, caller: &member::Model, committee_id: i32) -> ApiResult<CommitteeDetailResponse> {
+    let access = access(state.db.conn(), caller, committee_id).await?;
+    let members: Vec<(committee_membership::Model, Option<member::Model>)> = committee_membership::Entity::find()
+        .filter(committee_membership::Column::CommitteeId.eq(committee_id))
+        .find_also_related(member::Entity)
+        .order_by_asc(committee_membership::Column::MemberId)
+        .all(state.db.conn())
+        .await?;
+    let members = members
+        .into_iter()
+        .filter_map(|(row, member)| {
+            member.map(|m| CommitteeMemberResponse {
+                id: m.id,
+                name: m.name,
+                role: row.role,
+            })
+        })
+        .collect();
+    Ok(CommitteeDetailResponse {
+        committee: CommitteeResponse::new(access.committee, access.role.map(|role| role.as_str().to_owned())),
+        members,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(actor_id = actor.id()))]
+pub async fn create(
+    state: &AppState,
+    actor: &CurrentMember,
+    request: CreateCommitteeRequest,
+    ip: Option<String>,
+) -> ApiResult<committee::Model> {
+    let mut validator = Validator::default();
+    let name = validator.check(required_text("name", &request.name, 200));
+    let description = request
+        .description
+        .as_deref()
+        .map(|d| d.trim().to_owned())
+        .unwrap_or_default();
+    if description.chars().count() > 10_000 {
+        validator.add("description", "must be at most 10000 characters long");
+    }
+    validator.finish()?;
+    let name = name.unwrap_or_default();
+
+    let txn = state.db.begin_write().await?;
+    let now = Utc::now();
+    let committee = committee::ActiveModel {
+        name: Set(name),
+        kind: Set(request.kind.as_str().to_owned()),
+        description: Set(description),
+        archived: Set(false),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&*txn)
+    .await
+    .on_conflict(NAME_TAKEN)?;
+    let recorded = events::record(
+        &*txn,
+        &[Channel::Committee(committee.id)],
+        "committee.updated",
+        Some(actor.id()),
+        json!(CommitteeResponse::new(committee.clone(), None)),
+    )
+    .await?;
+    audit_committee(
+        &*txn,
+        actor,
+        "committee.created",
+        committee.id,
+        json!({ "name": committee.name }),
+        ip,
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(committee)
+}
+
+#[tracing::instrument(skip_all, fields(actor_id = actor.id(), committee_id))]
+pub async fn update(
+    state: &AppState,
+    actor: &CurrentMember,
+    committee_id: i32,
+    if_match: IfMatch,
+    request: UpdateCommitteeRequest,
+    ip: Option<String>,
+) -> ApiResult<committee::Model> {
+    let name = request
+        .name
+        .as_deref()
+        .map(|name| required_text("name", name, 200))
+        .transpose();
+    let name = name.map_err(|error| ApiError::Validation(vec![error]))?;
+    if request.description.as_ref().is_some_and(|d| d.chars().count() > 10_000) {
+        return Err(ApiError::validation(
+            "description",
+            "must be at most 10000 characters long",
+        ));
+    }
+
+    let txn = state.db.begin_write().await?;
+    let existing = committee::Entity::find_by_id(committee_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if_match.check(existing.version)?;
+    let version = existing.version;
+    let mut active = existing.into_active_model();
+    if let Some(name) = name {
+        active.name = Set(name);
+    }
+    if let Some(description) = request.description {
+        active.description = Set(description.trim().to_owned());
+    }
+    if let Some(archived) = request.archived {
+        active.archived = Set(archived);
+    }
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    let committee = active.update(&*txn).await.on_conflict(NAME_TAKEN)?;
+    let recorded = events::record(
+        &*txn,
+        &[Channel::Committee(committee_id)],
+        "committee.updated",
+        Some(actor.id()),
+        json!(CommitteeResponse::new(committee.clone(), None)),
+    )
+    .await?;
+    audit_committee(
+        &*txn,
+        actor,
+        "committee.updated",
+        committee_id,
+        json!({ "version": committee.version }),
+        ip,
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(committee)
+}
+
+/// Adds a member to a committee or changes their role there.
+#[tracing::instrument(skip_all, fields(actor_id = actor.id(), committee_id, member_id))]
+pub async fn put_membership(
+    state: &AppState,
+    actor: &CurrentMember,
+    committee_id: i32,
+    member_id: i32,
+    role: CommitteeRole,
+    ip: Option<String>,
+) -> ApiResult<MembershipResponse> {
+    let txn = state.db.begin_write().await?;
+    committee::Entity::find_by_id(committee_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    member::Entity::find_by_id(member_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let existing = committee_membership::Entity::find_by_id((committee_id, member_id))
+        .one(&*txn)
+        .await?;
+    let kind = match existing {
+        Some(row) if row.role == role.as_str() => {
+            return Ok(MembershipResponse {
+                committee_id,
+                member_id,
+                role: row.role,
+            });
+        }
+        Some(row) => {
+            let mut active = row.into_active_model();
+            active.role = Set(role.as_str().to_owned());
+            active.update(&*txn).await?;
+            "membership.updated"
+        }
+        None => {
+            committee_membership::ActiveModel {
+                committee_id: Set(committee_id),
+                member_id: Set(member_id),
+                role: Set(role.as_str().to_owned()),
+                created_at: Set(Utc::now()),
+            }
+            .insert(&*txn)
+            .await?;
+            "membership.added"
+        }
+    };
+    let membership = MembershipResponse {
+        committee_id,
+        member_id,
+        role: role.as_str().to_owned(),
+    };
+    let recorded = membership_event(&*txn, actor, kind, &membership).await?;
+    audit_committee(
+        &*txn,
+        actor,
+        kind,
+        committee_id,
+        json!({ "member_id": member_id, "role": role.as_str() }),
+        ip,
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(membership)
+}
+
+/// Removes a member from a committee; their open sockets stop receiving its events at once.
+#[tracing::instrument(skip_all, fields(actor_id = actor.id(), committee_id, member_id))]
+pub async fn remove_membership(
+    state: &AppState,
+    actor: &CurrentMember,
+    committee_id: i32,
+    member_id: i32,
+    ip: Option<String>,
+) -> ApiResult<()> {
+    let txn = state.db.begin_write().await?;
+    let row = committee_membership::Entity::find_by_id((committee_id, member_id))
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let membership = MembershipResponse {
+        committee_id,
+        member_id,
+        role: row.role.clone(),
+    };
+    committee_membership::Entity::delete_by_id((committee_id, member_id))
+        .exec(&*txn)
+        .await?;
+    let recorded = membership_event(&*txn, actor, "membership.removed", &membership).await?;
+    audit_committee(
+        &*txn,
+        actor,
+        "membership.removed",
+        committee_id,
+        json!({ "member_id": member_id }),
+        ip,
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    state.broker.do_send(MembershipRevoked {
+        member_id,
+        channel: Channel::Committee(committee_id).to_string(),
+    });
+    Ok(())
+}
+
+async fn membership_event(
+    conn: &impl ConnectionTrait,
+    actor: &CurrentMember,
+    kind: &str,
+    membership: &MembershipResponse,
+) -> ApiResult<Recorded> {
+    let channels = [
+        Channel::Committee(membership.committee_id),
+        Channel::Member(membership.member_id),
+    ];
+    Ok(events::record(conn, &channels, kind, Some(actor.id()), json!(membership)).await?)
+}
+
+async fn audit_committee(
+    conn: &impl ConnectionTrait,
+    actor: &CurrentMember,
+    action: &str,
+    committee_id: i32,
+    details: serde_json::Value,
+    ip: Option<String>,
+) -> ApiResult<()> {
+    audit::record(
+        conn,
+        AuditEntry {
+            actor_id: Some(actor.id()),
+            action,
+            target_type: "committee",
+            target_id: Some(committee_id),
+            details,
+            ip,
+        },
+    )
+    .await?;
+    Ok(())
 }

@@ -18,6 +18,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     pub db: Db,
+    pub state: actix_web::web::Data<dcports::state::AppState>,
     _dir: tempfile::TempDir,
     _postgres: Option<PostgresDatabase>,
 }
@@ -67,6 +68,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
 
     let app = Application::build(settings.clone()).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
     let db = Db::connect(&settings.database)
         .await
@@ -79,6 +81,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
             .unwrap(),
         settings,
         db,
+        state,
         _dir: dir,
         _postgres: postgres,
     };

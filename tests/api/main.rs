@@ -2,9 +2,12 @@
 
 mod helpers;
 mod smtp;
+mod ws;
 
 mod admin;
 mod auth;
+mod committees;
 mod errors;
 mod health;
 mod mail;
+mod realtime;

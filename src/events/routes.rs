@@ -1,0 +1,80 @@
+//! `GET /api/events`: the HTTP fallback for clients that cannot keep a socket, and for resuming.
+
+use actix_web::{HttpResponse, get, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Channel, EventFrame, Replay};
+use crate::auth::CurrentMember;
+use crate::committees;
+use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1_000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_events);
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct EventQuery {
+    /// `committee:{id}`, `member:{id}` or `public`.
+    pub channel: String,
+    /// The last offset the client saw (0 for everything retained).
+    pub after: Option<i64>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<EventFrame>,
+    /// True when events after `after` were already deleted: reload the state, then resume from `head`.
+    pub reset: bool,
+    /// The channel's last offset.
+    pub head: i64,
+}
+
+/// Events of a channel after an offset, in order.
+#[utoipa::path(
+    context_path = "/api", tag = "events", security(("bearer" = [])), params(EventQuery),
+    responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem))
+)]
+#[get("/events")]
+async fn list_events(
+    state: web::Data<AppState>,
+    me: CurrentMember,
+    query: Deferred<web::Query<EventQuery>>,
+) -> ApiResult<HttpResponse> {
+    let query = query?.into_inner();
+    let channel: Channel = query
+        .channel
+        .parse()
+        .map_err(|_| ApiError::validation("channel", "is not a channel"))?;
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::validation("after", "must not be negative"));
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 1000"));
+    }
+    // A channel the caller may not read looks like one that does not exist.
+    if !committees::service::can_read_channel(&state, &me.0, channel).await? {
+        return Err(ApiError::NotFound);
+    }
+    let page = match super::replay(state.db.conn(), &channel.to_string(), after, limit).await? {
+        Replay::Events { events, head } => EventPage {
+            items: events,
+            reset: false,
+            head,
+        },
+        Replay::Reset { head } => EventPage {
+            items: Vec::new(),
+            reset: true,
+            head,
+        },
+    };
+    Ok(HttpResponse::Ok().json(page))
+}

@@ -1,0 +1,332 @@
+//! The `Broker`: one per process. Knows which session listens to which channel and routes each
+//! committed event to them, serialized once and shared.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+
+use super::protocol::ServerFrame;
+use super::session::{ChannelRevoked, Deliver, Overloaded, Revoked, WsSession};
+use crate::events::EventFrame;
+
+pub type SessionId = u64;
+
+/// How often presence changes are broadcast: joins and leaves in between are coalesced, so a
+/// thousand clients connecting at once cost one presence frame each, not a million.
+const PRESENCE_INTERVAL: Duration = Duration::from_millis(250);
+
+pub struct Broker {
+    sessions: HashMap<SessionId, SessionEntry>,
+    channels: HashMap<Arc<str>, HashSet<SessionId>>,
+    presence_dirty: HashSet<Arc<str>>,
+    presence_sent: HashMap<Arc<str>, Vec<i32>>,
+    /// Bytes a session may have waiting in its mailbox before it is cut off: a client that stops
+    /// reading stalls its actor, and without a bound its mailbox would grow without end.
+    max_pending_bytes: usize,
+}
+
+struct SessionEntry {
+    member_id: i32,
+    addr: Addr<WsSession>,
+    pending: Arc<AtomicUsize>,
+    channels: HashSet<Arc<str>>,
+}
+
+impl Broker {
+    pub fn new(max_pending_bytes: usize) -> Self {
+        Self {
+            sessions: HashMap::new(),
+            channels: HashMap::new(),
+            presence_dirty: HashSet::new(),
+            presence_sent: HashMap::new(),
+            max_pending_bytes,
+        }
+    }
+
+    fn remove_from_channel(&mut self, id: SessionId, channel: &Arc<str>) {
+        if let Some(members) = self.channels.get_mut(channel) {
+            members.remove(&id);
+            if members.is_empty() {
+                self.channels.remove(channel);
+            }
+        }
+        self.presence_dirty.insert(channel.clone());
+    }
+
+    fn remove_session(&mut self, id: SessionId) {
+        if let Some(entry) = self.sessions.remove(&id) {
+            for channel in &entry.channels {
+                self.remove_from_channel(id, channel);
+            }
+        }
+    }
+
+    fn flush_presence(&mut self) {
+        for channel in std::mem::take(&mut self.presence_dirty) {
+            let online: Vec<i32> = self
+                .channels
+                .get(&channel)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.sessions.get(id).map(|entry| entry.member_id))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if self.presence_sent.get(&channel) == Some(&online) {
+                continue;
+            }
+            let frame = ServerFrame::Presence {
+                channel: &channel,
+                online: &online,
+            }
+            .to_text();
+            for id in self.channels.get(&channel).into_iter().flatten() {
+                if let Some(entry) = self.sessions.get(id) {
+                    entry.addr.do_send(Deliver {
+                        channel: channel.clone(),
+                        offset: None,
+                        frame: frame.clone(),
+                    });
+                }
+            }
+            if online.is_empty() {
+                self.presence_sent.remove(&channel);
+            } else {
+                self.presence_sent.insert(channel, online);
+            }
+        }
+    }
+}
+
+impl Actor for Broker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Publishing to thousands of sessions arrives in bursts; a roomy mailbox absorbs them.
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(PRESENCE_INTERVAL, |broker, _| broker.flush_presence());
+    }
+}
+
+/// A session authenticated as `member_id`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect {
+    pub id: SessionId,
+    pub member_id: i32,
+    pub addr: Addr<WsSession>,
+    pub pending: Arc<AtomicUsize>,
+}
+
+impl Handler<Connect> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, message: Connect, _: &mut Self::Context) {
+        self.sessions.insert(
+            message.id,
+            SessionEntry {
+                member_id: message.member_id,
+                addr: message.addr,
+                pending: message.pending,
+                channels: HashSet::new(),
+            },
+        );
+    }
+}
+
+/// The session is gone (closed, timed out or stopped).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub id: SessionId,
+}
+
+impl Handler<Disconnect> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, message: Disconnect, _: &mut Self::Context) {
+        self.remove_session(message.id);
+    }
+}
+
+/// Starts routing `channel` to the session. Answered once it is in effect, so the session can
+/// read the replay from the database knowing no later event will be missed.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Subscribe {
+    pub id: SessionId,
+    pub channel: Arc<str>,
+}
+
+impl Handler<Subscribe> for Broker {
+    type Result = bool;
+
+    fn handle(&mut self, message: Subscribe, _: &mut Self::Context) -> bool {
+        let Some(entry) = self.sessions.get_mut(&message.id) else {
+            return false;
+        };
+        entry.channels.insert(message.channel.clone());
+        self.channels
+            .entry(message.channel.clone())
+            .or_default()
+            .insert(message.id);
+        self.presence_dirty.insert(message.channel);
+        true
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub id: SessionId,
+    pub channel: Arc<str>,
+}
+
+impl Handler<Unsubscribe> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, message: Unsubscribe, _: &mut Self::Context) {
+        if let Some(entry) = self.sessions.get_mut(&message.id) {
+            entry.channels.remove(&message.channel);
+        }
+        self.remove_from_channel(message.id, &message.channel);
+    }
+}
+
+/// Committed events, in commit order per channel.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish(pub Vec<EventFrame>);
+
+impl Handler<Publish> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, Publish(events): Publish, _: &mut Self::Context) {
+        let mut overloaded = Vec::new();
+        for event in events {
+            let Some((channel, subscribers)) = self.channels.get_key_value(event.channel.as_str()) else {
+                continue;
+            };
+            let Ok(json) = serde_json::to_string(&event) else {
+                tracing::error!(channel = %event.channel, offset = event.offset, "event could not be serialized");
+                continue;
+            };
+            let frame = ByteString::from(json);
+            for id in subscribers {
+                let Some(entry) = self.sessions.get(id) else { continue };
+                let pending = entry.pending.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
+                if pending > self.max_pending_bytes {
+                    overloaded.push(*id);
+                    continue;
+                }
+                entry.addr.do_send(Deliver {
+                    channel: channel.clone(),
+                    offset: Some(event.offset),
+                    frame: frame.clone(),
+                });
+            }
+        }
+        for id in overloaded {
+            if let Some(entry) = self.sessions.get(&id) {
+                tracing::warn!(
+                    session = id,
+                    member_id = entry.member_id,
+                    "session too far behind; closing it"
+                );
+                entry.addr.do_send(Overloaded);
+            }
+            self.remove_session(id);
+        }
+    }
+}
+
+/// The member may no longer use the workspace (suspended, sessions revoked): close their sockets.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MemberRevoked {
+    pub member_id: i32,
+}
+
+impl Handler<MemberRevoked> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, message: MemberRevoked, _: &mut Self::Context) {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, entry)| entry.member_id == message.member_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(entry) = self.sessions.get(&id) {
+                entry.addr.do_send(Revoked);
+            }
+            self.remove_session(id);
+        }
+    }
+}
+
+/// The member may no longer see `channel` (removed from the committee): stop its delivery now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MembershipRevoked {
+    pub member_id: i32,
+    pub channel: String,
+}
+
+impl Handler<MembershipRevoked> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, message: MembershipRevoked, _: &mut Self::Context) {
+        let Some(channel) = self
+            .channels
+            .get_key_value(message.channel.as_str())
+            .map(|(key, _)| key.clone())
+        else {
+            return;
+        };
+        let ids: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, entry)| entry.member_id == message.member_id && entry.channels.contains(&channel))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(entry) = self.sessions.get_mut(&id) {
+                entry.channels.remove(&channel);
+                entry.addr.do_send(ChannelRevoked {
+                    channel: channel.clone(),
+                });
+            }
+            self.remove_from_channel(id, &channel);
+        }
+    }
+}
+
+/// Counts, for health checks and for tests that sessions leave no trace.
+#[derive(Message)]
+#[rtype(result = "BrokerStats")]
+pub struct Stats;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokerStats {
+    pub sessions: usize,
+    pub channels: usize,
+    pub subscriptions: usize,
+}
+
+impl Handler<Stats> for Broker {
+    type Result = MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(BrokerStats {
+            sessions: self.sessions.len(),
+            channels: self.channels.len(),
+            subscriptions: self.channels.values().map(HashSet::len).sum(),
+        })
+    }
+}

@@ -1,0 +1,484 @@
+//! `WsSession`: one actor per WebSocket. Authenticates, subscribes, replays what the client
+//! missed, forwards live events, keeps the connection alive and enforces the limits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::web;
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use bytestring::ByteString;
+
+use super::broker::{Connect, Disconnect, SessionId, Subscribe, Unsubscribe};
+use super::protocol::{ClientFrame, ServerFrame};
+use crate::auth::extract::authenticate;
+use crate::committees;
+use crate::events::{self, Channel, Replay};
+use crate::state::AppState;
+
+/// How long a socket outlives its access token before the client must re-authenticate.
+pub const TOKEN_GRACE: Duration = Duration::from_secs(30);
+/// A replay longer than this is answered with `reset`: reloading over HTTP is cheaper.
+const MAX_REPLAY: i64 = 10_000;
+const REPLAY_PAGE: u64 = 1_000;
+/// Client frames: a burst of `RATE_BURST`, then `RATE_PER_SEC` per second.
+const RATE_BURST: f64 = 100.0;
+const RATE_PER_SEC: f64 = 50.0;
+/// Over-limit frames tolerated before the socket is closed.
+const MAX_STRIKES: u32 = 200;
+const MAX_BAD_FRAMES: u32 = 10;
+
+static NEXT_SESSION_ID: AtomicUsize = AtomicUsize::new(1);
+
+pub struct WsSession {
+    id: SessionId,
+    state: web::Data<AppState>,
+    member: Option<AuthenticatedMember>,
+    subscriptions: HashMap<Arc<str>, Subscription>,
+    last_seen: Instant,
+    /// Bytes the broker has sent us that we have not yet written; shared with the broker.
+    pending: Arc<AtomicUsize>,
+    bad_frames: u32,
+    rate: TokenBucket,
+    expiry: Option<SpawnHandle>,
+}
+
+struct AuthenticatedMember {
+    id: i32,
+}
+
+enum Subscription {
+    /// Replay in progress: live events wait here until the replay has been sent.
+    Replaying {
+        buffered: Vec<(i64, ByteString)>,
+    },
+    Live {
+        last_offset: i64,
+    },
+}
+
+struct TokenBucket {
+    tokens: f64,
+    refilled: Instant,
+    strikes: u32,
+}
+
+impl TokenBucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * RATE_PER_SEC).min(RATE_BURST);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.strikes = 0;
+            true
+        } else {
+            self.strikes += 1;
+            false
+        }
+    }
+}
+
+impl WsSession {
+    pub fn new(state: web::Data<AppState>) -> Self {
+        Self {
+            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed) as SessionId,
+            state,
+            member: None,
+            subscriptions: HashMap::new(),
+            last_seen: Instant::now(),
+            pending: Arc::new(AtomicUsize::new(0)),
+            bad_frames: 0,
+            rate: TokenBucket {
+                tokens: RATE_BURST,
+                refilled: Instant::now(),
+                strikes: 0,
+            },
+            expiry: None,
+        }
+    }
+
+    fn send(ctx: &mut ws::WebsocketContext<Self>, frame: ServerFrame<'_>) {
+        ctx.text(frame.to_text());
+    }
+
+    fn error(ctx: &mut ws::WebsocketContext<Self>, code: &str, channel: Option<&str>, message: &str) {
+        Self::send(ctx, ServerFrame::Error { code, channel, message });
+    }
+
+    fn close(ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, description: &str) {
+        ctx.close(Some(CloseReason {
+            code,
+            description: Some(description.to_owned()),
+        }));
+        ctx.stop();
+    }
+
+    fn bad_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, message: &str) {
+        self.bad_frames += 1;
+        if self.bad_frames > MAX_BAD_FRAMES {
+            Self::close(ctx, CloseCode::Policy, "too many malformed frames");
+        } else {
+            Self::error(ctx, "bad_frame", None, message);
+        }
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        if !self.rate.take() {
+            if self.rate.strikes >= MAX_STRIKES {
+                Self::close(ctx, CloseCode::Policy, "message rate limit exceeded");
+            } else if self.rate.strikes == 1 {
+                Self::error(ctx, "rate_limited", None, "too many frames; slow down");
+            }
+            return;
+        }
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(_) => return self.bad_frame(ctx, "expected a JSON object with a known type"),
+        };
+        match (frame, self.member.is_some()) {
+            (ClientFrame::Auth { token }, _) => self.authenticate(token, ctx),
+            (_, false) => Self::close(ctx, CloseCode::Policy, "the first frame must be auth"),
+            (ClientFrame::Subscribe { channel, after }, true) => self.subscribe(channel, after, ctx),
+            (ClientFrame::Unsubscribe { channel }, true) => self.unsubscribe(&channel, ctx),
+        }
+    }
+
+    fn authenticate(&mut self, token: String, ctx: &mut ws::WebsocketContext<Self>) {
+        let state = self.state.clone();
+        let check = async move {
+            let member = authenticate(&state, &token).await?;
+            let claims = state.tokens.decode(&token)?;
+            let channels = committees::service::readable_channels(&state, &member).await?;
+            Ok::<_, crate::error::ApiError>((member, claims.exp, channels))
+        };
+        ctx.wait(check.into_actor(self).map(|result, session, ctx| match result {
+            Ok((member, exp, channels)) => {
+                if session.member.as_ref().is_some_and(|current| current.id != member.id) {
+                    return Self::close(ctx, CloseCode::Policy, "re-authentication as another member");
+                }
+                let first = session.member.is_none();
+                session.member = Some(AuthenticatedMember { id: member.id });
+                session.schedule_expiry(exp, ctx);
+                if first {
+                    session.state.broker.do_send(Connect {
+                        id: session.id,
+                        member_id: member.id,
+                        addr: ctx.address(),
+                        pending: session.pending.clone(),
+                    });
+                }
+                let names: Vec<String> = channels.iter().map(Channel::to_string).collect();
+                Self::send(
+                    ctx,
+                    ServerFrame::Ready {
+                        member_id: member.id,
+                        channels: &names,
+                    },
+                );
+            }
+            Err(_) => Self::close(ctx, CloseCode::Policy, "authentication failed"),
+        }));
+    }
+
+    /// Closes the socket when the access token (plus a grace period) expires, unless the client
+    /// re-authenticates with a fresh token first.
+    fn schedule_expiry(&mut self, exp: i64, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(handle) = self.expiry.take() {
+            ctx.cancel_future(handle);
+        }
+        let remaining = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
+        let delay = Duration::from_secs(remaining) + TOKEN_GRACE;
+        self.expiry = Some(ctx.run_later(delay, |_, ctx| {
+            Self::close(ctx, CloseCode::Policy, "access token expired; re-authenticate");
+        }));
+    }
+
+    fn subscribe(&mut self, name: String, after: Option<i64>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Ok(channel) = name.parse::<Channel>() else {
+            return Self::error(ctx, "bad_channel", Some(&name), "unknown channel");
+        };
+        if after.is_some_and(|after| after < 0) {
+            return Self::error(ctx, "bad_frame", Some(&name), "after must not be negative");
+        }
+        let key: Arc<str> = Arc::from(name.as_str());
+        if self.subscriptions.contains_key(&key) {
+            return Self::error(
+                ctx,
+                "already_subscribed",
+                Some(&name),
+                "already subscribed to this channel",
+            );
+        }
+        let Some(member_id) = self.member.as_ref().map(|member| member.id) else {
+            return;
+        };
+        self.subscriptions
+            .insert(key.clone(), Subscription::Replaying { buffered: Vec::new() });
+        let (state, id) = (self.state.clone(), self.id);
+        let work = async move {
+            let member = crate::auth::extract::member_by_id(&state, member_id).await?;
+            if !committees::service::can_read_channel(&state, &member, channel).await? {
+                return Ok(None);
+            }
+            // Routed first, read second: whatever commits from now on reaches our buffer, and
+            // the database holds everything before; the overlap is removed by offset.
+            state
+                .broker
+                .send(Subscribe {
+                    id,
+                    channel: key.clone(),
+                })
+                .await
+                .map_err(anyhow::Error::from)?;
+            let replay = match after {
+                None => Replay::Events {
+                    events: Vec::new(),
+                    head: events::head(state.db.conn(), &key).await?,
+                },
+                Some(after) => replay_all(&state, &key, after).await?,
+            };
+            Ok::<_, crate::error::ApiError>(Some(replay))
+        };
+        let key = Arc::<str>::from(name.as_str());
+        ctx.spawn(
+            work.into_actor(self)
+                .map(move |result, session, ctx| session.finish_subscribe(key, result, ctx)),
+        );
+    }
+
+    fn finish_subscribe(
+        &mut self,
+        channel: Arc<str>,
+        result: Result<Option<Replay>, crate::error::ApiError>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let buffered = match self.subscriptions.remove(&channel) {
+            Some(Subscription::Replaying { buffered }) => buffered,
+            // Unsubscribed (or revoked) while the replay was being read.
+            _ => return,
+        };
+        let (events, head) = match result {
+            Ok(Some(Replay::Events { events, head })) => (events, head),
+            Ok(Some(Replay::Reset { head })) => {
+                Self::send(ctx, ServerFrame::Reset { channel: &channel });
+                (Vec::new(), head)
+            }
+            Ok(None) => {
+                return Self::error(
+                    ctx,
+                    "forbidden",
+                    Some(&channel),
+                    "you may not subscribe to this channel",
+                );
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, channel = %channel, "subscribe failed");
+                self.state.broker.do_send(Unsubscribe {
+                    id: self.id,
+                    channel: channel.clone(),
+                });
+                return Self::error(
+                    ctx,
+                    "internal_error",
+                    Some(&channel),
+                    "the subscription failed; try again",
+                );
+            }
+        };
+        let mut last_offset = head;
+        for event in events {
+            last_offset = last_offset.max(event.offset);
+            ctx.text(serde_json::to_string(&event).unwrap_or_default());
+        }
+        Self::send(
+            ctx,
+            ServerFrame::Subscribed {
+                channel: &channel,
+                offset: last_offset,
+            },
+        );
+        for (offset, frame) in buffered {
+            if offset > last_offset {
+                last_offset = offset;
+                ctx.text(frame);
+            }
+        }
+        self.subscriptions.insert(channel, Subscription::Live { last_offset });
+    }
+
+    fn unsubscribe(&mut self, name: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some((key, _)) = self.subscriptions.remove_entry(name) else {
+            return Self::error(ctx, "not_subscribed", Some(name), "not subscribed to this channel");
+        };
+        self.state.broker.do_send(Unsubscribe {
+            id: self.id,
+            channel: key,
+        });
+        Self::send(
+            ctx,
+            ServerFrame::Unsubscribed {
+                channel: name,
+                reason: "requested",
+            },
+        );
+    }
+}
+
+/// Reads every event after `after`, page by page, or answers `Reset` when too much was missed.
+async fn replay_all(state: &AppState, channel: &str, after: i64) -> Result<Replay, crate::error::ApiError> {
+    let head = events::head(state.db.conn(), channel).await?;
+    if head - after > MAX_REPLAY {
+        return Ok(Replay::Reset { head });
+    }
+    let mut collected = Vec::new();
+    let mut cursor = after;
+    loop {
+        match events::replay(state.db.conn(), channel, cursor, REPLAY_PAGE).await? {
+            Replay::Reset { head } => return Ok(Replay::Reset { head }),
+            Replay::Events { events, head } => {
+                let done = (events.len() as u64) < REPLAY_PAGE;
+                cursor = events.last().map_or(cursor, |event| event.offset);
+                collected.extend(events);
+                if done || cursor >= head {
+                    return Ok(Replay::Events {
+                        events: collected,
+                        head: head.max(cursor),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let limits = &self.state.settings.realtime;
+        let client_timeout = Duration::from_secs(limits.client_timeout_secs);
+        ctx.run_interval(Duration::from_secs(limits.heartbeat_secs), move |session, ctx| {
+            if session.last_seen.elapsed() > client_timeout {
+                Self::close(ctx, CloseCode::Policy, "heartbeat timeout");
+            } else {
+                ctx.ping(b"");
+            }
+        });
+        ctx.run_later(Duration::from_secs(limits.auth_timeout_secs), |session, ctx| {
+            if session.member.is_none() {
+                Self::close(ctx, CloseCode::Policy, "authentication timeout");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if self.member.is_some() {
+            self.state.broker.do_send(Disconnect { id: self.id });
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        match message {
+            Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_)) => {}
+            Ok(ws::Message::Binary(_)) => self.bad_frame(ctx, "binary frames are not supported"),
+            Ok(ws::Message::Close(_)) => ctx.stop(),
+            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Err(ws::ProtocolError::Overflow) => {
+                Self::error(ctx, "payload_too_large", None, "frame too large");
+                Self::close(ctx, CloseCode::Size, "frame too large");
+            }
+            Err(error) => {
+                tracing::debug!(error = %error, "websocket protocol error");
+                Self::close(ctx, CloseCode::Protocol, "protocol error");
+            }
+        }
+    }
+}
+
+/// A frame for a channel: an event (with its offset) or presence (without).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub channel: Arc<str>,
+    pub offset: Option<i64>,
+    pub frame: ByteString,
+}
+
+impl Handler<Deliver> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, message: Deliver, ctx: &mut Self::Context) {
+        let Some(offset) = message.offset else {
+            if self.subscriptions.contains_key(&message.channel) {
+                ctx.text(message.frame);
+            }
+            return;
+        };
+        self.pending.fetch_sub(message.frame.len(), Ordering::Relaxed);
+        match self.subscriptions.get_mut(&message.channel) {
+            Some(Subscription::Replaying { buffered }) => buffered.push((offset, message.frame)),
+            Some(Subscription::Live { last_offset }) if offset > *last_offset => {
+                *last_offset = offset;
+                ctx.text(message.frame);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The member lost access to the workspace.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Revoked;
+
+impl Handler<Revoked> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Revoked, ctx: &mut Self::Context) {
+        self.member = None;
+        Self::close(ctx, CloseCode::Policy, "access revoked");
+    }
+}
+
+/// The member lost access to one channel.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChannelRevoked {
+    pub channel: Arc<str>,
+}
+
+impl Handler<ChannelRevoked> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, message: ChannelRevoked, ctx: &mut Self::Context) {
+        if self.subscriptions.remove(&message.channel).is_some() {
+            Self::send(
+                ctx,
+                ServerFrame::Unsubscribed {
+                    channel: &message.channel,
+                    reason: "access_revoked",
+                },
+            );
+        }
+    }
+}
+
+/// The client fell too far behind; it should reconnect and resume.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Overloaded;
+
+impl Handler<Overloaded> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Overloaded, ctx: &mut Self::Context) {
+        Self::close(ctx, CloseCode::Again, "too far behind; reconnect and resume");
+    }
+}

@@ -1,0 +1,249 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// Creates a committee and returns its id.
+pub async fn committee(app: &TestApp, admin: &str, name: &str) -> i64 {
+    let (status, body) = app
+        .post(
+            "/api/admin/committees",
+            Some(admin),
+            json!({ "name": name, "kind": "technical" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+/// Puts `member_id` in `committee_id` with `role`.
+pub async fn add(app: &TestApp, admin: &str, committee_id: i64, member_id: i64, role: &str) {
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/committees/{committee_id}/members/{member_id}"),
+            Some(admin),
+            Some(json!({ "role": role })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// A new member of `committee_id` with `role`: returns (member id, access token).
+pub async fn member_of(app: &TestApp, admin: &str, committee_id: i64, email: &str, role: &str) -> (i64, String) {
+    let pair = app.member(admin, email).await;
+    let id = pair["member"]["id"].as_i64().unwrap();
+    add(app, admin, committee_id, id, role).await;
+    (id, pair["access_token"].as_str().unwrap().to_owned())
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn members_see_only_their_committees_and_the_secretariat_sees_all() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let steering = committee(&app, &admin, "Transitional Steering Committee").await;
+    let technical = committee(&app, &admin, "Technical Committee 1").await;
+    let (member_id, member) = member_of(&app, &admin, technical, "m@port.pe", "observer").await;
+
+    let (_, mine) = app.get("/api/committees", &member).await;
+    assert_eq!(ids(&mine), vec![technical]);
+    assert_eq!(mine["items"][0]["my_role"], "observer");
+    let (_, all) = app.get("/api/committees", &admin).await;
+    assert_eq!(ids(&all), vec![steering, technical]);
+
+    let (status, detail) = app.get(&format!("/api/committees/{technical}"), &member).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        detail["members"],
+        json!([{ "id": member_id, "name": "Member", "role": "observer" }])
+    );
+    let (status, body) = app.get(&format!("/api/committees/{steering}"), &member).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another committee is invisible: {body}");
+    let (status, _) = app.get("/api/committees/424242", &member).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (_, me) = app.get("/api/me", &member).await;
+    assert_eq!(
+        me["committees"],
+        json!([{ "id": technical, "name": "Technical Committee 1", "role": "observer" }])
+    );
+}
+
+#[actix_web::test]
+async fn committee_updates_are_guarded_by_if_match_and_names_are_unique() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let id = committee(&app, &admin, "Group of Experts").await;
+    let path = format!("/api/admin/committees/{id}");
+    let patch = |version: &'static str, body: Value| {
+        app.client
+            .patch(app.url(&path))
+            .bearer_auth(&admin)
+            .header("if-match", version)
+            .json(&body)
+            .send()
+    };
+    let response = patch("\"1\"", json!({ "description": "Academia and ports" }))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["etag"], "\"2\"");
+    let stale = patch("\"1\"", json!({ "description": "lost update" })).await.unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let body: Value = stale.json().await.unwrap();
+    assert_eq!(body["code"], "precondition_failed");
+    let bad = patch("version two", json!({})).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    committee(&app, &admin, "Technical Committee 2").await;
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({ "name": "Technical Committee 2" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = app
+        .post(
+            "/api/admin/committees",
+            Some(&admin),
+            json!({ "name": "Group of Experts", "kind": "experts" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = app
+        .post(
+            "/api/admin/committees",
+            Some(&admin),
+            json!({ "name": "X", "kind": "club" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let (_, detail) = app.get(&format!("/api/committees/{id}"), &admin).await;
+    assert_eq!(detail["description"], "Academia and ports");
+    assert_eq!(detail["version"], 2);
+}
+
+#[actix_web::test]
+async fn memberships_are_added_changed_and_removed_with_events_on_both_channels() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let id = committee(&app, &admin, "Technical Committee 3").await;
+    let (member_id, member) = member_of(&app, &admin, id, "m@port.pe", "member").await;
+    add(&app, &admin, id, member_id, "chair").await;
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/committees/{id}/members/{member_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/committees/{id}/members/{member_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/admin/committees/{id}/members/99999"),
+            Some(&admin),
+            Some(json!({ "role": "member" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (_, personal) = app
+        .get(&format!("/api/events?channel=member:{member_id}"), &member)
+        .await;
+    let kinds: Vec<&str> = personal["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["membership.added", "membership.updated", "membership.removed"]);
+    let offsets: Vec<i64> = personal["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offsets, [1, 2, 3]);
+    assert_eq!(
+        personal["items"][1]["data"],
+        json!({ "committee_id": id, "member_id": member_id, "role": "chair" })
+    );
+
+    let (_, committee_feed) = app.get(&format!("/api/events?channel=committee:{id}"), &admin).await;
+    let kinds: Vec<&str> = committee_feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "committee.updated",
+            "membership.added",
+            "membership.updated",
+            "membership.removed"
+        ]
+    );
+    // Removed: the committee's feed is now closed to them.
+    let (status, _) = app.get(&format!("/api/events?channel=committee:{id}"), &member).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn the_event_feed_over_http_validates_its_query_and_hides_other_channels() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let mine = committee(&app, &admin, "Mine").await;
+    let other = committee(&app, &admin, "Other").await;
+    let (member_id, member) = member_of(&app, &admin, mine, "m@port.pe", "member").await;
+    for path in [
+        format!("/api/events?channel=committee:{other}"),
+        format!("/api/events?channel=member:{}", member_id + 1),
+    ] {
+        assert_eq!(app.get(&path, &member).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    for path in [
+        "/api/events",
+        "/api/events?channel=tasks",
+        "/api/events?channel=committee:1&after=-1",
+        "/api/events?channel=public&limit=0",
+    ] {
+        assert_eq!(app.get(path, &member).await.0, StatusCode::BAD_REQUEST, "{path}");
+    }
+    let (status, page) = app
+        .get(
+            &format!("/api/events?channel=committee:{mine}&after=1&limit=1"),
+            &member,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["offset"], 2);
+    assert_eq!(page["reset"], false);
+    assert_eq!(page["head"], 2);
+}

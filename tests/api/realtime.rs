@@ -1,0 +1,470 @@
+use std::time::Duration;
+
+use dcports::events::{self, Channel};
+use dcports::realtime::{BrokerStats, Stats};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::committees::{committee, member_of};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::ws::{WsClient, close_code};
+
+async fn rename(app: &TestApp, admin: &str, committee_id: i64, description: &str) {
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/committees/{committee_id}"),
+            Some(admin),
+            Some(json!({ "description": description })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn broker_stats(app: &TestApp) -> BrokerStats {
+    app.state.broker.send(Stats).await.unwrap()
+}
+
+/// Polls the broker until `check` holds (sessions leave asynchronously).
+async fn wait_for_broker(app: &TestApp, check: impl Fn(BrokerStats) -> bool) -> BrokerStats {
+    for _ in 0..400 {
+        let stats = broker_stats(app).await;
+        if check(stats) {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("broker never reached the expected state: {:?}", broker_stats(app).await);
+}
+
+#[actix_web::test]
+async fn a_change_reaches_every_member_of_its_committee_in_order_and_no_one_else() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let b = committee(&app, &admin, "Committee B").await;
+    let (a1_id, a1) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (_, a2) = member_of(&app, &admin, a, "a2@port.pe", "observer").await;
+    let (_, b1) = member_of(&app, &admin, b, "b1@port.cl", "member").await;
+
+    let (mut ws_a1, ready) = WsClient::authenticated(&app, &a1).await;
+    assert_eq!(ready["member_id"], a1_id);
+    assert_eq!(
+        ready["channels"],
+        json!([format!("committee:{a}"), format!("member:{a1_id}")])
+    );
+    let (mut ws_a2, _) = WsClient::authenticated(&app, &a2).await;
+    let (mut ws_b1, _) = WsClient::authenticated(&app, &b1).await;
+    let (_, head_a) = ws_a1.subscribe(&format!("committee:{a}"), None).await;
+    ws_a2.subscribe(&format!("committee:{a}"), None).await;
+    ws_b1.subscribe(&format!("committee:{b}"), None).await;
+
+    rename(&app, &admin, a, "first").await;
+    rename(&app, &admin, a, "second").await;
+    for client in [&mut ws_a1, &mut ws_a2] {
+        let first = client.next_event().await;
+        let second = client.next_event().await;
+        assert_eq!(first["kind"], "committee.updated");
+        assert_eq!(first["channel"], format!("committee:{a}"));
+        assert_eq!(first["data"]["description"], "first");
+        assert_eq!(
+            (first["offset"].as_i64().unwrap(), second["offset"].as_i64().unwrap()),
+            (head_a + 1, head_a + 2)
+        );
+        assert_eq!(second["data"]["description"], "second");
+        assert!(first["actor_id"].is_i64() && first["at"].is_string());
+    }
+    // B's member gets B's change and nothing of A's before it.
+    rename(&app, &admin, b, "for b").await;
+    let event = ws_b1.next_event().await;
+    assert_eq!(event["channel"], format!("committee:{b}"));
+    assert_eq!(event["data"]["description"], "for b");
+}
+
+#[actix_web::test]
+async fn a_client_that_resumes_gets_exactly_the_events_it_missed_in_order() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let channel = format!("committee:{a}");
+
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let (_, last_seen) = client.subscribe(&channel, None).await;
+    drop(client);
+
+    // 1,000 changes while the client is away, from four concurrent writers.
+    let writers = (0..4).map(|writer| {
+        let (app, admin) = (&app, admin.clone());
+        async move {
+            for n in 0..250 {
+                rename(app, &admin, a, &format!("w{writer}-{n}")).await;
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let (replayed, offset) = client.subscribe(&channel, Some(last_seen)).await;
+    let offsets: Vec<i64> = replayed.iter().map(|event| event["offset"].as_i64().unwrap()).collect();
+    assert_eq!(offsets, ((last_seen + 1)..=(last_seen + 1000)).collect::<Vec<_>>());
+    assert_eq!(offset, last_seen + 1000);
+    // Every writer's changes arrive in the order that writer made them.
+    for writer in 0..4 {
+        let ns: Vec<usize> = replayed
+            .iter()
+            .filter_map(|e| {
+                e["data"]["description"]
+                    .as_str()?
+                    .strip_prefix(&format!("w{writer}-"))?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        assert_eq!(ns, (0..250).collect::<Vec<_>>());
+    }
+    // And then it is live, with no gap and no duplicate.
+    rename(&app, &admin, a, "live").await;
+    let live = client.next_event().await;
+    assert_eq!(live["offset"], offset + 1);
+    assert_eq!(live["data"]["description"], "live");
+}
+
+#[actix_web::test]
+async fn events_written_during_the_replay_are_delivered_once_after_it() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let channel = format!("committee:{a}");
+    for n in 0..200 {
+        rename(&app, &admin, a, &format!("before-{n}")).await;
+    }
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    client
+        .send(json!({ "type": "subscribe", "channel": channel, "after": 0 }))
+        .await;
+    // Writes race the replay.
+    for n in 0..50 {
+        rename(&app, &admin, a, &format!("during-{n}")).await;
+    }
+    let mut offsets = Vec::new();
+    while offsets.len() < 252 {
+        let frame = client.next().await;
+        if frame["type"] == "event" {
+            offsets.push(frame["offset"].as_i64().unwrap());
+        }
+    }
+    assert_eq!(offsets, (1..=252).collect::<Vec<_>>());
+}
+
+#[actix_web::test]
+async fn a_rolled_back_change_emits_nothing_and_takes_no_offset() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let (_, head) = client.subscribe(&format!("committee:{a}"), None).await;
+
+    {
+        let txn = app.state.db.begin_write().await.unwrap();
+        let recorded = events::record(
+            &*txn,
+            &[Channel::Committee(a as i32)],
+            "committee.updated",
+            None,
+            json!({ "ghost": true }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(recorded.0[0].offset, head + 1);
+        // Dropped without commit: rolled back, never published.
+    }
+    rename(&app, &admin, a, "real").await;
+    let event = client.next_event().await;
+    assert_eq!(event["offset"], head + 1, "the rolled-back event left no gap");
+    assert_eq!(event["data"]["description"], "real");
+    assert_eq!(
+        events::head(app.db.conn(), &format!("committee:{a}")).await.unwrap(),
+        head + 1
+    );
+}
+
+#[actix_web::test]
+async fn subscribing_to_a_channel_one_may_not_see_is_forbidden_and_delivers_nothing() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let b = committee(&app, &admin, "Committee B").await;
+    let (a1_id, a1) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &a1).await;
+    for channel in [
+        format!("committee:{b}"),
+        format!("member:{}", a1_id + 100),
+        "committee:999".to_owned(),
+    ] {
+        client.send(json!({ "type": "subscribe", "channel": channel })).await;
+        let error = client.next_of_type("error").await;
+        assert_eq!(error["code"], "forbidden");
+        assert_eq!(error["channel"], channel);
+    }
+    client.send(json!({ "type": "subscribe", "channel": "tasks:1" })).await;
+    assert_eq!(client.next_of_type("error").await["code"], "bad_channel");
+    rename(&app, &admin, b, "secret").await;
+    client.subscribe(&format!("committee:{a}"), None).await;
+    rename(&app, &admin, a, "visible").await;
+    let event = client.next_event().await;
+    assert_eq!(event["data"]["description"], "visible", "nothing of B arrived first");
+}
+
+#[actix_web::test]
+async fn removal_from_a_committee_stops_delivery_on_an_open_socket() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (id, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    client.subscribe(&format!("committee:{a}"), None).await;
+    client.subscribe(&format!("member:{id}"), None).await;
+
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/committees/{a}/members/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // In whatever order they come: the removal event on both channels, then the unsubscribe.
+    let mut saw_unsubscribed = false;
+    let mut removal_events = 0;
+    while !saw_unsubscribed || removal_events < 2 {
+        let frame = client.next().await;
+        match frame["type"].as_str().unwrap() {
+            "event" => {
+                assert_eq!(frame["kind"], "membership.removed");
+                removal_events += 1;
+            }
+            "unsubscribed" => {
+                assert_eq!(frame["channel"], format!("committee:{a}"));
+                assert_eq!(frame["reason"], "access_revoked");
+                saw_unsubscribed = true;
+            }
+            other => panic!("unexpected {other}: {frame}"),
+        }
+    }
+    rename(&app, &admin, a, "after removal").await;
+    // A personal event is the sentinel: nothing of committee A may come before it.
+    let other = committee(&app, &admin, "Committee C").await;
+    crate::committees::add(&app, &admin, other, id, "member").await;
+    let event = client.next_event().await;
+    assert_eq!(event["channel"], format!("member:{id}"));
+    assert_eq!(event["kind"], "membership.added");
+}
+
+#[actix_web::test]
+async fn suspending_an_account_closes_its_sockets() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (id, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    client.subscribe(&format!("committee:{a}"), None).await;
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/members/{id}"),
+            Some(&admin),
+            Some(json!({ "status": "suspended" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(close_code(&client.ended().await), Some(1008));
+    wait_for_broker(&app, |stats| stats.sessions == 0).await;
+    // And the token can no longer open one.
+    let mut again = WsClient::connect(&app).await;
+    again.send(json!({ "type": "auth", "token": token })).await;
+    assert_eq!(close_code(&again.ended().await), Some(1008));
+}
+
+#[actix_web::test]
+async fn a_socket_that_never_authenticates_is_closed_with_1008() {
+    let app = spawn_app_with(|settings| settings.realtime.auth_timeout_secs = 1).await;
+    let mut client = WsClient::connect(&app).await;
+    assert_eq!(close_code(&client.ended().await), Some(1008));
+    let mut client = WsClient::connect(&app).await;
+    client.send(json!({ "type": "subscribe", "channel": "public" })).await;
+    assert_eq!(
+        close_code(&client.ended().await),
+        Some(1008),
+        "the first frame must be auth"
+    );
+    let mut client = WsClient::connect(&app).await;
+    client.send(json!({ "type": "auth", "token": "not-a-token" })).await;
+    assert_eq!(close_code(&client.ended().await), Some(1008));
+}
+
+#[actix_web::test]
+async fn a_silent_client_is_dropped_and_leaves_no_trace_in_the_broker() {
+    let app = spawn_app_with(|settings| {
+        settings.realtime.heartbeat_secs = 1;
+        settings.realtime.client_timeout_secs = 2;
+    })
+    .await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    client.subscribe(&format!("committee:{a}"), None).await;
+    let stats = broker_stats(&app).await;
+    assert_eq!((stats.sessions, stats.subscriptions), (1, 1));
+    // Not reading means not answering pings: the server gives up on us.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let stats = wait_for_broker(&app, |stats| stats.sessions == 0).await;
+    assert_eq!(
+        stats,
+        BrokerStats {
+            sessions: 0,
+            channels: 0,
+            subscriptions: 0
+        }
+    );
+    drop(client);
+}
+
+#[actix_web::test]
+async fn garbage_huge_and_flooding_clients_are_answered_and_others_stay_healthy() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut healthy, _) = WsClient::authenticated(&app, &token).await;
+    healthy.subscribe(&format!("committee:{a}"), None).await;
+
+    // Garbage: an error frame each, then a close when it goes on.
+    let (mut garbage, _) = WsClient::authenticated(&app, &token).await;
+    garbage.send_raw(Message::text("this is not json")).await;
+    assert_eq!(garbage.next_of_type("error").await["code"], "bad_frame");
+    garbage.send(json!({ "type": "dance" })).await;
+    assert_eq!(garbage.next_of_type("error").await["code"], "bad_frame");
+    garbage.send_raw(Message::binary(vec![1, 2, 3])).await;
+    assert_eq!(garbage.next_of_type("error").await["code"], "bad_frame");
+    for _ in 0..20 {
+        garbage.send_raw(Message::text("{")).await;
+    }
+    let (_, code) = garbage.frames_until_close().await;
+    assert_eq!(code, Some(1008));
+
+    // A 10 MiB frame: refused with an error and a 1009 close.
+    let (mut huge, _) = WsClient::authenticated(&app, &token).await;
+    huge.send_raw(Message::text("x".repeat(10 * 1024 * 1024))).await;
+    let (frames, code) = huge.frames_until_close().await;
+    assert!(frames.iter().any(|f| f["code"] == "payload_too_large"), "{frames:?}");
+    assert_eq!(code, Some(1009));
+
+    // 10,000 frames in a burst: rate limited, then closed.
+    let (mut flood, _) = WsClient::authenticated(&app, &token).await;
+    for _ in 0..10_000 {
+        if !flood
+            .send_raw(Message::text(r#"{"type":"unsubscribe","channel":"public"}"#))
+            .await
+        {
+            break;
+        }
+    }
+    let (frames, code) = flood.frames_until_close().await;
+    assert!(
+        frames.iter().any(|f| f["code"] == "rate_limited"),
+        "rate_limited frame expected"
+    );
+    assert_eq!(code, Some(1008));
+
+    // The well-behaved client never noticed.
+    rename(&app, &admin, a, "still here").await;
+    assert_eq!(healthy.next_event().await["data"]["description"], "still here");
+    assert_eq!(
+        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    wait_for_broker(&app, |stats| stats.sessions == 1).await;
+}
+
+#[actix_web::test]
+async fn presence_lists_the_members_online_in_a_channel() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (id1, t1) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (id2, t2) = member_of(&app, &admin, a, "a2@port.pe", "member").await;
+    let channel = format!("committee:{a}");
+    let (mut first, _) = WsClient::authenticated(&app, &t1).await;
+    first.subscribe(&channel, None).await;
+    let (mut second, _) = WsClient::authenticated(&app, &t2).await;
+    second.subscribe(&channel, None).await;
+    let mut expected = vec![id1, id2];
+    expected.sort();
+    loop {
+        let frame = first.next_any().await;
+        if frame["type"] == "presence" && frame["online"] == json!(expected) {
+            assert_eq!(frame["channel"], channel);
+            break;
+        }
+    }
+    drop(second);
+    loop {
+        let frame = first.next_any().await;
+        if frame["type"] == "presence" && frame["online"] == json!([id1]) {
+            break;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn resuming_from_before_retention_answers_reset() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    for n in 0..3 {
+        rename(&app, &admin, a, &format!("old-{n}")).await;
+    }
+    // Retention deletes everything up to now.
+    dcports::scheduler::sweep(&app.db, -1).await.unwrap();
+    rename(&app, &admin, a, "new").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    client
+        .send(json!({ "type": "subscribe", "channel": format!("committee:{a}"), "after": 1 }))
+        .await;
+    let reset = client.next_of_type("reset").await;
+    assert_eq!(reset["channel"], format!("committee:{a}"));
+    let subscribed = client.next_of_type("subscribed").await;
+    let head = subscribed["offset"].as_i64().unwrap();
+    rename(&app, &admin, a, "live").await;
+    assert_eq!(client.next_event().await["offset"], head + 1);
+    let (_, page) = app
+        .get(&format!("/api/events?channel=committee:{a}&after=1"), &token)
+        .await;
+    assert_eq!(page["reset"], true);
+}
+
+#[actix_web::test]
+async fn an_origin_that_is_not_allowed_cannot_open_a_socket() {
+    let app =
+        spawn_app_with(|settings| settings.server.allowed_origins = vec!["https://portal.sela.org".to_owned()]).await;
+    let status = |origin: &'static str| {
+        let request = app
+            .client
+            .get(app.url("/ws"))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("origin", origin);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status("https://evil.example").await, StatusCode::FORBIDDEN);
+    assert_eq!(status("https://portal.sela.org").await, StatusCode::SWITCHING_PROTOCOLS);
+}
