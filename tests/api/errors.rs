@@ -180,3 +180,113 @@ async fn security_headers_are_on_every_response() {
         );
     }
 }
+
+#[actix_web::test]
+async fn hsts_is_sent_when_the_public_url_is_https() {
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.server.public_url = "https://portal.sela.org".parse().unwrap();
+    })
+    .await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(
+        response.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
+    );
+}
+
+#[actix_web::test]
+async fn cors_answers_only_the_allowed_origins() {
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.server.allowed_origins = vec!["https://portal.sela.org".to_owned()];
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.url("/api/me"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("https://portal.sela.org").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://portal.sela.org"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+}
+
+#[actix_web::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    let login = |app: &crate::helpers::TestApp, client_ip: &'static str| {
+        app.client
+            .post(app.url("/api/auth/login"))
+            .header("x-forwarded-for", client_ip)
+            .json(&json!({ "email": "x@y.org", "password": "wrong but long enough" }))
+            .send()
+    };
+    // Behind a trusted proxy, each client has its own budget.
+    let trusted = crate::helpers::spawn_app_with(|settings| {
+        settings.auth.max_failures_per_ip = 2;
+        settings.auth.max_failures_per_account = 100;
+        settings.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            login(&trusted, "203.0.113.7").await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login(&trusted, "203.0.113.7").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login(&trusted, "203.0.113.8").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // From an untrusted peer the header is ignored: spoofing it does not reset the budget.
+    let untrusted = crate::helpers::spawn_app_with(|settings| {
+        settings.auth.max_failures_per_ip = 2;
+        settings.auth.max_failures_per_account = 100;
+    })
+    .await;
+    for ip in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(login(&untrusted, ip).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login(&untrusted, "198.51.100.3").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[actix_web::test]
+async fn every_documented_operation_lists_its_error_responses() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            if path == "/healthz" || path == "/readyz" {
+                continue;
+            }
+            assert!(
+                responses.keys().any(|status| status.starts_with('4')),
+                "{method} {path} documents no 4xx"
+            );
+        }
+    }
+}

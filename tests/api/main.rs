@@ -6,6 +6,7 @@ mod ws;
 
 mod admin;
 mod auth;
+mod cli;
 mod committees;
 mod errors;
 mod health;

@@ -1,0 +1,40 @@
+//! The dcports benchmark suite. Starts the real server binary (release) on SQLite in a temporary
+//! folder, drives it over loopback, and prints markdown tables for BENCHMARKS.md.
+//!
+//!   cargo bench --bench dcports-bench -- fanout [--subscribers 100,1000,5000] [--events 200]
+
+mod fanout;
+mod server;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|arg| arg != "--bench").collect();
+    let (command, rest) = args
+        .split_first()
+        .map(|(c, r)| (c.as_str(), r))
+        .unwrap_or(("fanout", &[]));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match command {
+        "fanout" => runtime.block_on(fanout::run(fanout::Options::parse(rest)?)),
+        other => anyhow::bail!("unknown benchmark {other:?}; try: fanout"),
+    }
+}
+
+/// Parses `--name value` from the arguments, with a default.
+pub fn option<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> anyhow::Result<T> {
+    match args.iter().position(|arg| arg == name) {
+        None => Ok(default),
+        Some(index) => args
+            .get(index + 1)
+            .and_then(|value| value.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("{name} needs a value")),
+    }
+}
+
+/// The p-th percentile of sorted samples.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}

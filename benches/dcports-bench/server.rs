@@ -1,0 +1,135 @@
+//! A dcports server process for benchmarks, with a secretariat account and helpers.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "benchmark passphrase";
+
+pub struct Server {
+    pub base: String,
+    pub ws: String,
+    pub child: Child,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start(database_url: Option<&str>) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let url = database_url
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let command = |args: &[&str]| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_dcports"));
+            command
+                .args(args)
+                .env("DCPORTS_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+                .env("DCPORTS__DATABASE__URL", &url)
+                .env("DCPORTS__DATABASE__MAX_CONNECTIONS", "16")
+                .env("DCPORTS__SERVER__PORT", port.to_string())
+                .env("DCPORTS__MAIL__OUTBOX_DIR", dir.path().join("outbox"))
+                .env("DCPORTS__LOG__LEVEL", "warn")
+                // Throttling would refuse a login storm from one address; benchmarks measure the server.
+                .env("DCPORTS__AUTH__MAX_FAILURES_PER_IP", "1000000");
+            command
+        };
+        let mut create = command(&[
+            "admin",
+            "create",
+            "--email",
+            "bench@sela.org",
+            "--name",
+            "Bench",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+        create.stdin.take().context("stdin")?.write_all(PASSWORD.as_bytes())?;
+        anyhow::ensure!(create.wait()?.success(), "admin create failed");
+        let child = command(&["serve"]).stdout(Stdio::null()).spawn()?;
+        let server = Server {
+            base: format!("http://127.0.0.1:{port}"),
+            ws: format!("ws://127.0.0.1:{port}/ws"),
+            child,
+            client: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
+            _dir: dir,
+        };
+        for _ in 0..400 {
+            if server
+                .client
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("the server did not start")
+    }
+
+    pub async fn login(&self) -> anyhow::Result<String> {
+        let body: Value = self
+            .client
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&json!({ "email": "bench@sela.org", "password": PASSWORD }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no access token")
+    }
+
+    pub async fn create_committee(&self, token: &str, name: &str) -> anyhow::Result<i64> {
+        let body: Value = self
+            .client
+            .post(format!("{}/api/admin/committees", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "name": name, "kind": "technical" }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        body["id"].as_i64().context("no committee id")
+    }
+
+    /// One write through the API that records one `committee.updated` event.
+    pub async fn touch_committee(&self, token: &str, id: i64, n: usize) -> anyhow::Result<()> {
+        let response = self
+            .client
+            .patch(format!("{}/api/admin/committees/{id}", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "description": format!("benchmark write {n}") }))
+            .send()
+            .await?;
+        anyhow::ensure!(response.status().is_success(), "write failed: {}", response.status());
+        Ok(())
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,134 @@
+//! The binary itself: configuration errors, `migrate`, `admin create`, and the first start.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn dcports(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dcports"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DCPORTS_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env(
+            "DCPORTS__DATABASE__URL",
+            format!("sqlite://{}/cli.db?mode=rwc", dir.display()),
+        )
+        .env("DCPORTS__MAIL__OUTBOX_DIR", dir.join("outbox"))
+        .env("DCPORTS__LOG__LEVEL", "info")
+        .current_dir(dir);
+    command
+}
+
+#[test]
+fn production_refuses_to_start_with_the_development_jwt_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dcports(dir.path())
+        .env("DCPORTS_ENV", "production")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("auth.jwt_secret"), "{stderr}");
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_a_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dcports(dir.path())
+        .env("DCPORTS__SERVER__PORT", "eighty")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("server.port"), "{stderr}");
+
+    let output = dcports(dir.path())
+        .env("DCPORTS_ENV", "staging")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("DCPORTS_ENV"));
+    let output = dcports(dir.path())
+        .env("DCPORTS_CONFIG_DIR", dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("default.toml"));
+}
+
+#[test]
+fn migrate_then_admin_create_reads_the_password_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = dcports(dir.path()).arg("migrate").output().unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    assert!(dir.path().join("cli.db").exists());
+
+    let create = |password: &str| {
+        let mut child = dcports(dir.path())
+            .args([
+                "admin",
+                "create",
+                "--email",
+                "Ops@SELA.org",
+                "--name",
+                "Ops",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = create("short\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
+    let created = create("a long enough passphrase\n");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(String::from_utf8_lossy(&created.stdout).contains("ops@sela.org"));
+    let again = create("a long enough passphrase\n");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    // Without a terminal and without --password-stdin it refuses instead of hanging.
+    let no_tty = dcports(dir.path())
+        .args(["admin", "create", "--email", "x@sela.org", "--name", "X"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&no_tty.stderr).contains("--password-stdin"));
+}
+
+#[test]
+fn the_first_start_creates_the_secretariat_and_logs_a_setup_link_but_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = dcports(dir.path())
+        .env("DCPORTS__SERVER__PORT", "0")
+        .env("DCPORTS__BOOTSTRAP__ADMIN_EMAIL", "first@sela.org")
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let started = Instant::now();
+    let mut log = String::new();
+    let mut lines = BufReader::new(stderr).lines();
+    while started.elapsed() < Duration::from_secs(30) {
+        let Some(Ok(line)) = lines.next() else { break };
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("dcports listening") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(log.contains("created the secretariat account"), "{log}");
+    assert!(log.contains("first@sela.org"));
+    assert!(log.contains("/invitation?token=dci_"), "{log}");
+    assert!(!log.to_lowercase().contains("password_hash"));
+}
