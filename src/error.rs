@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 415
     #[error("unsupported content type; send application/json")]
     UnsupportedMediaType,
+    /// 415: an uploaded file whose bytes are not of an allowed type.
+    #[error("this kind of file is not accepted (PDF, office and OpenDocument files, CSV, text, Markdown, images, ZIP)")]
+    UnsupportedFileType,
     /// 429, with the seconds to wait.
     #[error("too many attempts; try again later")]
     RateLimited { retry_after_secs: u64 },
@@ -94,6 +97,11 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
             "Precondition failed",
         ),
         PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+        UnsupportedFileType => (
+            "unsupported_file_type",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported file type",
+        ),
         UnsupportedMediaType => (
             "unsupported_media_type",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

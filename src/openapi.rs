@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, auth, committees, error, events, pagination, startup};
+use crate::{admin, auth, committees, documents, error, events, pagination, public, startup};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,23 @@ use crate::{admin, auth, committees, error, events, pagination, startup};
         committees::routes::put_membership,
         committees::routes::delete_membership,
         events::routes::list_events,
+        documents::routes::list_documents,
+        documents::routes::create_document,
+        documents::routes::get_document,
+        documents::routes::download_document,
+        documents::routes::add_version,
+        documents::routes::update_document,
+        documents::routes::delete_document,
+        documents::routes::share_document,
+        documents::routes::unshare_document,
+        documents::routes::request_publication,
+        documents::routes::list_publications,
+        documents::routes::approve_publication,
+        documents::routes::reject_publication,
+        documents::routes::withdraw_publication,
+        public::routes::list_publications,
+        public::routes::get_publication,
+        public::routes::download_publication,
     ),
     components(schemas(error::Problem, error::FieldError, pagination::Paginated<auth::dto::MemberResponse>)),
     modifiers(&BearerAuth)

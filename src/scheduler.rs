@@ -1,5 +1,6 @@
 //! The `Scheduler` actor: timed housekeeping. Deletes events past retention and spent or expired
-//! tokens. Every task is an idempotent delete, so several nodes may run it side by side.
+//! tokens, and sweeps staged uploads a crash left behind. Every task is idempotent, so several
+//! nodes may run it side by side.
 
 use std::time::Duration;
 
@@ -11,15 +12,20 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 use crate::db::Db;
 use crate::events;
 use crate::settings::EventSettings;
+use crate::storage::LocalStorage;
+
+/// Staged uploads younger than this may still be in flight: the sweep leaves them alone.
+const STAGING_GRACE: Duration = Duration::from_secs(3600);
 
 pub struct Scheduler {
     db: Db,
     settings: EventSettings,
+    storage: LocalStorage,
 }
 
 impl Scheduler {
-    pub fn new(db: Db, settings: EventSettings) -> Self {
-        Self { db, settings }
+    pub fn new(db: Db, settings: EventSettings, storage: LocalStorage) -> Self {
+        Self { db, settings, storage }
     }
 }
 
@@ -27,33 +33,32 @@ impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(
-            Duration::from_secs(self.settings.sweep_interval_secs.max(1)),
-            |scheduler, ctx| {
-                let (db, retention_days) = (scheduler.db.clone(), scheduler.settings.retention_days);
-                ctx.spawn(
-                    async move {
-                        if let Err(error) = sweep(&db, retention_days).await {
-                            tracing::warn!(error = ?error, "housekeeping failed");
-                        }
-                    }
-                    .into_actor(scheduler),
-                );
-            },
-        );
+        let interval = Duration::from_secs(self.settings.sweep_interval_secs.max(1));
+        ctx.run_interval(interval, |scheduler, ctx| {
+            let (db, storage) = (scheduler.db.clone(), scheduler.storage.clone());
+            let retention_days = scheduler.settings.retention_days;
+            let work = async move {
+                if let Err(error) = sweep(&db, retention_days).await {
+                    tracing::warn!(error = ?error, "housekeeping failed");
+                }
+                if let Err(error) = sweep_staging(&db, &storage, STAGING_GRACE).await {
+                    tracing::warn!(error = ?error, "staging sweep failed");
+                }
+            };
+            ctx.spawn(work.into_actor(scheduler));
+        });
     }
 }
 
-/// One round of housekeeping.
+/// One round of housekeeping in the database.
 pub async fn sweep(db: &Db, retention_days: i64) -> anyhow::Result<()> {
     let now = Utc::now();
     let events = events::prune(db.conn(), now - chrono::Duration::days(retention_days)).await?;
+    let spent = Condition::any()
+        .add(one_time_token::Column::ExpiresAt.lt(now))
+        .add(one_time_token::Column::UsedAt.is_not_null());
     let one_time = one_time_token::Entity::delete_many()
-        .filter(
-            Condition::any()
-                .add(one_time_token::Column::ExpiresAt.lt(now))
-                .add(one_time_token::Column::UsedAt.is_not_null()),
-        )
+        .filter(spent)
         .exec(db.conn())
         .await?
         .rows_affected;
@@ -66,4 +71,20 @@ pub async fn sweep(db: &Db, retention_days: i64) -> anyhow::Result<()> {
         tracing::info!(events, one_time, refresh, "housekeeping removed old rows");
     }
     Ok(())
+}
+
+/// Removes staged uploads older than `grace` whose transaction never committed (and finishes
+/// the promotion of those whose transaction did).
+pub async fn sweep_staging(db: &Db, storage: &LocalStorage, grace: Duration) -> anyhow::Result<usize> {
+    let removed = storage
+        .sweep(grace, |sha256| async move {
+            crate::documents::service::is_stored_content(db.conn(), &sha256)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))
+        })
+        .await?;
+    if removed > 0 {
+        tracing::info!(removed, "removed staged uploads left by interrupted requests");
+    }
+    Ok(removed)
 }

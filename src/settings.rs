@@ -49,6 +49,15 @@ pub struct Settings {
     pub log: LogSettings,
     pub events: EventSettings,
     pub realtime: RealtimeSettings,
+    pub documents: DocumentSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct DocumentSettings {
+    /// Where file content is stored (staging and content-addressed blobs).
+    pub storage_dir: PathBuf,
+    /// Largest upload, in bytes (413 `payload_too_large` beyond).
+    pub max_upload_bytes: u64,
 }
 
 fn default_environment() -> Environment {

@@ -24,7 +24,8 @@ use crate::realtime::Broker;
 use crate::scheduler::Scheduler;
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::{admin, auth, bootstrap, committees, events, openapi, realtime};
+use crate::storage::LocalStorage;
+use crate::{admin, auth, bootstrap, committees, documents, events, openapi, public, realtime};
 
 pub struct Application {
     port: u16,
@@ -51,7 +52,8 @@ impl Application {
 
         let mailer = Mailer::new(db.conn().clone(), settings.mail.clone())?.start();
         let broker = Broker::new(settings.realtime.max_pending_bytes).start();
-        Scheduler::new(db.clone(), settings.events.clone()).start();
+        let storage = LocalStorage::new(&settings.documents.storage_dir)?;
+        Scheduler::new(db.clone(), settings.events.clone(), storage.clone()).start();
         let state = web::Data::new(AppState {
             tokens: AccessTokens::new(&settings.auth)?,
             passwords: Passwords::new(&settings.auth)?,
@@ -59,6 +61,7 @@ impl Application {
             db,
             mailer,
             broker,
+            storage,
             settings,
         });
         let metrics = PrometheusMetricsBuilder::new("dcports")
@@ -121,15 +124,18 @@ fn build_app(
         .route("/readyz", web::get().to(readyz))
         .route("/api/openapi.json", web::get().to(openapi::serve))
         .configure(realtime::routes::configure)
+        .service(web::scope("/api/public").configure(public::routes::configure))
         .service(
             web::scope("/api/admin")
                 .configure(admin::routes::configure)
-                .configure(committees::routes::configure_admin),
+                .configure(committees::routes::configure_admin)
+                .configure(documents::routes::configure_admin),
         )
         .service(
             web::scope("/api")
                 .configure(auth::routes::configure)
                 .configure(committees::routes::configure_member)
+                .configure(documents::routes::configure_member)
                 .configure(events::routes::configure),
         )
         .default_service(web::to(|| async { ApiError::NotFound.error_response() }))

@@ -9,6 +9,7 @@ use crate::db::Db;
 use crate::mail::Mailer;
 use crate::realtime::Broker;
 use crate::settings::Settings;
+use crate::storage::LocalStorage;
 
 pub struct AppState {
     pub db: Db,
@@ -18,4 +19,5 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub mailer: Addr<Mailer>,
     pub broker: Addr<Broker>,
+    pub storage: LocalStorage,
 }

@@ -63,6 +63,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database.url = SecretString::from(url);
     settings.server.port = 0;
     settings.mail.outbox_dir = dir.path().join("outbox");
+    settings.documents.storage_dir = dir.path().join("files");
     customize(&mut settings);
     dcports::telemetry::init(&settings.log);
 
@@ -122,6 +123,51 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// Uploads `bytes` as `file_name` with the given extra fields; returns status and body.
+    pub async fn upload(
+        &self,
+        path: &str,
+        token: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+        fields: &[(&str, &str)],
+        if_match: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()),
+        );
+        let mut request = self.client.post(self.url(path)).bearer_auth(token).multipart(form);
+        if let Some(version) = if_match {
+            request = request.header("if-match", version);
+        }
+        let response = request.send().await.expect("upload sent");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Every file under the document storage folder (`staging/` and `blobs/`).
+    pub fn stored_files(&self, sub: &str) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out)
+                } else {
+                    out.push(path)
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.settings.documents.storage_dir.join(sub), &mut files);
+        files
     }
 
     pub fn outbox(&self) -> PathBuf {

@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod cli;
 mod committees;
+mod documents;
 mod errors;
 mod health;
 mod mail;

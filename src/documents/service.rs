@@ -1,0 +1,850 @@
+//! The rules of documents: who may see, change, share and publish them, one transaction each,
+//! with the events every change emits into the owner's and every sharing committee's channel.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use entity::{committee_membership, document, document_share, document_tag, document_version, publication};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set,
+};
+use serde_json::json;
+
+use super::dto::*;
+use super::upload::Upload;
+use crate::audit::{self, AuditEntry};
+use crate::committees::dto::CommitteeRole;
+use crate::committees::service as committees;
+use crate::domain::{Role, Validator, required_text};
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Channel, Recorded};
+use crate::pagination::Page;
+use crate::preconditions::IfMatch;
+use crate::realtime;
+use crate::state::AppState;
+use crate::storage::BlobStore;
+use entity::member;
+
+const MAX_TAGS: usize = 20;
+
+/// What the caller may do with one document.
+#[derive(Clone, Copy, Debug)]
+pub struct DocAccess {
+    pub write: bool,
+    /// Chair of the owner committee, or the secretariat: share, publish, delete.
+    pub manage: bool,
+}
+
+/// The one place that decides access to a document. Without any, it does not exist (404).
+pub async fn access(
+    conn: &impl ConnectionTrait,
+    caller: &member::Model,
+    document_id: i32,
+) -> ApiResult<(document::Model, DocAccess)> {
+    let document = document::Entity::find_by_id(document_id)
+        .filter(document::Column::DeletedAt.is_null())
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if caller.role == Role::Secretariat.as_str() {
+        return Ok((
+            document,
+            DocAccess {
+                write: true,
+                manage: true,
+            },
+        ));
+    }
+    let memberships = committee_membership::Entity::find()
+        .filter(committee_membership::Column::MemberId.eq(caller.id))
+        .all(conn)
+        .await?;
+    let role_in = |committee_id: i32| {
+        memberships
+            .iter()
+            .find(|m| m.committee_id == committee_id)
+            .and_then(|m| CommitteeRole::from_db(&m.role).ok())
+    };
+    if let Some(role) = role_in(document.committee_id) {
+        let write = role != CommitteeRole::Observer;
+        return Ok((
+            document,
+            DocAccess {
+                write,
+                manage: role == CommitteeRole::Chair,
+            },
+        ));
+    }
+    let shares = document_share::Entity::find()
+        .filter(document_share::Column::DocumentId.eq(document_id))
+        .all(conn)
+        .await?;
+    let mut best: Option<DocAccess> = None;
+    for share in shares {
+        let Some(role) = role_in(share.committee_id) else {
+            continue;
+        };
+        let write = share.access == ShareAccess::Write.as_str() && role != CommitteeRole::Observer;
+        best = Some(DocAccess {
+            write: write || best.is_some_and(|b| b.write),
+            manage: false,
+        });
+    }
+    best.map(|access| (document, access)).ok_or(ApiError::NotFound)
+}
+
+/// The channels a document's events go to: its committee's and every sharing committee's.
+async fn channels_of(conn: &impl ConnectionTrait, document: &document::Model) -> ApiResult<Vec<Channel>> {
+    let shares = document_share::Entity::find()
+        .filter(document_share::Column::DocumentId.eq(document.id))
+        .all(conn)
+        .await?;
+    let mut channels = vec![Channel::Committee(document.committee_id)];
+    channels.extend(shares.into_iter().map(|share| Channel::Committee(share.committee_id)));
+    Ok(channels)
+}
+
+async fn tags_of(conn: &impl ConnectionTrait, document_id: i32) -> ApiResult<Vec<String>> {
+    let rows = document_tag::Entity::find()
+        .filter(document_tag::Column::DocumentId.eq(document_id))
+        .order_by_asc(document_tag::Column::Tag)
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|row| row.tag).collect())
+}
+
+async fn version_of(
+    conn: &impl ConnectionTrait,
+    document_id: i32,
+    number: i32,
+) -> ApiResult<Option<document_version::Model>> {
+    Ok(document_version::Entity::find()
+        .filter(document_version::Column::DocumentId.eq(document_id))
+        .filter(document_version::Column::Number.eq(number))
+        .one(conn)
+        .await?)
+}
+
+/// The document as responses and events show it.
+pub async fn present(conn: &impl ConnectionTrait, document: document::Model) -> ApiResult<DocumentResponse> {
+    let tags = tags_of(conn, document.id).await?;
+    let file = version_of(conn, document.id, document.current_version)
+        .await?
+        .map(VersionResponse::from);
+    Ok(DocumentResponse::new(document, tags, file))
+}
+
+/// Records `kind` for the document into all its channels.
+async fn emit(
+    conn: &impl ConnectionTrait,
+    actor_id: i32,
+    kind: &str,
+    document: document::Model,
+) -> ApiResult<(DocumentResponse, Recorded)> {
+    let channels = channels_of(conn, &document).await?;
+    let response = present(conn, document).await?;
+    let recorded = events::record(conn, &channels, kind, Some(actor_id), json!(response)).await?;
+    Ok((response, recorded))
+}
+
+fn parse_tags(raw: &[String]) -> Result<Vec<String>, ApiError> {
+    let tags: BTreeSet<String> = raw
+        .iter()
+        .map(|tag| tag.trim().to_lowercase())
+        .filter(|tag| !tag.is_empty())
+        .collect();
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::validation("tags", "at most 20 tags"));
+    }
+    if tags.iter().any(|tag| tag.chars().count() > 64) {
+        return Err(ApiError::validation("tags", "each tag at most 64 characters"));
+    }
+    Ok(tags.into_iter().collect())
+}
+
+async fn replace_tags(conn: &impl ConnectionTrait, document_id: i32, tags: &[String]) -> ApiResult<()> {
+    document_tag::Entity::delete_many()
+        .filter(document_tag::Column::DocumentId.eq(document_id))
+        .exec(conn)
+        .await?;
+    for tag in tags {
+        document_tag::ActiveModel {
+            document_id: Set(document_id),
+            tag: Set(tag.clone()),
+        }
+        .insert(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn audit_document(
+    conn: &impl ConnectionTrait,
+    actor_id: i32,
+    action: &str,
+    target_id: i32,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    audit::record(
+        conn,
+        AuditEntry {
+            actor_id: Some(actor_id),
+            action,
+            target_type: "document",
+            target_id: Some(target_id),
+            details,
+            ip: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs `work` in a write transaction; the staged upload becomes a blob only if it commits, and
+/// is removed otherwise.
+async fn with_upload<T>(
+    state: &AppState,
+    upload: Upload,
+    work: impl AsyncFnOnce(&crate::db::WriteTxn, &Upload) -> ApiResult<(T, Recorded)>,
+) -> ApiResult<T> {
+    let outcome = async {
+        let txn = state.db.begin_write().await?;
+        let (value, recorded) = work(&txn, &upload).await?;
+        txn.commit().await?;
+        Ok::<_, ApiError>((value, recorded))
+    }
+    .await;
+    match outcome {
+        Ok((value, recorded)) => {
+            state.storage.promote(upload.file).await?;
+            realtime::publish(state, recorded);
+            Ok(value)
+        }
+        Err(error) => {
+            state.storage.discard(upload.file).await;
+            Err(error)
+        }
+    }
+}
+
+async fn insert_version(
+    conn: &impl ConnectionTrait,
+    document_id: i32,
+    number: i32,
+    upload: &Upload,
+    note: String,
+    uploaded_by: i32,
+) -> ApiResult<()> {
+    document_version::ActiveModel {
+        document_id: Set(document_id),
+        number: Set(number),
+        sha256: Set(upload.file.sha256.clone()),
+        size_bytes: Set(upload.file.size as i64),
+        content_type: Set(upload.content_type.clone()),
+        file_name: Set(upload.file_name.clone()),
+        note: Set(note),
+        uploaded_by: Set(uploaded_by),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, committee_id))]
+pub async fn create(
+    state: &AppState,
+    caller: &member::Model,
+    committee_id: i32,
+    upload: Upload,
+) -> ApiResult<DocumentResponse> {
+    let checked = async {
+        committees::access(state.db.conn(), caller, committee_id)
+            .await?
+            .require_write()?;
+        let mut validator = Validator::default();
+        let title = validator.check(required_text(
+            "title",
+            upload.fields.get("title").map_or("", String::as_str),
+            300,
+        ));
+        let description = upload
+            .fields
+            .get("description")
+            .map(|d| d.trim().to_owned())
+            .unwrap_or_default();
+        if description.chars().count() > 20_000 {
+            validator.add("description", "must be at most 20000 characters long");
+        }
+        let tags = upload
+            .fields
+            .get("tags")
+            .map(|raw| raw.split(',').map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let tags = validator.check(
+            parse_tags(&tags).map_err(|_| crate::error::FieldError::new("tags", "at most 20 tags of 64 characters")),
+        );
+        validator.finish()?;
+        Ok::<_, ApiError>((title.unwrap_or_default(), description, tags.unwrap_or_default()))
+    }
+    .await;
+    let (title, description, tags) = match checked {
+        Ok(values) => values,
+        Err(error) => {
+            state.storage.discard(upload.file).await;
+            return Err(error);
+        }
+    };
+    let note = upload
+        .fields
+        .get("note")
+        .map(|n| n.trim().to_owned())
+        .unwrap_or_default();
+    with_upload(state, upload, async |txn, upload| {
+        let now = Utc::now();
+        let document = document::ActiveModel {
+            committee_id: Set(committee_id),
+            title: Set(title),
+            description: Set(description),
+            status: Set(DocumentStatus::Draft.as_str().to_owned()),
+            created_by: Set(caller.id),
+            current_version: Set(1),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+            ..Default::default()
+        }
+        .insert(&**txn)
+        .await?;
+        insert_version(&**txn, document.id, 1, upload, note, caller.id).await?;
+        replace_tags(&**txn, document.id, &tags).await?;
+        audit_document(
+            &**txn,
+            caller.id,
+            "document.created",
+            document.id,
+            json!({ "sha256": upload.file.sha256 }),
+        )
+        .await?;
+        emit(&**txn, caller.id, "document.created", document).await
+    })
+    .await
+}
+
+/// Adds version n+1. With `If-Match`, a stale version is refused (412): two members uploading at
+/// once never silently overwrite each other.
+#[tracing::instrument(skip_all, fields(caller = caller.id, document_id))]
+pub async fn add_version(
+    state: &AppState,
+    caller: &member::Model,
+    document_id: i32,
+    if_match: IfMatch,
+    upload: Upload,
+) -> ApiResult<DocumentResponse> {
+    let allowed = match access(state.db.conn(), caller, document_id).await {
+        Ok((_, access)) if access.write => Ok(()),
+        Ok(_) => Err(ApiError::Forbidden),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = allowed {
+        state.storage.discard(upload.file).await;
+        return Err(error);
+    }
+    let note = upload
+        .fields
+        .get("note")
+        .map(|n| n.trim().to_owned())
+        .unwrap_or_default();
+    with_upload(state, upload, async |txn, upload| {
+        let (document, _) = access(&**txn, caller, document_id).await?;
+        if_match.check(document.version)?;
+        // Conditional on the version read: of two concurrent uploads only one moves it.
+        let moved = document::Entity::update_many()
+            .col_expr(document::Column::Version, Expr::col(document::Column::Version).add(1))
+            .col_expr(
+                document::Column::CurrentVersion,
+                Expr::col(document::Column::CurrentVersion).add(1),
+            )
+            .col_expr(document::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(document::Column::Id.eq(document_id))
+            .filter(document::Column::Version.eq(document.version))
+            .exec(&**txn)
+            .await?;
+        if moved.rows_affected != 1 {
+            return Err(ApiError::PreconditionFailed);
+        }
+        let number = document.current_version + 1;
+        insert_version(&**txn, document_id, number, upload, note, caller.id).await?;
+        audit_document(
+            &**txn,
+            caller.id,
+            "document.version_added",
+            document_id,
+            json!({ "number": number, "sha256": upload.file.sha256 }),
+        )
+        .await?;
+        let updated = document::Entity::find_by_id(document_id)
+            .one(&**txn)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        emit(&**txn, caller.id, "document.version_added", updated).await
+    })
+    .await
+}
+
+/// Documents of a committee: its own and those shared with it.
+pub async fn list(
+    state: &AppState,
+    caller: &member::Model,
+    committee_id: i32,
+    filter: &DocumentFilter,
+    page: Page,
+) -> ApiResult<Vec<DocumentResponse>> {
+    committees::access(state.db.conn(), caller, committee_id).await?;
+    let shared_with = document_share::Entity::find()
+        .select_only()
+        .column(document_share::Column::DocumentId)
+        .filter(document_share::Column::CommitteeId.eq(committee_id))
+        .into_query();
+    let mut query = document::Entity::find()
+        .filter(document::Column::DeletedAt.is_null())
+        .filter(
+            Condition::any()
+                .add(document::Column::CommitteeId.eq(committee_id))
+                .add(document::Column::Id.in_subquery(shared_with)),
+        )
+        .order_by_asc(document::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(document::Column::Id.gt(after));
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = crate::admin::service::contains_pattern(q);
+        query = query.filter(
+            Condition::any()
+                .add(
+                    Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(document::Column::Title)))
+                        .like(pattern.clone()),
+                )
+                .add(
+                    Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(
+                        document::Column::Description,
+                    )))
+                    .like(pattern),
+                ),
+        );
+    }
+    if let Some(tag) = &filter.tag {
+        let tagged = document_tag::Entity::find()
+            .select_only()
+            .column(document_tag::Column::DocumentId)
+            .filter(document_tag::Column::Tag.eq(tag.trim().to_lowercase()))
+            .into_query();
+        query = query.filter(document::Column::Id.in_subquery(tagged));
+    }
+    if let Some(status) = &filter.status {
+        let status =
+            DocumentStatus::from_db(status).map_err(|_| ApiError::validation("status", "must be draft or final"))?;
+        query = query.filter(document::Column::Status.eq(status.as_str()));
+    }
+    let rows = query.all(state.db.conn()).await?;
+    let mut documents = Vec::with_capacity(rows.len());
+    for row in rows {
+        documents.push(present(state.db.conn(), row).await?);
+    }
+    Ok(documents)
+}
+
+pub async fn detail(state: &AppState, caller: &member::Model, document_id: i32) -> ApiResult<DocumentDetailResponse> {
+    let (document, _) = access(state.db.conn(), caller, document_id).await?;
+    let versions = document_version::Entity::find()
+        .filter(document_version::Column::DocumentId.eq(document_id))
+        .order_by_asc(document_version::Column::Number)
+        .all(state.db.conn())
+        .await?;
+    let shares = document_share::Entity::find()
+        .filter(document_share::Column::DocumentId.eq(document_id))
+        .order_by_asc(document_share::Column::CommitteeId)
+        .all(state.db.conn())
+        .await?;
+    Ok(DocumentDetailResponse {
+        document: present(state.db.conn(), document).await?,
+        versions: versions.into_iter().map(VersionResponse::from).collect(),
+        shares: shares
+            .into_iter()
+            .map(|s| ShareResponse {
+                committee_id: s.committee_id,
+                access: s.access,
+            })
+            .collect(),
+    })
+}
+
+/// The version to download (the current one by default).
+pub async fn content(
+    state: &AppState,
+    caller: &member::Model,
+    document_id: i32,
+    number: Option<i32>,
+) -> ApiResult<document_version::Model> {
+    let (document, _) = access(state.db.conn(), caller, document_id).await?;
+    version_of(state.db.conn(), document_id, number.unwrap_or(document.current_version))
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, document_id))]
+pub async fn update(
+    state: &AppState,
+    caller: &member::Model,
+    document_id: i32,
+    if_match: IfMatch,
+    request: UpdateDocumentRequest,
+) -> ApiResult<DocumentResponse> {
+    let mut validator = Validator::default();
+    let title = request
+        .title
+        .as_deref()
+        .and_then(|title| validator.check(required_text("title", title, 300)));
+    if request.description.as_ref().is_some_and(|d| d.chars().count() > 20_000) {
+        validator.add("description", "must be at most 20000 characters long");
+    }
+    validator.finish()?;
+    let tags = request.tags.as_deref().map(parse_tags).transpose()?;
+
+    let txn = state.db.begin_write().await?;
+    let (document, access) = access(&*txn, caller, document_id).await?;
+    if !access.write {
+        return Err(ApiError::Forbidden);
+    }
+    if_match.check(document.version)?;
+    let version = document.version;
+    let mut active = document.into_active_model();
+    if let Some(title) = title {
+        active.title = Set(title);
+    }
+    if let Some(description) = request.description {
+        active.description = Set(description.trim().to_owned());
+    }
+    if let Some(status) = request.status {
+        active.status = Set(status.as_str().to_owned());
+    }
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&*txn).await?;
+    if let Some(tags) = &tags {
+        replace_tags(&*txn, document_id, tags).await?;
+    }
+    audit_document(
+        &*txn,
+        caller.id,
+        "document.updated",
+        document_id,
+        json!({ "version": updated.version }),
+    )
+    .await?;
+    let (response, recorded) = emit(&*txn, caller.id, "document.updated", updated).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+/// Soft delete, by the owner committee's chair, the creator or the secretariat.
+#[tracing::instrument(skip_all, fields(caller = caller.id, document_id))]
+pub async fn delete(state: &AppState, caller: &member::Model, document_id: i32) -> ApiResult<()> {
+    let txn = state.db.begin_write().await?;
+    let (document, access) = access(&*txn, caller, document_id).await?;
+    if !(access.manage || (access.write && document.created_by == caller.id)) {
+        return Err(ApiError::Forbidden);
+    }
+    let mut active = document.into_active_model();
+    active.deleted_at = Set(Some(Utc::now()));
+    let deleted = active.update(&*txn).await?;
+    audit_document(&*txn, caller.id, "document.deleted", document_id, json!({})).await?;
+    let (_, recorded) = emit(&*txn, caller.id, "document.deleted", deleted).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(())
+}
+
+/// Shares the document with another committee (or changes the access of a share).
+#[tracing::instrument(skip_all, fields(caller = caller.id, document_id, committee_id))]
+pub async fn share(
+    state: &AppState,
+    caller: &member::Model,
+    document_id: i32,
+    committee_id: i32,
+    access_level: ShareAccess,
+) -> ApiResult<ShareResponse> {
+    let txn = state.db.begin_write().await?;
+    let (document, access) = access(&*txn, caller, document_id).await?;
+    if !access.manage {
+        return Err(ApiError::Forbidden);
+    }
+    if committee_id == document.committee_id {
+        return Err(ApiError::validation(
+            "committee_id",
+            "the document already belongs to this committee",
+        ));
+    }
+    entity::committee::Entity::find_by_id(committee_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    match document_share::Entity::find_by_id((document_id, committee_id))
+        .one(&*txn)
+        .await?
+    {
+        Some(existing) => {
+            let mut active = existing.into_active_model();
+            active.access = Set(access_level.as_str().to_owned());
+            active.update(&*txn).await?;
+        }
+        None => {
+            document_share::ActiveModel {
+                document_id: Set(document_id),
+                committee_id: Set(committee_id),
+                access: Set(access_level.as_str().to_owned()),
+                created_at: Set(Utc::now()),
+            }
+            .insert(&*txn)
+            .await?;
+        }
+    }
+    audit_document(
+        &*txn,
+        caller.id,
+        "document.shared",
+        document_id,
+        json!({ "committee_id": committee_id, "access": access_level.as_str() }),
+    )
+    .await?;
+    let (_, recorded) = emit(&*txn, caller.id, "document.shared", document).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(ShareResponse {
+        committee_id,
+        access: access_level.as_str().to_owned(),
+    })
+}
+
+/// Stops sharing: the committee loses the document at once, and hears so one last time.
+#[tracing::instrument(skip_all, fields(caller = caller.id, document_id, committee_id))]
+pub async fn unshare(state: &AppState, caller: &member::Model, document_id: i32, committee_id: i32) -> ApiResult<()> {
+    let txn = state.db.begin_write().await?;
+    let (document, access) = access(&*txn, caller, document_id).await?;
+    if !access.manage {
+        return Err(ApiError::Forbidden);
+    }
+    let removed = document_share::Entity::delete_by_id((document_id, committee_id))
+        .exec(&*txn)
+        .await?;
+    if removed.rows_affected == 0 {
+        return Err(ApiError::NotFound);
+    }
+    audit_document(
+        &*txn,
+        caller.id,
+        "document.unshared",
+        document_id,
+        json!({ "committee_id": committee_id }),
+    )
+    .await?;
+    let mut channels = channels_of(&*txn, &document).await?;
+    channels.push(Channel::Committee(committee_id));
+    let data = json!({ "id": document_id, "committee_id": committee_id });
+    let recorded = events::record(&*txn, &channels, "document.unshared", Some(caller.id), data).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(())
+}
+
+/// A chair (or the secretariat) asks to publish the current version in the public area.
+#[tracing::instrument(skip_all, fields(caller = caller.id, document_id))]
+pub async fn request_publication(
+    state: &AppState,
+    caller: &member::Model,
+    document_id: i32,
+    request: PublishRequest,
+) -> ApiResult<PublicationResponse> {
+    let summary = match request.summary {
+        SummaryInput::Text(en) => Summary {
+            en: en.trim().to_owned(),
+            es: String::new(),
+        },
+        SummaryInput::Languages { en, es } => Summary {
+            en: en.unwrap_or_default().trim().to_owned(),
+            es: es.unwrap_or_default().trim().to_owned(),
+        },
+    };
+    let mut validator = Validator::default();
+    if summary.en.is_empty() && summary.es.is_empty() {
+        validator.add("summary", "must not be empty");
+    }
+    if summary.en.chars().count() > 5_000 || summary.es.chars().count() > 5_000 {
+        validator.add("summary", "must be at most 5000 characters per language");
+    }
+    let countries: BTreeSet<String> = request
+        .country_codes
+        .unwrap_or_default()
+        .iter()
+        .map(|code| code.trim().to_uppercase())
+        .collect();
+    if countries.iter().any(|code| !crate::reference::is_member_country(code)) {
+        validator.add("country_codes", "must be codes of the Network's member countries");
+    }
+    validator.finish()?;
+
+    let txn = state.db.begin_write().await?;
+    let (document, access) = access(&*txn, caller, document_id).await?;
+    if !access.manage {
+        return Err(ApiError::Forbidden);
+    }
+    let row = publication::ActiveModel {
+        document_id: Set(document_id),
+        version_number: Set(document.current_version),
+        kind: Set(request.kind.as_str().to_owned()),
+        title: Set(document.title.clone()),
+        summary_en: Set(summary.en),
+        summary_es: Set(summary.es),
+        country_codes: Set(json!(countries)),
+        status: Set(PublicationStatus::Pending.as_str().to_owned()),
+        requested_by: Set(caller.id),
+        requested_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&*txn)
+    .await?;
+    let response = PublicationResponse::from(row);
+    audit_document(
+        &*txn,
+        caller.id,
+        "publication.requested",
+        document_id,
+        json!({ "publication_id": response.id }),
+    )
+    .await?;
+    let recorded = events::record(
+        &*txn,
+        &[Channel::Committee(document.committee_id)],
+        "publication.requested",
+        Some(caller.id),
+        json!(response),
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+pub async fn list_publications(
+    state: &AppState,
+    filter: &PublicationFilter,
+    page: Page,
+) -> ApiResult<Vec<publication::Model>> {
+    let mut query = publication::Entity::find()
+        .order_by_asc(publication::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(publication::Column::Id.gt(after));
+    }
+    if let Some(status) = &filter.status {
+        let status = PublicationStatus::from_db(status)
+            .map_err(|_| ApiError::validation("status", "must be pending, approved, rejected or withdrawn"))?;
+        query = query.filter(publication::Column::Status.eq(status.as_str()));
+    }
+    Ok(query.all(state.db.conn()).await?)
+}
+
+/// A review decision of the secretariat: moves a publication from one of `from` to `to`.
+pub enum Review {
+    Approve { version_number: Option<i32> },
+    Reject { reason: String },
+    Withdraw,
+}
+
+#[tracing::instrument(skip_all, fields(actor_id, publication_id))]
+pub async fn review(
+    state: &AppState,
+    actor_id: i32,
+    publication_id: i32,
+    decision: Review,
+) -> ApiResult<PublicationResponse> {
+    if let Review::Reject { reason } = &decision {
+        required_text("reason", reason, 5_000).map_err(|error| ApiError::Validation(vec![error]))?;
+    }
+    let txn = state.db.begin_write().await?;
+    let row = publication::Entity::find_by_id(publication_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let status = PublicationStatus::from_db(&row.status)?;
+    let document = document::Entity::find_by_id(row.document_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let now = Utc::now();
+    let mut active = row.clone().into_active_model();
+    active.reviewed_by = Set(Some(actor_id));
+    active.reviewed_at = Set(Some(now));
+    let (kind, new_status) = match (&decision, status) {
+        (Review::Approve { version_number }, PublicationStatus::Pending) => {
+            let number = version_number.unwrap_or(row.version_number);
+            version_of(&*txn, row.document_id, number)
+                .await?
+                .ok_or_else(|| ApiError::validation("version_number", "no such version of the document"))?;
+            if document.deleted_at.is_some() {
+                return Err(ApiError::Conflict("the document has been deleted".to_owned()));
+            }
+            active.version_number = Set(number);
+            active.published_at = Set(Some(now));
+            ("document.published", PublicationStatus::Approved)
+        }
+        (Review::Reject { reason }, PublicationStatus::Pending) => {
+            active.reason = Set(Some(reason.trim().to_owned()));
+            ("publication.rejected", PublicationStatus::Rejected)
+        }
+        (Review::Withdraw, PublicationStatus::Approved | PublicationStatus::Pending) => {
+            ("publication.withdrawn", PublicationStatus::Withdrawn)
+        }
+        (_, current) => {
+            return Err(ApiError::Conflict(format!("the publication is {}", current.as_str())));
+        }
+    };
+    active.status = Set(new_status.as_str().to_owned());
+    let updated = active.update(&*txn).await?;
+    let response = PublicationResponse::from(updated);
+    audit::record(
+        &*txn,
+        AuditEntry {
+            actor_id: Some(actor_id),
+            action: kind,
+            target_type: "publication",
+            target_id: Some(publication_id),
+            details: json!({ "document_id": response.document_id, "status": response.status }),
+            ip: None,
+        },
+    )
+    .await?;
+    let mut channels = vec![Channel::Committee(document.committee_id)];
+    if status == PublicationStatus::Approved || new_status == PublicationStatus::Approved {
+        channels.push(Channel::Public);
+    }
+    let recorded = events::record(&*txn, &channels, kind, Some(actor_id), json!(response)).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+/// Whether any committed version holds this content (for the storage sweep).
+pub async fn is_stored_content(conn: &impl ConnectionTrait, sha256: &str) -> ApiResult<bool> {
+    Ok(document_version::Entity::find()
+        .filter(document_version::Column::Sha256.eq(sha256))
+        .one(conn)
+        .await?
+        .is_some())
+}

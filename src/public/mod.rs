@@ -1,0 +1,3 @@
+//! The public area: anonymous, read-only, served only from data explicitly published.
+
+pub mod routes;

@@ -1,0 +1,174 @@
+//! `/api/public/*`: GET only, no authentication, published data only.
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use entity::{document_version, publication};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::documents::dto::{PublicationKind, PublicationStatus, Summary};
+use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::pagination::{PageQuery, Paginated};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_publications)
+        .service(get_publication)
+        .service(download_publication);
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct PublicPublicationFilter {
+    /// `study`, `project`, `public_policy` or `report`.
+    pub kind: Option<String>,
+    /// A member country's ISO code.
+    pub country: Option<String>,
+    /// The year it was published.
+    pub year: Option<i32>,
+    /// Words in the title or summaries.
+    pub q: Option<String>,
+}
+
+/// A publication as the public sees it: what was approved, nothing else.
+#[derive(Serialize, ToSchema)]
+pub struct PublicPublication {
+    pub id: i32,
+    pub kind: String,
+    pub title: String,
+    pub summary: Summary,
+    pub country_codes: Vec<String>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub file: Option<PublicFile>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublicFile {
+    pub file_name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub url: String,
+}
+
+fn present(row: publication::Model, version: Option<document_version::Model>) -> PublicPublication {
+    PublicPublication {
+        id: row.id,
+        kind: row.kind,
+        title: row.title,
+        summary: Summary {
+            en: row.summary_en,
+            es: row.summary_es,
+        },
+        country_codes: serde_json::from_value(row.country_codes).unwrap_or_default(),
+        published_at: row.published_at,
+        file: version.map(|v| PublicFile {
+            file_name: v.file_name,
+            content_type: v.content_type,
+            size_bytes: v.size_bytes,
+            url: format!("/api/public/publications/{}/file", row.id),
+        }),
+    }
+}
+
+async fn approved(state: &AppState, id: i32) -> ApiResult<(publication::Model, document_version::Model)> {
+    let row = publication::Entity::find_by_id(id)
+        .filter(publication::Column::Status.eq(PublicationStatus::Approved.as_str()))
+        .one(state.db.conn())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let version = document_version::Entity::find()
+        .filter(document_version::Column::DocumentId.eq(row.document_id))
+        .filter(document_version::Column::Number.eq(row.version_number))
+        .one(state.db.conn())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok((row, version))
+}
+
+/// Approved publications, newest first.
+#[utoipa::path(
+    context_path = "/api/public", tag = "public", params(PublicPublicationFilter, PageQuery),
+    responses((status = 200, body = Paginated<PublicPublication>), (status = 400, body = Problem))
+)]
+#[get("/publications")]
+async fn list_publications(
+    state: web::Data<AppState>,
+    filter: Deferred<web::Query<PublicPublicationFilter>>,
+    page: Deferred<web::Query<PageQuery>>,
+) -> ApiResult<HttpResponse> {
+    let (filter, page) = (filter?, page?.page()?);
+    let mut query = publication::Entity::find()
+        .filter(publication::Column::Status.eq(PublicationStatus::Approved.as_str()))
+        .order_by_desc(publication::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(publication::Column::Id.lt(after));
+    }
+    if let Some(kind) = &filter.kind {
+        let kind = PublicationKind::from_db(kind).map_err(|_| ApiError::validation("kind", "unknown kind"))?;
+        query = query.filter(publication::Column::Kind.eq(kind.as_str()));
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = crate::admin::service::contains_pattern(q);
+        let lower = |column: publication::Column| Expr::expr(Func::lower(Expr::col(column)));
+        query = query.filter(
+            Condition::any()
+                .add(lower(publication::Column::Title).like(pattern.clone()))
+                .add(lower(publication::Column::SummaryEn).like(pattern.clone()))
+                .add(lower(publication::Column::SummaryEs).like(pattern)),
+        );
+    }
+    let rows = query.all(state.db.conn()).await?;
+    // Country and year filter the page in memory: the country list is a small JSON array.
+    let country = filter.country.as_deref().map(str::to_uppercase);
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|row| {
+            let codes: Vec<String> = serde_json::from_value(row.country_codes.clone()).unwrap_or_default();
+            country.as_ref().is_none_or(|c| codes.contains(c))
+                && filter
+                    .year
+                    .is_none_or(|year| row.published_at.is_some_and(|at| chrono::Datelike::year(&at) == year))
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Paginated::from_rows(
+        rows,
+        page,
+        |p| p.id.into(),
+        |row| present(row, None),
+    )))
+}
+
+/// One approved publication.
+#[utoipa::path(
+    context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
+    responses((status = 200, body = PublicPublication), (status = 404, body = Problem))
+)]
+#[get("/publications/{id}")]
+async fn get_publication(state: web::Data<AppState>, id: web::Path<i32>) -> ApiResult<HttpResponse> {
+    let (row, version) = approved(&state, *id).await?;
+    Ok(HttpResponse::Ok().json(present(row, Some(version))))
+}
+
+/// The file of an approved publication (the approved version only).
+#[utoipa::path(
+    context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
+    responses((status = 200, description = "the file"), (status = 304), (status = 404, body = Problem))
+)]
+#[get("/publications/{id}/file")]
+async fn download_publication(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<i32>,
+) -> ApiResult<HttpResponse> {
+    let (_, version) = approved(&state, *id).await?;
+    crate::documents::routes::serve_file(
+        &state,
+        &request,
+        &version.sha256,
+        &version.content_type,
+        &version.file_name,
+    )
+    .await
+}

@@ -1,0 +1,745 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::committees::{committee, member_of};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::ws::WsClient;
+
+fn pdf(text: &str) -> Vec<u8> {
+    format!("%PDF-1.7\n% {text}\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n").into_bytes()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+async fn upload_document(app: &TestApp, token: &str, committee_id: i64, title: &str, bytes: Vec<u8>) -> Value {
+    let (status, body) = app
+        .upload(
+            &format!("/api/committees/{committee_id}/documents"),
+            token,
+            "estudio.pdf",
+            bytes,
+            &[("title", title)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+async fn download(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    app.client.get(app.url(path)).bearer_auth(token).send().await.unwrap()
+}
+
+#[actix_web::test]
+async fn versions_are_uploaded_and_each_downloads_byte_for_byte_with_etag_304_and_range() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "Technical Committee 1").await;
+    let (member_id, member) = member_of(&app, &admin, c, "m@port.pe", "member").await;
+
+    let first = pdf("version one");
+    let (status, created) = app
+        .upload(
+            &format!("/api/committees/{c}/documents"),
+            &member,
+            "Estudio de competitividad – Callao.pdf",
+            first.clone(),
+            &[
+                ("title", "Competitiveness study"),
+                ("description", "Port of Callao"),
+                ("tags", "Callao, KPI,kpi"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(created["status"], "draft");
+    assert_eq!(created["created_by"], member_id);
+    assert_eq!(created["tags"], json!(["callao", "kpi"]));
+    assert_eq!(created["file"]["sha256"], sha(&first));
+    assert_eq!(created["file"]["content_type"], "application/pdf");
+    assert_eq!(created["file"]["size_bytes"], first.len());
+
+    let second = pdf("version two, longer than the first one");
+    let (status, updated) = app
+        .upload(
+            &format!("/api/documents/{id}/versions"),
+            &member,
+            "v2.pdf",
+            second.clone(),
+            &[("note", "after review")],
+            Some("\"1\""),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{updated}");
+    assert_eq!(updated["current_version"], 2);
+    assert_eq!(updated["version"], 2);
+
+    for (version, bytes) in [(1, &first), (2, &second)] {
+        let response = download(&app, &member, &format!("/api/documents/{id}/content?version={version}")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "application/pdf");
+        assert_eq!(response.headers()["etag"], format!("\"{}\"", sha(bytes)));
+        let body = response.bytes().await.unwrap();
+        assert_eq!(&body[..], &bytes[..]);
+    }
+    let current = download(&app, &member, &format!("/api/documents/{id}/content")).await;
+    let disposition = current.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.contains("filename*=UTF-8''v2.pdf"), "{disposition}");
+    assert_eq!(current.bytes().await.unwrap(), second);
+
+    let original = download(&app, &member, &format!("/api/documents/{id}/content?version=1")).await;
+    let disposition = original.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(
+        disposition.contains("Estudio%20de%20competitividad%20%E2%80%93%20Callao.pdf"),
+        "{disposition}"
+    );
+
+    let cached = app
+        .client
+        .get(app.url(&format!("/api/documents/{id}/content?version=1")))
+        .bearer_auth(&member)
+        .header("if-none-match", format!("\"{}\"", sha(&first)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+
+    let partial = app
+        .client
+        .get(app.url(&format!("/api/documents/{id}/content?version=2")))
+        .bearer_auth(&member)
+        .header("range", "bytes=5-14")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(partial.bytes().await.unwrap(), &second[5..15]);
+
+    let (status, _) = app
+        .get(&format!("/api/documents/{id}/content?version=3"), &member)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, detail) = app.get(&format!("/api/documents/{id}"), &member).await;
+    assert_eq!(detail["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["versions"][1]["note"], "after review");
+}
+
+#[actix_web::test]
+async fn identical_content_is_stored_once() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let bytes = pdf("same");
+    upload_document(&app, &admin, c, "One", bytes.clone()).await;
+    upload_document(&app, &admin, c, "Two", bytes).await;
+    assert_eq!(app.stored_files("blobs").len(), 1);
+    assert!(app.stored_files("staging").is_empty());
+}
+
+#[actix_web::test]
+async fn of_two_concurrent_uploads_on_the_same_version_exactly_one_wins() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, alice) = member_of(&app, &admin, c, "alice@port.pe", "member").await;
+    let (_, bob) = member_of(&app, &admin, c, "bob@port.pe", "member").await;
+    let id = upload_document(&app, &alice, c, "Agenda", pdf("base")).await["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/documents/{id}/versions");
+    let (a, b) = tokio::join!(
+        app.upload(&path, &alice, "a.pdf", pdf("alice's edit"), &[], Some("\"1\"")),
+        app.upload(&path, &bob, "b.pdf", pdf("bob's edit"), &[], Some("\"1\"")),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::PRECONDITION_FAILED],
+        "{a:?} {b:?}"
+    );
+    let loser = if a.0 == StatusCode::PRECONDITION_FAILED {
+        &a.1
+    } else {
+        &b.1
+    };
+    assert_eq!(loser["code"], "precondition_failed");
+    let (_, detail) = app.get(&format!("/api/documents/{id}"), &alice).await;
+    assert_eq!(detail["versions"].as_array().unwrap().len(), 2);
+    assert!(app.stored_files("staging").is_empty(), "the loser's upload was removed");
+}
+
+#[actix_web::test]
+async fn oversize_disguised_and_badly_named_uploads_are_handled_and_leave_nothing_behind() {
+    let app = spawn_app_with(|settings| settings.documents.max_upload_bytes = 1024 * 1024).await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let path = format!("/api/committees/{c}/documents");
+
+    let mut big = pdf("big");
+    big.resize(2 * 1024 * 1024, b'x');
+    let (status, body) = app
+        .upload(&path, &admin, "big.pdf", big, &[("title", "Too big")], None)
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], "payload_too_large");
+
+    let mut elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
+    elf.resize(4096, 0);
+    let (status, body) = app
+        .upload(&path, &admin, "informe.pdf", elf, &[("title", "Report")], None)
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(body["code"], "unsupported_file_type");
+    let mut exe = b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0".to_vec();
+    exe.resize(4096, 0);
+    assert_eq!(
+        app.upload(&path, &admin, "report.pdf", exe, &[("title", "Report")], None)
+            .await
+            .0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+
+    let (status, body) = app.upload(&path, &admin, "x.pdf", pdf("no title"), &[], None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "title");
+
+    let (_, list) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
+    assert_eq!(list["items"], json!([]), "no row was written");
+    assert!(
+        app.stored_files("staging").is_empty() && app.stored_files("blobs").is_empty(),
+        "no file was left"
+    );
+
+    let (status, body) = app
+        .upload(
+            &path,
+            &admin,
+            "../../etc/passwd",
+            b"root:x:0:0".to_vec(),
+            &[("title", "Traversal")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["file"]["file_name"], "passwd");
+    assert_eq!(body["file"]["content_type"], "text/plain");
+
+    let response = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&admin)
+        .json(&json!({ "title": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "a JSON body is not a multipart form"
+    );
+}
+
+#[actix_web::test]
+async fn another_committee_sees_a_document_only_while_it_is_shared_and_only_as_shared() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let b = committee(&app, &admin, "Committee B").await;
+    let (_, chair_a) = member_of(&app, &admin, a, "chair@a.pe", "chair").await;
+    let (_, member_b) = member_of(&app, &admin, b, "member@b.cl", "member").await;
+    let (_, observer_a) = member_of(&app, &admin, a, "observer@a.pe", "observer").await;
+    let id = upload_document(&app, &chair_a, a, "Draft MOU", pdf("mou")).await["id"]
+        .as_i64()
+        .unwrap();
+
+    let (mut socket_b, _) = WsClient::authenticated(&app, &member_b).await;
+    socket_b.subscribe(&format!("committee:{b}"), None).await;
+
+    let hidden = |app: &TestApp| {
+        let member_b = member_b.clone();
+        let app_url = app.address.clone();
+        async move {
+            let client = reqwest::Client::new();
+            let mut statuses = Vec::new();
+            for (method, path) in [
+                (Method::GET, format!("/api/documents/{id}")),
+                (Method::GET, format!("/api/documents/{id}/content")),
+                (Method::PATCH, format!("/api/documents/{id}")),
+                (Method::DELETE, format!("/api/documents/{id}")),
+            ] {
+                let response = client
+                    .request(method, format!("{app_url}{path}"))
+                    .bearer_auth(&member_b)
+                    .json(&json!({ "title": "x" }))
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(response.status());
+            }
+            statuses
+        }
+    };
+    assert_eq!(hidden(&app).await, vec![StatusCode::NOT_FOUND; 4]);
+    let (_, list) = app.get(&format!("/api/committees/{b}/documents"), &member_b).await;
+    assert_eq!(list["items"], json!([]));
+    let (status, _) = app
+        .upload(
+            &format!("/api/documents/{id}/versions"),
+            &member_b,
+            "v.pdf",
+            pdf("x"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Only the owner committee's chair (or the secretariat) shares.
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/documents/{id}/shares/{b}"),
+            Some(&observer_a),
+            Some(json!({ "access": "read" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/api/documents/{id}/shares/{b}"),
+            Some(&chair_a),
+            Some(json!({ "access": "read" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shared = socket_b.next_event().await;
+    assert_eq!(shared["kind"], "document.shared");
+    assert_eq!(shared["data"]["id"], id);
+
+    let (_, list) = app.get(&format!("/api/committees/{b}/documents"), &member_b).await;
+    assert_eq!(list["items"][0]["id"], id);
+    let response = download(&app, &member_b, &format!("/api/documents/{id}/content")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = app
+        .upload(
+            &format!("/api/documents/{id}/versions"),
+            &member_b,
+            "v.pdf",
+            pdf("x"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a read share cannot write");
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/documents/{id}"),
+            Some(&member_b),
+            Some(json!({ "title": "Mine now" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/documents/{id}"),
+            Some(&observer_a),
+            Some(json!({ "title": "Observed" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "observers cannot write");
+
+    // Changes reach the sharing committee live.
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/documents/{id}"),
+            Some(&chair_a),
+            Some(json!({ "status": "final" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let updated = socket_b.next_event().await;
+    assert_eq!(
+        (updated["kind"].as_str(), updated["data"]["status"].as_str()),
+        (Some("document.updated"), Some("final"))
+    );
+
+    // A write share lets B's members add versions.
+    app.call(
+        Method::PUT,
+        &format!("/api/documents/{id}/shares/{b}"),
+        Some(&chair_a),
+        Some(json!({ "access": "write" })),
+    )
+    .await;
+    socket_b.next_event().await;
+    let (status, _) = app
+        .upload(
+            &format!("/api/documents/{id}/versions"),
+            &member_b,
+            "b.pdf",
+            pdf("by b"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(socket_b.next_event().await["kind"], "document.version_added");
+
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/documents/{id}/shares/{b}"),
+            Some(&chair_a),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(socket_b.next_event().await["kind"], "document.unshared");
+    assert_eq!(hidden(&app).await, vec![StatusCode::NOT_FOUND; 4]);
+
+    // After unsharing, B hears nothing more of it: the next B event is B's own.
+    app.call(
+        Method::PATCH,
+        &format!("/api/documents/{id}"),
+        Some(&chair_a),
+        Some(json!({ "title": "Secret again" })),
+    )
+    .await;
+    let own = upload_document(&app, &member_b, b, "B's own", pdf("own")).await;
+    let next = socket_b.next_event().await;
+    assert_eq!(
+        (next["kind"].as_str(), next["data"]["id"].as_i64()),
+        (Some("document.created"), own["id"].as_i64())
+    );
+}
+
+#[actix_web::test]
+async fn a_document_reaches_the_public_area_only_between_approval_and_withdrawal() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let (_, member) = member_of(&app, &admin, c, "member@port.pe", "member").await;
+    let bytes = pdf("public study");
+    let id = upload_document(&app, &chair, c, "Port community study", bytes.clone()).await["id"]
+        .as_i64()
+        .unwrap();
+    let public_list = || async {
+        app.client
+            .get(app.url("/api/public/publications"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(public_list().await["items"], json!([]));
+
+    let request =
+        json!({ "kind": "study", "summary": { "en": "A study", "es": "Un estudio" }, "country_codes": ["pe", "CL"] });
+    let (status, _) = app
+        .post(&format!("/api/documents/{id}/publish"), Some(&member), request.clone())
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only a chair asks to publish");
+    let (status, body) = app
+        .post(
+            &format!("/api/documents/{id}/publish"),
+            Some(&chair),
+            json!({ "kind": "study", "summary": "x", "country_codes": ["US"] }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("country_codes"))
+    );
+    let (status, publication) = app
+        .post(&format!("/api/documents/{id}/publish"), Some(&chair), request)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{publication}");
+    assert_eq!(publication["status"], "pending");
+    assert_eq!(publication["country_codes"], json!(["CL", "PE"]));
+    let pid = publication["id"].as_i64().unwrap();
+    assert_eq!(public_list().await["items"], json!([]), "pending is not public");
+    let (status, _) = app
+        .client
+        .get(app.url(&format!("/api/public/publications/{pid}")))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A later version does not sneak in: the requested version is the one published.
+    app.upload(
+        &format!("/api/documents/{id}/versions"),
+        &chair,
+        "draft.pdf",
+        pdf("unreviewed draft"),
+        &[],
+        None,
+    )
+    .await;
+
+    let (_, pending) = app.get("/api/admin/publications?status=pending", &admin).await;
+    assert_eq!(pending["items"][0]["id"], pid);
+    let (status, approved) = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/publications/{pid}/approve"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    let list = public_list().await;
+    assert_eq!(list["items"][0]["title"], "Port community study");
+    assert_eq!(list["items"][0]["summary"]["es"], "Un estudio");
+    let file = app
+        .client
+        .get(app.url(&format!("/api/public/publications/{pid}/file")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), StatusCode::OK);
+    assert_eq!(
+        file.bytes().await.unwrap(),
+        bytes,
+        "the approved version, not the later draft"
+    );
+    let filtered = app
+        .client
+        .get(app.url("/api/public/publications?country=pe&kind=study"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+    let none = app
+        .client
+        .get(app.url("/api/public/publications?country=MX"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(none["items"], json!([]));
+
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/publications/{pid}/approve"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "already approved");
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/publications/{pid}/withdraw"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(public_list().await["items"], json!([]));
+    let gone = app
+        .client
+        .get(app.url(&format!("/api/public/publications/{pid}/file")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+
+    let (_, audit) = app.get("/api/admin/audit?action=document.published", &admin).await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+    let (_, feed) = app.get("/api/events?channel=public", &admin).await;
+    let kinds: Vec<&str> = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["document.published", "publication.withdrawn"]);
+}
+
+#[actix_web::test]
+async fn a_rejected_request_never_appears_and_carries_its_reason() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let id = upload_document(&app, &admin, c, "Internal memo", pdf("memo")).await["id"]
+        .as_i64()
+        .unwrap();
+    let (_, publication) = app
+        .post(
+            &format!("/api/documents/{id}/publish"),
+            Some(&admin),
+            json!({ "kind": "report", "summary": "memo" }),
+        )
+        .await;
+    let pid = publication["id"].as_i64().unwrap();
+    let (status, _) = app
+        .post(
+            &format!("/api/admin/publications/{pid}/reject"),
+            Some(&admin),
+            json!({ "reason": "  " }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, rejected) = app
+        .post(
+            &format!("/api/admin/publications/{pid}/reject"),
+            Some(&admin),
+            json!({ "reason": "Internal only" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rejected["reason"], "Internal only");
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/publications/{pid}/approve"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let list = app
+        .client
+        .get(app.url("/api/public/publications"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(list["items"], json!([]));
+}
+
+#[actix_web::test]
+async fn a_failed_transaction_leaves_no_visible_document_and_the_sweep_removes_its_file() {
+    use dcports::storage::BlobStore;
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+
+    // The file is written, then the transaction fails: as a crash between the two would leave it.
+    let mut staged = app.state.storage.stage().await.unwrap();
+    staged.write(&pdf("orphan")).await.unwrap();
+    let staged = staged.finish().await.unwrap();
+    {
+        let txn = app.state.db.begin_write().await.unwrap();
+        sea_orm::ConnectionTrait::execute_unprepared(&*txn, "INSERT INTO no_such_table VALUES (1)")
+            .await
+            .unwrap_err();
+    }
+    assert!(staged.path.exists());
+    let (_, list) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
+    assert_eq!(list["items"], json!([]));
+
+    let removed = dcports::scheduler::sweep_staging(&app.db, &app.state.storage, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert!(!staged.path.exists());
+    assert!(app.stored_files("blobs").is_empty());
+
+    // A staged file whose transaction did commit (the rename was lost) is promoted, not deleted.
+    let bytes = pdf("committed");
+    let doc = upload_document(&app, &admin, c, "Committed", bytes.clone()).await;
+    let blob = app.state.storage.blob_path(doc["file"]["sha256"].as_str().unwrap());
+    let staging_copy = app.settings.documents.storage_dir.join("staging").join("lost.part");
+    std::fs::rename(&blob, &staging_copy).unwrap();
+    dcports::scheduler::sweep_staging(&app.db, &app.state.storage, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&blob).unwrap(), bytes);
+}
+
+#[actix_web::test]
+async fn documents_are_listed_with_filters_and_deleted_softly_by_the_right_people() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let (_, author) = member_of(&app, &admin, c, "author@port.pe", "member").await;
+    let (_, other) = member_of(&app, &admin, c, "other@port.pe", "member").await;
+    let path = format!("/api/committees/{c}/documents");
+    for (title, tags) in [
+        ("Callao KPIs 2018", "kpi,callao"),
+        ("Valparaíso memo", "memo"),
+        ("Cartagena KPIs", "kpi"),
+    ] {
+        let (status, _) = app
+            .upload(
+                &path,
+                &author,
+                "f.pdf",
+                pdf(title),
+                &[("title", title), ("tags", tags)],
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let titles = |list: &Value| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["title"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let (_, kpi) = app.get(&format!("{path}?tag=KPI"), &other).await;
+    assert_eq!(titles(&kpi), ["Callao KPIs 2018", "Cartagena KPIs"]);
+    let (_, q) = app.get(&format!("{path}?q=callao"), &other).await;
+    assert_eq!(titles(&q), ["Callao KPIs 2018"]);
+    let (_, page) = app.get(&format!("{path}?limit=2"), &other).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let (_, rest) = app
+        .get(
+            &format!("{path}?limit=2&cursor={}", page["next_cursor"].as_str().unwrap()),
+            &other,
+        )
+        .await;
+    assert_eq!(titles(&rest), ["Cartagena KPIs"]);
+    let (status, _) = app.get(&format!("{path}?status=archived"), &other).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let first = kpi["items"][0]["id"].as_i64().unwrap();
+    let second = kpi["items"][1]["id"].as_i64().unwrap();
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/api/documents/{first}"), Some(&other), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "neither chair nor creator");
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/api/documents/{first}"), Some(&author), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/api/documents/{second}"), Some(&chair), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, left) = app.get(&path, &other).await;
+    assert_eq!(titles(&left), ["Valparaíso memo"]);
+    assert_eq!(
+        app.get(&format!("/api/documents/{first}"), &chair).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
