@@ -65,6 +65,14 @@ pub enum ApiError {
     /// 415: an uploaded file whose bytes are not of an allowed type.
     #[error("this kind of file is not accepted (PDF, office and OpenDocument files, CSV, text, Markdown, images, ZIP)")]
     UnsupportedFileType,
+    /// 422: a well-formed request the domain rules refuse, with its own stable code and
+    /// optional extra members (e.g. `overrun_minutes`).
+    #[error("{detail}")]
+    Unprocessable {
+        code: &'static str,
+        detail: String,
+        extra: Option<serde_json::Map<String, serde_json::Value>>,
+    },
     /// 429, with the seconds to wait.
     #[error("too many attempts; try again later")]
     RateLimited { retry_after_secs: u64 },
@@ -107,6 +115,7 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported media type",
         ),
+        Unprocessable { code, .. } => (code, StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable request"),
         RateLimited { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
         Internal(_) => (
             "internal_error",
@@ -127,11 +136,22 @@ pub struct Problem {
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
     pub fn validation(field: &str, message: &str) -> Self {
         ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Unprocessable {
+            code,
+            detail: detail.into(),
+            extra: None,
+        }
     }
 
     pub fn code(&self) -> &'static str {
@@ -153,6 +173,10 @@ impl ApiError {
             code,
             errors: match self {
                 ApiError::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+            extra: match self {
+                ApiError::Unprocessable { extra, .. } => extra.clone(),
                 _ => None,
             },
         }

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, auth, committees, documents, error, events, pagination, public, startup};
+use crate::{admin, auth, committees, documents, error, events, meetings, pagination, public, startup, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +48,34 @@ use crate::{admin, auth, committees, documents, error, events, pagination, publi
         documents::routes::approve_publication,
         documents::routes::reject_publication,
         documents::routes::withdraw_publication,
+        tasks::routes::list_tasks,
+        tasks::routes::create_task,
+        tasks::routes::get_task,
+        tasks::routes::update_task,
+        tasks::routes::delete_task,
+        tasks::routes::list_comments,
+        tasks::routes::create_comment,
+        meetings::routes::list_meetings,
+        meetings::routes::create_meeting,
+        meetings::routes::get_meeting,
+        meetings::routes::update_meeting,
+        meetings::routes::get_agenda,
+        meetings::routes::add_agenda_item,
+        meetings::routes::update_agenda_item,
+        meetings::routes::delete_agenda_item,
+        meetings::routes::reorder_agenda,
+        meetings::routes::finalize_agenda,
+        meetings::routes::publish_agenda,
+        meetings::routes::get_live,
+        meetings::routes::command_live,
+        meetings::routes::rsvp,
+        meetings::routes::record_presence,
+        meetings::routes::add_action_item,
+        meetings::routes::get_minutes,
+        meetings::routes::meeting_calendar,
+        meetings::routes::personal_calendar,
+        meetings::routes::create_calendar_token,
+        meetings::routes::revoke_calendar_token,
         public::routes::list_publications,
         public::routes::get_publication,
         public::routes::download_publication,

@@ -88,3 +88,30 @@ pub async fn sweep_staging(db: &Db, storage: &LocalStorage, grace: Duration) -> 
     }
     Ok(removed)
 }
+
+/// Checks for due meeting reminders every `meetings.reminder_check_secs`.
+pub struct Reminders {
+    state: actix_web::web::Data<crate::state::AppState>,
+}
+
+impl Actor for Reminders {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let interval = Duration::from_secs(self.state.settings.meetings.reminder_check_secs.max(1));
+        ctx.run_interval(interval, |reminders, ctx| {
+            let state = reminders.state.clone();
+            let work = async move {
+                let hours = state.settings.meetings.reminder_hours;
+                if let Err(error) = crate::meetings::service::send_due_reminders(&state, hours).await {
+                    tracing::warn!(error = %error, "meeting reminders failed");
+                }
+            };
+            ctx.spawn(work.into_actor(reminders));
+        });
+    }
+}
+
+pub fn start_reminders(state: actix_web::web::Data<crate::state::AppState>) {
+    Reminders { state }.start();
+}

@@ -50,6 +50,14 @@ pub struct Settings {
     pub events: EventSettings,
     pub realtime: RealtimeSettings,
     pub documents: DocumentSettings,
+    pub meetings: MeetingSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MeetingSettings {
+    /// Invitees are reminded this many hours before a scheduled meeting, once.
+    pub reminder_hours: i64,
+    pub reminder_check_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

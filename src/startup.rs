@@ -25,7 +25,7 @@ use crate::scheduler::Scheduler;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::storage::LocalStorage;
-use crate::{admin, auth, bootstrap, committees, documents, events, openapi, public, realtime};
+use crate::{admin, auth, bootstrap, committees, documents, events, meetings, openapi, public, realtime, tasks};
 
 pub struct Application {
     port: u16,
@@ -70,6 +70,7 @@ impl Application {
             .build()
             .map_err(|error| anyhow::anyhow!("Failed to set up metrics: {error}"))?;
         let app_state = state.clone();
+        crate::scheduler::start_reminders(state.clone());
         let server = HttpServer::new(move || build_app(app_state.clone(), metrics.clone()))
             .listen(listener)?
             .shutdown_timeout(30)
@@ -136,6 +137,8 @@ fn build_app(
                 .configure(auth::routes::configure)
                 .configure(committees::routes::configure_member)
                 .configure(documents::routes::configure_member)
+                .configure(tasks::routes::configure)
+                .configure(meetings::routes::configure)
                 .configure(events::routes::configure),
         )
         .default_service(web::to(|| async { ApiError::NotFound.error_response() }))

@@ -9,7 +9,7 @@ use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Barrier;
+use tokio::sync::{Barrier, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::server::Server;
@@ -75,17 +75,23 @@ async fn measure(
     let channel = format!("committee:{committee}");
     let rss_before = server.rss_kib();
     let subscribed = Arc::new(Barrier::new(subscribers + 1));
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut tasks = Vec::with_capacity(subscribers);
     for _ in 0..subscribers {
         let (url, token, channel, subscribed) =
             (server.ws.clone(), token.to_owned(), channel.clone(), subscribed.clone());
+        let ready = ready_tx.clone();
         tasks.push(tokio::spawn(async move {
-            subscriber(url, token, channel, subscribed, events).await
+            subscriber(url, token, channel, ready, subscribed, events).await
         }));
         // Connecting thousands at once would only measure the accept queue.
         if tasks.len() % 100 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+    // Every subscriber reports in; a failure ends the run instead of leaving it waiting.
+    for _ in 0..subscribers {
+        ready_rx.recv().await.context("a subscriber vanished")??;
     }
     subscribed.wait().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -124,24 +130,33 @@ async fn subscriber(
     url: String,
     token: String,
     channel: String,
+    ready: mpsc::UnboundedSender<anyhow::Result<()>>,
     subscribed: Arc<Barrier>,
     events: usize,
 ) -> anyhow::Result<Vec<u64>> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
-    socket
-        .send(Message::text(json!({ "type": "auth", "token": token }).to_string()))
-        .await?;
-    socket
-        .send(Message::text(
-            json!({ "type": "subscribe", "channel": channel }).to_string(),
-        ))
-        .await?;
-    loop {
-        match socket.next().await.context("closed before subscribed")?? {
-            Message::Text(text) if text.contains("\"type\":\"subscribed\"") => break,
-            _ => continue,
+    let connected = async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        socket.send(Message::text(json!({ "type": "auth", "token": token }).to_string())).await?;
+        socket.send(Message::text(json!({ "type": "subscribe", "channel": channel }).to_string())).await?;
+        loop {
+            match socket.next().await.context("closed before subscribed")?? {
+                Message::Text(text) if text.contains(r#""type":"subscribed""#) => return Ok(socket),
+                Message::Close(frame) => anyhow::bail!("closed before subscribed: {frame:?}"),
+                _ => continue,
+            }
         }
     }
+    .await;
+    let mut socket = match connected {
+        Ok(socket) => {
+            let _ = ready.send(Ok(()));
+            socket
+        }
+        Err(error) => {
+            let _ = ready.send(Err(anyhow::anyhow!("{error:#}")));
+            return Err(error);
+        }
+    };
     subscribed.wait().await;
     let mut latencies = Vec::with_capacity(events);
     while latencies.len() < events {

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_foundation;
 mod m20261128_000002_committees_events;
 mod m20261128_000003_documents;
+mod m20261128_000004_tasks_meetings;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_foundation::Migration),
             Box::new(m20261128_000002_committees_events::Migration),
             Box::new(m20261128_000003_documents::Migration),
+            Box::new(m20261128_000004_tasks_meetings::Migration),
         ]
     }
 }

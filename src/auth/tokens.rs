@@ -104,6 +104,7 @@ pub enum OpaqueKind {
     Refresh,
     Invitation,
     PasswordReset,
+    CalendarFeed,
 }
 
 impl OpaqueKind {
@@ -112,6 +113,7 @@ impl OpaqueKind {
             OpaqueKind::Refresh => "refresh",
             OpaqueKind::Invitation => "invitation",
             OpaqueKind::PasswordReset => "password_reset",
+            OpaqueKind::CalendarFeed => "calendar_feed",
         }
     }
 
@@ -120,6 +122,7 @@ impl OpaqueKind {
             OpaqueKind::Refresh => "dcr_",
             OpaqueKind::Invitation => "dci_",
             OpaqueKind::PasswordReset => "dcp_",
+            OpaqueKind::CalendarFeed => "dcf_",
         }
     }
 }

@@ -48,6 +48,79 @@ pub fn password_reset(locale: Locale, name: &str, link: &str, valid_hours: i64) 
     compose(subject, &greeting, body, action, link, &expiry)
 }
 
+pub fn task_assigned(locale: Locale, name: &str, task_title: &str, link: &str) -> RenderedMail {
+    let (subject, greeting, body, action) = match locale {
+        Locale::En => (
+            format!("New task for you: {task_title}"),
+            format!("Hello {name},"),
+            format!("You have been assigned the task “{task_title}”."),
+            "Open the task",
+        ),
+        Locale::Es => (
+            format!("Nueva tarea asignada: {task_title}"),
+            format!("Hola {name}:"),
+            format!("Se le ha asignado la tarea «{task_title}»."),
+            "Abrir la tarea",
+        ),
+    };
+    compose(&subject, &greeting, &body, action, link, "")
+}
+
+/// A message about a meeting: its agenda, a reminder, or its cancellation.
+pub fn meeting_notice(
+    locale: Locale,
+    kind: MeetingNotice,
+    title: &str,
+    when: &str,
+    agenda: &str,
+    link: &str,
+) -> RenderedMail {
+    let (subject, intro, action) = match (locale, kind) {
+        (Locale::En, MeetingNotice::Agenda) => (
+            format!("Agenda: {title}"),
+            format!("The agenda of “{title}” ({when}) is ready."),
+            "Open the meeting",
+        ),
+        (Locale::Es, MeetingNotice::Agenda) => (
+            format!("Orden del día: {title}"),
+            format!("El orden del día de «{title}» ({when}) está listo."),
+            "Abrir la reunión",
+        ),
+        (Locale::En, MeetingNotice::Reminder) => (
+            format!("Reminder: {title}"),
+            format!("“{title}” starts {when}."),
+            "Open the meeting",
+        ),
+        (Locale::Es, MeetingNotice::Reminder) => (
+            format!("Recordatorio: {title}"),
+            format!("«{title}» comienza el {when}."),
+            "Abrir la reunión",
+        ),
+        (Locale::En, MeetingNotice::Cancelled) => (
+            format!("Cancelled: {title}"),
+            format!("“{title}” ({when}) has been cancelled."),
+            "Open the meeting",
+        ),
+        (Locale::Es, MeetingNotice::Cancelled) => (
+            format!("Cancelada: {title}"),
+            format!("«{title}» ({when}) ha sido cancelada."),
+            "Abrir la reunión",
+        ),
+    };
+    let greeting = match locale {
+        Locale::En => "Hello,",
+        Locale::Es => "Hola:",
+    };
+    compose(&subject, greeting, &format!("{intro}\n\n{agenda}"), action, link, "")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeetingNotice {
+    Agenda,
+    Reminder,
+    Cancelled,
+}
+
 fn compose(subject: &str, greeting: &str, body: &str, action: &str, link: &str, expiry: &str) -> RenderedMail {
     let text = format!("{greeting}\n\n{body}\n\n{action}:\n{link}\n\n{expiry}\n\n-- \nSELA · D&C Ports Network\n");
     let html = format!(

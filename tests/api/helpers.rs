@@ -19,6 +19,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub db: Db,
     pub state: actix_web::web::Data<dcports::state::AppState>,
+    /// Where mail goes when the app was configured for SMTP: the test's SMTP server.
+    smtp: Option<crate::smtp::SmtpLog>,
     _dir: tempfile::TempDir,
     _postgres: Option<PostgresDatabase>,
 }
@@ -83,6 +85,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         settings,
         db,
         state,
+        smtp: None,
         _dir: dir,
         _postgres: postgres,
     };
@@ -274,9 +277,36 @@ impl TestApp {
         panic!("no mail with a {path} link reached {to}");
     }
 
-    /// Every mail written to the outbox for `to`, oldest first.
+    /// Waits for a mail to `to` that satisfies `matches`.
+    pub async fn wait_for_mail(&self, to: &str, matches: impl Fn(&Mail) -> bool) -> Mail {
+        for _ in 0..200 {
+            if let Some(mail) = self.mails_to(to).into_iter().find(|mail| matches(mail)) {
+                return mail;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no matching mail reached {to}");
+    }
+
+    /// Reads mail from this SMTP server instead of the outbox.
+    pub fn with_smtp(mut self, smtp: &crate::smtp::FakeSmtp) -> Self {
+        self.smtp = Some(smtp.log.clone());
+        self
+    }
+
+    /// Every mail delivered for `to` (outbox files, or the test's SMTP server), oldest first.
     pub fn mails_to(&self, to: &str) -> Vec<Mail> {
-        read_outbox(&self.outbox())
+        let mails = match &self.smtp {
+            Some(log) => log
+                .messages
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|raw| parse_mail(raw))
+                .collect(),
+            None => read_outbox(&self.outbox()),
+        };
+        mails
             .into_iter()
             .filter(|mail| mail.to.eq_ignore_ascii_case(to))
             .collect()

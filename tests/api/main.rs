@@ -2,6 +2,7 @@
 
 mod helpers;
 mod smtp;
+mod tasks;
 mod ws;
 
 mod admin;
@@ -12,4 +13,5 @@ mod documents;
 mod errors;
 mod health;
 mod mail;
+mod meetings;
 mod realtime;

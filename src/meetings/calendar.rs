@@ -1,0 +1,99 @@
+//! iCalendar (RFC 5545) for meetings: one meeting, or a member's personal feed behind a
+//! revocable token (calendar clients cannot send an Authorization header).
+//!
+//! Times are written in UTC (`DTSTART:…Z`), which every client resolves exactly, DST included;
+//! the meeting's IANA zone travels in `X-WR-TIMEZONE` and in each event's `X-DCPORTS-TIMEZONE`
+//! so clients can show it. (The iCalendar crate cannot render a valid VTIMEZONE block, and a
+//! hand-written one would be string concatenation.)
+
+use chrono::Utc;
+use entity::{calendar_feed, meeting, member};
+use icalendar::{Calendar, Component, Event, EventLike, EventStatus, Property};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use super::dto::MeetingStatus;
+use crate::auth::tokens::{OpaqueKind, hash_opaque_of_kind, new_opaque};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The calendar of `meetings`, as served with `text/calendar`.
+pub fn render(name: &str, meetings: &[meeting::Model], public_url: &url::Url) -> String {
+    let mut calendar = Calendar::new();
+    calendar.name(name);
+    calendar.append_property(Property::new("PRODID", "-//SELA//dcports//EN"));
+    if let [only] = meetings {
+        calendar.append_property(Property::new("X-WR-TIMEZONE", &only.timezone));
+    }
+    for meeting in meetings {
+        calendar.push(event(meeting, public_url));
+    }
+    calendar.done().to_string()
+}
+
+fn event(meeting: &meeting::Model, public_url: &url::Url) -> Event {
+    let mut event = Event::new();
+    event
+        // Stable across updates: clients match changes to the event they already have.
+        .uid(&format!("{}@dcports", meeting.uid))
+        .sequence(meeting.sequence.max(0) as u32)
+        .timestamp(meeting.updated_at)
+        .summary(&meeting.title)
+        .starts(meeting.starts_at)
+        .ends(meeting.ends_at)
+        .url(&format!("{public_url}meetings/{}", meeting.id))
+        .append_property(Property::new("X-DCPORTS-TIMEZONE", &meeting.timezone));
+    if !meeting.description.is_empty() {
+        event.description(&meeting.description);
+    }
+    let place = [meeting.location.as_deref(), meeting.online_url.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ");
+    if !place.is_empty() {
+        event.location(&place);
+    }
+    let status = match MeetingStatus::from_db(&meeting.status) {
+        Ok(MeetingStatus::Cancelled) => EventStatus::Cancelled,
+        Ok(MeetingStatus::Draft) => EventStatus::Tentative,
+        _ => EventStatus::Confirmed,
+    };
+    event.status(status);
+    event.done()
+}
+
+/// Creates (or replaces) the member's feed token; the old feed URL stops working.
+pub async fn issue_feed_token(state: &AppState, member: &member::Model) -> ApiResult<String> {
+    let (token, hash) = new_opaque(OpaqueKind::CalendarFeed);
+    let txn = state.db.begin_write().await?;
+    calendar_feed::Entity::delete_by_id(member.id).exec(&*txn).await?;
+    calendar_feed::ActiveModel {
+        member_id: Set(member.id),
+        token_hash: Set(hash),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&*txn)
+    .await?;
+    txn.commit().await?;
+    Ok(token)
+}
+
+pub async fn revoke_feed_token(state: &AppState, member: &member::Model) -> ApiResult<()> {
+    calendar_feed::Entity::delete_by_id(member.id)
+        .exec(state.db.conn())
+        .await?;
+    Ok(())
+}
+
+/// The active member a feed token belongs to; 404 for anything else (the URL is the secret).
+pub async fn feed_owner(state: &AppState, token: &str) -> ApiResult<member::Model> {
+    let hash = hash_opaque_of_kind(OpaqueKind::CalendarFeed, token).ok_or(ApiError::NotFound)?;
+    let feed = calendar_feed::Entity::find()
+        .filter(calendar_feed::Column::TokenHash.eq(hash))
+        .one(state.db.conn())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    crate::auth::extract::member_by_id(state, feed.member_id)
+        .await
+        .map_err(|_| ApiError::NotFound)
+}

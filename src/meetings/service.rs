@@ -1,0 +1,1140 @@
+//! The rules of meetings and agendas: who sees and runs them, the allocation guideline, and
+//! who hears about every change.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use entity::{
+    agenda_item, agenda_item_document, committee, committee_membership, meeting, meeting_attendance, meeting_committee,
+    member, task,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde_json::json;
+
+use super::dto::*;
+use crate::committees::dto::CommitteeRole;
+use crate::committees::service as committees;
+use crate::domain::{Locale, MemberStatus, Role, Validator, required_text};
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Channel, Recorded};
+use crate::mail::{self, templates};
+use crate::pagination::Page;
+use crate::preconditions::IfMatch;
+use crate::realtime;
+use crate::state::AppState;
+use crate::tasks::dto::{CreateTaskRequest, TaskResponse};
+
+/// What the caller may do with one meeting.
+#[derive(Clone, Copy, Debug)]
+pub struct MeetingAccess {
+    /// Chair of the owner committee, or the secretariat: edit, agenda, live mode.
+    pub manage: bool,
+}
+
+/// The owner committee and every invited committee.
+pub async fn committees_of(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<Vec<i32>> {
+    let mut ids = vec![meeting.committee_id];
+    ids.extend(invited_of(conn, meeting.id).await?);
+    Ok(ids)
+}
+
+async fn invited_of(conn: &impl ConnectionTrait, meeting_id: i32) -> ApiResult<Vec<i32>> {
+    Ok(meeting_committee::Entity::find()
+        .select_only()
+        .column(meeting_committee::Column::CommitteeId)
+        .filter(meeting_committee::Column::MeetingId.eq(meeting_id))
+        .order_by_asc(meeting_committee::Column::CommitteeId)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// The one place that decides access to a meeting: members of the owner and invited committees
+/// see it, the owner's chair and the secretariat run it; for anyone else it does not exist.
+pub async fn access(
+    conn: &impl ConnectionTrait,
+    caller: &member::Model,
+    meeting_id: i32,
+) -> ApiResult<(meeting::Model, MeetingAccess)> {
+    let meeting = meeting::Entity::find_by_id(meeting_id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if caller.role == Role::Secretariat.as_str() {
+        return Ok((meeting, MeetingAccess { manage: true }));
+    }
+    let committees = committees_of(conn, &meeting).await?;
+    let memberships = committee_membership::Entity::find()
+        .filter(committee_membership::Column::MemberId.eq(caller.id))
+        .filter(committee_membership::Column::CommitteeId.is_in(committees))
+        .all(conn)
+        .await?;
+    if memberships.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    let manage = memberships
+        .iter()
+        .any(|m| m.committee_id == meeting.committee_id && m.role == CommitteeRole::Chair.as_str());
+    Ok((meeting, MeetingAccess { manage }))
+}
+
+async fn managed(conn: &impl ConnectionTrait, caller: &member::Model, meeting_id: i32) -> ApiResult<meeting::Model> {
+    let (meeting, access) = access(conn, caller, meeting_id).await?;
+    if access.manage {
+        Ok(meeting)
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+pub async fn present(conn: &impl ConnectionTrait, meeting: meeting::Model) -> ApiResult<MeetingResponse> {
+    let invited = invited_of(conn, meeting.id).await?;
+    Ok(MeetingResponse::new(meeting, invited))
+}
+
+/// Records `kind` into the channels of the owner and every invited committee.
+pub async fn emit(
+    conn: &impl ConnectionTrait,
+    meeting: &meeting::Model,
+    actor_id: i32,
+    kind: &str,
+    data: serde_json::Value,
+) -> ApiResult<Recorded> {
+    let channels: Vec<Channel> = committees_of(conn, meeting)
+        .await?
+        .into_iter()
+        .map(Channel::Committee)
+        .collect();
+    Ok(events::record(conn, &channels, kind, Some(actor_id), data).await?)
+}
+
+/// Active members of the owner and invited committees.
+pub async fn invitees(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<Vec<member::Model>> {
+    let committees = committees_of(conn, meeting).await?;
+    let ids: BTreeSet<i32> = committee_membership::Entity::find()
+        .filter(committee_membership::Column::CommitteeId.is_in(committees))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| m.member_id)
+        .collect();
+    Ok(member::Entity::find()
+        .filter(member::Column::Id.is_in(ids))
+        .filter(member::Column::Status.eq(MemberStatus::Active.as_str()))
+        .order_by_asc(member::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// Queues a notice about the meeting to every invitee, in each one's language.
+async fn notify_invitees(
+    state: &AppState,
+    conn: &impl ConnectionTrait,
+    meeting: &meeting::Model,
+    kind: templates::MeetingNotice,
+) -> ApiResult<usize> {
+    let people = invitees(conn, meeting).await?;
+    let agenda = agenda_text(conn, meeting).await?;
+    let link = format!("{}meetings/{}", state.settings.server.public_url, meeting.id);
+    for person in &people {
+        let locale = Locale::from_db(&person.locale).unwrap_or(Locale::En);
+        let when = local_time(meeting)?;
+        mail::enqueue(
+            conn,
+            &person.email,
+            templates::meeting_notice(locale, kind, &meeting.title, &when, &agenda, &link),
+        )
+        .await?;
+    }
+    Ok(people.len())
+}
+
+fn timezone_of(meeting: &meeting::Model) -> ApiResult<Tz> {
+    meeting
+        .timezone
+        .parse()
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("meeting {} has an unknown time zone", meeting.id)))
+}
+
+fn local_time(meeting: &meeting::Model) -> ApiResult<String> {
+    let tz = timezone_of(meeting)?;
+    Ok(meeting
+        .starts_at
+        .with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M (%Z)")
+        .to_string())
+}
+
+fn parse_timezone(raw: &str) -> Result<String, crate::error::FieldError> {
+    raw.parse::<Tz>()
+        .map(|tz| tz.name().to_owned())
+        .map_err(|_| crate::error::FieldError::new("timezone", "must be an IANA time zone such as America/Lima"))
+}
+
+fn check_url(validator: &mut Validator, url: Option<&String>) {
+    if let Some(url) = url {
+        let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) && url.len() <= 500;
+        if !ok {
+            validator.add("online_url", "must be an http(s) URL of at most 500 characters");
+        }
+    }
+}
+
+async fn set_invited(conn: &impl ConnectionTrait, meeting: &meeting::Model, committee_ids: &[i32]) -> ApiResult<()> {
+    let wanted: BTreeSet<i32> = committee_ids
+        .iter()
+        .copied()
+        .filter(|id| *id != meeting.committee_id)
+        .collect();
+    let existing = committee::Entity::find()
+        .filter(committee::Column::Id.is_in(wanted.clone()))
+        .count(conn)
+        .await?;
+    if existing != wanted.len() as u64 {
+        return Err(ApiError::validation("invited_committee_ids", "no such committee"));
+    }
+    meeting_committee::Entity::delete_many()
+        .filter(meeting_committee::Column::MeetingId.eq(meeting.id))
+        .exec(conn)
+        .await?;
+    for committee_id in wanted {
+        meeting_committee::ActiveModel {
+            meeting_id: Set(meeting.id),
+            committee_id: Set(committee_id),
+        }
+        .insert(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, committee_id))]
+pub async fn create(
+    state: &AppState,
+    caller: &member::Model,
+    committee_id: i32,
+    request: CreateMeetingRequest,
+) -> ApiResult<MeetingResponse> {
+    let mut validator = Validator::default();
+    let title = validator.check(required_text("title", &request.title, 300));
+    let timezone = validator.check(parse_timezone(&request.timezone));
+    if request.ends_at <= request.starts_at {
+        validator.add("ends_at", "must be after starts_at");
+    }
+    if request.location.as_ref().is_some_and(|l| l.chars().count() > 300) {
+        validator.add("location", "must be at most 300 characters long");
+    }
+    check_url(&mut validator, request.online_url.as_ref());
+    validator.finish()?;
+
+    let txn = state.db.begin_write().await?;
+    committees::access(&*txn, caller, committee_id).await?.require_chair()?;
+    let now = Utc::now();
+    let meeting = meeting::ActiveModel {
+        committee_id: Set(committee_id),
+        title: Set(title.unwrap_or_default()),
+        description: Set(request.description.unwrap_or_default().trim().to_owned()),
+        starts_at: Set(request.starts_at),
+        ends_at: Set(request.ends_at),
+        timezone: Set(timezone.unwrap_or_default()),
+        location: Set(request.location.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty())),
+        online_url: Set(request.online_url),
+        public: Set(request.public.unwrap_or(false)),
+        status: Set(MeetingStatus::Draft.as_str().to_owned()),
+        agenda_status: Set(AgendaStatus::Draft.as_str().to_owned()),
+        uid: Set(uuid::Uuid::new_v4().to_string()),
+        sequence: Set(0),
+        version: Set(1),
+        created_by: Set(caller.id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&*txn)
+    .await?;
+    set_invited(
+        &*txn,
+        &meeting,
+        request.invited_committee_ids.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    let response = present(&*txn, meeting.clone()).await?;
+    let recorded = emit(&*txn, &meeting, caller.id, "meeting.created", json!(response)).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+/// Meetings of a committee: those it owns and those it is invited to.
+pub async fn list(
+    state: &AppState,
+    caller: &member::Model,
+    committee_id: i32,
+    range: &MeetingRange,
+    page: Page,
+) -> ApiResult<Vec<MeetingResponse>> {
+    committees::access(state.db.conn(), caller, committee_id).await?;
+    let invited: Vec<i32> = meeting_committee::Entity::find()
+        .select_only()
+        .column(meeting_committee::Column::MeetingId)
+        .filter(meeting_committee::Column::CommitteeId.eq(committee_id))
+        .into_tuple()
+        .all(state.db.conn())
+        .await?;
+    let mut query = meeting::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(meeting::Column::CommitteeId.eq(committee_id))
+                .add(meeting::Column::Id.is_in(invited)),
+        )
+        .order_by_asc(meeting::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(meeting::Column::Id.gt(after));
+    }
+    if let Some(from) = range.from {
+        query = query.filter(meeting::Column::StartsAt.gte(from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()));
+    }
+    if let Some(to) = range.to {
+        query = query.filter(meeting::Column::StartsAt.lt(to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()));
+    }
+    let rows = query.all(state.db.conn()).await?;
+    let mut meetings = Vec::with_capacity(rows.len());
+    for row in rows {
+        meetings.push(present(state.db.conn(), row).await?);
+    }
+    Ok(meetings)
+}
+
+pub async fn get(state: &AppState, caller: &member::Model, meeting_id: i32) -> ApiResult<MeetingResponse> {
+    let (meeting, _) = access(state.db.conn(), caller, meeting_id).await?;
+    present(state.db.conn(), meeting).await
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, meeting_id))]
+pub async fn update(
+    state: &AppState,
+    caller: &member::Model,
+    meeting_id: i32,
+    if_match: IfMatch,
+    request: UpdateMeetingRequest,
+) -> ApiResult<MeetingResponse> {
+    let mut validator = Validator::default();
+    let title = request
+        .title
+        .as_deref()
+        .and_then(|t| validator.check(required_text("title", t, 300)));
+    let timezone = request
+        .timezone
+        .as_deref()
+        .and_then(|t| validator.check(parse_timezone(t)));
+    check_url(&mut validator, request.online_url.as_ref());
+    validator.finish()?;
+
+    let txn = state.db.begin_write().await?;
+    let meeting = managed(&*txn, caller, meeting_id).await?;
+    if_match.check(meeting.version)?;
+    let current = MeetingStatus::from_db(&meeting.status)?;
+    if let Some(next) = request.status
+        && !current.can_become(next)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_transition",
+            format!("a {} meeting cannot become {}", current.as_str(), next.as_str()),
+        ));
+    }
+    let starts_at = request.starts_at.unwrap_or(meeting.starts_at);
+    let ends_at = request.ends_at.unwrap_or(meeting.ends_at);
+    if ends_at <= starts_at {
+        return Err(ApiError::validation("ends_at", "must be after starts_at"));
+    }
+    let cancelling = request.status == Some(MeetingStatus::Cancelled) && current != MeetingStatus::Cancelled;
+    let calendar_changed = request.starts_at.is_some()
+        || request.ends_at.is_some()
+        || request.timezone.is_some()
+        || request.location.is_some()
+        || request.title.is_some()
+        || cancelling;
+    let (version, sequence) = (meeting.version, meeting.sequence);
+    let mut active = meeting.clone().into_active_model();
+    if let Some(title) = title {
+        active.title = Set(title);
+    }
+    if let Some(description) = request.description {
+        active.description = Set(description.trim().to_owned());
+    }
+    active.starts_at = Set(starts_at);
+    active.ends_at = Set(ends_at);
+    if let Some(timezone) = timezone {
+        active.timezone = Set(timezone);
+    }
+    if let Some(location) = request.location {
+        active.location = Set(Some(location.trim().to_owned()).filter(|l| !l.is_empty()));
+    }
+    if let Some(online_url) = request.online_url {
+        active.online_url = Set(Some(online_url));
+    }
+    if let Some(public) = request.public {
+        active.public = Set(public);
+    }
+    if let Some(status) = request.status {
+        active.status = Set(status.as_str().to_owned());
+    }
+    if calendar_changed {
+        // Calendar clients replace their copy only when SEQUENCE grows.
+        active.sequence = Set(sequence + 1);
+    }
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&*txn).await?;
+    if let Some(ids) = &request.invited_committee_ids {
+        set_invited(&*txn, &updated, ids).await?;
+    }
+    check_allocation(&*txn, &updated).await?;
+    if cancelling {
+        notify_invitees(state, &*txn, &updated, templates::MeetingNotice::Cancelled).await?;
+    }
+    let response = present(&*txn, updated.clone()).await?;
+    let recorded = emit(&*txn, &updated, caller.id, "meeting.updated", json!(response)).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    if cancelling {
+        state.mailer.do_send(mail::Wake);
+    }
+    Ok(response)
+}
+
+/// The agenda's items in order, each with its planned start.
+pub async fn agenda(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<AgendaResponse> {
+    let items = items_of(conn, meeting.id).await?;
+    let documents = agenda_item_document::Entity::find()
+        .filter(agenda_item_document::Column::AgendaItemId.is_in(items.iter().map(|i| i.id)))
+        .all(conn)
+        .await?;
+    let planned = plan(meeting, &items);
+    let allocated = top_level_minutes(&items);
+    let responses = items
+        .into_iter()
+        .zip(planned)
+        .map(|(item, starts_at)| {
+            let ids = documents
+                .iter()
+                .filter(|d| d.agenda_item_id == item.id)
+                .map(|d| d.document_id)
+                .collect();
+            AgendaItemResponse::new(item, starts_at, ids)
+        })
+        .collect();
+    Ok(AgendaResponse {
+        meeting_id: meeting.id,
+        status: meeting.agenda_status.clone(),
+        allocated_minutes: allocated,
+        available_minutes: (meeting.ends_at - meeting.starts_at).num_minutes(),
+        items: responses,
+    })
+}
+
+/// Items ordered for display: each top-level item followed by its sub-items.
+pub async fn items_of(conn: &impl ConnectionTrait, meeting_id: i32) -> ApiResult<Vec<agenda_item::Model>> {
+    let rows = agenda_item::Entity::find()
+        .filter(agenda_item::Column::MeetingId.eq(meeting_id))
+        .order_by_asc(agenda_item::Column::Position)
+        .order_by_asc(agenda_item::Column::Id)
+        .all(conn)
+        .await?;
+    let (top, subs): (Vec<_>, Vec<_>) = rows.into_iter().partition(|item| item.parent_id.is_none());
+    let mut ordered = Vec::with_capacity(top.len() + subs.len());
+    for item in top {
+        let id = item.id;
+        ordered.push(item);
+        ordered.extend(subs.iter().filter(|sub| sub.parent_id == Some(id)).cloned());
+    }
+    Ok(ordered)
+}
+
+/// Planned starts: top-level items one after the other from the meeting's start; sub-items one
+/// after the other from their parent's start (their time is part of the parent's).
+pub fn plan(meeting: &meeting::Model, items: &[agenda_item::Model]) -> Vec<DateTime<Utc>> {
+    let mut clock = meeting.starts_at;
+    let mut sub_clock = clock;
+    items
+        .iter()
+        .map(|item| {
+            if item.parent_id.is_none() {
+                let start = clock;
+                clock += Duration::minutes(item.duration_minutes.into());
+                sub_clock = start;
+                start
+            } else {
+                let start = sub_clock;
+                sub_clock += Duration::minutes(item.duration_minutes.into());
+                start
+            }
+        })
+        .collect()
+}
+
+fn top_level_minutes(items: &[agenda_item::Model]) -> i64 {
+    items
+        .iter()
+        .filter(|i| i.parent_id.is_none())
+        .map(|i| i64::from(i.duration_minutes))
+        .sum()
+}
+
+/// The allocation guideline: the agenda may not take longer than the meeting.
+async fn check_allocation(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<()> {
+    let items = items_of(conn, meeting.id).await?;
+    let available = (meeting.ends_at - meeting.starts_at).num_minutes();
+    let allocated = top_level_minutes(&items);
+    if allocated > available {
+        let overrun = allocated - available;
+        let mut extra = serde_json::Map::new();
+        extra.insert("overrun_minutes".to_owned(), json!(overrun));
+        extra.insert("allocated_minutes".to_owned(), json!(allocated));
+        extra.insert("available_minutes".to_owned(), json!(available));
+        return Err(ApiError::Unprocessable {
+            code: "agenda_over_allocated",
+            detail: format!(
+                "the agenda takes {allocated} minutes but the meeting lasts {available}: {overrun} minutes too many"
+            ),
+            extra: Some(extra),
+        });
+    }
+    for sub_parent in items.iter().filter(|i| i.parent_id.is_none()) {
+        let inner: i64 = items
+            .iter()
+            .filter(|i| i.parent_id == Some(sub_parent.id))
+            .map(|i| i64::from(i.duration_minutes))
+            .sum();
+        if inner > i64::from(sub_parent.duration_minutes) {
+            return Err(ApiError::unprocessable(
+                "agenda_over_allocated",
+                format!(
+                    "the sub-items of “{}” take {inner} minutes, more than its {}",
+                    sub_parent.title, sub_parent.duration_minutes
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn set_documents(
+    conn: &impl ConnectionTrait,
+    caller: &member::Model,
+    item_id: i32,
+    document_ids: &[i32],
+) -> ApiResult<()> {
+    agenda_item_document::Entity::delete_many()
+        .filter(agenda_item_document::Column::AgendaItemId.eq(item_id))
+        .exec(conn)
+        .await?;
+    for document_id in document_ids.iter().copied().collect::<BTreeSet<_>>() {
+        // Only documents the caller can see may be linked.
+        crate::documents::service::access(conn, caller, document_id)
+            .await
+            .map_err(|_| ApiError::validation("document_ids", "no such document"))?;
+        agenda_item_document::ActiveModel {
+            agenda_item_id: Set(item_id),
+            document_id: Set(document_id),
+        }
+        .insert(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn check_presenter(conn: &impl ConnectionTrait, meeting: &meeting::Model, presenter_id: i32) -> ApiResult<()> {
+    if invitees(conn, meeting).await?.iter().any(|m| m.id == presenter_id) {
+        Ok(())
+    } else {
+        Err(ApiError::validation(
+            "presenter_id",
+            "must be a member invited to the meeting",
+        ))
+    }
+}
+
+fn check_duration(validator: &mut Validator, minutes: Option<i32>) {
+    if minutes.is_some_and(|m| !(1..=24 * 60).contains(&m)) {
+        validator.add("duration_minutes", "must be between 1 and 1440");
+    }
+}
+
+/// After finalization an agenda changes only by its managers, and the change is flagged.
+fn finalized(meeting: &meeting::Model) -> bool {
+    meeting.agenda_status == AgendaStatus::Finalized.as_str()
+}
+
+async fn emit_item(
+    conn: &impl ConnectionTrait,
+    meeting: &meeting::Model,
+    actor_id: i32,
+    kind: &str,
+    item_id: i32,
+) -> ApiResult<(AgendaItemResponse, Recorded)> {
+    let agenda = agenda(conn, meeting).await?;
+    let item = agenda
+        .items
+        .into_iter()
+        .find(|i| i.id == item_id)
+        .ok_or(ApiError::NotFound)?;
+    let mut data = json!(item);
+    data["after_finalized"] = json!(finalized(meeting));
+    let recorded = emit(conn, meeting, actor_id, kind, data).await?;
+    Ok((item, recorded))
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, meeting_id))]
+pub async fn add_item(
+    state: &AppState,
+    caller: &member::Model,
+    meeting_id: i32,
+    request: CreateAgendaItemRequest,
+) -> ApiResult<AgendaItemResponse> {
+    let mut validator = Validator::default();
+    let title = validator.check(required_text("title", &request.title, 300));
+    check_duration(&mut validator, Some(request.duration_minutes));
+    validator.finish()?;
+
+    let txn = state.db.begin_write().await?;
+    let meeting = managed(&*txn, caller, meeting_id).await?;
+    if let Some(parent_id) = request.parent_id {
+        let parent = agenda_item::Entity::find_by_id(parent_id).one(&*txn).await?;
+        if !parent.is_some_and(|p| p.meeting_id == meeting_id && p.parent_id.is_none()) {
+            return Err(ApiError::validation(
+                "parent_id",
+                "must be a top-level item of this meeting",
+            ));
+        }
+    }
+    if let Some(presenter_id) = request.presenter_id {
+        check_presenter(&*txn, &meeting, presenter_id).await?;
+    }
+    let position = items_of(&*txn, meeting_id)
+        .await?
+        .iter()
+        .map(|i| i.position)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let now = Utc::now();
+    let item = agenda_item::ActiveModel {
+        meeting_id: Set(meeting_id),
+        parent_id: Set(request.parent_id),
+        position: Set(position),
+        title: Set(title.unwrap_or_default()),
+        description: Set(request.description.unwrap_or_default().trim().to_owned()),
+        kind: Set(request.kind.as_str().to_owned()),
+        duration_minutes: Set(request.duration_minutes),
+        presenter_id: Set(request.presenter_id),
+        changed_after_finalized: Set(finalized(&meeting)),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&*txn)
+    .await?;
+    set_documents(
+        &*txn,
+        caller,
+        item.id,
+        request.document_ids.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    check_allocation(&*txn, &meeting).await?;
+    let (response, recorded) = emit_item(&*txn, &meeting, caller.id, "agenda_item.created", item.id).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, item_id))]
+pub async fn update_item(
+    state: &AppState,
+    caller: &member::Model,
+    item_id: i32,
+    if_match: IfMatch,
+    request: UpdateAgendaItemRequest,
+) -> ApiResult<AgendaItemResponse> {
+    let mut validator = Validator::default();
+    let title = request
+        .title
+        .as_deref()
+        .and_then(|t| validator.check(required_text("title", t, 300)));
+    check_duration(&mut validator, request.duration_minutes);
+    if request.outcome.as_ref().is_some_and(|o| o.chars().count() > 20_000) {
+        validator.add("outcome", "must be at most 20000 characters long");
+    }
+    validator.finish()?;
+
+    let txn = state.db.begin_write().await?;
+    let item = agenda_item::Entity::find_by_id(item_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let meeting = managed(&*txn, caller, item.meeting_id).await?;
+    if_match.check(item.version)?;
+    if let Some(presenter_id) = request.presenter_id {
+        check_presenter(&*txn, &meeting, presenter_id).await?;
+    }
+    let version = item.version;
+    let mut active = item.into_active_model();
+    if let Some(title) = title {
+        active.title = Set(title);
+    }
+    if let Some(description) = request.description {
+        active.description = Set(description.trim().to_owned());
+    }
+    if let Some(kind) = request.kind {
+        active.kind = Set(kind.as_str().to_owned());
+    }
+    if let Some(minutes) = request.duration_minutes {
+        active.duration_minutes = Set(minutes);
+    }
+    if let Some(presenter_id) = request.presenter_id {
+        active.presenter_id = Set(Some(presenter_id));
+    }
+    if let Some(outcome) = request.outcome {
+        active.outcome = Set(Some(outcome.trim().to_owned()).filter(|o| !o.is_empty()));
+    }
+    let planning_change = request.title.is_some()
+        || request.kind.is_some()
+        || request.duration_minutes.is_some()
+        || request.presenter_id.is_some()
+        || request.document_ids.is_some();
+    if finalized(&meeting) && planning_change {
+        active.changed_after_finalized = Set(true);
+    }
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    active.update(&*txn).await?;
+    if let Some(ids) = &request.document_ids {
+        set_documents(&*txn, caller, item_id, ids).await?;
+    }
+    check_allocation(&*txn, &meeting).await?;
+    let (response, recorded) = emit_item(&*txn, &meeting, caller.id, "agenda_item.updated", item_id).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, item_id))]
+pub async fn delete_item(state: &AppState, caller: &member::Model, item_id: i32) -> ApiResult<()> {
+    let txn = state.db.begin_write().await?;
+    let item = agenda_item::Entity::find_by_id(item_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let meeting = managed(&*txn, caller, item.meeting_id).await?;
+    if meeting.live_item_id.is_some() {
+        return Err(ApiError::Conflict(
+            "the meeting is live; end it before removing items".to_owned(),
+        ));
+    }
+    agenda_item::Entity::delete_many()
+        .filter(
+            sea_orm::Condition::any()
+                .add(agenda_item::Column::Id.eq(item_id))
+                .add(agenda_item::Column::ParentId.eq(item_id)),
+        )
+        .exec(&*txn)
+        .await?;
+    let data = json!({ "id": item_id, "meeting_id": meeting.id, "after_finalized": finalized(&meeting) });
+    let recorded = emit(&*txn, &meeting, caller.id, "agenda_item.deleted", data).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, meeting_id))]
+pub async fn reorder(
+    state: &AppState,
+    caller: &member::Model,
+    meeting_id: i32,
+    item_ids: &[i32],
+) -> ApiResult<AgendaResponse> {
+    let txn = state.db.begin_write().await?;
+    let meeting = managed(&*txn, caller, meeting_id).await?;
+    let items = items_of(&*txn, meeting_id).await?;
+    let top: BTreeSet<i32> = items.iter().filter(|i| i.parent_id.is_none()).map(|i| i.id).collect();
+    let given: BTreeSet<i32> = item_ids.iter().copied().collect();
+    if given != top || given.len() != item_ids.len() {
+        return Err(ApiError::validation(
+            "item_ids",
+            "must list every top-level item of the agenda exactly once",
+        ));
+    }
+    for (position, id) in item_ids.iter().enumerate() {
+        let mut active = agenda_item::ActiveModel {
+            id: Set(*id),
+            ..Default::default()
+        };
+        active.position = Set(position as i32 + 1);
+        if finalized(&meeting) {
+            active.changed_after_finalized = Set(true);
+        }
+        active.update(&*txn).await?;
+    }
+    let response = agenda(&*txn, &meeting).await?;
+    let data = json!({ "meeting_id": meeting_id, "item_ids": item_ids, "after_finalized": finalized(&meeting) });
+    let recorded = emit(&*txn, &meeting, caller.id, "agenda.reordered", data).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+/// Agrees the agenda: later changes are flagged.
+pub async fn finalize(state: &AppState, caller: &member::Model, meeting_id: i32) -> ApiResult<AgendaResponse> {
+    let txn = state.db.begin_write().await?;
+    let meeting = managed(&*txn, caller, meeting_id).await?;
+    let mut active = meeting.into_active_model();
+    active.agenda_status = Set(AgendaStatus::Finalized.as_str().to_owned());
+    let meeting = active.update(&*txn).await?;
+    let response = agenda(&*txn, &meeting).await?;
+    let recorded = emit(
+        &*txn,
+        &meeting,
+        caller.id,
+        "agenda.finalized",
+        json!({ "meeting_id": meeting_id }),
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+/// Mails the agenda to every invitee.
+pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id: i32) -> ApiResult<usize> {
+    let txn = state.db.begin_write().await?;
+    let meeting = managed(&*txn, caller, meeting_id).await?;
+    if items_of(&*txn, meeting_id).await?.is_empty() {
+        return Err(ApiError::unprocessable(
+            "agenda_empty",
+            "add items before publishing the agenda",
+        ));
+    }
+    let mut active = meeting.into_active_model();
+    active.agenda_published_at = Set(Some(Utc::now()));
+    let meeting = active.update(&*txn).await?;
+    let sent = notify_invitees(state, &*txn, &meeting, templates::MeetingNotice::Agenda).await?;
+    let recorded = emit(
+        &*txn,
+        &meeting,
+        caller.id,
+        "agenda.published",
+        json!({ "meeting_id": meeting_id, "recipients": sent }),
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    state.mailer.do_send(mail::Wake);
+    Ok(sent)
+}
+
+/// The agenda as plain text for mails.
+async fn agenda_text(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<String> {
+    let tz = timezone_of(meeting)?;
+    let agenda = agenda(conn, meeting).await?;
+    Ok(agenda
+        .items
+        .iter()
+        .map(|item| {
+            let indent = if item.parent_id.is_some() { "    " } else { "" };
+            format!(
+                "{indent}{}  {} ({} min)",
+                item.starts_at.with_timezone(&tz).format("%H:%M"),
+                item.title,
+                item.duration_minutes
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// An invited member answers yes, no or maybe.
+pub async fn rsvp(
+    state: &AppState,
+    caller: &member::Model,
+    meeting_id: i32,
+    response: RsvpResponse,
+) -> ApiResult<AttendanceResponse> {
+    let txn = state.db.begin_write().await?;
+    let (meeting, _) = access(&*txn, caller, meeting_id).await?;
+    if !invitees(&*txn, &meeting).await?.iter().any(|m| m.id == caller.id) {
+        return Err(ApiError::Forbidden);
+    }
+    let row = upsert_attendance(&*txn, meeting_id, caller.id, Some(response.as_str()), None).await?;
+    let recorded = emit(&*txn, &meeting, caller.id, "attendance.updated", json!(row)).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(row)
+}
+
+/// The chair records who was there.
+pub async fn record_presence(
+    state: &AppState,
+    caller: &member::Model,
+    meeting_id: i32,
+    member_id: i32,
+    present: bool,
+) -> ApiResult<AttendanceResponse> {
+    let txn = state.db.begin_write().await?;
+    let meeting = managed(&*txn, caller, meeting_id).await?;
+    if !invitees(&*txn, &meeting).await?.iter().any(|m| m.id == member_id) {
+        return Err(ApiError::validation("member_id", "is not invited to this meeting"));
+    }
+    let row = upsert_attendance(&*txn, meeting_id, member_id, None, Some(present)).await?;
+    let recorded = emit(&*txn, &meeting, caller.id, "attendance.updated", json!(row)).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(row)
+}
+
+async fn upsert_attendance(
+    conn: &impl ConnectionTrait,
+    meeting_id: i32,
+    member_id: i32,
+    response: Option<&str>,
+    present: Option<bool>,
+) -> ApiResult<AttendanceResponse> {
+    let existing = meeting_attendance::Entity::find_by_id((meeting_id, member_id))
+        .one(conn)
+        .await?;
+    let row = match existing {
+        Some(row) => {
+            let mut active = row.into_active_model();
+            if let Some(response) = response {
+                active.response = Set(Some(response.to_owned()));
+            }
+            if let Some(present) = present {
+                active.present = Set(Some(present));
+            }
+            active.updated_at = Set(Utc::now());
+            active.update(conn).await?
+        }
+        None => {
+            meeting_attendance::ActiveModel {
+                meeting_id: Set(meeting_id),
+                member_id: Set(member_id),
+                response: Set(response.map(str::to_owned)),
+                present: Set(present),
+                updated_at: Set(Utc::now()),
+            }
+            .insert(conn)
+            .await?
+        }
+    };
+    Ok(AttendanceResponse {
+        meeting_id,
+        member_id,
+        response: row.response,
+        present: row.present,
+    })
+}
+
+pub async fn attendance(conn: &impl ConnectionTrait, meeting_id: i32) -> ApiResult<Vec<AttendanceResponse>> {
+    Ok(meeting_attendance::Entity::find()
+        .filter(meeting_attendance::Column::MeetingId.eq(meeting_id))
+        .order_by_asc(meeting_attendance::Column::MemberId)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| AttendanceResponse {
+            meeting_id,
+            member_id: row.member_id,
+            response: row.response,
+            present: row.present,
+        })
+        .collect())
+}
+
+/// A decision's follow-up: a task in the owner committee, linked to the meeting and the item.
+pub async fn add_action_item(
+    state: &AppState,
+    caller: &member::Model,
+    item_id: i32,
+    request: ActionItemRequest,
+) -> ApiResult<TaskResponse> {
+    let item = agenda_item::Entity::find_by_id(item_id)
+        .one(state.db.conn())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let meeting = managed(state.db.conn(), caller, item.meeting_id).await?;
+    let task = CreateTaskRequest {
+        title: request.title,
+        description: request.description,
+        assignee_id: request.assignee_id,
+        due_on: request.due_on,
+        priority: None,
+        position: None,
+        meeting_id: Some(meeting.id),
+        agenda_item_id: Some(item_id),
+    };
+    crate::tasks::service::create(state, caller, meeting.committee_id, task).await
+}
+
+/// The minutes, assembled from the agenda: attendance, planned against actual time, outcomes and
+/// action items; as data and as Markdown.
+pub async fn minutes(state: &AppState, caller: &member::Model, meeting_id: i32) -> ApiResult<MinutesResponse> {
+    let conn = state.db.conn();
+    let (meeting, _) = access(conn, caller, meeting_id).await?;
+    let tz = timezone_of(&meeting)?;
+    let agenda = agenda(conn, &meeting).await?;
+    let attendance = attendance(conn, meeting_id).await?;
+    let tasks = task::Entity::find()
+        .filter(task::Column::MeetingId.eq(meeting_id))
+        .filter(task::Column::DeletedAt.is_null())
+        .order_by_asc(task::Column::Id)
+        .all(conn)
+        .await?;
+    let people = invitees(conn, &meeting).await?;
+    let name_of = |id: i32| {
+        people
+            .iter()
+            .find(|m| m.id == id)
+            .map_or_else(|| format!("#{id}"), |m| m.name.clone())
+    };
+
+    let items: Vec<MinutesItem> = agenda
+        .items
+        .into_iter()
+        .map(|item| MinutesItem {
+            id: item.id,
+            title: item.title,
+            kind: item.kind,
+            planned_starts_at: item.starts_at,
+            planned_minutes: item.duration_minutes,
+            actual_minutes: (f64::from(item.actual_seconds) / 60.0 * 10.0).round() / 10.0,
+            outcome: item.outcome,
+            action_items: tasks
+                .iter()
+                .filter(|t| t.agenda_item_id == Some(item.id))
+                .cloned()
+                .map(TaskResponse::from)
+                .collect(),
+        })
+        .collect();
+
+    let mut md = format!(
+        "# {}\n\n{} · {}\n\n",
+        meeting.title,
+        meeting.starts_at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z"),
+        meeting.location.clone().unwrap_or_default()
+    );
+    md.push_str("## Attendance\n\n");
+    for row in &attendance {
+        let present = match row.present {
+            Some(true) => "present",
+            Some(false) => "absent",
+            None => "not recorded",
+        };
+        md.push_str(&format!(
+            "- {} — {} (answered: {})\n",
+            name_of(row.member_id),
+            present,
+            row.response.as_deref().unwrap_or("—")
+        ));
+    }
+    md.push_str("\n## Agenda\n\n");
+    for (n, item) in items.iter().enumerate() {
+        md.push_str(&format!(
+            "### {}. {} ({})\n\nPlanned {} min at {}; took {} min.\n\n",
+            n + 1,
+            item.title,
+            item.kind,
+            item.planned_minutes,
+            item.planned_starts_at.with_timezone(&tz).format("%H:%M"),
+            item.actual_minutes
+        ));
+        if let Some(outcome) = &item.outcome {
+            md.push_str(&format!("**Outcome:** {outcome}\n\n"));
+        }
+        for task in &item.action_items {
+            let who = task.assignee_id.map(name_of).unwrap_or_else(|| "unassigned".to_owned());
+            let due = task.due_on.map(|d| format!(", due {d}")).unwrap_or_default();
+            md.push_str(&format!("- [ ] {} — {who}{due}\n", task.title));
+        }
+        if !item.action_items.is_empty() {
+            md.push('\n');
+        }
+    }
+    Ok(MinutesResponse {
+        meeting: present(conn, meeting).await?,
+        attendance,
+        items,
+        markdown: md,
+    })
+}
+
+/// Queues the reminder of every scheduled meeting starting within `hours`, once: the flag is set
+/// by a conditional update in the same transaction as the mails, so a restart or a second node
+/// never sends it again.
+pub async fn send_due_reminders(state: &AppState, hours: i64) -> ApiResult<usize> {
+    let now = Utc::now();
+    let due = meeting::Entity::find()
+        .filter(meeting::Column::Status.eq(MeetingStatus::Scheduled.as_str()))
+        .filter(meeting::Column::ReminderSentAt.is_null())
+        .filter(meeting::Column::StartsAt.gt(now))
+        .filter(meeting::Column::StartsAt.lte(now + Duration::hours(hours)))
+        .all(state.db.conn())
+        .await?;
+    let mut sent = 0;
+    for meeting in due {
+        let txn = state.db.begin_write().await?;
+        let claimed = meeting::Entity::update_many()
+            .col_expr(meeting::Column::ReminderSentAt, sea_orm::sea_query::Expr::value(now))
+            .filter(meeting::Column::Id.eq(meeting.id))
+            .filter(meeting::Column::ReminderSentAt.is_null())
+            .exec(&*txn)
+            .await?;
+        if claimed.rows_affected == 1 {
+            sent += notify_invitees(state, &*txn, &meeting, templates::MeetingNotice::Reminder).await?;
+        }
+        txn.commit().await?;
+    }
+    if sent > 0 {
+        state.mailer.do_send(mail::Wake);
+    }
+    Ok(sent)
+}
+
+/// Meetings the member can see, for the personal calendar feed.
+pub async fn visible_meetings(conn: &impl ConnectionTrait, viewer: &member::Model) -> ApiResult<Vec<meeting::Model>> {
+    if viewer.role == Role::Secretariat.as_str() {
+        return Ok(meeting::Entity::find()
+            .order_by_asc(meeting::Column::StartsAt)
+            .all(conn)
+            .await?);
+    }
+    let committees: Vec<i32> = committee_membership::Entity::find()
+        .select_only()
+        .column(committee_membership::Column::CommitteeId)
+        .filter(committee_membership::Column::MemberId.eq(viewer.id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let invited: Vec<i32> = meeting_committee::Entity::find()
+        .select_only()
+        .column(meeting_committee::Column::MeetingId)
+        .filter(meeting_committee::Column::CommitteeId.is_in(committees.clone()))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(meeting::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(meeting::Column::CommitteeId.is_in(committees))
+                .add(meeting::Column::Id.is_in(invited)),
+        )
+        .order_by_asc(meeting::Column::StartsAt)
+        .all(conn)
+        .await?)
+}

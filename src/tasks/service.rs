@@ -1,0 +1,379 @@
+//! The rules of tasks: who may see and change them, allowed moves, and who hears about it.
+
+use chrono::Utc;
+use entity::{agenda_item, committee_membership, meeting, member, task, task_comment};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    Set,
+};
+use serde_json::json;
+
+use super::dto::*;
+use crate::committees::service::{self as committees, Access};
+use crate::domain::{Locale, Role, Validator, required_text};
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Channel, Recorded};
+use crate::mail::{self, templates};
+use crate::pagination::Page;
+use crate::preconditions::IfMatch;
+use crate::realtime;
+use crate::state::AppState;
+
+/// The task (not deleted) and what the caller may do in its committee.
+pub async fn access(
+    conn: &impl ConnectionTrait,
+    caller: &member::Model,
+    task_id: i32,
+) -> ApiResult<(task::Model, Access)> {
+    let task = task::Entity::find_by_id(task_id)
+        .filter(task::Column::DeletedAt.is_null())
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let access = committees::access(conn, caller, task.committee_id).await?;
+    Ok((task, access))
+}
+
+/// Whether `member_id` can see `committee_id` (a member of it, or the secretariat).
+async fn can_see_committee(conn: &impl ConnectionTrait, member_id: i32, committee_id: i32) -> ApiResult<bool> {
+    let Some(member) = member::Entity::find_by_id(member_id).one(conn).await? else {
+        return Ok(false);
+    };
+    if member.role == Role::Secretariat.as_str() {
+        return Ok(true);
+    }
+    Ok(committee_membership::Entity::find_by_id((committee_id, member_id))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+async fn check_assignee(conn: &impl ConnectionTrait, assignee_id: i32, committee_id: i32) -> ApiResult<()> {
+    if can_see_committee(conn, assignee_id, committee_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_assignee",
+            "the assignee must be able to see the committee",
+        ))
+    }
+}
+
+/// A task may point at a meeting of its committee (owned or invited to) and an item of it.
+async fn check_links(
+    conn: &impl ConnectionTrait,
+    committee_id: i32,
+    meeting_id: Option<i32>,
+    item_id: Option<i32>,
+) -> ApiResult<()> {
+    let meeting_id = match (meeting_id, item_id) {
+        (_, Some(item_id)) => {
+            let item = agenda_item::Entity::find_by_id(item_id)
+                .one(conn)
+                .await?
+                .ok_or_else(|| ApiError::validation("agenda_item_id", "no such agenda item"))?;
+            if meeting_id.is_some_and(|id| id != item.meeting_id) {
+                return Err(ApiError::validation("agenda_item_id", "belongs to another meeting"));
+            }
+            Some(item.meeting_id)
+        }
+        (meeting_id, None) => meeting_id,
+    };
+    if let Some(meeting_id) = meeting_id {
+        let meeting = meeting::Entity::find_by_id(meeting_id)
+            .one(conn)
+            .await?
+            .ok_or_else(|| ApiError::validation("meeting_id", "no such meeting"))?;
+        let invited = crate::meetings::service::committees_of(conn, &meeting).await?;
+        if !invited.contains(&committee_id) {
+            return Err(ApiError::validation(
+                "meeting_id",
+                "the committee does not take part in this meeting",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Records the task event into its committee's channel, and tells a new assignee personally
+/// (an event on their own channel and a mail).
+async fn emit(
+    state: &AppState,
+    conn: &impl ConnectionTrait,
+    actor_id: i32,
+    kind: &str,
+    task: &task::Model,
+    newly_assigned: Option<i32>,
+) -> ApiResult<Recorded> {
+    let response = TaskResponse::from(task.clone());
+    let mut recorded = events::record(
+        conn,
+        &[Channel::Committee(task.committee_id)],
+        kind,
+        Some(actor_id),
+        json!(response),
+    )
+    .await?;
+    if let Some(assignee_id) = newly_assigned.filter(|id| *id != actor_id) {
+        recorded.extend(
+            events::record(
+                conn,
+                &[Channel::Member(assignee_id)],
+                "task.assigned",
+                Some(actor_id),
+                json!(response),
+            )
+            .await?,
+        );
+        if let Some(assignee) = member::Entity::find_by_id(assignee_id).one(conn).await? {
+            let link = format!(
+                "{}committees/{}/tasks/{}",
+                state.settings.server.public_url, task.committee_id, task.id
+            );
+            let locale = Locale::from_db(&assignee.locale).unwrap_or(Locale::En);
+            mail::enqueue(
+                conn,
+                &assignee.email,
+                templates::task_assigned(locale, &assignee.name, &task.title, &link),
+            )
+            .await?;
+        }
+    }
+    Ok(recorded)
+}
+
+fn check_description(validator: &mut Validator, description: Option<&String>) {
+    if description.is_some_and(|d| d.chars().count() > 20_000) {
+        validator.add("description", "must be at most 20000 characters long");
+    }
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, committee_id))]
+pub async fn create(
+    state: &AppState,
+    caller: &member::Model,
+    committee_id: i32,
+    request: CreateTaskRequest,
+) -> ApiResult<TaskResponse> {
+    let mut validator = Validator::default();
+    let title = validator.check(required_text("title", &request.title, 300));
+    check_description(&mut validator, request.description.as_ref());
+    validator.finish()?;
+
+    let txn = state.db.begin_write().await?;
+    committees::access(&*txn, caller, committee_id).await?.require_write()?;
+    if let Some(assignee_id) = request.assignee_id {
+        check_assignee(&*txn, assignee_id, committee_id).await?;
+    }
+    check_links(&*txn, committee_id, request.meeting_id, request.agenda_item_id).await?;
+    let meeting_id = match (request.meeting_id, request.agenda_item_id) {
+        (None, Some(item_id)) => agenda_item::Entity::find_by_id(item_id)
+            .one(&*txn)
+            .await?
+            .map(|item| item.meeting_id),
+        (meeting_id, _) => meeting_id,
+    };
+    let now = Utc::now();
+    let task = task::ActiveModel {
+        committee_id: Set(committee_id),
+        title: Set(title.unwrap_or_default()),
+        description: Set(request.description.unwrap_or_default().trim().to_owned()),
+        status: Set(TaskStatus::Todo.as_str().to_owned()),
+        priority: Set(request.priority.unwrap_or(TaskPriority::Normal).as_str().to_owned()),
+        assignee_id: Set(request.assignee_id),
+        due_on: Set(request.due_on),
+        position: Set(request.position.unwrap_or(0)),
+        meeting_id: Set(meeting_id),
+        agenda_item_id: Set(request.agenda_item_id),
+        created_by: Set(caller.id),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&*txn)
+    .await?;
+    let recorded = emit(state, &*txn, caller.id, "task.created", &task, task.assignee_id).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    state.mailer.do_send(mail::Wake);
+    Ok(task.into())
+}
+
+pub async fn list(
+    state: &AppState,
+    caller: &member::Model,
+    committee_id: i32,
+    filter: &TaskFilter,
+    page: Page,
+) -> ApiResult<Vec<task::Model>> {
+    committees::access(state.db.conn(), caller, committee_id).await?;
+    let mut query = task::Entity::find()
+        .filter(task::Column::CommitteeId.eq(committee_id))
+        .filter(task::Column::DeletedAt.is_null())
+        .order_by_asc(task::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(task::Column::Id.gt(after));
+    }
+    if let Some(status) = &filter.status {
+        let status = TaskStatus::from_db(status)
+            .map_err(|_| ApiError::validation("status", "must be todo, in_progress, blocked or done"))?;
+        query = query.filter(task::Column::Status.eq(status.as_str()));
+    }
+    if let Some(assignee_id) = filter.assignee_id {
+        query = query.filter(task::Column::AssigneeId.eq(assignee_id));
+    }
+    if let Some(before) = filter.due_before {
+        query = query.filter(task::Column::DueOn.lt(before));
+    }
+    if filter.overdue == Some(true) {
+        query = query
+            .filter(task::Column::DueOn.lt(Utc::now().date_naive()))
+            .filter(task::Column::Status.ne(TaskStatus::Done.as_str()));
+    }
+    Ok(query.all(state.db.conn()).await?)
+}
+
+pub async fn get(state: &AppState, caller: &member::Model, task_id: i32) -> ApiResult<task::Model> {
+    Ok(access(state.db.conn(), caller, task_id).await?.0)
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, task_id))]
+pub async fn update(
+    state: &AppState,
+    caller: &member::Model,
+    task_id: i32,
+    if_match: IfMatch,
+    request: UpdateTaskRequest,
+) -> ApiResult<TaskResponse> {
+    let mut validator = Validator::default();
+    let title = request
+        .title
+        .as_deref()
+        .and_then(|title| validator.check(required_text("title", title, 300)));
+    check_description(&mut validator, request.description.as_ref());
+    validator.finish()?;
+
+    let txn = state.db.begin_write().await?;
+    let (task, access) = access(&*txn, caller, task_id).await?;
+    access.require_write()?;
+    if_match.check(task.version)?;
+    if let Some(next) = request.status {
+        let current = TaskStatus::from_db(&task.status)?;
+        if !current.can_become(next) {
+            return Err(ApiError::unprocessable(
+                "invalid_transition",
+                format!("a {} task cannot become {}", current.as_str(), next.as_str()),
+            ));
+        }
+    }
+    let newly_assigned = match request.assignee_id {
+        Some(Some(assignee_id)) if task.assignee_id != Some(assignee_id) => {
+            check_assignee(&*txn, assignee_id, task.committee_id).await?;
+            Some(assignee_id)
+        }
+        _ => None,
+    };
+    let version = task.version;
+    let mut active = task.into_active_model();
+    if let Some(title) = title {
+        active.title = Set(title);
+    }
+    if let Some(description) = request.description {
+        active.description = Set(description.trim().to_owned());
+    }
+    if let Some(status) = request.status {
+        active.status = Set(status.as_str().to_owned());
+    }
+    if let Some(priority) = request.priority {
+        active.priority = Set(priority.as_str().to_owned());
+    }
+    if let Some(assignee_id) = request.assignee_id {
+        active.assignee_id = Set(assignee_id);
+    }
+    if let Some(due_on) = request.due_on {
+        active.due_on = Set(due_on);
+    }
+    if let Some(position) = request.position {
+        active.position = Set(position);
+    }
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&*txn).await?;
+    let recorded = emit(state, &*txn, caller.id, "task.updated", &updated, newly_assigned).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    if newly_assigned.is_some() {
+        state.mailer.do_send(mail::Wake);
+    }
+    Ok(updated.into())
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, task_id))]
+pub async fn delete(state: &AppState, caller: &member::Model, task_id: i32) -> ApiResult<()> {
+    let txn = state.db.begin_write().await?;
+    let (task, access) = access(&*txn, caller, task_id).await?;
+    access.require_write()?;
+    let mut active = task.into_active_model();
+    active.deleted_at = Set(Some(Utc::now()));
+    let deleted = active.update(&*txn).await?;
+    let recorded = emit(state, &*txn, caller.id, "task.deleted", &deleted, None).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(())
+}
+
+pub async fn comments(
+    state: &AppState,
+    caller: &member::Model,
+    task_id: i32,
+    page: Page,
+) -> ApiResult<Vec<task_comment::Model>> {
+    access(state.db.conn(), caller, task_id).await?;
+    let mut query = task_comment::Entity::find()
+        .filter(task_comment::Column::TaskId.eq(task_id))
+        .order_by_asc(task_comment::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(task_comment::Column::Id.gt(after));
+    }
+    Ok(query.all(state.db.conn()).await?)
+}
+
+#[tracing::instrument(skip_all, fields(caller = caller.id, task_id))]
+pub async fn comment(state: &AppState, caller: &member::Model, task_id: i32, body: &str) -> ApiResult<CommentResponse> {
+    let body = required_text("body", body, 10_000).map_err(|error| ApiError::Validation(vec![error]))?;
+    let txn = state.db.begin_write().await?;
+    let (task, access) = access(&*txn, caller, task_id).await?;
+    access.require_write()?;
+    let row = task_comment::ActiveModel {
+        task_id: Set(task_id),
+        author_id: Set(caller.id),
+        body: Set(body),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&*txn)
+    .await?;
+    // Touch the task so that lists sorted by change show the discussion.
+    task::Entity::update_many()
+        .col_expr(task::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(task::Column::Id.eq(task_id))
+        .exec(&*txn)
+        .await?;
+    let response = CommentResponse::from(row);
+    let recorded = events::record(
+        &*txn,
+        &[Channel::Committee(task.committee_id)],
+        "task.commented",
+        Some(caller.id),
+        json!(response),
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}

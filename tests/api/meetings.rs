@@ -1,0 +1,708 @@
+use chrono::{Duration, TimeZone, Utc};
+use dcports::settings::{MailTransportKind, SmtpSecurity};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::committees::{committee, member_of};
+use crate::helpers::{TestApp, parse_mail, spawn_app, spawn_app_with};
+use crate::smtp::FakeSmtp;
+use crate::ws::WsClient;
+
+async fn create_meeting(app: &TestApp, token: &str, committee_id: i64, body: Value) -> Value {
+    let (status, meeting) = app
+        .post(&format!("/api/committees/{committee_id}/meetings"), Some(token), body)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{meeting}");
+    meeting
+}
+
+#[actix_web::test]
+async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
+    let smtp = FakeSmtp::start(0);
+    let port = smtp.port;
+    let app = spawn_app_with(|settings| {
+        settings.mail.transport = MailTransportKind::Smtp;
+        settings.mail.smtp.host = "127.0.0.1".to_owned();
+        settings.mail.smtp.port = port;
+        settings.mail.smtp.security = SmtpSecurity::None;
+    })
+    .await
+    .with_smtp(&smtp);
+    let admin = app.secretariat("admin@sela.org").await;
+    let steering = committee(&app, &admin, "Steering Committee").await;
+    let technical = committee(&app, &admin, "Technical Committee 1").await;
+    let (chair_id, chair) = member_of(&app, &admin, steering, "chair@sela.org", "chair").await;
+    let (guest_id, guest) = member_of(&app, &admin, technical, "guest@port.pe", "member").await;
+
+    let starts = Utc::now() + Duration::days(7);
+    let meeting = create_meeting(
+        &app,
+        &chair,
+        steering,
+        json!({
+            "title": "IV Regional Meeting", "starts_at": starts, "ends_at": starts + Duration::minutes(120),
+            "timezone": "America/Port_of_Spain", "location": "Port of Spain", "invited_committee_ids": [technical], "public": true
+        }),
+    )
+    .await;
+    let id = meeting["id"].as_i64().unwrap();
+    assert_eq!(meeting["invited_committee_ids"], json!([technical]));
+
+    // The invited member sees it, and follows it live.
+    assert_eq!(app.get(&format!("/api/meetings/{id}"), &guest).await.0, StatusCode::OK);
+    let (mut socket, _) = WsClient::authenticated(&app, &guest).await;
+    socket.subscribe(&format!("committee:{technical}"), None).await;
+
+    let mut items = Vec::new();
+    for (title, minutes) in [
+        ("Opening", 10),
+        ("Port community reports", 40),
+        ("Indicators", 30),
+        ("MOU signature", 20),
+        ("Next meeting", 10),
+    ] {
+        let (status, item) = app
+            .post(
+                &format!("/api/meetings/{id}/agenda"),
+                Some(&chair),
+                json!({ "title": title, "kind": "discussion", "duration_minutes": minutes, "presenter_id": chair_id }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{item}");
+        items.push(item["id"].as_i64().unwrap());
+        assert_eq!(socket.next_event().await["kind"], "agenda_item.created");
+    }
+    let (status, body) = app
+        .post(
+            &format!("/api/meetings/{id}/agenda"),
+            Some(&chair),
+            json!({ "title": "Too much", "kind": "information", "duration_minutes": 30 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "agenda_over_allocated");
+    assert_eq!(body["overrun_minutes"], 20);
+    let (status, _) = app
+        .post(
+            &format!("/api/meetings/{id}/agenda"),
+            Some(&guest),
+            json!({ "title": "Mine", "kind": "information", "duration_minutes": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only the chair shapes the agenda");
+
+    // Reorder: the signature first; planned starts follow.
+    let order = vec![items[3], items[0], items[1], items[2], items[4]];
+    let (status, agenda) = app
+        .call(
+            Method::PUT,
+            &format!("/api/meetings/{id}/agenda/order"),
+            Some(&chair),
+            Some(json!({ "item_ids": order })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{agenda}");
+    let ids: Vec<i64> = agenda["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, order);
+    let second_start: chrono::DateTime<Utc> = agenda["items"][1]["starts_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(second_start, starts + Duration::minutes(20));
+    assert_eq!(socket.next_event().await["kind"], "agenda.reordered");
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/meetings/{id}/agenda/order"),
+            Some(&chair),
+            Some(json!({ "item_ids": [items[0]] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    assert_eq!(
+        app.call(
+            Method::POST,
+            &format!("/api/meetings/{id}/agenda/finalize"),
+            Some(&chair),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    socket.next_event().await;
+    let (_, changed) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/agenda-items/{}", items[4]),
+            Some(&chair),
+            Some(json!({ "duration_minutes": 5 })),
+        )
+        .await;
+    assert_eq!(changed["changed_after_finalized"], true);
+    let event = socket.next_event().await;
+    assert_eq!(
+        (event["kind"].as_str(), event["data"]["after_finalized"].as_bool()),
+        (Some("agenda_item.updated"), Some(true))
+    );
+
+    let (status, published) = app
+        .call(
+            Method::POST,
+            &format!("/api/meetings/{id}/agenda/publish"),
+            Some(&chair),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(published["recipients"], 2);
+    assert_eq!(socket.next_event().await["kind"], "agenda.published");
+    let mut mails = Vec::new();
+    for _ in 0..200 {
+        mails = smtp
+            .messages()
+            .iter()
+            .filter_map(|raw| parse_mail(raw))
+            .filter(|m| m.subject.starts_with("Agenda:"))
+            .collect();
+        if mails.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(mails.len(), 2, "one agenda mail per invitee, through SMTP");
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.to == "guest@port.pe" && m.text.contains("MOU signature"))
+    );
+
+    let (status, rsvp) = app
+        .call(
+            Method::PUT,
+            &format!("/api/meetings/{id}/attendance"),
+            Some(&guest),
+            Some(json!({ "response": "yes" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rsvp["response"], "yes");
+    socket.next_event().await;
+    app.call(
+        Method::PUT,
+        &format!("/api/meetings/{id}/attendance/{guest_id}"),
+        Some(&chair),
+        Some(json!({ "present": true })),
+    )
+    .await;
+    socket.next_event().await;
+
+    // Live mode through every item; the invited member sees each move.
+    assert_eq!(
+        app.call(
+            Method::POST,
+            &format!("/api/meetings/{id}/live/next"),
+            Some(&chair),
+            None
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.call(
+            Method::POST,
+            &format!("/api/meetings/{id}/live/start"),
+            Some(&guest),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, live) = app
+        .call(
+            Method::POST,
+            &format!("/api/meetings/{id}/live/start"),
+            Some(&chair),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{live}");
+    assert_eq!(live["current_item_id"], order[0]);
+    let event = socket.next_event().await;
+    assert_eq!(
+        (event["kind"].as_str(), event["data"]["current_item_id"].as_i64()),
+        (Some("meeting.live"), Some(order[0]))
+    );
+    assert!(
+        event["data"]["drift_s"].as_i64().unwrap() < 0,
+        "started a week early: ahead of plan"
+    );
+    app.call(
+        Method::POST,
+        &format!("/api/meetings/{id}/live/pause"),
+        Some(&chair),
+        None,
+    )
+    .await;
+    assert_eq!(socket.next_event().await["data"]["paused"], true);
+    app.call(
+        Method::POST,
+        &format!("/api/meetings/{id}/live/resume"),
+        Some(&chair),
+        None,
+    )
+    .await;
+    assert_eq!(socket.next_event().await["data"]["paused"], false);
+    for expected in &order[1..] {
+        let (_, live) = app
+            .call(
+                Method::POST,
+                &format!("/api/meetings/{id}/live/next"),
+                Some(&chair),
+                None,
+            )
+            .await;
+        assert_eq!(live["current_item_id"], *expected);
+        assert_eq!(socket.next_event().await["data"]["current_item_id"], *expected);
+    }
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/meetings/{id}/live/next"),
+            Some(&chair),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "no item after the last");
+    let (_, back) = app
+        .call(
+            Method::POST,
+            &format!("/api/meetings/{id}/live/previous"),
+            Some(&chair),
+            None,
+        )
+        .await;
+    assert_eq!(back["current_item_id"], order[3]);
+    socket.next_event().await;
+    let (_, clock) = app.get(&format!("/api/meetings/{id}/live"), &guest).await;
+    assert_eq!(clock["current_item_id"], order[3]);
+    assert!(clock["remaining_s"].as_i64().unwrap() <= 30 * 60);
+    let (_, ended) = app
+        .call(
+            Method::POST,
+            &format!("/api/meetings/{id}/live/end"),
+            Some(&chair),
+            None,
+        )
+        .await;
+    assert_eq!(ended["status"], "held");
+    assert_eq!(socket.next_event().await["data"]["status"], "held");
+
+    // Outcomes and action items make the minutes.
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/agenda-items/{}", items[3]),
+            Some(&chair),
+            Some(json!({ "outcome": "MOU signed by 13 countries." })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, task) = app
+        .post(
+            &format!("/api/agenda-items/{}/action-items", items[3]),
+            Some(&chair),
+            json!({ "title": "Send signed copies", "assignee_id": chair_id, "due_on": "2027-01-15" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    assert_eq!(
+        (task["meeting_id"].as_i64(), task["agenda_item_id"].as_i64()),
+        (Some(id), Some(items[3]))
+    );
+    let (status, minutes) = app.get(&format!("/api/meetings/{id}/minutes"), &guest).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(minutes["attendance"][0]["present"], true);
+    let signature = &minutes["items"][0];
+    assert_eq!(signature["outcome"], "MOU signed by 13 countries.");
+    assert_eq!(signature["action_items"][0]["title"], "Send signed copies");
+    assert_eq!(signature["planned_minutes"], 20);
+    let markdown = app
+        .client
+        .get(app.url(&format!("/api/meetings/{id}/minutes?format=markdown")))
+        .bearer_auth(&guest)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(markdown.starts_with("# IV Regional Meeting"), "{markdown}");
+    assert!(markdown.contains("**Outcome:** MOU signed by 13 countries."));
+    assert!(markdown.contains("- [ ] Send signed copies — Member, due 2027-01-15"));
+}
+
+fn ics_events(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let unfolded = icalendar::parser::unfold(text);
+    let calendar = icalendar::parser::read_calendar(&unfolded).expect("valid iCalendar");
+    calendar
+        .components
+        .iter()
+        .filter(|c| c.name == "VEVENT")
+        .map(|c| {
+            c.properties
+                .iter()
+                .map(|p| (p.name.to_string(), p.val.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_calendar_file_parses_keeps_its_uid_counts_changes_and_marks_cancellation() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    // Santiago changes to summer time on the first Sunday of September: a meeting on each side.
+    let tz: chrono_tz::Tz = "America/Santiago".parse().unwrap();
+    let winter = tz.with_ymd_and_hms(2027, 8, 20, 9, 30, 0).unwrap().with_timezone(&Utc);
+    let summer = tz.with_ymd_and_hms(2027, 9, 20, 9, 30, 0).unwrap().with_timezone(&Utc);
+    assert_ne!(winter.time(), summer.time(), "the two dates straddle a DST change");
+    let mut ids = Vec::new();
+    for (title, at) in [("Winter", winter), ("Summer", summer)] {
+        let meeting = create_meeting(&app, &admin, c, json!({ "title": title, "starts_at": at, "ends_at": at + Duration::hours(1), "timezone": "America/Santiago", "location": "Valparaíso" })).await;
+        ids.push(meeting["id"].as_i64().unwrap());
+    }
+    let ics = |id: i64| {
+        let admin = admin.clone();
+        let url = app.url(&format!("/api/meetings/{id}/calendar.ics"));
+        let client = app.client.clone();
+        async move {
+            let response = client.get(url).bearer_auth(&admin).send().await.unwrap();
+            assert_eq!(response.headers()["content-type"], "text/calendar; charset=utf-8");
+            response.text().await.unwrap()
+        }
+    };
+    for (id, local) in [(ids[0], "09:30"), (ids[1], "09:30")] {
+        let text = ics(id).await;
+        let events = ics_events(&text);
+        assert_eq!(events.len(), 1);
+        let start = chrono::NaiveDateTime::parse_from_str(&events[0]["DTSTART"], "%Y%m%dT%H%M%SZ")
+            .unwrap()
+            .and_utc();
+        assert_eq!(
+            start.with_timezone(&tz).format("%H:%M").to_string(),
+            local,
+            "round-trips in the meeting's zone"
+        );
+        assert_eq!(events[0]["X-DCPORTS-TIMEZONE"], "America/Santiago");
+        assert!(text.contains("X-WR-TIMEZONE:America/Santiago"));
+    }
+
+    let first = ics_events(&ics(ids[0]).await).remove(0);
+    app.call(
+        Method::PATCH,
+        &format!("/api/meetings/{}", ids[0]),
+        Some(&admin),
+        Some(json!({ "location": "San Antonio" })),
+    )
+    .await;
+    let moved = ics_events(&ics(ids[0]).await).remove(0);
+    assert_eq!(moved["UID"], first["UID"], "UID stable across updates");
+    assert_eq!(
+        moved["SEQUENCE"].parse::<u32>().unwrap(),
+        first["SEQUENCE"].parse::<u32>().unwrap() + 1
+    );
+    assert_eq!(moved["LOCATION"], "San Antonio");
+    app.call(
+        Method::PATCH,
+        &format!("/api/meetings/{}", ids[0]),
+        Some(&admin),
+        Some(json!({ "status": "cancelled" })),
+    )
+    .await;
+    let cancelled = ics_events(&ics(ids[0]).await).remove(0);
+    assert_eq!(cancelled["STATUS"], "CANCELLED");
+    assert!(cancelled["SEQUENCE"].parse::<u32>().unwrap() > moved["SEQUENCE"].parse::<u32>().unwrap());
+
+    // The personal feed works with its token only, and stops when revoked.
+    let (status, feed) = app
+        .call(Method::POST, "/api/me/calendar-token", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = feed["token"].as_str().unwrap();
+    let url = format!("/api/me/calendar.ics?token={token}");
+    let response = app.client.get(app.url(&url)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(ics_events(&response.text().await.unwrap()).len(), 2);
+    assert_eq!(
+        app.client
+            .get(app.url("/api/me/calendar.ics?token=dcf_forged"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    app.call(Method::DELETE, "/api/me/calendar-token", Some(&admin), None)
+        .await;
+    assert_eq!(
+        app.client.get(app.url(&url)).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[actix_web::test]
+async fn a_reminder_is_sent_once_even_across_a_restart() {
+    let app = spawn_app_with(|settings| settings.meetings.reminder_check_secs = 3600).await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    member_of(&app, &admin, c, "m@port.pe", "member").await;
+    let starts = Utc::now() + Duration::hours(3);
+    let meeting = create_meeting(&app, &admin, c, json!({ "title": "Soon", "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "America/Lima" })).await;
+    let path = format!("/api/meetings/{}", meeting["id"]);
+    assert_eq!(
+        dcports::meetings::service::send_due_reminders(&app.state, 24)
+            .await
+            .unwrap(),
+        0,
+        "drafts are not reminded"
+    );
+    app.call(
+        Method::PATCH,
+        &path,
+        Some(&admin),
+        Some(json!({ "status": "scheduled" })),
+    )
+    .await;
+
+    assert_eq!(
+        dcports::meetings::service::send_due_reminders(&app.state, 24)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        dcports::meetings::service::send_due_reminders(&app.state, 24)
+            .await
+            .unwrap(),
+        0,
+        "not twice"
+    );
+    // A restart: a second process on the same database runs its own reminder check at once.
+    let mut settings = app.settings.clone();
+    settings.meetings.reminder_check_secs = 1;
+    let second = dcports::startup::Application::build(settings).await.unwrap();
+    let second_state = second.state();
+    actix_web::rt::spawn(second.run_until_stopped());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        dcports::meetings::service::send_due_reminders(&second_state, 24)
+            .await
+            .unwrap(),
+        0
+    );
+    app.wait_for_mail("m@port.pe", |mail| mail.subject.starts_with("Reminder: Soon"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let reminders = app
+        .mails_to("m@port.pe")
+        .into_iter()
+        .filter(|mail| mail.subject.starts_with("Reminder"))
+        .count();
+    assert_eq!(reminders, 1);
+}
+
+/// Each role against each endpoint: the status it must get.
+#[actix_web::test]
+async fn the_authorization_matrix_of_tasks_and_meetings_holds() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let owner = committee(&app, &admin, "Owner").await;
+    let invited = committee(&app, &admin, "Invited").await;
+    let stranger_committee = committee(&app, &admin, "Stranger").await;
+    let (_, chair) = member_of(&app, &admin, owner, "chair@o.org", "chair").await;
+    let (_, member) = member_of(&app, &admin, owner, "member@o.org", "member").await;
+    let (_, observer) = member_of(&app, &admin, owner, "observer@o.org", "observer").await;
+    let (_, guest) = member_of(&app, &admin, invited, "guest@i.org", "member").await;
+    let (_, stranger) = member_of(&app, &admin, stranger_committee, "stranger@s.org", "member").await;
+    let starts = Utc::now() + Duration::days(3);
+    let meeting = create_meeting(&app, &chair, owner, json!({ "title": "M", "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC", "invited_committee_ids": [invited] })).await;
+    let m = meeting["id"].as_i64().unwrap();
+    let (_, task) = app
+        .post(
+            &format!("/api/committees/{owner}/tasks"),
+            Some(&member),
+            json!({ "title": "T" }),
+        )
+        .await;
+    let t = task["id"].as_i64().unwrap();
+
+    let roles: [(&str, Option<&str>); 7] = [
+        ("secretariat", Some(&admin)),
+        ("chair", Some(&chair)),
+        ("member", Some(&member)),
+        ("observer", Some(&observer)),
+        ("invited", Some(&guest)),
+        ("stranger", Some(&stranger)),
+        ("anonymous", None),
+    ];
+    use StatusCode as S;
+    let cases: Vec<(Method, String, Value, [S; 7])> = vec![
+        (
+            Method::GET,
+            format!("/api/committees/{owner}/tasks"),
+            json!(null),
+            [S::OK, S::OK, S::OK, S::OK, S::NOT_FOUND, S::NOT_FOUND, S::UNAUTHORIZED],
+        ),
+        (
+            Method::POST,
+            format!("/api/committees/{owner}/tasks"),
+            json!({ "title": "x" }),
+            [
+                S::CREATED,
+                S::CREATED,
+                S::CREATED,
+                S::FORBIDDEN,
+                S::NOT_FOUND,
+                S::NOT_FOUND,
+                S::UNAUTHORIZED,
+            ],
+        ),
+        (
+            Method::GET,
+            format!("/api/tasks/{t}"),
+            json!(null),
+            [S::OK, S::OK, S::OK, S::OK, S::NOT_FOUND, S::NOT_FOUND, S::UNAUTHORIZED],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/tasks/{t}"),
+            json!({ "priority": "low" }),
+            [
+                S::OK,
+                S::OK,
+                S::OK,
+                S::FORBIDDEN,
+                S::NOT_FOUND,
+                S::NOT_FOUND,
+                S::UNAUTHORIZED,
+            ],
+        ),
+        (
+            Method::POST,
+            format!("/api/tasks/{t}/comments"),
+            json!({ "body": "b" }),
+            [
+                S::CREATED,
+                S::CREATED,
+                S::CREATED,
+                S::FORBIDDEN,
+                S::NOT_FOUND,
+                S::NOT_FOUND,
+                S::UNAUTHORIZED,
+            ],
+        ),
+        (
+            Method::GET,
+            format!("/api/meetings/{m}"),
+            json!(null),
+            [S::OK, S::OK, S::OK, S::OK, S::OK, S::NOT_FOUND, S::UNAUTHORIZED],
+        ),
+        (
+            Method::GET,
+            format!("/api/meetings/{m}/agenda"),
+            json!(null),
+            [S::OK, S::OK, S::OK, S::OK, S::OK, S::NOT_FOUND, S::UNAUTHORIZED],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/meetings/{m}"),
+            json!({ "description": "d" }),
+            [
+                S::OK,
+                S::OK,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::NOT_FOUND,
+                S::UNAUTHORIZED,
+            ],
+        ),
+        (
+            Method::POST,
+            format!("/api/meetings/{m}/agenda"),
+            json!({ "title": "i", "kind": "information", "duration_minutes": 1 }),
+            [
+                S::CREATED,
+                S::CREATED,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::NOT_FOUND,
+                S::UNAUTHORIZED,
+            ],
+        ),
+        (
+            Method::PUT,
+            format!("/api/meetings/{m}/attendance"),
+            json!({ "response": "maybe" }),
+            [S::FORBIDDEN, S::OK, S::OK, S::OK, S::OK, S::NOT_FOUND, S::UNAUTHORIZED],
+        ),
+        (
+            Method::GET,
+            format!("/api/meetings/{m}/live"),
+            json!(null),
+            [S::OK, S::OK, S::OK, S::OK, S::OK, S::NOT_FOUND, S::UNAUTHORIZED],
+        ),
+        (
+            Method::GET,
+            format!("/api/meetings/{m}/calendar.ics"),
+            json!(null),
+            [S::OK, S::OK, S::OK, S::OK, S::OK, S::NOT_FOUND, S::UNAUTHORIZED],
+        ),
+        (
+            Method::POST,
+            format!("/api/committees/{owner}/meetings"),
+            json!({ "title": "n", "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC" }),
+            [
+                S::CREATED,
+                S::CREATED,
+                S::FORBIDDEN,
+                S::FORBIDDEN,
+                S::NOT_FOUND,
+                S::NOT_FOUND,
+                S::UNAUTHORIZED,
+            ],
+        ),
+        (
+            Method::GET,
+            format!("/api/committees/{invited}/meetings"),
+            json!(null),
+            [
+                S::OK,
+                S::NOT_FOUND,
+                S::NOT_FOUND,
+                S::NOT_FOUND,
+                S::OK,
+                S::NOT_FOUND,
+                S::UNAUTHORIZED,
+            ],
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        for ((role, token), want) in roles.iter().zip(expected) {
+            let body = (!body.is_null()).then(|| body.clone());
+            let (status, answer) = app.call(method.clone(), &path, *token, body).await;
+            assert_eq!(status, want, "{role} {method} {path}: {answer}");
+        }
+    }
+    // The invited committee lists the meeting it is invited to.
+    let (_, list) = app.get(&format!("/api/committees/{invited}/meetings"), &guest).await;
+    assert_eq!(list["items"][0]["id"], m);
+}

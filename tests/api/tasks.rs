@@ -1,0 +1,153 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::committees::{committee, member_of};
+use crate::helpers::spawn_app;
+use crate::ws::WsClient;
+
+#[actix_web::test]
+async fn tasks_move_through_allowed_states_and_assignees_hear_about_it() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let other = committee(&app, &admin, "Other").await;
+    let (_, author) = member_of(&app, &admin, c, "author@port.pe", "member").await;
+    let (assignee_id, assignee) = member_of(&app, &admin, c, "assignee@port.pe", "member").await;
+    let (outsider_id, _) = member_of(&app, &admin, other, "outsider@port.cl", "member").await;
+
+    let (mut personal, _) = WsClient::authenticated(&app, &assignee).await;
+    personal.subscribe(&format!("member:{assignee_id}"), None).await;
+
+    let path = format!("/api/committees/{c}/tasks");
+    let (status, body) = app
+        .post(
+            &path,
+            Some(&author),
+            json!({ "title": "Draft MOU", "assignee_id": outsider_id }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "invalid_assignee");
+
+    let (status, task) = app
+        .post(
+            &path,
+            Some(&author),
+            json!({ "title": "Draft MOU", "assignee_id": assignee_id, "due_on": "2020-01-31", "priority": "high" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let id = task["id"].as_i64().unwrap();
+    assert_eq!(
+        (task["status"].as_str(), task["priority"].as_str()),
+        (Some("todo"), Some("high"))
+    );
+    let assigned = personal.next_event().await;
+    assert_eq!(
+        (assigned["kind"].as_str(), assigned["data"]["id"].as_i64()),
+        (Some("task.assigned"), Some(id))
+    );
+    let mail = app
+        .wait_for_mail("assignee@port.pe", |mail| mail.subject.contains("Draft MOU"))
+        .await;
+    assert!(mail.text.contains(&format!("/tasks/{id}")), "{}", mail.text);
+
+    let task_path = format!("/api/tasks/{id}");
+    let patch = |body: Value| app.call(Method::PATCH, &task_path, Some(&author), Some(body));
+    assert_eq!(patch(json!({ "status": "in_progress" })).await.0, StatusCode::OK);
+    assert_eq!(patch(json!({ "status": "done" })).await.0, StatusCode::OK);
+    let (status, body) = patch(json!({ "status": "blocked" })).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_transition"))
+    );
+    let (status, reopened) = patch(json!({ "status": "in_progress", "due_on": null })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reopened["due_on"], Value::Null);
+    assert_eq!(reopened["version"], 4);
+
+    let stale = app
+        .client
+        .patch(app.url(&task_path))
+        .bearer_auth(&author)
+        .header("if-match", "\"1\"")
+        .json(&json!({ "title": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+
+    let (status, comment) = app
+        .post(
+            &format!("{task_path}/comments"),
+            Some(&assignee),
+            json!({ "body": "On it." }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{comment}");
+    let (_, comments) = app.get(&format!("{task_path}/comments"), &author).await;
+    assert_eq!(comments["items"][0]["body"], "On it.");
+    let (status, _) = app
+        .post(
+            &format!("{task_path}/comments"),
+            Some(&assignee),
+            json!({ "body": "  " }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[actix_web::test]
+async fn tasks_are_filtered_by_status_assignee_and_due_date() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (member_id, member) = member_of(&app, &admin, c, "m@port.pe", "member").await;
+    let path = format!("/api/committees/{c}/tasks");
+    for (title, due, assignee) in [
+        ("late", "2020-01-01", Some(member_id)),
+        ("soon", "2999-01-01", None),
+        ("undated", "", Some(member_id)),
+    ] {
+        let mut body = json!({ "title": title });
+        if !due.is_empty() {
+            body["due_on"] = json!(due);
+        }
+        if let Some(id) = assignee {
+            body["assignee_id"] = json!(id);
+        }
+        assert_eq!(app.post(&path, Some(&member), body).await.0, StatusCode::CREATED);
+    }
+    let titles = |list: &Value| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        titles(&app.get(&format!("{path}?overdue=true"), &member).await.1),
+        ["late"]
+    );
+    assert_eq!(
+        titles(&app.get(&format!("{path}?assignee_id={member_id}"), &member).await.1),
+        ["late", "undated"]
+    );
+    assert_eq!(
+        titles(&app.get(&format!("{path}?due_before=2100-01-01"), &member).await.1),
+        ["late"]
+    );
+    assert_eq!(
+        titles(&app.get(&format!("{path}?status=todo&limit=1"), &member).await.1),
+        ["late"]
+    );
+    assert_eq!(
+        app.get(&format!("{path}?status=finished"), &member).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get(&format!("{path}?due_before=tomorrow"), &member).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
