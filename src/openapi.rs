@@ -4,7 +4,10 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, auth, committees, documents, error, events, meetings, pagination, public, startup, tasks};
+use crate::{
+    admin, auth, committees, directory, documents, error, events, indicators, meetings, pagination, public, startup,
+    tasks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -79,6 +82,30 @@ use crate::{admin, auth, committees, documents, error, events, meetings, paginat
         public::routes::list_publications,
         public::routes::get_publication,
         public::routes::download_publication,
+        public::routes::list_countries,
+        public::routes::list_port_communities,
+        public::routes::get_port,
+        public::routes::directory,
+        public::routes::public_meetings,
+        public::routes::list_indicators,
+        public::routes::indicator_values,
+        directory::routes::list_organizations,
+        directory::routes::create_organization,
+        directory::routes::get_organization,
+        directory::routes::update_organization,
+        directory::routes::delete_organization,
+        directory::routes::list_contacts,
+        directory::routes::create_contact,
+        directory::routes::get_contact,
+        directory::routes::update_contact,
+        directory::routes::delete_contact,
+        directory::routes::export_directory,
+        directory::routes::import_directory,
+        indicators::routes::submit_value,
+        indicators::routes::create_definition,
+        indicators::routes::list_values_for_review,
+        indicators::routes::validate_value,
+        indicators::routes::reject_value,
     ),
     components(schemas(error::Problem, error::FieldError, pagination::Paginated<auth::dto::MemberResponse>)),
     modifiers(&BearerAuth)

@@ -51,6 +51,14 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     pub documents: DocumentSettings,
     pub meetings: MeetingSettings,
+    pub public: PublicSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PublicSettings {
+    /// Requests per minute each client address may make to the public area, and its burst.
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]

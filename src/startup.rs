@@ -1,6 +1,5 @@
 //! Builds the application: database, actors, middleware and routes, bound to a listener.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use actix::Actor as _;
@@ -25,7 +24,10 @@ use crate::scheduler::Scheduler;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::storage::LocalStorage;
-use crate::{admin, auth, bootstrap, committees, documents, events, meetings, openapi, public, realtime, tasks};
+use crate::{
+    admin, auth, bootstrap, committees, directory, documents, events, indicators, meetings, openapi, public, realtime,
+    tasks,
+};
 
 pub struct Application {
     port: u16,
@@ -40,15 +42,10 @@ impl Application {
         migration::Migrator::up(db.conn(), None)
             .await
             .context("Failed to run the migrations")?;
+        crate::reference::load::ensure_loaded(&db)
+            .await
+            .context("Failed to load the reference data")?;
         bootstrap::ensure_secretariat(&db, &settings).await?;
-
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).with_context(|| {
-            format!(
-                "Failed to bind {}:{} (settings server.host, server.port)",
-                settings.server.host, settings.server.port
-            )
-        })?;
-        let port = listener.local_addr()?.port();
 
         let mailer = Mailer::new(db.conn().clone(), settings.mail.clone())?.start();
         let broker = Broker::new(settings.realtime.max_pending_bytes).start();
@@ -71,10 +68,28 @@ impl Application {
             .map_err(|error| anyhow::anyhow!("Failed to set up metrics: {error}"))?;
         let app_state = state.clone();
         crate::scheduler::start_reminders(state.clone());
-        let server = HttpServer::new(move || build_app(app_state.clone(), metrics.clone()))
-            .listen(listener)?
+        let address = (state.settings.server.host.clone(), state.settings.server.port);
+        let public_limit = public::guard::rate_limit(
+            state.settings.public.rate_limit_per_minute,
+            state.settings.public.rate_limit_burst,
+        )?;
+        let server = HttpServer::new(move || build_app(app_state.clone(), metrics.clone(), public_limit.clone()))
+            // Thousands of sockets may (re)connect at once after a restart.
+            .backlog(4096)
             .shutdown_timeout(30)
-            .run();
+            .bind(&address)
+            .with_context(|| {
+                format!(
+                    "Failed to bind {}:{} (settings server.host, server.port)",
+                    address.0, address.1
+                )
+            })?;
+        let port = server
+            .addrs()
+            .first()
+            .map(|addr| addr.port())
+            .context("the server bound no address")?;
+        let server = server.run();
         tracing::info!(port, "dcports listening");
         Ok(Self { port, server, state })
     }
@@ -93,9 +108,16 @@ impl Application {
     }
 }
 
+/// The public area's rate limiter, built once so that every worker shares its counts.
+type PublicLimit = actix_governor::GovernorConfig<
+    public::guard::ClientAddress,
+    actix_governor::governor::middleware::NoOpMiddleware<actix_governor::governor::clock::QuantaInstant>,
+>;
+
 fn build_app(
     state: web::Data<AppState>,
     metrics: PrometheusMetrics,
+    public_limit: PublicLimit,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -125,12 +147,20 @@ fn build_app(
         .route("/readyz", web::get().to(readyz))
         .route("/api/openapi.json", web::get().to(openapi::serve))
         .configure(realtime::routes::configure)
-        .service(web::scope("/api/public").configure(public::routes::configure))
+        .service(
+            web::scope("/api/public")
+                .wrap(actix_web::middleware::from_fn(public::guard::cache_validators))
+                .wrap(actix_governor::Governor::new(&public_limit))
+                .wrap(actix_web::middleware::from_fn(public::guard::read_only))
+                .configure(public::routes::configure),
+        )
         .service(
             web::scope("/api/admin")
                 .configure(admin::routes::configure)
                 .configure(committees::routes::configure_admin)
-                .configure(documents::routes::configure_admin),
+                .configure(documents::routes::configure_admin)
+                .configure(directory::routes::configure)
+                .configure(indicators::routes::configure_admin),
         )
         .service(
             web::scope("/api")
@@ -139,7 +169,18 @@ fn build_app(
                 .configure(documents::routes::configure_member)
                 .configure(tasks::routes::configure)
                 .configure(meetings::routes::configure)
+                .configure(indicators::routes::configure_member)
                 .configure(events::routes::configure),
+        )
+        .service(
+            web::scope("")
+                .guard(actix_web::guard::fn_guard(|ctx| {
+                    public::pages::is_page(ctx.head().uri.path())
+                }))
+                .wrap(actix_web::middleware::from_fn(public::guard::cache_validators))
+                .wrap(actix_governor::Governor::new(&public_limit))
+                .wrap(actix_web::middleware::from_fn(public::guard::read_only))
+                .configure(public::pages::configure),
         )
         .default_service(web::to(|| async { ApiError::NotFound.error_response() }))
 }

@@ -90,8 +90,11 @@ async fn measure(
         }
     }
     // Every subscriber reports in; a failure ends the run instead of leaving it waiting.
-    for _ in 0..subscribers {
-        ready_rx.recv().await.context("a subscriber vanished")??;
+    for n in 0..subscribers {
+        match tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await {
+            Ok(Some(result)) => result?,
+            _ => anyhow::bail!("only {n} of {subscribers} subscribers got ready within a minute"),
+        }
     }
     subscribed.wait().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -136,8 +139,14 @@ async fn subscriber(
 ) -> anyhow::Result<Vec<u64>> {
     let connected = async {
         let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
-        socket.send(Message::text(json!({ "type": "auth", "token": token }).to_string())).await?;
-        socket.send(Message::text(json!({ "type": "subscribe", "channel": channel }).to_string())).await?;
+        socket
+            .send(Message::text(json!({ "type": "auth", "token": token }).to_string()))
+            .await?;
+        socket
+            .send(Message::text(
+                json!({ "type": "subscribe", "channel": channel }).to_string(),
+            ))
+            .await?;
         loop {
             match socket.next().await.context("closed before subscribed")?? {
                 Message::Text(text) if text.contains(r#""type":"subscribed""#) => return Ok(socket),

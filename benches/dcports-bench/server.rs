@@ -33,7 +33,10 @@ impl Server {
                 .env("DCPORTS__DATABASE__MAX_CONNECTIONS", "16")
                 .env("DCPORTS__SERVER__PORT", port.to_string())
                 .env("DCPORTS__MAIL__OUTBOX_DIR", dir.path().join("outbox"))
-                .env("DCPORTS__LOG__LEVEL", "warn")
+                .env(
+                    "DCPORTS__LOG__LEVEL",
+                    std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+                )
                 // Throttling would refuse a login storm from one address; benchmarks measure the server.
                 .env("DCPORTS__AUTH__MAX_FAILURES_PER_IP", "1000000");
             command
@@ -52,7 +55,11 @@ impl Server {
         .spawn()?;
         create.stdin.take().context("stdin")?.write_all(PASSWORD.as_bytes())?;
         anyhow::ensure!(create.wait()?.success(), "admin create failed");
-        let child = command(&["serve"]).stdout(Stdio::null()).spawn()?;
+        let child = command(&["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("server.log"))?))
+            .spawn()?;
+        eprintln!("server log: {}", dir.path().join("server.log").display());
         let server = Server {
             base: format!("http://127.0.0.1:{port}"),
             ws: format!("ws://127.0.0.1:{port}/ws"),

@@ -9,6 +9,8 @@ pub struct Model {
     pub kind: String,
     pub country_code: Option<String>,
     pub website: Option<String>,
+    pub port_community_id: Option<i32>,
+    pub search_text: String,
     pub created_at: DateTimeUtc,
 }
 

@@ -6,6 +6,7 @@ mod m20261128_000001_foundation;
 mod m20261128_000002_committees_events;
 mod m20261128_000003_documents;
 mod m20261128_000004_tasks_meetings;
+mod m20261128_000005_public_area;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_committees_events::Migration),
             Box::new(m20261128_000003_documents::Migration),
             Box::new(m20261128_000004_tasks_meetings::Migration),
+            Box::new(m20261128_000005_public_area::Migration),
         ]
     }
 }

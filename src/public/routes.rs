@@ -1,6 +1,6 @@
 //! `/api/public/*`: GET only, no authentication, published data only.
 
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, route, web};
 use chrono::{DateTime, Utc};
 use entity::{document_version, publication};
 use sea_orm::sea_query::{Expr, Func};
@@ -8,15 +8,26 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, Query
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::directory::dto::DirectoryEntry;
+use crate::directory::dto::DirectoryFilter;
 use crate::documents::dto::{PublicationKind, PublicationStatus, Summary};
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::indicators::service::{ValueFilter, ValueStatus};
 use crate::pagination::{PageQuery, Paginated};
+use crate::public::data;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_publications)
         .service(get_publication)
-        .service(download_publication);
+        .service(download_publication)
+        .service(list_countries)
+        .service(list_port_communities)
+        .service(get_port)
+        .service(directory)
+        .service(public_meetings)
+        .service(list_indicators)
+        .service(indicator_values);
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -88,10 +99,10 @@ async fn approved(state: &AppState, id: i32) -> ApiResult<(publication::Model, d
 
 /// Approved publications, newest first.
 #[utoipa::path(
-    context_path = "/api/public", tag = "public", params(PublicPublicationFilter, PageQuery),
-    responses((status = 200, body = Paginated<PublicPublication>), (status = 400, body = Problem))
+    get, context_path = "/api/public", tag = "public", params(PublicPublicationFilter, PageQuery),
+    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<PublicPublication>), (status = 400, body = Problem))
 )]
-#[get("/publications")]
+#[route("/publications", method = "GET", method = "HEAD")]
 async fn list_publications(
     state: web::Data<AppState>,
     filter: Deferred<web::Query<PublicPublicationFilter>>,
@@ -142,10 +153,10 @@ async fn list_publications(
 
 /// One approved publication.
 #[utoipa::path(
-    context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
-    responses((status = 200, body = PublicPublication), (status = 404, body = Problem))
+    get, context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
+    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = PublicPublication), (status = 404, body = Problem))
 )]
-#[get("/publications/{id}")]
+#[route("/publications/{id}", method = "GET", method = "HEAD")]
 async fn get_publication(state: web::Data<AppState>, id: web::Path<i32>) -> ApiResult<HttpResponse> {
     let (row, version) = approved(&state, *id).await?;
     Ok(HttpResponse::Ok().json(present(row, Some(version))))
@@ -153,10 +164,10 @@ async fn get_publication(state: web::Data<AppState>, id: web::Path<i32>) -> ApiR
 
 /// The file of an approved publication (the approved version only).
 #[utoipa::path(
-    context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
-    responses((status = 200, description = "the file"), (status = 304), (status = 404, body = Problem))
+    get, context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
+    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, description = "the file"), (status = 304), (status = 404, body = Problem))
 )]
-#[get("/publications/{id}/file")]
+#[route("/publications/{id}/file", method = "GET", method = "HEAD")]
 async fn download_publication(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -171,4 +182,76 @@ async fn download_publication(
         &version.file_name,
     )
     .await
+}
+
+/// The Network's member countries.
+#[utoipa::path(get, context_path = "/api/public", tag = "public", responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<data::CountryResponse>)))]
+#[route("/countries", method = "GET", method = "HEAD")]
+async fn list_countries(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(data::countries(state.db.conn()).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct CountryFilter {
+    pub country: Option<String>,
+}
+
+/// Logistic port communities with their ports.
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(CountryFilter), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<data::PortCommunityResponse>), (status = 400, body = Problem)))]
+#[route("/port-communities", method = "GET", method = "HEAD")]
+async fn list_port_communities(
+    state: web::Data<AppState>,
+    filter: Deferred<web::Query<CountryFilter>>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(data::port_communities(state.db.conn(), filter?.country.as_deref()).await?))
+}
+
+/// One port, with its community and validated indicator values.
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(("id" = i32, Path)), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = data::PortResponse), (status = 404, body = Problem)))]
+#[route("/ports/{id}", method = "GET", method = "HEAD")]
+async fn get_port(state: web::Data<AppState>, id: web::Path<i32>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(data::port(state.db.conn(), *id).await?))
+}
+
+/// Public contacts of ministries, port authorities and other member organizations.
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(DirectoryFilter, PageQuery),
+    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<DirectoryEntry>), (status = 400, body = Problem)))]
+#[route("/directory", method = "GET", method = "HEAD")]
+async fn directory(
+    state: web::Data<AppState>,
+    filter: Deferred<web::Query<DirectoryFilter>>,
+    page: Deferred<web::Query<PageQuery>>,
+) -> ApiResult<HttpResponse> {
+    let (filter, page) = (filter?, page?.page()?);
+    let rows = crate::directory::service::public_directory(state.db.conn(), &filter, page).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page, |e| e.id.into(), |e| e)))
+}
+
+/// Regional meetings marked public: title, dates, place and the published agenda.
+#[utoipa::path(get, context_path = "/api/public", tag = "public", responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<data::PublicMeeting>)))]
+#[route("/meetings", method = "GET", method = "HEAD")]
+async fn public_meetings(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(data::public_meetings(state.db.conn()).await?))
+}
+
+/// Indicator definitions.
+#[utoipa::path(get, context_path = "/api/public", tag = "public", responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<crate::indicators::service::DefinitionResponse>)))]
+#[route("/indicators", method = "GET", method = "HEAD")]
+async fn list_indicators(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(crate::indicators::service::definitions(state.db.conn()).await?))
+}
+
+/// Validated values of an indicator: across ports for a `year`, or one `port` across years.
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(("code" = String, Path), ValueFilter),
+    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<crate::indicators::service::ValueResponse>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+#[route("/indicators/{code}/values", method = "GET", method = "HEAD")]
+async fn indicator_values(
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+    filter: Deferred<web::Query<ValueFilter>>,
+) -> ApiResult<HttpResponse> {
+    let values =
+        crate::indicators::service::values(state.db.conn(), &code, ValueStatus::Validated, &filter?.into_inner())
+            .await?;
+    Ok(HttpResponse::Ok().json(values))
 }

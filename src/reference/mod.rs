@@ -1,6 +1,8 @@
 //! The Network's reference facts, shipped with the binary (from SELA's Work Programme 2019):
 //! its 13 member countries and the logistic port communities it names.
 
+pub mod load;
+
 /// One member country of the Network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Country {

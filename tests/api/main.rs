@@ -14,4 +14,5 @@ mod errors;
 mod health;
 mod mail;
 mod meetings;
+mod public;
 mod realtime;

@@ -1,0 +1,488 @@
+//! Directory rules: validation, the folded search text, public filtering, CSV import and export.
+
+use chrono::Utc;
+use entity::{contact, organization, port_community};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set, TryIntoModel,
+};
+use serde_json::json;
+
+use super::dto::*;
+use crate::domain::{Email, Validator, required_text};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::events::{self, Channel};
+use crate::pagination::Page;
+use crate::realtime;
+use crate::reference;
+use crate::search;
+use crate::state::AppState;
+
+fn check_country(code: Option<&str>) -> Result<Option<String>, FieldError> {
+    code.map(|code| {
+        let code = code.trim().to_uppercase();
+        if reference::is_member_country(&code) {
+            Ok(code)
+        } else {
+            Err(FieldError::new("country_code", "must be a member country's code"))
+        }
+    })
+    .transpose()
+}
+
+fn check_website(raw: Option<&str>) -> Result<Option<String>, FieldError> {
+    raw.map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|website| {
+            let ok =
+                url::Url::parse(website).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) && website.len() <= 500;
+            if ok {
+                Ok(website.to_owned())
+            } else {
+                Err(FieldError::new("website", "must be an http(s) URL"))
+            }
+        })
+        .transpose()
+}
+
+fn optional_text(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, FieldError> {
+    let text = raw.map(str::trim).filter(|t| !t.is_empty());
+    match text {
+        Some(text) if text.chars().count() > max => {
+            Err(FieldError::new(field, format!("must be at most {max} characters long")))
+        }
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+async fn check_port_community(conn: &impl ConnectionTrait, id: Option<i32>) -> ApiResult<()> {
+    if let Some(id) = id
+        && port_community::Entity::find_by_id(id).one(conn).await?.is_none()
+    {
+        return Err(ApiError::validation("port_community_id", "no such port community"));
+    }
+    Ok(())
+}
+
+/// Tells the public area it changed.
+async fn emit_public(
+    conn: &impl ConnectionTrait,
+    actor_id: i32,
+    kind: &str,
+    data: serde_json::Value,
+) -> ApiResult<events::Recorded> {
+    Ok(events::record(conn, &[Channel::Public], kind, Some(actor_id), data).await?)
+}
+
+pub async fn save_organization(
+    state: &AppState,
+    actor_id: i32,
+    id: Option<i32>,
+    request: OrganizationRequest,
+) -> ApiResult<OrganizationResponse> {
+    let mut validator = Validator::default();
+    let name = validator.check(required_text("name", &request.name, 200));
+    let country = validator
+        .check(check_country(request.country_code.as_deref()))
+        .flatten();
+    let website = validator.check(check_website(request.website.as_deref())).flatten();
+    validator.finish()?;
+    let name = name.unwrap_or_default();
+
+    let txn = state.db.begin_write().await?;
+    check_port_community(&*txn, request.port_community_id).await?;
+    let mut active = match id {
+        Some(id) => organization::Entity::find_by_id(id)
+            .one(&*txn)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .into_active_model(),
+        None => organization::ActiveModel {
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        },
+    };
+    active.search_text = Set(search::index_text(&[&name, website.as_deref().unwrap_or_default()]));
+    active.name = Set(name);
+    active.kind = Set(request.kind.as_str().to_owned());
+    active.country_code = Set(country);
+    active.port_community_id = Set(request.port_community_id);
+    active.website = Set(website);
+    let saved = active.save(&*txn).await?;
+    let saved: organization::Model = saved.try_into_model()?;
+    let response = OrganizationResponse::from(saved);
+    let recorded = emit_public(
+        &*txn,
+        actor_id,
+        "directory.updated",
+        json!({ "organization": response }),
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+pub async fn delete_organization(state: &AppState, actor_id: i32, id: i32) -> ApiResult<()> {
+    let txn = state.db.begin_write().await?;
+    let removed = organization::Entity::delete_by_id(id).exec(&*txn).await?;
+    if removed.rows_affected == 0 {
+        return Err(ApiError::NotFound);
+    }
+    let recorded = emit_public(
+        &*txn,
+        actor_id,
+        "directory.updated",
+        json!({ "organization_deleted": id }),
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(())
+}
+
+pub async fn list_organizations(state: &AppState, page: Page) -> ApiResult<Vec<organization::Model>> {
+    let mut query = organization::Entity::find()
+        .order_by_asc(organization::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(organization::Column::Id.gt(after));
+    }
+    Ok(query.all(state.db.conn()).await?)
+}
+
+pub async fn get_organization(state: &AppState, id: i32) -> ApiResult<organization::Model> {
+    organization::Entity::find_by_id(id)
+        .one(state.db.conn())
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+fn validate_contact(request: &ContactRequest) -> ApiResult<(String, String, Option<String>, Option<String>)> {
+    let mut validator = Validator::default();
+    let name = validator.check(required_text("name", &request.name, 200));
+    let position = validator
+        .check(optional_text("position", request.position.as_deref(), 200))
+        .flatten();
+    let email = request
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .and_then(|e| validator.check(Email::parse("email", e)).map(|e| e.as_str().to_owned()));
+    let phone = validator
+        .check(optional_text("phone", request.phone.as_deref(), 64))
+        .flatten();
+    validator.finish()?;
+    Ok((name.unwrap_or_default(), position.unwrap_or_default(), email, phone))
+}
+
+pub async fn save_contact(
+    state: &AppState,
+    actor_id: i32,
+    id: Option<i32>,
+    request: ContactRequest,
+) -> ApiResult<ContactResponse> {
+    let (name, position, email, phone) = validate_contact(&request)?;
+    let txn = state.db.begin_write().await?;
+    if organization::Entity::find_by_id(request.organization_id)
+        .one(&*txn)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::validation("organization_id", "no such organization"));
+    }
+    let now = Utc::now();
+    let mut active = match id {
+        Some(id) => contact::Entity::find_by_id(id)
+            .one(&*txn)
+            .await?
+            .ok_or(ApiError::NotFound)?
+            .into_active_model(),
+        None => contact::ActiveModel {
+            created_at: Set(now),
+            ..Default::default()
+        },
+    };
+    active.search_text = Set(search::index_text(&[
+        &name,
+        &position,
+        email.as_deref().unwrap_or_default(),
+    ]));
+    active.organization_id = Set(request.organization_id);
+    active.name = Set(name);
+    active.position = Set(position);
+    active.email = Set(email);
+    active.phone = Set(phone);
+    active.public = Set(request.public);
+    active.updated_at = Set(now);
+    let saved: contact::Model = active.save(&*txn).await?.try_into_model()?;
+    let response = ContactResponse::from(saved);
+    // A private contact's details never go to the public channel: only that something changed.
+    let recorded = emit_public(
+        &*txn,
+        actor_id,
+        "directory.updated",
+        json!({ "contact_id": response.id }),
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+pub async fn delete_contact(state: &AppState, actor_id: i32, id: i32) -> ApiResult<()> {
+    let txn = state.db.begin_write().await?;
+    let removed = contact::Entity::delete_by_id(id).exec(&*txn).await?;
+    if removed.rows_affected == 0 {
+        return Err(ApiError::NotFound);
+    }
+    let recorded = emit_public(&*txn, actor_id, "directory.updated", json!({ "contact_id": id })).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(())
+}
+
+pub async fn list_contacts(state: &AppState, page: Page) -> ApiResult<Vec<contact::Model>> {
+    let mut query = contact::Entity::find()
+        .order_by_asc(contact::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(contact::Column::Id.gt(after));
+    }
+    Ok(query.all(state.db.conn()).await?)
+}
+
+pub async fn get_contact(state: &AppState, id: i32) -> ApiResult<contact::Model> {
+    contact::Entity::find_by_id(id)
+        .one(state.db.conn())
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// Public contacts, filtered, with their organization.
+pub async fn public_directory(
+    conn: &impl ConnectionTrait,
+    filter: &DirectoryFilter,
+    page: Page,
+) -> ApiResult<Vec<DirectoryEntry>> {
+    let mut organizations = organization::Entity::find();
+    if let Some(country) = &filter.country {
+        organizations = organizations.filter(organization::Column::CountryCode.eq(country.trim().to_uppercase()));
+    }
+    if let Some(kind) = &filter.kind {
+        let kind =
+            OrganizationKind::from_db(kind).map_err(|_| ApiError::validation("kind", "unknown organization kind"))?;
+        organizations = organizations.filter(organization::Column::Kind.eq(kind.as_str()));
+    }
+    if let Some(community) = filter.port_community {
+        organizations = organizations.filter(organization::Column::PortCommunityId.eq(community));
+    }
+    let mut query = contact::Entity::find()
+        .filter(contact::Column::Public.eq(true))
+        .filter(
+            contact::Column::OrganizationId.in_subquery(
+                organizations
+                    .select_only()
+                    .column(organization::Column::Id)
+                    .into_query(),
+            ),
+        )
+        .order_by_asc(contact::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = search::contains(q);
+        let matching_organizations = organization::Entity::find()
+            .select_only()
+            .column(organization::Column::Id)
+            .filter(Expr::col(organization::Column::SearchText).like(pattern.clone()))
+            .into_query();
+        query = query.filter(
+            Condition::any()
+                .add(Expr::col(contact::Column::SearchText).like(pattern))
+                .add(contact::Column::OrganizationId.in_subquery(matching_organizations)),
+        );
+    }
+    if let Some(after) = page.after {
+        query = query.filter(contact::Column::Id.gt(after));
+    }
+    let contacts = query.all(conn).await?;
+    let organizations = organization::Entity::find()
+        .filter(organization::Column::Id.is_in(contacts.iter().map(|c| c.organization_id)))
+        .all(conn)
+        .await?;
+    Ok(contacts
+        .into_iter()
+        .filter_map(|c| {
+            let org = organizations.iter().find(|o| o.id == c.organization_id)?;
+            Some(DirectoryEntry {
+                id: c.id,
+                name: c.name,
+                position: c.position,
+                organization: org.name.clone(),
+                kind: org.kind.clone(),
+                country_code: org.country_code.clone(),
+                port_community_id: org.port_community_id,
+                email: c.email,
+                phone: c.phone,
+                website: org.website.clone(),
+            })
+        })
+        .collect())
+}
+
+const CSV_HEADER: [&str; 10] = [
+    "organization",
+    "kind",
+    "country_code",
+    "port_community_id",
+    "website",
+    "name",
+    "position",
+    "email",
+    "phone",
+    "public",
+];
+
+/// Every contact with its organization, as CSV.
+pub async fn export_csv(state: &AppState) -> ApiResult<String> {
+    let organizations = organization::Entity::find().all(state.db.conn()).await?;
+    let contacts = contact::Entity::find()
+        .order_by_asc(contact::Column::Id)
+        .all(state.db.conn())
+        .await?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(CSV_HEADER).map_err(anyhow::Error::from)?;
+    for c in contacts {
+        let Some(org) = organizations.iter().find(|o| o.id == c.organization_id) else {
+            continue;
+        };
+        let community = org.port_community_id.map(|id| id.to_string()).unwrap_or_default();
+        writer
+            .write_record([
+                org.name.as_str(),
+                org.kind.as_str(),
+                org.country_code.as_deref().unwrap_or_default(),
+                community.as_str(),
+                org.website.as_deref().unwrap_or_default(),
+                c.name.as_str(),
+                c.position.as_str(),
+                c.email.as_deref().unwrap_or_default(),
+                c.phone.as_deref().unwrap_or_default(),
+                if c.public { "true" } else { "false" },
+            ])
+            .map_err(anyhow::Error::from)?;
+    }
+    let bytes = writer.into_inner().map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(String::from_utf8(bytes).map_err(anyhow::Error::from)?)
+}
+
+/// Imports contacts (creating their organizations by name and country when new), all or
+/// nothing: one bad row and nothing is written, with the row named.
+pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResult<ImportReport> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(body);
+    let headers = reader
+        .headers()
+        .map_err(|_| ApiError::validation("csv", "could not read the header row"))?
+        .clone();
+    if headers.iter().collect::<Vec<_>>() != CSV_HEADER {
+        return Err(ApiError::validation(
+            "csv",
+            &format!("the header must be: {}", CSV_HEADER.join(",")),
+        ));
+    }
+    let txn = state.db.begin_write().await?;
+    let mut report = ImportReport {
+        organizations_created: 0,
+        contacts_created: 0,
+    };
+    for (index, record) in reader.records().enumerate() {
+        let row = index + 2;
+        let record = record.map_err(|error| ApiError::validation("csv", &format!("row {row}: {error}")))?;
+        let field = |i: usize| record.get(i).unwrap_or_default();
+        let row_error =
+            |error: FieldError| ApiError::validation("csv", &format!("row {row}: {} {}", error.field, error.message));
+        let kind = OrganizationKind::from_db(field(1))
+            .map_err(|_| ApiError::validation("csv", &format!("row {row}: unknown kind")))?;
+        let name = required_text("organization", field(0), 200).map_err(row_error)?;
+        let country = check_country(Some(field(2)).filter(|c| !c.is_empty())).map_err(row_error)?;
+        let website = check_website(Some(field(4))).map_err(row_error)?;
+        let community = Some(field(3))
+            .filter(|c| !c.is_empty())
+            .map(str::parse::<i32>)
+            .transpose()
+            .map_err(|_| ApiError::validation("csv", &format!("row {row}: port_community_id is not a number")))?;
+        check_port_community(&*txn, community).await?;
+        let existing = organization::Entity::find()
+            .filter(organization::Column::Name.eq(&name))
+            .filter(match &country {
+                Some(code) => organization::Column::CountryCode.eq(code.clone()),
+                None => organization::Column::CountryCode.is_null(),
+            })
+            .one(&*txn)
+            .await?;
+        let organization_id = match existing {
+            Some(org) => org.id,
+            None => {
+                report.organizations_created += 1;
+                organization::ActiveModel {
+                    search_text: Set(search::index_text(&[&name, website.as_deref().unwrap_or_default()])),
+                    name: Set(name),
+                    kind: Set(kind.as_str().to_owned()),
+                    country_code: Set(country),
+                    port_community_id: Set(community),
+                    website: Set(website),
+                    created_at: Set(Utc::now()),
+                    ..Default::default()
+                }
+                .insert(&*txn)
+                .await?
+                .id
+            }
+        };
+        let request = ContactRequest {
+            organization_id,
+            name: field(5).to_owned(),
+            position: Some(field(6).to_owned()),
+            email: Some(field(7).to_owned()),
+            phone: Some(field(8).to_owned()),
+            public: field(9).eq_ignore_ascii_case("true"),
+        };
+        let (name, position, email, phone) = validate_contact(&request).map_err(|error| match error {
+            ApiError::Validation(errors) => {
+                ApiError::validation("csv", &format!("row {row}: {} {}", errors[0].field, errors[0].message))
+            }
+            other => other,
+        })?;
+        contact::ActiveModel {
+            organization_id: Set(organization_id),
+            search_text: Set(search::index_text(&[
+                &name,
+                &position,
+                email.as_deref().unwrap_or_default(),
+            ])),
+            name: Set(name),
+            position: Set(position),
+            email: Set(email),
+            phone: Set(phone),
+            public: Set(request.public),
+            created_at: Set(Utc::now()),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(&*txn)
+        .await?;
+        report.contacts_created += 1;
+    }
+    let recorded = emit_public(
+        &*txn,
+        actor_id,
+        "directory.updated",
+        json!({ "imported": report.contacts_created }),
+    )
+    .await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(report)
+}

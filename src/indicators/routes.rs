@@ -1,0 +1,85 @@
+//! Indicator endpoints: submission by members, definitions and validation by the secretariat.
+
+use actix_web::{HttpResponse, get, post, web};
+
+use super::service::{self, *};
+use crate::auth::{CurrentMember, Secretariat};
+use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::state::AppState;
+
+pub fn configure_member(cfg: &mut web::ServiceConfig) {
+    cfg.service(submit_value);
+}
+
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.service(create_definition)
+        .service(list_values_for_review)
+        .service(validate_value)
+        .service(reject_value);
+}
+
+/// A port community's member submits a value for one of its ports (validated before it is public).
+#[utoipa::path(context_path = "/api", tag = "indicators", security(("bearer" = [])), params(("code" = String, Path)), request_body = ValueRequest,
+    responses((status = 201, body = ValueResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[post("/indicators/{code}/values")]
+async fn submit_value(
+    state: web::Data<AppState>,
+    me: CurrentMember,
+    code: web::Path<String>,
+    body: Deferred<web::Json<ValueRequest>>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Created().json(service::submit(&state, &me.0, &code, body?.into_inner()).await?))
+}
+
+/// Defines an indicator.
+#[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), request_body = DefinitionRequest,
+    responses((status = 201, body = DefinitionResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
+#[post("/indicators")]
+async fn create_definition(
+    state: web::Data<AppState>,
+    _: Secretariat,
+    body: Deferred<web::Json<DefinitionRequest>>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Created().json(service::create_definition(&state, body?.into_inner()).await?))
+}
+
+/// Values by review status (submitted by default).
+#[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), params(ReviewFilter),
+    responses((status = 200, body = Vec<ValueResponse>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[get("/indicators/values")]
+async fn list_values_for_review(
+    state: web::Data<AppState>,
+    _: Secretariat,
+    filter: Deferred<web::Query<ReviewFilter>>,
+) -> ApiResult<HttpResponse> {
+    let status = match filter?.status.as_deref() {
+        None => ValueStatus::Submitted,
+        Some(status) => ValueStatus::from_db(status)
+            .map_err(|_| ApiError::validation("status", "must be submitted, validated or rejected"))?,
+    };
+    Ok(HttpResponse::Ok().json(service::pending(state.db.conn(), status).await?))
+}
+
+/// Validates a value: it becomes public.
+#[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, body = ValueResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[post("/indicators/values/{id}/validate")]
+async fn validate_value(
+    state: web::Data<AppState>,
+    Secretariat(actor): Secretariat,
+    id: web::Path<i32>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::review(&state, actor.id(), *id, true).await?))
+}
+
+/// Rejects a value.
+#[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, body = ValueResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[post("/indicators/values/{id}/reject")]
+async fn reject_value(
+    state: web::Data<AppState>,
+    Secretariat(actor): Secretariat,
+    id: web::Path<i32>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service::review(&state, actor.id(), *id, false).await?))
+}

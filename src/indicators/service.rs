@@ -1,0 +1,296 @@
+//! Indicator definitions, submitted values and their validation.
+
+use chrono::Utc;
+use entity::{indicator_definition, indicator_value, member, organization, port};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set, TryIntoModel,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{Role, Validator, required_text, string_enum};
+use crate::error::{ApiError, ApiResult, ConflictExt};
+use crate::events::{self, Channel};
+use crate::realtime;
+use crate::state::AppState;
+
+string_enum!(
+    /// Where a submitted value stands.
+    ValueStatus { Submitted => "submitted", Validated => "validated", Rejected => "rejected" }
+);
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DefinitionRequest {
+    /// Stable code, e.g. `vessel_turnaround_hours`.
+    pub code: String,
+    pub name_en: String,
+    pub name_es: String,
+    pub unit: String,
+    pub description: Option<String>,
+    pub higher_is_better: bool,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DefinitionResponse {
+    pub code: String,
+    pub name_en: String,
+    pub name_es: String,
+    pub unit: String,
+    pub description: String,
+    pub higher_is_better: bool,
+}
+
+impl From<indicator_definition::Model> for DefinitionResponse {
+    fn from(row: indicator_definition::Model) -> Self {
+        Self {
+            code: row.code,
+            name_en: row.name_en,
+            name_es: row.name_es,
+            unit: row.unit,
+            description: row.description,
+            higher_is_better: row.higher_is_better,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValueRequest {
+    pub port_id: i32,
+    pub year: i32,
+    pub value: f64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ValueResponse {
+    pub id: i32,
+    pub indicator: String,
+    pub port_id: i32,
+    pub port: String,
+    pub unlocode: String,
+    pub year: i32,
+    pub value: f64,
+    pub status: String,
+}
+
+#[derive(Deserialize, IntoParams, Default)]
+pub struct ValueFilter {
+    /// A port id or UN/LOCODE.
+    pub port: Option<String>,
+    pub year: Option<i32>,
+    pub from_year: Option<i32>,
+    pub to_year: Option<i32>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ReviewFilter {
+    /// `submitted` (default), `validated` or `rejected`.
+    pub status: Option<String>,
+}
+
+pub async fn definition(conn: &impl sea_orm::ConnectionTrait, code: &str) -> ApiResult<indicator_definition::Model> {
+    indicator_definition::Entity::find()
+        .filter(indicator_definition::Column::Code.eq(code))
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+pub async fn definitions(conn: &impl sea_orm::ConnectionTrait) -> ApiResult<Vec<DefinitionResponse>> {
+    let rows = indicator_definition::Entity::find()
+        .order_by_asc(indicator_definition::Column::Code)
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(DefinitionResponse::from).collect())
+}
+
+pub async fn create_definition(state: &AppState, request: DefinitionRequest) -> ApiResult<DefinitionResponse> {
+    let mut validator = Validator::default();
+    let code = request.code.trim().to_lowercase();
+    if code.is_empty() || code.len() > 64 || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        validator.add("code", "must be 1 to 64 letters, digits or underscores");
+    }
+    let name_en = validator.check(required_text("name_en", &request.name_en, 200));
+    let name_es = validator.check(required_text("name_es", &request.name_es, 200));
+    let unit = validator.check(required_text("unit", &request.unit, 32));
+    validator.finish()?;
+    let row = indicator_definition::ActiveModel {
+        code: Set(code),
+        name_en: Set(name_en.unwrap_or_default()),
+        name_es: Set(name_es.unwrap_or_default()),
+        unit: Set(unit.unwrap_or_default()),
+        description: Set(request.description.unwrap_or_default().trim().to_owned()),
+        higher_is_better: Set(request.higher_is_better),
+        ..Default::default()
+    }
+    .insert(state.db.conn())
+    .await
+    .on_conflict("an indicator with this code already exists")?;
+    Ok(row.into())
+}
+
+/// A member of a port community submits (or corrects) the value of one of its ports; it waits
+/// for the secretariat's validation before it is public.
+pub async fn submit(
+    state: &AppState,
+    caller: &member::Model,
+    code: &str,
+    request: ValueRequest,
+) -> ApiResult<ValueResponse> {
+    if !request.value.is_finite() {
+        return Err(ApiError::validation("value", "must be a number"));
+    }
+    if !(1990..=2100).contains(&request.year) {
+        return Err(ApiError::validation("year", "must be between 1990 and 2100"));
+    }
+    let txn = state.db.begin_write().await?;
+    let definition = definition(&*txn, code).await?;
+    let port = port::Entity::find_by_id(request.port_id)
+        .one(&*txn)
+        .await?
+        .ok_or_else(|| ApiError::validation("port_id", "no such port"))?;
+    if caller.role != Role::Secretariat.as_str() {
+        let organization = match caller.organization_id {
+            Some(id) => organization::Entity::find_by_id(id).one(&*txn).await?,
+            None => None,
+        };
+        if organization.and_then(|o| o.port_community_id) != Some(port.port_community_id) {
+            return Err(ApiError::Forbidden);
+        }
+    }
+    let existing = indicator_value::Entity::find()
+        .filter(indicator_value::Column::IndicatorId.eq(definition.id))
+        .filter(indicator_value::Column::PortId.eq(port.id))
+        .filter(indicator_value::Column::Year.eq(request.year))
+        .one(&*txn)
+        .await?;
+    let mut active = match existing {
+        Some(row) => row.into_active_model(),
+        None => indicator_value::ActiveModel {
+            indicator_id: Set(definition.id),
+            port_id: Set(port.id),
+            year: Set(request.year),
+            ..Default::default()
+        },
+    };
+    active.value = Set(request.value);
+    active.status = Set(ValueStatus::Submitted.as_str().to_owned());
+    active.submitted_by = Set(caller.id);
+    active.submitted_at = Set(Utc::now());
+    active.validated_by = Set(None);
+    active.validated_at = Set(None);
+    let row: indicator_value::Model = active.save(&*txn).await?.try_into_model()?;
+    txn.commit().await?;
+    Ok(present(row, &definition, &port))
+}
+
+fn present(row: indicator_value::Model, definition: &indicator_definition::Model, port: &port::Model) -> ValueResponse {
+    ValueResponse {
+        id: row.id,
+        indicator: definition.code.clone(),
+        port_id: port.id,
+        port: port.name.clone(),
+        unlocode: port.unlocode.clone(),
+        year: row.year,
+        value: row.value,
+        status: row.status,
+    }
+}
+
+/// The secretariat validates (publishes) or rejects a submitted value.
+pub async fn review(state: &AppState, actor_id: i32, value_id: i32, validate: bool) -> ApiResult<ValueResponse> {
+    let txn = state.db.begin_write().await?;
+    let row = indicator_value::Entity::find_by_id(value_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let definition = indicator_definition::Entity::find_by_id(row.indicator_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let port = port::Entity::find_by_id(row.port_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut active = row.into_active_model();
+    let status = if validate {
+        ValueStatus::Validated
+    } else {
+        ValueStatus::Rejected
+    };
+    active.status = Set(status.as_str().to_owned());
+    active.validated_by = Set(Some(actor_id));
+    active.validated_at = Set(Some(Utc::now()));
+    let row = active.update(&*txn).await?;
+    let response = present(row, &definition, &port);
+    let recorded = if validate {
+        events::record(
+            &*txn,
+            &[Channel::Public],
+            "indicator.validated",
+            Some(actor_id),
+            json!(response),
+        )
+        .await?
+    } else {
+        events::Recorded::default()
+    };
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+/// Values of one indicator in a status, with their ports, filtered.
+pub async fn values(
+    conn: &impl sea_orm::ConnectionTrait,
+    code: &str,
+    status: ValueStatus,
+    filter: &ValueFilter,
+) -> ApiResult<Vec<ValueResponse>> {
+    let definition = definition(conn, code).await?;
+    let mut query = indicator_value::Entity::find()
+        .filter(indicator_value::Column::IndicatorId.eq(definition.id))
+        .filter(indicator_value::Column::Status.eq(status.as_str()))
+        .order_by_asc(indicator_value::Column::Year)
+        .order_by_asc(indicator_value::Column::PortId);
+    let ports = port::Entity::find().all(conn).await?;
+    if let Some(wanted) = &filter.port {
+        let port = ports
+            .iter()
+            .find(|p| p.unlocode.eq_ignore_ascii_case(wanted) || p.id.to_string() == *wanted)
+            .ok_or(ApiError::NotFound)?;
+        query = query.filter(indicator_value::Column::PortId.eq(port.id));
+    }
+    if let Some(year) = filter.year {
+        query = query.filter(indicator_value::Column::Year.eq(year));
+    }
+    if let Some(from) = filter.from_year {
+        query = query.filter(indicator_value::Column::Year.gte(from));
+    }
+    if let Some(to) = filter.to_year {
+        query = query.filter(indicator_value::Column::Year.lte(to));
+    }
+    let rows = query.all(conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let port = ports.iter().find(|p| p.id == row.port_id)?;
+            Some(present(row, &definition, port))
+        })
+        .collect())
+}
+
+/// Every submitted value waiting for review, for the secretariat.
+pub async fn pending(conn: &impl sea_orm::ConnectionTrait, status: ValueStatus) -> ApiResult<Vec<ValueResponse>> {
+    let mut all = Vec::new();
+    for definition in indicator_definition::Entity::find()
+        .order_by_asc(indicator_definition::Column::Code)
+        .all(conn)
+        .await?
+    {
+        all.extend(values(conn, &definition.code, status, &ValueFilter::default()).await?);
+    }
+    Ok(all)
+}

@@ -1,0 +1,184 @@
+//! Queries of the public area, shared by the JSON API and the web pages. Each reads only data
+//! that has been explicitly published.
+
+use chrono::{DateTime, Utc};
+use entity::{country, meeting, port, port_community};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::indicators::service::{self as indicators, ValueFilter, ValueResponse, ValueStatus};
+use crate::meetings::dto::MeetingStatus;
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CountryResponse {
+    pub code: String,
+    pub name_en: String,
+    pub name_es: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PortSummary {
+    pub id: i32,
+    pub name: String,
+    pub unlocode: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PortCommunityResponse {
+    pub id: i32,
+    pub name: String,
+    pub country_code: String,
+    pub status: String,
+    pub ports: Vec<PortSummary>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PortResponse {
+    pub id: i32,
+    pub name: String,
+    pub unlocode: String,
+    pub community: PortCommunityResponse,
+    pub indicators: Vec<ValueResponse>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PublicAgendaItem {
+    pub title: String,
+    pub kind: String,
+    pub duration_minutes: i32,
+    pub starts_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PublicMeeting {
+    pub id: i32,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub timezone: String,
+    pub location: Option<String>,
+    pub status: String,
+    /// Present once the agenda has been published.
+    pub agenda: Option<Vec<PublicAgendaItem>>,
+}
+
+pub async fn countries(conn: &impl ConnectionTrait) -> ApiResult<Vec<CountryResponse>> {
+    let rows = country::Entity::find()
+        .order_by_asc(country::Column::Code)
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|c| CountryResponse {
+            code: c.code,
+            name_en: c.name_en,
+            name_es: c.name_es,
+        })
+        .collect())
+}
+
+pub async fn port_communities(
+    conn: &impl ConnectionTrait,
+    country: Option<&str>,
+) -> ApiResult<Vec<PortCommunityResponse>> {
+    let mut query = port_community::Entity::find().order_by_asc(port_community::Column::Name);
+    if let Some(country) = country {
+        query = query.filter(port_community::Column::CountryCode.eq(country.trim().to_uppercase()));
+    }
+    let communities = query.all(conn).await?;
+    let ports = port::Entity::find().order_by_asc(port::Column::Name).all(conn).await?;
+    Ok(communities.into_iter().map(|c| community(c, &ports)).collect())
+}
+
+fn community(row: port_community::Model, ports: &[port::Model]) -> PortCommunityResponse {
+    PortCommunityResponse {
+        id: row.id,
+        ports: ports
+            .iter()
+            .filter(|p| p.port_community_id == row.id)
+            .map(|p| PortSummary {
+                id: p.id,
+                name: p.name.clone(),
+                unlocode: p.unlocode.clone(),
+            })
+            .collect(),
+        name: row.name,
+        country_code: row.country_code,
+        status: row.status,
+    }
+}
+
+pub async fn port(conn: &impl ConnectionTrait, id: i32) -> ApiResult<PortResponse> {
+    let row = port::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let community_row = port_community::Entity::find_by_id(row.port_community_id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let ports = port::Entity::find()
+        .filter(port::Column::PortCommunityId.eq(community_row.id))
+        .all(conn)
+        .await?;
+    let mut values = Vec::new();
+    let filter = ValueFilter {
+        port: Some(row.id.to_string()),
+        ..Default::default()
+    };
+    for definition in indicators::definitions(conn).await? {
+        values.extend(indicators::values(conn, &definition.code, ValueStatus::Validated, &filter).await?);
+    }
+    Ok(PortResponse {
+        id: row.id,
+        name: row.name,
+        unlocode: row.unlocode,
+        community: community(community_row, &ports),
+        indicators: values,
+    })
+}
+
+pub async fn public_meetings(conn: &impl ConnectionTrait) -> ApiResult<Vec<PublicMeeting>> {
+    let rows = meeting::Entity::find()
+        .filter(meeting::Column::Public.eq(true))
+        .filter(meeting::Column::Status.ne(MeetingStatus::Draft.as_str()))
+        .order_by_desc(meeting::Column::StartsAt)
+        .all(conn)
+        .await?;
+    let mut meetings = Vec::with_capacity(rows.len());
+    for row in rows {
+        let agenda = match row.agenda_published_at {
+            Some(_) => {
+                let items = crate::meetings::service::items_of(conn, row.id).await?;
+                let starts = crate::meetings::service::plan(&row, &items);
+                Some(
+                    items
+                        .into_iter()
+                        .zip(starts)
+                        .filter(|(item, _)| item.parent_id.is_none())
+                        .map(|(item, starts_at)| PublicAgendaItem {
+                            title: item.title,
+                            kind: item.kind,
+                            duration_minutes: item.duration_minutes,
+                            starts_at,
+                        })
+                        .collect(),
+                )
+            }
+            None => None,
+        };
+        meetings.push(PublicMeeting {
+            id: row.id,
+            title: row.title,
+            starts_at: row.starts_at,
+            ends_at: row.ends_at,
+            timezone: row.timezone,
+            location: row.location,
+            status: row.status,
+            agenda,
+        });
+    }
+    Ok(meetings)
+}

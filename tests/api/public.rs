@@ -1,0 +1,493 @@
+use std::collections::{BTreeSet, VecDeque};
+
+use chrono::{Duration, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::committees::{committee, member_of};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+const MARKER: &str = "ZQXPRIVATEMARKER";
+
+async fn organization(app: &TestApp, admin: &str, name: &str, kind: &str, country: &str) -> i64 {
+    let (status, body) = app
+        .post(
+            "/api/admin/directory/organizations",
+            Some(admin),
+            json!({ "name": name, "kind": kind, "country_code": country }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+async fn contact(app: &TestApp, admin: &str, organization_id: i64, name: &str, public: bool) -> i64 {
+    let (status, body) = app
+        .post(
+            "/api/admin/directory/contacts",
+            Some(admin),
+            json!({ "organization_id": organization_id, "name": name, "position": "Director", "email": "d@port.org", "public": public }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+async fn public_json(app: &TestApp, path: &str) -> Value {
+    let response = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    response.json().await.unwrap()
+}
+
+#[actix_web::test]
+async fn reference_data_is_loaded_once_and_served() {
+    let app = spawn_app().await;
+    let countries = public_json(&app, "/api/public/countries").await;
+    assert_eq!(countries.as_array().unwrap().len(), 13);
+    assert!(
+        countries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "PA" && c["name_es"] == "Panamá")
+    );
+    let chile = public_json(&app, "/api/public/port-communities?country=cl").await;
+    let names: Vec<&str> = chile
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Mejillones", "San Antonio", "Talcahuano", "Valparaíso"]);
+    assert_eq!(chile[0]["ports"][0]["unlocode"], "CLMJS");
+    // A second start over the same database changes nothing.
+    let second = dcports::startup::Application::build(app.settings.clone())
+        .await
+        .unwrap();
+    drop(second);
+    assert_eq!(
+        public_json(&app, "/api/public/port-communities")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        15
+    );
+}
+
+#[actix_web::test]
+async fn directory_search_ignores_accents_and_case_and_hides_private_contacts() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let apl = organization(
+        &app,
+        &admin,
+        "Administración Portuaria Integral de Lázaro Cárdenas",
+        "port_authority",
+        "MX",
+    )
+    .await;
+    let ministry = organization(&app, &admin, "Ministerio de Transportes", "ministry", "PE").await;
+    contact(&app, &admin, apl, "José Núñez", true).await;
+    contact(&app, &admin, ministry, "Ana Peña", true).await;
+    contact(&app, &admin, ministry, "Hidden Person", false).await;
+
+    for q in ["lazaro cardenas", "LÁZARO", "jose nunez", "NÚÑEZ"] {
+        let found = public_json(&app, &format!("/api/public/directory?q={}", urlencode(q))).await;
+        let names: Vec<&str> = found["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["José Núñez"], "{q}");
+    }
+    let peru = public_json(&app, "/api/public/directory?country=pe").await;
+    let names: Vec<&str> = peru["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Ana Peña"], "the private contact never shows");
+    let ministries = public_json(&app, "/api/public/directory?kind=ministry").await;
+    assert_eq!(ministries["items"][0]["organization"], "Ministerio de Transportes");
+    let (status, _) = app
+        .call(Method::GET, "/api/public/directory?kind=pirates", None, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[actix_web::test]
+async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let csv = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public\n\
+               Autoridad Portuaria de Guayaquil,port_authority,EC,,https://apg.gob.ec,María Ruiz,Gerente,maria@apg.gob.ec,+593 4 000,true\n\
+               Autoridad Portuaria de Guayaquil,port_authority,EC,,https://apg.gob.ec,Luis Vera,Analista,,,false\n";
+    let response = app
+        .client
+        .post(app.url("/api/admin/directory/import"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report, json!({ "organizations_created": 1, "contacts_created": 2 }));
+    let exported = app
+        .client
+        .get(app.url("/api/admin/directory/export.csv"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(exported.lines().count(), 3);
+    assert!(exported.contains("María Ruiz,Gerente,maria@apg.gob.ec"));
+
+    let bad = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public\nX,port_authority,EC,,,Good Row,,,,true\nY,castle,EC,,,Bad Row,,,,true\n";
+    let response = app
+        .client
+        .post(app.url("/api/admin/directory/import"))
+        .bearer_auth(&admin)
+        .body(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["errors"][0]["message"].as_str().unwrap().contains("row 3"),
+        "{problem}"
+    );
+    let (_, contacts) = app.get("/api/admin/directory/contacts", &admin).await;
+    assert_eq!(
+        contacts["items"].as_array().unwrap().len(),
+        2,
+        "the good row of a bad file was not kept"
+    );
+}
+
+#[actix_web::test]
+async fn only_validated_indicator_values_are_public() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (status, _) = app
+        .post("/api/admin/indicators", Some(&admin), json!({ "code": "berth_occupancy", "name_en": "Berth occupancy", "name_es": "Ocupación de muelle", "unit": "%", "higher_is_better": false }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ports = public_json(&app, "/api/public/port-communities?country=PE").await;
+    let callao = ports[0]["ports"][0]["id"].as_i64().unwrap();
+    // A member outside Callao's community may not submit for it.
+    let c = committee(&app, &admin, "C").await;
+    let (_, outsider) = member_of(&app, &admin, c, "m@port.cl", "member").await;
+    let (status, _) = app
+        .post(
+            "/api/indicators/berth_occupancy/values",
+            Some(&outsider),
+            json!({ "port_id": callao, "year": 2018, "value": 71.5 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, value) = app
+        .post(
+            "/api/indicators/berth_occupancy/values",
+            Some(&admin),
+            json!({ "port_id": callao, "year": 2018, "value": 71.5 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{value}");
+    assert_eq!(
+        public_json(&app, "/api/public/indicators/berth_occupancy/values").await,
+        json!([])
+    );
+    let (_, pending) = app.get("/api/admin/indicators/values", &admin).await;
+    assert_eq!(pending[0]["value"], 71.5);
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/indicators/values/{}/validate", value["id"]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let values = public_json(
+        &app,
+        "/api/public/indicators/berth_occupancy/values?port=PECLL&from_year=2010",
+    )
+    .await;
+    assert_eq!(values[0]["value"], 71.5);
+    assert_eq!(values[0]["unlocode"], "PECLL");
+    let chart = app
+        .client
+        .get(app.url("/indicators?code=berth_occupancy&year=2018"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(chart.contains("<svg role=\"img\""), "the chart is inline SVG");
+    assert!(chart.contains("Callao"));
+}
+
+#[actix_web::test]
+async fn public_routes_send_validators_answer_304_and_refuse_writes() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/public/countries",
+        "/",
+        "/directory",
+        "/ports",
+        "/publications",
+        "/meetings",
+        "/indicators",
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(
+            response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age"),
+            "{path}"
+        );
+        let again = app
+            .client
+            .get(app.url(path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+        let head = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::OK, "HEAD {path}");
+        for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+            let response = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
+    }
+    let (status, _) = app.call(Method::GET, "/api/public/publications/999", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn the_public_area_is_rate_limited_per_address() {
+    let app = spawn_app_with(|settings| {
+        settings.public.rate_limit_per_minute = 6;
+        settings.public.rate_limit_burst = 5;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(app.client.get(app.url("/api/public/countries")).send().await.unwrap());
+    }
+    assert!(statuses[..5].iter().all(|r| r.status() == StatusCode::OK));
+    let limited = statuses
+        .iter()
+        .find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .expect("a 429 after the burst");
+    assert!(
+        limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(limited.headers()["content-type"], "application/problem+json");
+}
+
+#[actix_web::test]
+async fn pages_speak_english_and_spanish() {
+    let app = spawn_app().await;
+    let english = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(english.contains("<html lang=\"en\">") && english.contains("Port indicators"));
+    let spanish = app
+        .client
+        .get(app.url("/?lang=es"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(spanish.contains("<html lang=\"es\">") && spanish.contains("Indicadores portuarios"));
+    let negotiated = app
+        .client
+        .get(app.url("/ports"))
+        .header("accept-language", "es-CL,es;q=0.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(negotiated.contains("Comunidad portuaria") && negotiated.contains("Valparaíso"));
+}
+
+/// The leak test: private data carrying a marker, everywhere the workspace can hold it; then a
+/// crawl of every public route and page, following links and filters. The marker never appears.
+#[actix_web::test]
+async fn nothing_private_ever_reaches_the_public_area() {
+    // The crawl is one client making hundreds of requests: lift the per-address limit.
+    let app = spawn_app_with(|settings| settings.public.rate_limit_burst = 100_000).await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, &format!("Committee {MARKER}")).await;
+    let (chair_id, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let doc_form = [
+        ("title", format!("Doc {MARKER}")),
+        ("description", MARKER.to_owned()),
+        ("tags", MARKER.to_lowercase()),
+    ];
+    let fields: Vec<(&str, &str)> = doc_form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, doc) = app
+        .upload(
+            &format!("/api/committees/{c}/documents"),
+            &chair,
+            &format!("{MARKER}.txt"),
+            MARKER.as_bytes().to_vec(),
+            &fields,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // A publication request that is never approved.
+    app.post(
+        &format!("/api/documents/{}/publish", doc["id"]),
+        Some(&chair),
+        json!({ "kind": "study", "summary": MARKER }),
+    )
+    .await;
+    app.post(
+        &format!("/api/committees/{c}/tasks"),
+        Some(&chair),
+        json!({ "title": MARKER, "description": MARKER, "assignee_id": chair_id }),
+    )
+    .await;
+    let starts = Utc::now() + Duration::days(10);
+    let (_, private_meeting) = app
+        .post(&format!("/api/committees/{c}/meetings"), Some(&chair), json!({ "title": MARKER, "starts_at": starts, "ends_at": starts + Duration::hours(2), "timezone": "UTC", "location": MARKER }))
+        .await;
+    app.post(
+        &format!("/api/meetings/{}/agenda", private_meeting["id"]),
+        Some(&chair),
+        json!({ "title": MARKER, "kind": "decision", "duration_minutes": 10 }),
+    )
+    .await;
+    // A public meeting whose agenda is not published: its items stay private.
+    let (_, public_meeting) = app
+        .post(&format!("/api/committees/{c}/meetings"), Some(&chair), json!({ "title": "Open regional meeting", "starts_at": starts, "ends_at": starts + Duration::hours(2), "timezone": "UTC", "public": true }))
+        .await;
+    app.post(
+        &format!("/api/meetings/{}/agenda", public_meeting["id"]),
+        Some(&chair),
+        json!({ "title": MARKER, "kind": "information", "duration_minutes": 10 }),
+    )
+    .await;
+    app.call(
+        Method::PATCH,
+        &format!("/api/meetings/{}", public_meeting["id"]),
+        Some(&chair),
+        Some(json!({ "status": "scheduled" })),
+    )
+    .await;
+    let org = organization(&app, &admin, "Public Organization", "ministry", "CL").await;
+    contact(&app, &admin, org, &format!("Secret {MARKER}"), false).await;
+    contact(&app, &admin, org, "Visible Person", true).await;
+    app.post("/api/admin/indicators", Some(&admin), json!({ "code": "dwell_time", "name_en": "Dwell time", "name_es": "Tiempo de permanencia", "unit": "days", "higher_is_better": false })).await;
+    let ports = public_json(&app, "/api/public/port-communities").await;
+    let port_id = ports[0]["ports"][0]["id"].as_i64().unwrap();
+    // 4242.4242 stands for an unvalidated value: it must never be shown.
+    app.post(
+        "/api/indicators/dwell_time/values",
+        Some(&admin),
+        json!({ "port_id": port_id, "year": 2019, "value": 4242.4242 }),
+    )
+    .await;
+
+    let mut queue: VecDeque<String> = [
+        "/",
+        "/?lang=es",
+        "/directory",
+        "/ports",
+        "/publications",
+        "/meetings",
+        "/indicators",
+        "/api/public/countries",
+        "/api/public/port-communities",
+        "/api/public/directory",
+        "/api/public/publications",
+        "/api/public/meetings",
+        "/api/public/indicators",
+        "/api/public/indicators/dwell_time/values",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for q in [MARKER, &MARKER.to_lowercase(), "a", "e"] {
+        queue.push_back(format!("/directory?q={q}"));
+        queue.push_back(format!("/api/public/directory?q={q}"));
+        queue.push_back(format!("/api/public/publications?q={q}"));
+    }
+    for code in ["CL", "PE", "MX"] {
+        queue.push_back(format!("/api/public/directory?country={code}"));
+        queue.push_back(format!("/directory?country={code}&lang=es"));
+    }
+    for kind in ["study", "project", "public_policy", "report"] {
+        queue.push_back(format!("/api/public/publications?kind={kind}"));
+    }
+    for id in 1..=20 {
+        queue.push_back(format!("/api/public/publications/{id}"));
+        queue.push_back(format!("/ports/{id}"));
+        queue.push_back(format!("/api/public/ports/{id}"));
+    }
+    queue.push_back("/indicators?code=dwell_time&year=2019".to_owned());
+    let mut seen = BTreeSet::new();
+    while let Some(path) = queue.pop_front() {
+        if !seen.insert(path.clone()) || seen.len() > 400 {
+            continue;
+        }
+        let response = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_ne!(
+            response.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "the crawl must read every page"
+        );
+        let mut body = response.text().await.unwrap();
+        // The search box shows the visitor's own query back: that is not a leak.
+        if let Some(q) = path.split("q=").nth(1).map(|q| q.split('&').next().unwrap_or_default()) {
+            body = body.replace(&format!("value=\"{q}\""), "");
+        }
+        assert!(
+            !body.contains(MARKER) && !body.contains(&MARKER.to_lowercase()),
+            "{path} leaks the marker"
+        );
+        assert!(!body.contains("4242.4242"), "{path} shows an unvalidated value");
+        for link in body.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()) {
+            let link = link.replace("&amp;", "&");
+            if link.starts_with('/') && !link.starts_with("//") {
+                queue.push_back(link);
+            }
+        }
+    }
+    assert!(seen.len() > 60, "the crawl covered {} pages", seen.len());
+    let meetings = public_json(&app, "/api/public/meetings").await;
+    assert_eq!(meetings[0]["title"], "Open regional meeting");
+    assert_eq!(
+        meetings[0]["agenda"],
+        Value::Null,
+        "an unpublished agenda stays private"
+    );
+}
