@@ -25,6 +25,11 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Load the reference data, and with --demo a demo data set.
+    Seed {
+        #[arg(long)]
+        demo: bool,
+    },
     /// Manage secretariat accounts.
     Admin {
         #[command(subcommand)]
@@ -63,6 +68,24 @@ pub fn run() -> anyhow::Result<()> {
                     .await
                     .context("Failed to run the migrations")?;
                 println!("migrations applied");
+                Ok(())
+            }
+            Command::Seed { demo } => {
+                let mut settings = settings;
+                // The seed needs the application's services, not its listener.
+                settings.server.port = 0;
+                settings.server.host = "127.0.0.1".to_owned();
+                let app = Application::build(settings).await?;
+                println!("reference data loaded");
+                if demo {
+                    let state = app.state();
+                    let actor = demo_author(&state).await?;
+                    if crate::seed::demo(&state, &actor).await? {
+                        println!("demo data loaded");
+                    } else {
+                        println!("demo data already present");
+                    }
+                }
                 Ok(())
             }
             Command::Admin {
@@ -107,4 +130,34 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
         bail!("the passwords differ");
     }
     Ok(SecretString::from(first))
+}
+
+/// The secretariat account that authors the demo: the first one, or a new invited one.
+async fn demo_author(state: &crate::state::AppState) -> anyhow::Result<entity::member::Model> {
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+    let existing = entity::member::Entity::find()
+        .filter(entity::member::Column::Role.eq(crate::domain::Role::Secretariat.as_str()))
+        .order_by_asc(entity::member::Column::Id)
+        .one(state.db.conn())
+        .await?;
+    if let Some(member) = existing {
+        return Ok(member);
+    }
+    let now = chrono::Utc::now();
+    let member = entity::member::ActiveModel {
+        email: Set("demo-secretariat@example.org".to_owned()),
+        name: Set("Demo Secretariat".to_owned()),
+        password_hash: Set(None),
+        role: Set(crate::domain::Role::Secretariat.as_str().to_owned()),
+        status: Set(crate::domain::MemberStatus::Invited.as_str().to_owned()),
+        locale: Set("en".to_owned()),
+        organization_id: Set(None),
+        token_version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(state.db.conn())
+    .await?;
+    Ok(member)
 }

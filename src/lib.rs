@@ -23,6 +23,7 @@ pub mod realtime;
 pub mod reference;
 pub mod scheduler;
 pub mod search;
+pub mod seed;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -491,3 +491,29 @@ async fn nothing_private_ever_reaches_the_public_area() {
         "an unpublished agenda stays private"
     );
 }
+
+#[actix_web::test]
+async fn the_demo_data_set_loads_once_and_fills_the_public_area() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app().await;
+    app.secretariat("admin@sela.org").await;
+    let admin = entity::member::Entity::find()
+        .filter(entity::member::Column::Email.eq("admin@sela.org"))
+        .one(app.db.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dcports::seed::demo(&app.state, &admin).await.unwrap());
+    assert!(
+        !dcports::seed::demo(&app.state, &admin).await.unwrap(),
+        "a second run changes nothing"
+    );
+    let publications = public_json(&app, "/api/public/publications").await;
+    assert_eq!(publications["items"].as_array().unwrap().len(), 1);
+    let meetings = public_json(&app, "/api/public/meetings").await;
+    assert_eq!(meetings[0]["agenda"].as_array().unwrap().len(), 5);
+    let values = public_json(&app, "/api/public/indicators/teu_throughput/values?year=2018").await;
+    assert_eq!(values.as_array().unwrap().len(), 10);
+    let directory = public_json(&app, "/api/public/directory?limit=200").await;
+    assert_eq!(directory["items"].as_array().unwrap().len(), 8);
+}
