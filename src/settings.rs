@@ -52,6 +52,15 @@ pub struct Settings {
     pub documents: DocumentSettings,
     pub meetings: MeetingSettings,
     pub public: PublicSettings,
+    pub bus: BusSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct BusSettings {
+    /// Empty: one node, the in-process broker is the whole bus. Set: Redis pub/sub between nodes.
+    pub redis_url: String,
+    /// The Redis channel the nodes of one deployment share.
+    pub topic: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]

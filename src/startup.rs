@@ -20,6 +20,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::realtime::Broker;
+use crate::realtime::bus::Bus;
 use crate::scheduler::Scheduler;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -49,6 +50,13 @@ impl Application {
 
         let mailer = Mailer::new(db.conn().clone(), settings.mail.clone())?.start();
         let broker = Broker::new(settings.realtime.max_pending_bytes).start();
+        let registry = prometheus::Registry::new();
+        let bus_gauge = prometheus::IntGauge::new("dcports_bus_redis_up", "1 while the Redis bus is connected")?;
+        registry.register(Box::new(bus_gauge.clone()))?;
+        let bus = match settings.bus.redis_url.trim() {
+            "" => Bus::local(),
+            url => Bus::redis(url, &settings.bus.topic, broker.clone(), bus_gauge)?,
+        };
         let storage = LocalStorage::new(&settings.documents.storage_dir)?;
         Scheduler::new(db.clone(), settings.events.clone(), storage.clone()).start();
         let state = web::Data::new(AppState {
@@ -58,10 +66,12 @@ impl Application {
             db,
             mailer,
             broker,
+            bus,
             storage,
             settings,
         });
         let metrics = PrometheusMetricsBuilder::new("dcports")
+            .registry(registry)
             .endpoint("/metrics")
             .mask_unmatched_patterns("UNKNOWN")
             .build()
@@ -77,6 +87,8 @@ impl Application {
             // Thousands of sockets may (re)connect at once after a restart.
             .backlog(4096)
             .shutdown_timeout(30)
+            // Signals are ours: sockets are told to reconnect elsewhere before the server stops.
+            .disable_signals()
             .bind(&address)
             .with_context(|| {
                 format!(
@@ -103,7 +115,20 @@ impl Application {
         self.state.clone()
     }
 
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: new connections are refused,
+    /// sockets are closed with 1012 (service restart: reconnect and resume), in-flight requests
+    /// finish, and the process returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let broker = self.state.broker.clone();
+        actix_web::rt::spawn(async move {
+            if wait_for_shutdown_signal().await.is_err() {
+                return;
+            }
+            tracing::info!("shutting down: closing sockets with 1012 and finishing in-flight requests");
+            let _ = broker.send(crate::realtime::Shutdown).await;
+            handle.stop(true).await;
+        });
         self.server.await
     }
 }
@@ -284,12 +309,29 @@ pub async fn healthz() -> HttpResponse {
 /// The database answers.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503)))]
 pub async fn readyz(state: web::Data<AppState>, _: HttpRequest) -> HttpResponse {
+    let bus = match state.bus.redis_up() {
+        None => "local",
+        Some(true) => "redis",
+        // Still ready: local delivery goes on and clients catch up by resuming.
+        Some(false) => "redis unreachable",
+    };
     match state.db.ping().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "database": "ok" })),
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "database": "ok", "bus": bus })),
         Err(error) => {
             tracing::warn!(error = %error, "readiness check failed");
             HttpResponse::ServiceUnavailable()
                 .json(serde_json::json!({ "status": "unavailable", "database": "unreachable" }))
         }
     }
+}
+
+async fn wait_for_shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use crate::auth::tokens::AccessTokens;
 use crate::db::Db;
 use crate::mail::Mailer;
 use crate::realtime::Broker;
+use crate::realtime::bus::Bus;
 use crate::settings::Settings;
 use crate::storage::LocalStorage;
 
@@ -19,5 +20,6 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub mailer: Addr<Mailer>,
     pub broker: Addr<Broker>,
+    pub bus: Bus,
     pub storage: LocalStorage,
 }

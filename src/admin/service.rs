@@ -17,7 +17,6 @@ use crate::domain::{Email, Locale, MemberStatus, Role, Validator, required_text}
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::mail;
 use crate::pagination::Page;
-use crate::realtime::MemberRevoked;
 use crate::state::AppState;
 
 const EMAIL_TAKEN: &str = "an account with this email already exists";
@@ -204,7 +203,7 @@ pub async fn update_member(
     .await?;
     txn.commit().await?;
     if suspending || demoted {
-        state.broker.do_send(MemberRevoked { member_id });
+        crate::realtime::revoke_member(state, member_id);
     }
     Ok(updated)
 }

@@ -16,7 +16,6 @@ use crate::audit::{self, AuditEntry};
 use crate::domain::{Email, Locale, MemberStatus, Password, Validator, required_text};
 use crate::error::{ApiError, ApiResult};
 use crate::mail::{self, templates};
-use crate::realtime::MemberRevoked;
 use crate::state::AppState;
 
 /// Logs a member in. Every failure, whatever its cause, is the same 401 after the same work.
@@ -279,7 +278,7 @@ pub async fn reset_password(
     )
     .await?;
     txn.commit().await?;
-    state.broker.do_send(MemberRevoked { member_id });
+    crate::realtime::revoke_member(state, member_id);
     // Proving control of the mailbox lifts any lock-out an attacker caused.
     state.throttle.clear(&account_key(&email));
     Ok(())
@@ -351,7 +350,7 @@ pub async fn update_me(state: &AppState, member: member::Model, request: UpdateM
     }
     txn.commit().await?;
     if password_changed {
-        state.broker.do_send(MemberRevoked { member_id });
+        crate::realtime::revoke_member(state, member_id);
     }
     Ok(updated)
 }

@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::events::{self, Channel, Recorded};
 use crate::pagination::Page;
 use crate::preconditions::IfMatch;
-use crate::realtime::{self, MembershipRevoked};
+use crate::realtime;
 use crate::state::AppState;
 
 const NAME_TAKEN: &str = "a committee with this name already exists";
@@ -427,10 +427,7 @@ pub async fn remove_membership(
     .await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
-    state.broker.do_send(MembershipRevoked {
-        member_id,
-        channel: Channel::Committee(committee_id).to_string(),
-    });
+    crate::realtime::revoke_membership(state, member_id, Channel::Committee(committee_id).to_string());
     Ok(())
 }
 

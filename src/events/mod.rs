@@ -11,7 +11,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, Statement,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Where an event is delivered: everything a committee sees, one member's personal feed, or
@@ -51,11 +51,18 @@ impl std::str::FromStr for Channel {
     }
 }
 
+/// The `type` of an event frame: always `"event"`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameType {
+    Event,
+}
+
 /// An event as clients receive it; built once per event and shared by every recipient.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventFrame {
     #[serde(rename = "type")]
-    pub type_: &'static str,
+    pub type_: FrameType,
     pub channel: String,
     pub offset: i64,
     pub kind: String,
@@ -67,7 +74,7 @@ pub struct EventFrame {
 impl From<event::Model> for EventFrame {
     fn from(row: event::Model) -> Self {
         EventFrame {
-            type_: "event",
+            type_: FrameType::Event,
             channel: row.channel,
             offset: row.offset,
             kind: row.kind,

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use bytestring::ByteString;
 
 use super::protocol::ServerFrame;
-use super::session::{ChannelRevoked, Deliver, Overloaded, Revoked, WsSession};
+use super::session::{ChannelRevoked, Deliver, GoingAway, Overloaded, Revoked, WsSession};
 use crate::events::EventFrame;
 
 pub type SessionId = u64;
@@ -328,5 +328,20 @@ impl Handler<Stats> for Broker {
             channels: self.channels.len(),
             subscriptions: self.channels.values().map(HashSet::len).sum(),
         })
+    }
+}
+
+/// The node is stopping: every socket is told to reconnect (1012) and resume elsewhere.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
+        for entry in self.sessions.values() {
+            entry.addr.do_send(GoingAway);
+        }
     }
 }

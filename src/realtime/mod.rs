@@ -3,18 +3,39 @@
 //! library could be swapped without touching any other area.
 
 mod broker;
+pub mod bus;
 mod protocol;
 pub mod routes;
 mod session;
 
-pub use broker::{Broker, BrokerStats, MemberRevoked, MembershipRevoked, Publish, Stats};
+pub use broker::{Broker, BrokerStats, MemberRevoked, MembershipRevoked, Publish, Shutdown, Stats};
 
 use crate::events::Recorded;
 use crate::state::AppState;
 
-/// Hands events to the broker; call only after the transaction that recorded them committed.
+/// Hands events to this node's broker and to the other nodes; call only after the transaction
+/// that recorded them committed.
 pub fn publish(state: &AppState, recorded: Recorded) {
-    if !recorded.0.is_empty() {
-        state.broker.do_send(Publish(recorded.0));
+    if recorded.0.is_empty() {
+        return;
     }
+    state.bus.send(bus::BusMessage::Events {
+        events: recorded.0.clone(),
+    });
+    state.broker.do_send(Publish(recorded.0));
+}
+
+/// The member lost the workspace (suspended, sessions revoked): close their sockets on every node.
+pub fn revoke_member(state: &AppState, member_id: i32) {
+    state.bus.send(bus::BusMessage::MemberRevoked { member_id });
+    state.broker.do_send(MemberRevoked { member_id });
+}
+
+/// The member lost one channel: stop its delivery on every node.
+pub fn revoke_membership(state: &AppState, member_id: i32, channel: String) {
+    state.bus.send(bus::BusMessage::MembershipRevoked {
+        member_id,
+        channel: channel.clone(),
+    });
+    state.broker.do_send(MembershipRevoked { member_id, channel });
 }

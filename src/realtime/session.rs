@@ -1,7 +1,7 @@
 //! `WsSession`: one actor per WebSocket. Authenticates, subscribes, replays what the client
 //! missed, forwards live events, keeps the connection alive and enforces the limits.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -51,13 +51,19 @@ struct AuthenticatedMember {
 
 enum Subscription {
     /// Replay in progress: live events wait here until the replay has been sent.
-    Replaying {
-        buffered: Vec<(i64, ByteString)>,
-    },
+    Replaying { buffered: Vec<(i64, ByteString)> },
+    /// Delivering in offset order. Events that arrive ahead of a missing one (two commits
+    /// published in the other order, or from another node) wait in `ahead`; if the gap is not
+    /// closed shortly, the missing events are read from the database.
     Live {
         last_offset: i64,
+        ahead: BTreeMap<i64, ByteString>,
+        filling: bool,
     },
 }
+
+/// How long an out-of-order event waits for the ones before it before they are fetched.
+const GAP_WAIT: Duration = Duration::from_millis(200);
 
 struct TokenBucket {
     tokens: f64,
@@ -300,13 +306,76 @@ impl WsSession {
                 offset: last_offset,
             },
         );
+        let live = Subscription::Live {
+            last_offset,
+            ahead: BTreeMap::new(),
+            filling: false,
+        };
+        self.subscriptions.insert(channel.clone(), live);
         for (offset, frame) in buffered {
-            if offset > last_offset {
-                last_offset = offset;
-                ctx.text(frame);
-            }
+            self.accept(&channel, offset, frame, ctx);
         }
-        self.subscriptions.insert(channel, Subscription::Live { last_offset });
+    }
+
+    /// Delivers a live event in offset order, holding it back if one before it is missing.
+    fn accept(&mut self, channel: &Arc<str>, offset: i64, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(Subscription::Live {
+            last_offset,
+            ahead,
+            filling,
+        }) = self.subscriptions.get_mut(channel)
+        else {
+            return;
+        };
+        if offset <= *last_offset {
+            return;
+        }
+        ahead.insert(offset, frame);
+        while let Some(frame) = ahead.remove(&(*last_offset + 1)) {
+            *last_offset += 1;
+            ctx.text(frame);
+        }
+        if !ahead.is_empty() && !*filling {
+            *filling = true;
+            let channel = channel.clone();
+            ctx.run_later(GAP_WAIT, move |session, ctx| session.fill_gap(channel, ctx));
+        }
+    }
+
+    /// Reads the events still missing before the ones held back, and delivers them all.
+    fn fill_gap(&mut self, channel: Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(Subscription::Live {
+            last_offset,
+            ahead,
+            filling,
+        }) = self.subscriptions.get_mut(&channel)
+        else {
+            return;
+        };
+        let Some(&first_ahead) = ahead.keys().next() else {
+            *filling = false;
+            return;
+        };
+        let (after, missing) = (*last_offset, (first_ahead - *last_offset - 1).max(0) as u64);
+        let state = self.state.clone();
+        let key = channel.clone();
+        let read = async move { events::replay(state.db.conn(), &key, after, missing).await };
+        ctx.spawn(read.into_actor(self).map(move |result, session, ctx| {
+            if let Some(Subscription::Live { filling, .. }) = session.subscriptions.get_mut(&channel) {
+                *filling = false;
+            }
+            match result {
+                Ok(Replay::Events { events, .. }) => {
+                    for event in events {
+                        let frame = ByteString::from(serde_json::to_string(&event).unwrap_or_default());
+                        session.accept(&channel, event.offset, frame, ctx);
+                    }
+                }
+                // Retention removed what was missed: the client must reload.
+                Ok(Replay::Reset { .. }) => Self::send(ctx, ServerFrame::Reset { channel: &channel }),
+                Err(error) => tracing::warn!(error = %error, channel = %channel, "could not fill an event gap"),
+            }
+        }));
     }
 
     fn unsubscribe(&mut self, name: &str, ctx: &mut ws::WebsocketContext<Self>) {
@@ -424,11 +493,8 @@ impl Handler<Deliver> for WsSession {
         self.pending.fetch_sub(message.frame.len(), Ordering::Relaxed);
         match self.subscriptions.get_mut(&message.channel) {
             Some(Subscription::Replaying { buffered }) => buffered.push((offset, message.frame)),
-            Some(Subscription::Live { last_offset }) if offset > *last_offset => {
-                *last_offset = offset;
-                ctx.text(message.frame);
-            }
-            _ => {}
+            Some(Subscription::Live { .. }) => self.accept(&message.channel, offset, message.frame, ctx),
+            None => {}
         }
     }
 }
@@ -480,5 +546,18 @@ impl Handler<Overloaded> for WsSession {
 
     fn handle(&mut self, _: Overloaded, ctx: &mut Self::Context) {
         Self::close(ctx, CloseCode::Again, "too far behind; reconnect and resume");
+    }
+}
+
+/// The node is shutting down.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GoingAway;
+
+impl Handler<GoingAway> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: GoingAway, ctx: &mut Self::Context) {
+        Self::close(ctx, CloseCode::Restart, "server restarting; reconnect and resume");
     }
 }

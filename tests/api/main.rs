@@ -8,6 +8,7 @@ mod ws;
 mod admin;
 mod auth;
 mod cli;
+mod cluster;
 mod committees;
 mod documents;
 mod errors;

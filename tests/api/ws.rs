@@ -26,14 +26,24 @@ pub enum Ended {
 
 impl WsClient {
     pub async fn connect(app: &TestApp) -> Self {
-        let url = app.address.replace("http://", "ws://") + "/ws";
+        Self::connect_to(&app.address).await
+    }
+
+    /// Connects to the node at `address` (`http://host:port`).
+    pub async fn connect_to(address: &str) -> Self {
+        let url = address.replace("http://", "ws://") + "/ws";
         let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
         Self { stream }
     }
 
     /// Connects and authenticates; returns the client and its `ready` frame.
     pub async fn authenticated(app: &TestApp, token: &str) -> (Self, Value) {
-        let mut client = Self::connect(app).await;
+        Self::authenticated_at(&app.address, token).await
+    }
+
+    /// Connects to the node at `address` and authenticates.
+    pub async fn authenticated_at(address: &str, token: &str) -> (Self, Value) {
+        let mut client = Self::connect_to(address).await;
         client.send(json!({ "type": "auth", "token": token })).await;
         let ready = client.next_of_type("ready").await;
         (client, ready)

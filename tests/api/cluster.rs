@@ -1,0 +1,299 @@
+//! Several nodes: events and revocations cross over Redis; a node without Redis keeps serving;
+//! a node stopped with SIGTERM loses nothing it acknowledged.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dcports::settings::Settings;
+use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+
+use crate::committees::{committee, member_of};
+use crate::helpers::{PASSWORD, TestApp, spawn_app_with};
+use crate::ws::{WsClient, close_code};
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A first node on Redis, on a topic of this test's own.
+async fn first_node(redis: String) -> TestApp {
+    let topic = format!("dcports-test-{}", uuid::Uuid::new_v4().simple());
+    spawn_app_with(move |settings| {
+        settings.bus.redis_url = redis;
+        settings.bus.topic = topic;
+    })
+    .await
+}
+
+/// Another node on the same database and bus; returns its base URL.
+async fn second_node(settings: &Settings) -> String {
+    let app = dcports::startup::Application::build(settings.clone())
+        .await
+        .expect("second node builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    address
+}
+
+async fn wait_for_bus(base: &str, expected: &str) {
+    for _ in 0..200 {
+        let ready: serde_json::Value = reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["bus"] == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} never reported bus {expected}");
+}
+
+async fn rename(base: &str, token: &str, committee_id: i64, description: &str) -> StatusCode {
+    reqwest::Client::new()
+        .patch(format!("{base}/api/admin/committees/{committee_id}"))
+        .bearer_auth(token)
+        .json(&json!({ "description": description }))
+        .send()
+        .await
+        .map(|r| r.status())
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+#[actix_web::test]
+async fn a_change_on_one_node_reaches_a_socket_on_another_and_a_suspension_crosses_back() {
+    let node_a = first_node(redis_url()).await;
+    let node_b = second_node(&node_a.settings).await;
+    wait_for_bus(&node_a.address, "redis").await;
+    wait_for_bus(&node_b, "redis").await;
+    let admin = node_a.secretariat("admin@sela.org").await;
+    let c = committee(&node_a, &admin, "Committee A").await;
+    let (member_id, member) = member_of(&node_a, &admin, c, "m@port.pe", "member").await;
+
+    // A socket on node B.
+    let (mut on_b, _) = WsClient::authenticated_at(&node_b, &member).await;
+    let (_, head) = on_b.subscribe(&format!("committee:{c}"), None).await;
+    for n in 0..20 {
+        assert_eq!(
+            rename(&node_a.address, &admin, c, &format!("change {n}")).await,
+            StatusCode::OK
+        );
+    }
+    for n in 0..20 {
+        let event = on_b.next_event().await;
+        assert_eq!(event["offset"], head + 1 + n);
+        assert_eq!(event["data"]["description"], format!("change {n}"));
+    }
+
+    // A socket on node A; the suspension is made through node B.
+    let (mut on_a, _) = WsClient::authenticated(&node_a, &member).await;
+    on_a.subscribe(&format!("committee:{c}"), None).await;
+    let response = reqwest::Client::new()
+        .patch(format!("{node_b}/api/admin/members/{member_id}"))
+        .bearer_auth(&admin)
+        .json(&json!({ "status": "suspended" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(close_code(&on_a.ended().await), Some(1008));
+    assert_eq!(close_code(&on_b.ended().await), Some(1008));
+}
+
+#[actix_web::test]
+async fn without_redis_a_node_keeps_serving_and_clients_resume_without_gaps() {
+    // Nothing listens on port 1: the bus stays down for the whole test.
+    let node_a = first_node("redis://127.0.0.1:1".to_owned()).await;
+    let node_b = second_node(&node_a.settings).await;
+    wait_for_bus(&node_a.address, "redis unreachable").await;
+    let metrics = reqwest::get(format!("{}/metrics", node_a.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("dcports_bus_redis_up 0"), "{metrics}");
+    let admin = node_a.secretariat("admin@sela.org").await;
+    let c = committee(&node_a, &admin, "Committee A").await;
+    let (_, member) = member_of(&node_a, &admin, c, "m@port.pe", "member").await;
+
+    let (mut on_b, _) = WsClient::authenticated_at(&node_b, &member).await;
+    let (_, head) = on_b.subscribe(&format!("committee:{c}"), None).await;
+    let (mut on_a, _) = WsClient::authenticated(&node_a, &member).await;
+    on_a.subscribe(&format!("committee:{c}"), None).await;
+    for n in 0..10 {
+        assert_eq!(
+            rename(&node_a.address, &admin, c, &format!("change {n}")).await,
+            StatusCode::OK
+        );
+    }
+    // Local delivery goes on.
+    for n in 0..10 {
+        assert_eq!(on_a.next_event().await["offset"], head + 1 + n);
+    }
+    // The client on B missed them live; it reconnects and resumes from what it saw.
+    drop(on_b);
+    let (mut resumed, _) = WsClient::authenticated_at(&node_b, &member).await;
+    let (replayed, offset) = resumed.subscribe(&format!("committee:{c}"), Some(head)).await;
+    let offsets: Vec<i64> = replayed.iter().map(|e| e["offset"].as_i64().unwrap()).collect();
+    assert_eq!(offsets, ((head + 1)..=(head + 10)).collect::<Vec<_>>());
+    assert_eq!(offset, head + 10);
+}
+
+#[actix_web::test]
+async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/node.db?mode=rwc", dir.path().display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let command = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dcports"));
+        command
+            .args(args)
+            .env("DCPORTS_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+            .env("DCPORTS_ENV", "test")
+            .env("DCPORTS__DATABASE__URL", &database)
+            .env("DCPORTS__SERVER__PORT", port.to_string())
+            .env("DCPORTS__MAIL__OUTBOX_DIR", dir.path().join("outbox"))
+            .env("DCPORTS__DOCUMENTS__STORAGE_DIR", dir.path().join("files"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    };
+    let mut create = command(&[
+        "admin",
+        "create",
+        "--email",
+        "ops@sela.org",
+        "--name",
+        "Ops",
+        "--password-stdin",
+    ])
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    create.stdin.take().unwrap().write_all(PASSWORD.as_bytes()).unwrap();
+    assert!(create.wait().unwrap().success());
+    let mut server = command(&["serve"]).spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({ "email": "ops@sela.org", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/admin/committees"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "Burst", "kind": "technical" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let c = created["id"].as_i64().unwrap();
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+        .await
+        .unwrap();
+    {
+        use futures_util::{SinkExt, StreamExt};
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                json!({ "type": "auth", "token": token }).to_string(),
+            ))
+            .await
+            .unwrap();
+        socket.next().await.unwrap().unwrap();
+    }
+
+    // Four writers; SIGTERM lands in the middle of their burst.
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (base, token) = (base.clone(), token.clone());
+            actix_web::rt::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for n in 0..200 {
+                    let description = format!("w{writer}-{n}");
+                    if rename(&base, &token, c, &description).await.is_success() {
+                        acknowledged.push(description);
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    let status = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the node exits cleanly on SIGTERM: {status:?}");
+    assert!(
+        !acknowledged.is_empty() && acknowledged.len() < 800,
+        "SIGTERM came during the burst ({} acknowledged)",
+        acknowledged.len()
+    );
+    {
+        use futures_util::StreamExt;
+        let mut code = None;
+        while let Some(Ok(message)) = socket.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = message {
+                code = frame.map(|f| u16::from(f.code));
+                break;
+            }
+        }
+        assert_eq!(code, Some(1012), "sockets are told to reconnect");
+    }
+
+    let db = sea_orm::Database::connect(&database).await.unwrap();
+    let events = entity::event::Entity::find()
+        .filter(entity::event::Column::Channel.eq(format!("committee:{c}")))
+        .order_by_asc(entity::event::Column::Offset)
+        .all(&db)
+        .await
+        .unwrap();
+    let offsets: Vec<i64> = events.iter().map(|e| e.offset).collect();
+    assert_eq!(
+        offsets,
+        (1..=events.len() as i64).collect::<Vec<_>>(),
+        "no gap in the stored events"
+    );
+    let recorded: std::collections::BTreeSet<String> = events
+        .iter()
+        .filter_map(|e| e.data["description"].as_str().map(str::to_owned))
+        .collect();
+    for description in &acknowledged {
+        assert!(
+            recorded.contains(description),
+            "acknowledged write {description} has its event"
+        );
+    }
+}
