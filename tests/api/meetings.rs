@@ -34,7 +34,8 @@ async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
     let (chair_id, chair) = member_of(&app, &admin, steering, "chair@sela.org", "chair").await;
     let (guest_id, guest) = member_of(&app, &admin, technical, "guest@port.pe", "member").await;
 
-    let starts = Utc::now() + Duration::days(7);
+    // Whole seconds: PostgreSQL keeps microseconds, not nanoseconds.
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
     let meeting = create_meeting(
         &app,
         &chair,
