@@ -75,6 +75,7 @@ use crate::{
         meetings::routes::record_presence,
         meetings::routes::add_action_item,
         meetings::routes::get_minutes,
+        meetings::routes::file_minutes,
         meetings::routes::meeting_calendar,
         meetings::routes::personal_calendar,
         meetings::routes::create_calendar_token,

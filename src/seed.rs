@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::committees::dto::{CommitteeKind, CreateCommitteeRequest};
 use crate::directory::dto::{ContactRequest, OrganizationKind, OrganizationRequest};
 use crate::documents::dto::{PublicationKind, PublishRequest, SummaryInput};
-use crate::documents::upload::Upload;
+use crate::documents::upload;
 use crate::domain::Role;
 use crate::indicators::service::{DefinitionRequest, ValueRequest};
 use crate::meetings::dto::{
@@ -18,7 +18,6 @@ use crate::meetings::dto::{
 };
 use crate::preconditions::IfMatch;
 use crate::state::AppState;
-use crate::storage::BlobStore;
 
 const STEERING: &str = "Transitional Steering Committee";
 
@@ -226,16 +225,16 @@ pub async fn demo(state: &AppState, actor: &member::Model) -> anyhow::Result<boo
     // A published study, through the real review path.
     let steering = &committees[0];
     let text = "# Port community systems in Latin America and the Caribbean\n\nA 2018 review of the Network's logistic port communities.\n";
-    let mut staged = state.storage.stage().await?;
-    staged.write(text.as_bytes()).await?;
-    let upload = Upload {
-        file: staged.finish().await?,
-        file_name: "port-community-systems-2018.md".to_owned(),
-        content_type: "text/markdown".to_owned(),
-        fields: [("title".to_owned(), "Port community systems: 2018 review".to_owned())]
-            .into_iter()
-            .collect(),
-    };
+    let fields = [("title", "Port community systems: 2018 review")];
+    let upload = upload::from_bytes(
+        &state.storage,
+        text.as_bytes(),
+        "port-community-systems-2018.md",
+        "text/markdown",
+        &fields,
+    )
+    .await
+    .map_err(err)?;
     let document = crate::documents::service::create(state, actor, steering.id, upload)
         .await
         .map_err(err)?;

@@ -195,7 +195,10 @@ fn event_time(frame: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 /// The ceiling: the same number of deliveries as plain writes of a `frame_len`-byte frame to
 /// `connections` loopback sockets, one write per delivery.
 async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize) -> anyhow::Result<f64> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // A deep accept queue: thousands of connections arrive at once.
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let listener = socket.listen(4096)?;
     let address = listener.local_addr()?;
     let expected = messages * frame_len;
     let mut readers = Vec::with_capacity(connections);
@@ -213,8 +216,10 @@ async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize) -> a
         }));
     }
     let mut streams = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let (stream, _) = listener.accept().await?;
+    for n in 0..connections {
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+            .await
+            .map_err(|_| anyhow::anyhow!("only {n} of {connections} raw connections arrived"))??;
         stream.set_nodelay(true)?;
         streams.push(stream);
     }

@@ -138,6 +138,24 @@ async fn read_fields(
     Ok(())
 }
 
+/// An upload made by the server itself (minutes, demo data): `bytes` staged like any other.
+pub async fn from_bytes(
+    storage: &LocalStorage,
+    bytes: &[u8],
+    file_name: &str,
+    content_type: &str,
+    fields: &[(&str, &str)],
+) -> ApiResult<Upload> {
+    let mut staged = storage.stage().await?;
+    staged.write(bytes).await?;
+    Ok(Upload {
+        file: staged.finish().await?,
+        file_name: sanitize_file_name(file_name),
+        content_type: content_type.to_owned(),
+        fields: fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    })
+}
+
 /// Reads and discards what is left of the body (up to `budget` bytes), so that an early error
 /// reaches a client that is still sending.
 async fn drain(form: &mut Multipart, budget: u64) {

@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(record_presence)
         .service(add_action_item)
         .service(get_minutes)
+        .service(file_minutes)
         .service(meeting_calendar)
         .service(personal_calendar)
         .service(create_calendar_token)
@@ -311,6 +312,19 @@ async fn get_minutes(
             .body(minutes.markdown)),
         Some(_) => Err(ApiError::validation("format", "must be json or markdown")),
     }
+}
+
+/// Files the minutes as a document of the owner committee (a new version when filed again).
+#[utoipa::path(
+    context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 201, body = crate::documents::dto::DocumentResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+#[post("/meetings/{id}/minutes/document")]
+async fn file_minutes(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {
+    let document = service::file_minutes(&state, &me.0, *id).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/documents/{}", document.id)))
+        .json(document))
 }
 
 fn calendar_response(body: String) -> HttpResponse {

@@ -1074,6 +1074,42 @@ pub async fn minutes(state: &AppState, caller: &member::Model, meeting_id: i32) 
     })
 }
 
+/// Files the minutes (Markdown) as a document of the owner committee: a new document the first
+/// time, a new version of it afterwards.
+pub async fn file_minutes(
+    state: &AppState,
+    caller: &member::Model,
+    meeting_id: i32,
+) -> ApiResult<crate::documents::dto::DocumentResponse> {
+    let meeting = managed(state.db.conn(), caller, meeting_id).await?;
+    let minutes = minutes(state, caller, meeting_id).await?;
+    let tag = format!("minutes-{meeting_id}");
+    let filter = crate::documents::dto::DocumentFilter {
+        q: None,
+        tag: Some(tag.clone()),
+        status: None,
+    };
+    let page = Page { limit: 1, after: None };
+    let existing = crate::documents::service::list(state, caller, meeting.committee_id, &filter, page).await?;
+    let file_name = format!("minutes-{meeting_id}.md");
+    let title = format!("Minutes: {}", meeting.title);
+    let fields = [("title", title.as_str()), ("tags", tag.as_str())];
+    let upload = crate::documents::upload::from_bytes(
+        &state.storage,
+        minutes.markdown.as_bytes(),
+        &file_name,
+        "text/markdown",
+        &fields,
+    )
+    .await?;
+    match existing.first() {
+        Some(document) => {
+            crate::documents::service::add_version(state, caller, document.id, IfMatch(None), upload).await
+        }
+        None => crate::documents::service::create(state, caller, meeting.committee_id, upload).await,
+    }
+}
+
 /// Queues the reminder of every scheduled meeting starting within `hours`, once: the flag is set
 /// by a conditional update in the same transaction as the mails, so a restart or a second node
 /// never sends it again.

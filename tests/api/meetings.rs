@@ -346,6 +346,52 @@ async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
     assert!(markdown.starts_with("# IV Regional Meeting"), "{markdown}");
     assert!(markdown.contains("**Outcome:** MOU signed by 13 countries."));
     assert!(markdown.contains("- [ ] Send signed copies — Member, due 2027-01-15"));
+
+    // Filed as a document of the committee; filing again adds a version.
+    let (status, document) = app
+        .call(
+            Method::POST,
+            &format!("/api/meetings/{id}/minutes/document"),
+            Some(&chair),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{document}");
+    assert_eq!(document["file"]["content_type"], "text/markdown");
+    assert_eq!(
+        app.call(
+            Method::POST,
+            &format!("/api/meetings/{id}/minutes/document"),
+            Some(&guest),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, again) = app
+        .call(
+            Method::POST,
+            &format!("/api/meetings/{id}/minutes/document"),
+            Some(&chair),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (again["id"].clone(), again["current_version"].clone()),
+        (document["id"].clone(), json!(2))
+    );
+    let filed = app
+        .client
+        .get(app.url(&format!("/api/documents/{}/content", document["id"])))
+        .bearer_auth(&chair)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(filed.contains("**Outcome:** MOU signed by 13 countries."));
 }
 
 fn ics_events(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
