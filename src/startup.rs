@@ -62,7 +62,14 @@ impl Application {
         let state = web::Data::new(AppState {
             tokens: AccessTokens::new(&settings.auth)?,
             passwords: Passwords::new(&settings.auth)?,
-            throttle: LoginThrottle::new(Duration::from_secs(settings.auth.failure_window_secs)),
+            throttle: match settings.bus.redis_url.trim() {
+                "" => LoginThrottle::in_memory(Duration::from_secs(settings.auth.failure_window_secs)),
+                url => LoginThrottle::shared(
+                    Duration::from_secs(settings.auth.failure_window_secs),
+                    url,
+                    &settings.bus.topic,
+                )?,
+            },
             db,
             mailer,
             broker,

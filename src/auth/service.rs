@@ -37,11 +37,11 @@ pub async fn login(
             state.settings.auth.max_failures_per_ip,
         ),
     ];
-    if let Some(retry_after_secs) = keys
-        .iter()
-        .filter_map(|(key, limit)| state.throttle.retry_after(key, *limit))
-        .max()
-    {
+    let mut wait = None;
+    for (key, limit) in &keys {
+        wait = Ord::max(wait, state.throttle.retry_after(key, *limit).await);
+    }
+    if let Some(retry_after_secs) = wait {
         return Err(ApiError::RateLimited { retry_after_secs });
     }
 
@@ -55,7 +55,9 @@ pub async fn login(
 
     let txn = state.db.begin_write().await?;
     let Some(member) = active.filter(|_| verified) else {
-        keys.iter().for_each(|(key, _)| state.throttle.record_failure(key));
+        for (key, _) in &keys {
+            state.throttle.record_failure(key).await;
+        }
         audit::record(
             &*txn,
             AuditEntry {
@@ -71,7 +73,7 @@ pub async fn login(
         txn.commit().await?;
         return Err(ApiError::InvalidCredentials);
     };
-    state.throttle.clear(&keys[0].0);
+    state.throttle.clear(&keys[0].0).await;
     let pair = issue_pair(state, &*txn, member, None).await?;
     audit::record(
         &*txn,
@@ -280,7 +282,7 @@ pub async fn reset_password(
     txn.commit().await?;
     crate::realtime::revoke_member(state, member_id);
     // Proving control of the mailbox lifts any lock-out an attacker caused.
-    state.throttle.clear(&account_key(&email));
+    state.throttle.clear(&account_key(&email)).await;
     Ok(())
 }
 

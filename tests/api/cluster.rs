@@ -106,6 +106,39 @@ async fn a_change_on_one_node_reaches_a_socket_on_another_and_a_suspension_cross
 }
 
 #[actix_web::test]
+async fn failed_logins_on_one_node_count_on_the_others() {
+    let topic = format!("dcports-test-{}", uuid::Uuid::new_v4().simple());
+    let node_a = spawn_app_with(move |settings| {
+        settings.bus.redis_url = redis_url();
+        settings.bus.topic = topic;
+        settings.auth.max_failures_per_account = 3;
+    })
+    .await;
+    let node_b = second_node(&node_a.settings).await;
+    node_a.secretariat("admin@sela.org").await;
+    let login = |base: String, password: &'static str| async move {
+        reqwest::Client::new()
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({ "email": "admin@sela.org", "password": password }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            login(node_a.address.clone(), "not the password at all").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login(node_b.clone(), PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "node B knows of node A's failures"
+    );
+}
+
+#[actix_web::test]
 async fn without_redis_a_node_keeps_serving_and_clients_resume_without_gaps() {
     // Nothing listens on port 1: the bus stays down for the whole test.
     let node_a = first_node("redis://127.0.0.1:1".to_owned()).await;
