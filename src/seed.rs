@@ -189,7 +189,7 @@ pub async fn demo(state: &AppState, actor: &member::Model) -> anyhow::Result<boo
             description: None,
             higher_is_better,
         };
-        crate::indicators::service::create_definition(state, request)
+        crate::indicators::service::create_definition(state, actor.id, request)
             .await
             .map_err(err)?;
     }

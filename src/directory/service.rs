@@ -65,13 +65,26 @@ async fn check_port_community(conn: &impl ConnectionTrait, id: Option<i32>) -> A
     Ok(())
 }
 
-/// Tells the public area it changed.
+/// Audits a change of the directory and tells the public area about it, in the change's
+/// transaction.
 async fn emit_public(
     conn: &impl ConnectionTrait,
     actor_id: i32,
     kind: &str,
     data: serde_json::Value,
 ) -> ApiResult<events::Recorded> {
+    crate::audit::record(
+        conn,
+        crate::audit::AuditEntry {
+            actor_id: Some(actor_id),
+            action: kind,
+            target_type: "directory",
+            target_id: None,
+            details: data.clone(),
+            ip: None,
+        },
+    )
+    .await?;
     Ok(events::record(conn, &[Channel::Public], kind, Some(actor_id), data).await?)
 }
 

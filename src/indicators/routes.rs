@@ -37,10 +37,10 @@ async fn submit_value(
 #[post("/indicators")]
 async fn create_definition(
     state: web::Data<AppState>,
-    _: Secretariat,
+    Secretariat(actor): Secretariat,
     body: Deferred<web::Json<DefinitionRequest>>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Created().json(service::create_definition(&state, body?.into_inner()).await?))
+    Ok(HttpResponse::Created().json(service::create_definition(&state, actor.id(), body?.into_inner()).await?))
 }
 
 /// Values by review status (submitted by default).

@@ -106,7 +106,11 @@ pub async fn definitions(conn: &impl sea_orm::ConnectionTrait) -> ApiResult<Vec<
     Ok(rows.into_iter().map(DefinitionResponse::from).collect())
 }
 
-pub async fn create_definition(state: &AppState, request: DefinitionRequest) -> ApiResult<DefinitionResponse> {
+pub async fn create_definition(
+    state: &AppState,
+    actor_id: i32,
+    request: DefinitionRequest,
+) -> ApiResult<DefinitionResponse> {
     let mut validator = Validator::default();
     let code = request.code.trim().to_lowercase();
     if code.is_empty() || code.len() > 64 || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -116,6 +120,7 @@ pub async fn create_definition(state: &AppState, request: DefinitionRequest) -> 
     let name_es = validator.check(required_text("name_es", &request.name_es, 200));
     let unit = validator.check(required_text("unit", &request.unit, 32));
     validator.finish()?;
+    let txn = state.db.begin_write().await?;
     let row = indicator_definition::ActiveModel {
         code: Set(code),
         name_en: Set(name_en.unwrap_or_default()),
@@ -125,9 +130,18 @@ pub async fn create_definition(state: &AppState, request: DefinitionRequest) -> 
         higher_is_better: Set(request.higher_is_better),
         ..Default::default()
     }
-    .insert(state.db.conn())
+    .insert(&*txn)
     .await
     .on_conflict("an indicator with this code already exists")?;
+    audit(
+        &*txn,
+        actor_id,
+        "indicator.defined",
+        row.id,
+        json!({ "code": row.code }),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(row.into())
 }
 
@@ -225,6 +239,19 @@ pub async fn review(state: &AppState, actor_id: i32, value_id: i32, validate: bo
     active.validated_at = Set(Some(Utc::now()));
     let row = active.update(&*txn).await?;
     let response = present(row, &definition, &port);
+    let action = if validate {
+        "indicator.validated"
+    } else {
+        "indicator.rejected"
+    };
+    audit(
+        &*txn,
+        actor_id,
+        action,
+        response.id,
+        json!({ "indicator": response.indicator, "port": response.unlocode, "year": response.year }),
+    )
+    .await?;
     let recorded = if validate {
         events::record(
             &*txn,
@@ -240,6 +267,28 @@ pub async fn review(state: &AppState, actor_id: i32, value_id: i32, validate: bo
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
+}
+
+async fn audit(
+    conn: &impl sea_orm::ConnectionTrait,
+    actor_id: i32,
+    action: &str,
+    target_id: i32,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    crate::audit::record(
+        conn,
+        crate::audit::AuditEntry {
+            actor_id: Some(actor_id),
+            action,
+            target_type: "indicator",
+            target_id: Some(target_id),
+            details,
+            ip: None,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Values of one indicator in a status, with their ports, filtered.
