@@ -2,8 +2,11 @@
 //! folder, drives it over loopback, and prints markdown tables for BENCHMARKS.md.
 //!
 //!   cargo bench --bench dcports-bench -- fanout [--subscribers 100,1000,5000] [--events 200]
+//!   cargo bench --bench dcports-bench -- http [--seconds 5] [--database postgres://…]
+//!   cargo bench --bench dcports-bench -- login-storm [--seconds 5]
 
 mod fanout;
+mod http;
 mod server;
 
 fn main() -> anyhow::Result<()> {
@@ -15,7 +18,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match command {
         "fanout" => runtime.block_on(fanout::run(fanout::Options::parse(rest)?)),
-        other => anyhow::bail!("unknown benchmark {other:?}; try: fanout"),
+        "http" => runtime.block_on(http::run(http::Options::parse(rest)?)),
+        "login-storm" => runtime.block_on(http::login_storm(http::Options::parse(rest)?)),
+        other => anyhow::bail!("unknown benchmark {other:?}; try: fanout, http, login-storm"),
     }
 }
 

@@ -10,6 +10,9 @@ use crate::settings::AuthSettings;
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
+    /// Hashes running at once. Each takes a core for tens of milliseconds: uncapped, a login
+    /// storm would take every core from the requests that need none.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
     /// Verified against when the account is unknown, so that a wrong email costs as much
     /// time as a wrong password and timing reveals nothing.
     dummy_hash: String,
@@ -25,12 +28,22 @@ impl Passwords {
         )
         .map_err(|error| anyhow::anyhow!("invalid argon2 settings: {error}"))?;
         let dummy_hash = hash_with(&params, b"dcports dummy password for unknown accounts")?;
-        Ok(Self { params, dummy_hash })
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let concurrent = match settings.max_concurrent_hashes {
+            0 => cores.saturating_sub(1).max(1),
+            n => n,
+        };
+        Ok(Self {
+            params,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrent)),
+            dummy_hash,
+        })
     }
 
     pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
         let params = self.params.clone();
         let password = password.clone();
+        let _permit = self.permits.acquire().await.context("hashing is shut down")?;
         tokio::task::spawn_blocking(move || hash_with(&params, password.expose_secret().as_bytes()))
             .await
             .context("Failed to join the hashing task")?
@@ -41,6 +54,7 @@ impl Passwords {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let password = password.clone();
+        let _permit = self.permits.acquire().await.context("hashing is shut down")?;
         let matches = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
             let parsed =
                 PasswordHash::new(&hash).map_err(|error| anyhow::anyhow!("stored hash is corrupt: {error}"))?;

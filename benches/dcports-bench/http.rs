@@ -1,0 +1,285 @@
+//! `http`: requests per second and p99 at 64 concurrent connections for a cached public list,
+//! an authenticated list and an authenticated write (a task with its event), beside a trivial
+//! actix-web handler (the ceiling) and a bare insert loop on the same database.
+//!
+//! `login-storm`: p99 of a cheap authenticated GET, idle and while 32 clients log in without
+//! pause (argon2 on the blocking pool).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::server::Server;
+use crate::{option, percentile};
+
+const CONCURRENCY: usize = 64;
+
+pub struct Options {
+    seconds: u64,
+    database: Option<String>,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> anyhow::Result<Self> {
+        let database: String = option(args, "--database", String::new())?;
+        Ok(Self {
+            seconds: option(args, "--seconds", 5)?,
+            database: (!database.is_empty()).then_some(database),
+        })
+    }
+}
+
+struct Load {
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+/// Runs `request` from `concurrency` tasks for `seconds`; counts successes and their latency.
+async fn load<F, Fut>(concurrency: usize, seconds: u64, request: F) -> Load
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let errors = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (request, errors, counter) = (request.clone(), errors.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let started = Instant::now();
+                    if request(n).await {
+                        latencies.push(started.elapsed().as_micros() as u64);
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap_or_default());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Load {
+        per_sec: all.len() as f64 / elapsed,
+        p50_ms: percentile(&all, 50.0) as f64 / 1000.0,
+        p99_ms: percentile(&all, 99.0) as f64 / 1000.0,
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY * 2)
+        .build()
+        .unwrap_or_default()
+}
+
+fn row(name: &str, load: &Load) {
+    println!(
+        "| {name} | {:.0} | {:.2} | {:.2} | {} |",
+        load.per_sec, load.p50_ms, load.p99_ms, load.errors
+    );
+}
+
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let server = Server::start(options.database.as_deref()).await?;
+    let token = server.login().await?;
+    let committee = server.create_committee(&token, "http bench").await?;
+    let seconds = options.seconds;
+    println!(
+        "| scenario ({}) | req/s | p50 ms | p99 ms | errors |",
+        if options.database.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    println!("|---|---|---|---|---|");
+
+    let ceiling = trivial_server().await?;
+    let http = client();
+    let trivial = load(CONCURRENCY, seconds, move |_| {
+        let (http, url) = (http.clone(), ceiling.clone());
+        async move { http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+    row("trivial actix-web handler (ceiling)", &trivial);
+
+    let (http, base) = (client(), server.base.clone());
+    let public = load(CONCURRENCY, seconds, move |_| {
+        let (http, url) = (http.clone(), format!("{base}/api/public/countries"));
+        async move { http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+    row("GET /api/public/countries (cached public list)", &public);
+
+    let (http, base, bearer) = (client(), server.base.clone(), token.clone());
+    let authenticated = load(CONCURRENCY, seconds, move |_| {
+        let (http, url, bearer) = (http.clone(), format!("{base}/api/committees"), bearer.clone());
+        async move {
+            http.get(&url)
+                .bearer_auth(&bearer)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    row("GET /api/committees (authenticated list)", &authenticated);
+
+    let (http, base, bearer) = (client(), server.base.clone(), token.clone());
+    let writes = load(CONCURRENCY, seconds, move |n| {
+        let (http, url, bearer) = (
+            http.clone(),
+            format!("{base}/api/committees/{committee}/tasks"),
+            bearer.clone(),
+        );
+        async move {
+            let body = json!({ "title": format!("task {n}") });
+            http.post(&url)
+                .bearer_auth(&bearer)
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    row("POST /api/committees/{id}/tasks (write + event)", &writes);
+
+    let raw = raw_inserts(options.database.as_deref(), seconds).await?;
+    println!("| bare insert loop, one transaction per row | {raw:.0} | | | |");
+    println!();
+    println!(
+        "public list / ceiling = {:.2}; task create / bare insert = {:.2}",
+        public.per_sec / trivial.per_sec,
+        writes.per_sec / raw
+    );
+    Ok(())
+}
+
+/// The ceiling: a hello-world actix-web server on the same machine.
+async fn trivial_server() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    std::thread::spawn(move || {
+        let system = actix_web::rt::System::new();
+        system.block_on(async move {
+            let server = actix_web::HttpServer::new(|| {
+                actix_web::App::new().route(
+                    "/",
+                    actix_web::web::get()
+                        .to(|| async { actix_web::HttpResponse::Ok().json(json!([{ "code": "AR" }])) }),
+                )
+            })
+            .listen(listener)
+            .map(|server| server.run());
+            if let Ok(server) = server {
+                let _ = server.await;
+            }
+        });
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(url)
+}
+
+/// Inserts rows one transaction at a time for `seconds`, as fast as the database allows.
+async fn raw_inserts(database: Option<&str>, seconds: u64) -> anyhow::Result<f64> {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let dir = tempfile::tempdir()?;
+    let url = database
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("sqlite://{}/raw.db?mode=rwc", dir.path().display()));
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options
+        .max_connections(1)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+        });
+    let db = sea_orm::Database::connect(options)
+        .await
+        .context("raw insert database")?;
+    db.execute_unprepared("DROP TABLE IF EXISTS bench_raw").await?;
+    db.execute_unprepared("CREATE TABLE bench_raw (id BIGINT PRIMARY KEY, title TEXT NOT NULL)")
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        let txn = db.begin().await?;
+        txn.execute_unprepared(&format!("INSERT INTO bench_raw (id, title) VALUES ({n}, 'task {n}')"))
+            .await?;
+        txn.commit().await?;
+        n += 1;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    db.execute_unprepared("DROP TABLE bench_raw").await?;
+    Ok(rate)
+}
+
+/// p99 of `GET /api/me` idle, then during a storm of 32 clients logging in.
+pub async fn login_storm(options: Options) -> anyhow::Result<()> {
+    let server = Server::start(options.database.as_deref()).await?;
+    let token = server.login().await?;
+    let seconds = options.seconds;
+    let probe = |base: String, token: String| async move {
+        let http = client();
+        load(1, seconds, move |_| {
+            let (http, url, token) = (http.clone(), format!("{base}/api/me"), token.clone());
+            async move {
+                http.get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await
+    };
+    let idle = probe(server.base.clone(), token.clone()).await;
+    let base = server.base.clone();
+    let storm = tokio::spawn(async move {
+        let http = client();
+        load(32, seconds, move |_| {
+            let (http, url) = (http.clone(), format!("{base}/api/auth/login"));
+            async move {
+                let body = json!({ "email": "bench@sela.org", "password": crate::server::PASSWORD });
+                http.post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await
+    });
+    let busy = probe(server.base.clone(), token).await;
+    let logins = storm.await?;
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| GET /api/me p99, idle | {:.2} ms |", idle.p99_ms);
+    println!("| GET /api/me p99, during the login storm | {:.2} ms |", busy.p99_ms);
+    println!("| ratio (target ≤ 2) | {:.2} |", busy.p99_ms / idle.p99_ms);
+    println!(
+        "| logins/s (32 clients, argon2id m=19 MiB t=2 p=1) | {:.1} |",
+        logins.per_sec
+    );
+    println!("| failed logins | {} |", logins.errors);
+    Ok(())
+}
