@@ -246,3 +246,37 @@ async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize) -> a
     }
     Ok((connections * messages) as f64 / started.elapsed().as_secs_f64())
 }
+
+/// `memory`: the server's resident memory per idle authenticated, subscribed socket.
+pub async fn memory(args: &[String]) -> anyhow::Result<()> {
+    let sockets: usize = option(args, "--sockets", 10_000)?;
+    let server = Server::start(None).await?;
+    let token = server.login().await?;
+    let committee = server.create_committee(&token, "memory").await?;
+    let before = server.rss_kib();
+    let subscribed = Arc::new(Barrier::new(sockets + 1));
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
+    let mut tasks = Vec::with_capacity(sockets);
+    for _ in 0..sockets {
+        let (url, token, channel, subscribed, ready) =
+            (server.ws.clone(), token.clone(), format!("committee:{committee}"), subscribed.clone(), ready_tx.clone());
+        // Zero events: each client stays connected, idle, until the measurement is taken.
+        tasks.push(tokio::spawn(async move { subscriber(url, token, channel, ready, subscribed, 0).await }));
+        if tasks.len() % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for n in 0..sockets {
+        match tokio::time::timeout(Duration::from_secs(120), ready_rx.recv()).await {
+            Ok(Some(result)) => result?,
+            _ => anyhow::bail!("only {n} of {sockets} sockets got ready"),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = server.rss_kib();
+    println!("| idle authenticated sockets | server RSS before | after | per socket |");
+    println!("|---|---|---|---|");
+    println!("| {sockets} | {before} KiB | {after} KiB | {:.1} KiB |", (after.saturating_sub(before)) as f64 / sockets as f64);
+    subscribed.wait().await;
+    Ok(())
+}

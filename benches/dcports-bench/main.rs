@@ -4,6 +4,7 @@
 //!   cargo bench --bench dcports-bench -- fanout [--subscribers 100,1000,5000] [--events 200]
 //!   cargo bench --bench dcports-bench -- http [--seconds 5] [--database postgres://…]
 //!   cargo bench --bench dcports-bench -- login-storm [--seconds 5]
+//!   cargo bench --bench dcports-bench -- memory [--sockets 10000]
 
 mod fanout;
 mod http;
@@ -19,8 +20,9 @@ fn main() -> anyhow::Result<()> {
     match command {
         "fanout" => runtime.block_on(fanout::run(fanout::Options::parse(rest)?)),
         "http" => runtime.block_on(http::run(http::Options::parse(rest)?)),
+        "memory" => runtime.block_on(fanout::memory(rest)),
         "login-storm" => runtime.block_on(http::login_storm(http::Options::parse(rest)?)),
-        other => anyhow::bail!("unknown benchmark {other:?}; try: fanout, http, login-storm"),
+        other => anyhow::bail!("unknown benchmark {other:?}; try: fanout, http, login-storm, memory"),
     }
 }
 
