@@ -258,10 +258,17 @@ pub async fn memory(args: &[String]) -> anyhow::Result<()> {
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut tasks = Vec::with_capacity(sockets);
     for _ in 0..sockets {
-        let (url, token, channel, subscribed, ready) =
-            (server.ws.clone(), token.clone(), format!("committee:{committee}"), subscribed.clone(), ready_tx.clone());
+        let (url, token, channel, subscribed, ready) = (
+            server.ws.clone(),
+            token.clone(),
+            format!("committee:{committee}"),
+            subscribed.clone(),
+            ready_tx.clone(),
+        );
         // Zero events: each client stays connected, idle, until the measurement is taken.
-        tasks.push(tokio::spawn(async move { subscriber(url, token, channel, ready, subscribed, 0).await }));
+        tasks.push(tokio::spawn(async move {
+            subscriber(url, token, channel, ready, subscribed, 0).await
+        }));
         if tasks.len() % 100 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -276,7 +283,10 @@ pub async fn memory(args: &[String]) -> anyhow::Result<()> {
     let after = server.rss_kib();
     println!("| idle authenticated sockets | server RSS before | after | per socket |");
     println!("|---|---|---|---|");
-    println!("| {sockets} | {before} KiB | {after} KiB | {:.1} KiB |", (after.saturating_sub(before)) as f64 / sockets as f64);
+    println!(
+        "| {sockets} | {before} KiB | {after} KiB | {:.1} KiB |",
+        (after.saturating_sub(before)) as f64 / sockets as f64
+    );
     subscribed.wait().await;
     Ok(())
 }
