@@ -174,7 +174,7 @@ fn build_app(
         .wrap(cors(settings))
         .wrap(metrics)
         .wrap(actix_web::middleware::from_fn(echo_request_id))
-        .wrap(TracingLogger::default())
+        .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/api/openapi.json", web::get().to(openapi::serve))

@@ -132,3 +132,75 @@ fn the_first_start_creates_the_secretariat_and_logs_a_setup_link_but_no_password
     assert!(log.contains("/invitation?token=dci_"), "{log}");
     assert!(!log.to_lowercase().contains("password_hash"));
 }
+
+#[test]
+fn passwords_and_tokens_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = dcports(dir.path())
+        .env("DCPORTS__SERVER__PORT", port.to_string())
+        .env("DCPORTS__LOG__LEVEL", "debug")
+        .env("DCPORTS__BOOTSTRAP__ADMIN_EMAIL", "first@sela.org")
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut log);
+        log
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let _ = client
+            .post(format!("{base}/api/auth/login"))
+            .json(&serde_json::json!({ "email": "first@sela.org", "password": "SECRETPASSWORD-7f3a" }))
+            .send()
+            .await;
+        let _ = client
+            .get(format!("{base}/api/me/calendar.ics?token=dcf_SECRETFEEDTOKEN-9b2c"))
+            .send()
+            .await;
+        let _ = client
+            .get(format!("{base}/api/me"))
+            .bearer_auth("SECRETBEARER-4d1e")
+            .send()
+            .await;
+        let _ = client
+            .post(format!("{base}/api/auth/refresh"))
+            .json(&serde_json::json!({ "refresh_token": "dcr_SECRETREFRESH-8a8a" }))
+            .send()
+            .await;
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = reader.join().unwrap();
+    assert!(
+        log.contains("HTTP request") || log.contains("dcports listening"),
+        "the log was captured: {log}"
+    );
+    for secret in [
+        "SECRETPASSWORD-7f3a",
+        "SECRETFEEDTOKEN-9b2c",
+        "SECRETBEARER-4d1e",
+        "SECRETREFRESH-8a8a",
+    ] {
+        assert!(!log.contains(secret), "{secret} appears in the log");
+    }
+}
