@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use entity::{audit_log, committee_membership, member, organization};
-use sea_orm::sea_query::{Expr, Func, LikeExpr};
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait, Set,
@@ -83,7 +83,7 @@ pub async fn list_members(state: &AppState, filter: &MemberFilter, page: Page) -
         query = query.filter(member::Column::Id.gt(after));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = contains_pattern(q);
+        let pattern = crate::search::lower_contains(q);
         query = query.filter(
             Condition::any()
                 .add(Expr::col(member::Column::Email).like(pattern.clone()))
@@ -304,14 +304,4 @@ async fn ensure_organization(state: &AppState, organization_id: i32) -> ApiResul
         .await?
         .map(drop)
         .ok_or_else(|| ApiError::validation("organization_id", "no such organization"))
-}
-
-/// A case-insensitive "contains" LIKE pattern for `q`, matching `%`, `_` and `\` literally.
-pub fn contains_pattern(q: &str) -> LikeExpr {
-    let escaped = q
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }

@@ -423,7 +423,7 @@ pub async fn list(
         query = query.filter(document::Column::Id.gt(after));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = crate::admin::service::contains_pattern(q);
+        let pattern = crate::search::lower_contains(q);
         query = query.filter(
             Condition::any()
                 .add(

@@ -182,3 +182,17 @@ pub async fn public_meetings(conn: &impl ConnectionTrait) -> ApiResult<Vec<Publi
     }
     Ok(meetings)
 }
+
+/// How many public contacts and approved publications there are (counted, not loaded).
+pub async fn public_counts(conn: &impl ConnectionTrait) -> ApiResult<(u64, u64)> {
+    use sea_orm::PaginatorTrait;
+    let contacts = entity::contact::Entity::find()
+        .filter(entity::contact::Column::Public.eq(true))
+        .count(conn)
+        .await?;
+    let publications = entity::publication::Entity::find()
+        .filter(entity::publication::Column::Status.eq(crate::documents::dto::PublicationStatus::Approved.as_str()))
+        .count(conn)
+        .await?;
+    Ok((contacts, publications))
+}

@@ -14,7 +14,7 @@ use super::data;
 use crate::directory::dto::{DirectoryFilter, OrganizationKind};
 use crate::error::{ApiError, ApiResult};
 use crate::indicators::service::{self as indicators, ValueFilter, ValueResponse, ValueStatus};
-use crate::pagination::{Page, PageQuery};
+use crate::pagination::PageQuery;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -203,22 +203,13 @@ async fn home(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<Htt
     let conn = state.db.conn();
     let countries = data::countries(conn).await?;
     let communities = data::port_communities(conn, None).await?;
-    let contacts = crate::directory::service::public_directory(
-        conn,
-        &DirectoryFilter::default(),
-        Page {
-            limit: 10_000,
-            after: None,
-        },
-    )
-    .await?;
-    let approved = approved_publications(&state).await?;
-    let latest: Vec<Value> = approved
+    let (contacts, published) = data::public_counts(conn).await?;
+    let latest: Vec<Value> = approved_publications(&state, Some(5))
+        .await?
         .iter()
-        .take(5)
         .map(|p| context! { id => p.id, title => p.title, kind => p.kind })
         .collect();
-    let counts = context! { countries => countries.len(), communities => communities.len(), publications => approved.len(), contacts => contacts.len() };
+    let counts = context! { countries => countries.len(), communities => communities.len(), publications => published, contacts => contacts };
     render(
         &request,
         "home.html",
@@ -227,11 +218,13 @@ async fn home(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<Htt
     )
 }
 
-async fn approved_publications(state: &AppState) -> ApiResult<Vec<entity::publication::Model>> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+/// Approved publications, newest first, `limit` of them at most.
+async fn approved_publications(state: &AppState, limit: Option<u64>) -> ApiResult<Vec<entity::publication::Model>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
     Ok(entity::publication::Entity::find()
         .filter(entity::publication::Column::Status.eq(crate::documents::dto::PublicationStatus::Approved.as_str()))
         .order_by_desc(entity::publication::Column::Id)
+        .limit(limit)
         .all(state.db.conn())
         .await?)
 }
@@ -320,7 +313,7 @@ async fn indicator_names(state: &AppState, lang: Lang) -> ApiResult<BTreeMap<Str
 #[route("/publications", method = "GET", method = "HEAD")]
 async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<HttpResponse> {
     let lang = Lang::of(&request);
-    let rows: Vec<Value> = approved_publications(&state)
+    let rows: Vec<Value> = approved_publications(&state, None)
         .await?
         .into_iter()
         .map(|p| {

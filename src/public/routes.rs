@@ -121,7 +121,7 @@ async fn list_publications(
         query = query.filter(publication::Column::Kind.eq(kind.as_str()));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = crate::admin::service::contains_pattern(q);
+        let pattern = crate::search::lower_contains(q);
         let lower = |column: publication::Column| Expr::expr(Func::lower(Expr::col(column)));
         query = query.filter(
             Condition::any()

@@ -516,4 +516,14 @@ async fn the_demo_data_set_loads_once_and_fills_the_public_area() {
     assert_eq!(values.as_array().unwrap().len(), 10);
     let directory = public_json(&app, "/api/public/directory?limit=200").await;
     assert_eq!(directory["items"].as_array().unwrap().len(), 8);
+    let home = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    for count in [
+        "<strong>13</strong>",
+        "<strong>15</strong>",
+        "<strong>1</strong>",
+        "<strong>8</strong>",
+    ] {
+        assert!(home.contains(count), "the home page counts {count}");
+    }
+    assert!(home.contains("Port community systems: 2018 review"));
 }
