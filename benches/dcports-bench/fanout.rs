@@ -11,22 +11,36 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Barrier, mpsc};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::server::Server;
+use crate::server::{NodeOptions, ScratchDatabase, Server};
 use crate::{option, percentile};
 
 pub struct Options {
     subscribers: Vec<usize>,
     events: usize,
+    /// Two nodes over Redis (needs `--database` on PostgreSQL): half the sockets on each, every
+    /// write through the first.
+    redis: Option<String>,
+    database: Option<String>,
+    /// Also drive the socket.io baseline (benches/socketio) with the same clients.
+    socketio: bool,
+    /// Clients writing events at the same time, each one write after another (default 1).
+    writers: usize,
 }
 
 impl Options {
     pub fn parse(args: &[String]) -> anyhow::Result<Self> {
         let list: String = option(args, "--subscribers", "100,1000,5000".to_owned())?;
         let subscribers = list.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>()?;
+        let text = |name: &str| option(args, name, String::new()).map(|value| (!value.is_empty()).then_some(value));
         Ok(Self {
             subscribers,
             events: option(args, "--events", 200)?,
+            redis: text("--redis")?,
+            database: text("--database")?,
+            socketio: args.iter().any(|arg| arg == "--socketio"),
+            writers: option(args, "--writers", 1)?,
         })
     }
 }
@@ -37,52 +51,172 @@ struct Outcome {
     p95_ms: f64,
     p99_ms: f64,
     rss_per_socket_kib: f64,
-    raw_per_sec: f64,
+}
+
+/// A server under test: where sockets connect and how, how one event is written, its memory.
+enum Target<'a> {
+    /// One dcports node, or two joined by Redis (sockets alternate between them).
+    Dcports {
+        nodes: &'a [Server],
+        token: String,
+        committee: i64,
+    },
+    SocketIo(&'a SocketIoServer),
+}
+
+impl Target<'_> {
+    fn url(&self, n: usize) -> String {
+        match self {
+            Target::Dcports { nodes, .. } => nodes[n % nodes.len()].ws.clone(),
+            Target::SocketIo(server) => server.ws.clone(),
+        }
+    }
+
+    fn protocol(&self) -> Protocol {
+        match self {
+            Target::Dcports { token, committee, .. } => Protocol::Dcports {
+                token: token.clone(),
+                channel: format!("committee:{committee}"),
+            },
+            Target::SocketIo(_) => Protocol::SocketIo,
+        }
+    }
+
+    async fn publish(&self, n: usize) -> anyhow::Result<()> {
+        match self {
+            Target::Dcports {
+                nodes,
+                token,
+                committee,
+            } => nodes[0].touch_committee(token, *committee, n).await,
+            Target::SocketIo(server) => server.publish().await,
+        }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        match self {
+            Target::Dcports { nodes, .. } => nodes.iter().map(Server::rss_kib).sum(),
+            Target::SocketIo(server) => crate::server::rss_kib(server.child.id()),
+        }
+    }
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let server = Server::start(None).await?;
-    let token = server.login().await?;
-    println!(
-        "| subscribers | events | deliveries/s | p50 ms | p95 ms | p99 ms | RSS/socket KiB | raw ceiling/s | ratio |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (round, &subscribers) in options.subscribers.iter().enumerate() {
-        let committee = server.create_committee(&token, &format!("fanout {round}")).await?;
-        let outcome = measure(&server, &token, committee, subscribers, options.events).await?;
-        println!(
-            "| {subscribers} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} |",
-            options.events,
-            outcome.deliveries_per_sec,
-            outcome.p50_ms,
-            outcome.p95_ms,
-            outcome.p99_ms,
-            outcome.rss_per_socket_kib,
-            outcome.raw_per_sec,
-            outcome.deliveries_per_sec / outcome.raw_per_sec,
+    let scratch = match &options.database {
+        Some(url) => Some(ScratchDatabase::create(url).await?),
+        None => None,
+    };
+    let result = run_on(&options, scratch.as_ref().map(|db| db.url.as_str())).await;
+    if let Some(scratch) = scratch {
+        scratch.drop().await?;
+    }
+    result
+}
+
+async fn run_on(options: &Options, database: Option<&str>) -> anyhow::Result<()> {
+    let mut nodes = vec![
+        Server::start_node(NodeOptions {
+            database,
+            redis: options.redis.as_deref(),
+            second_node: false,
+        })
+        .await?,
+    ];
+    if options.redis.is_some() {
+        anyhow::ensure!(
+            database.is_some(),
+            "two nodes share a PostgreSQL database: pass --database"
         );
+        nodes.push(
+            Server::start_node(NodeOptions {
+                database,
+                redis: options.redis.as_deref(),
+                second_node: true,
+            })
+            .await?,
+        );
+    }
+    let token = nodes[0].login().await?;
+    let socketio = match options.socketio {
+        true => Some(SocketIoServer::start().await?),
+        false => None,
+    };
+    println!(
+        "| subscribers | events | server | deliveries/s | p50 ms | p95 ms | p99 ms | RSS/socket KiB \
+         | raw ceiling/s, broadcast order | ratio | raw ceiling/s, burst order | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let name = match nodes.len() {
+        1 => "dcports",
+        _ => "dcports, 2 nodes + Redis",
+    };
+    for (round, &subscribers) in options.subscribers.iter().enumerate() {
+        let committee = nodes[0].create_committee(&token, &format!("fanout {round}")).await?;
+        let target = Target::Dcports {
+            nodes: &nodes,
+            token: token.clone(),
+            committee,
+        };
+        let outcome = measure(&target, subscribers, options.events, options.writers).await?;
+        let ceilings = Ceilings {
+            broadcast: raw_ceiling(subscribers, options.events, FRAME_LEN, WriteOrder::Broadcast).await?,
+            burst: raw_ceiling(subscribers, options.events, FRAME_LEN, WriteOrder::Burst).await?,
+        };
+        print_row(subscribers, options.events, name, &outcome, &ceilings);
+        if let Some(socketio) = &socketio {
+            let outcome = measure(
+                &Target::SocketIo(socketio),
+                subscribers,
+                options.events,
+                options.writers,
+            )
+            .await?;
+            print_row(
+                subscribers,
+                options.events,
+                "socket.io 4 (Node.js)",
+                &outcome,
+                &ceilings,
+            );
+        }
     }
     Ok(())
 }
 
-async fn measure(
-    server: &Server,
-    token: &str,
-    committee: i64,
-    subscribers: usize,
-    events: usize,
-) -> anyhow::Result<Outcome> {
-    let channel = format!("committee:{committee}");
-    let rss_before = server.rss_kib();
+/// The size of a `committee.updated` event frame as the benchmark writes it.
+const FRAME_LEN: usize = 230;
+
+/// Deliveries per second of the raw ceiling in both write orders.
+struct Ceilings {
+    broadcast: f64,
+    burst: f64,
+}
+
+fn print_row(subscribers: usize, events: usize, server: &str, outcome: &Outcome, ceilings: &Ceilings) {
+    println!(
+        "| {subscribers} | {events} | {server} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} |",
+        outcome.deliveries_per_sec,
+        outcome.p50_ms,
+        outcome.p95_ms,
+        outcome.p99_ms,
+        outcome.rss_per_socket_kib,
+        ceilings.broadcast,
+        outcome.deliveries_per_sec / ceilings.broadcast,
+        ceilings.burst,
+        outcome.deliveries_per_sec / ceilings.burst,
+    );
+}
+
+async fn measure(target: &Target<'_>, subscribers: usize, events: usize, writers: usize) -> anyhow::Result<Outcome> {
+    let rss_before = target.rss_kib();
     let subscribed = Arc::new(Barrier::new(subscribers + 1));
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut tasks = Vec::with_capacity(subscribers);
-    for _ in 0..subscribers {
-        let (url, token, channel, subscribed) =
-            (server.ws.clone(), token.to_owned(), channel.clone(), subscribed.clone());
-        let ready = ready_tx.clone();
+    for n in 0..subscribers {
+        let (url, protocol, subscribed, ready) =
+            (target.url(n), target.protocol(), subscribed.clone(), ready_tx.clone());
         tasks.push(tokio::spawn(async move {
-            subscriber(url, token, channel, ready, subscribed, events).await
+            subscriber(url, protocol, ready, subscribed, events).await
         }));
         // Connecting thousands at once would only measure the accept queue.
         if tasks.len() % 100 == 0 {
@@ -98,12 +232,20 @@ async fn measure(
     }
     subscribed.wait().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_per_socket_kib = server.rss_kib().saturating_sub(rss_before) as f64 / subscribers as f64;
+    let rss_per_socket_kib = target.rss_kib().saturating_sub(rss_before) as f64 / subscribers as f64;
 
     let started = Instant::now();
-    for n in 0..events {
-        server.touch_committee(token, committee, n).await?;
-    }
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let writer = || async {
+        loop {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n >= events {
+                return Ok::<_, anyhow::Error>(());
+            }
+            target.publish(n).await?;
+        }
+    };
+    futures_util::future::try_join_all((0..writers).map(|_| writer())).await?;
     let mut latencies = Vec::with_capacity(subscribers * events);
     for task in tasks {
         latencies.extend(task.await.context("subscriber task")??);
@@ -116,46 +258,137 @@ async fn measure(
         "lost deliveries: {deliveries} of {}",
         subscribers * events
     );
-    let raw_per_sec = raw_ceiling(subscribers, events, 230).await?;
     Ok(Outcome {
         deliveries_per_sec: deliveries as f64 / elapsed,
         p50_ms: percentile(&latencies, 50.0) as f64 / 1000.0,
         p95_ms: percentile(&latencies, 95.0) as f64 / 1000.0,
         p99_ms: percentile(&latencies, 99.0) as f64 / 1000.0,
         rss_per_socket_kib,
-        raw_per_sec,
     })
+}
+
+/// The socket.io baseline (benches/socketio/server.js) in a Node.js process of its own.
+struct SocketIoServer {
+    child: std::process::Child,
+    ws: String,
+    publish_url: String,
+    client: reqwest::Client,
+}
+
+impl SocketIoServer {
+    async fn start() -> anyhow::Result<Self> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/socketio");
+        if !std::path::Path::new(dir).join("node_modules").exists() {
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--prefix", dir])
+                .status()
+                .context("npm (Node.js) is needed for the socket.io baseline")?;
+            anyhow::ensure!(status.success(), "npm ci failed in {dir}");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = std::process::Command::new("node")
+            .arg(format!("{dir}/server.js"))
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("node")?;
+        let server = Self {
+            child,
+            ws: format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"),
+            publish_url: format!("http://127.0.0.1:{port}/publish"),
+            client: reqwest::Client::new(),
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("the socket.io baseline did not start")
+    }
+
+    async fn publish(&self) -> anyhow::Result<()> {
+        let response = self.client.post(&self.publish_url).send().await?;
+        anyhow::ensure!(response.status().is_success(), "publish failed: {}", response.status());
+        Ok(())
+    }
+}
+
+impl Drop for SocketIoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a subscriber speaks: dcports' protocol (API.md) or socket.io's (Engine.IO 4 over a
+/// WebSocket), so that both servers are driven by the same client code.
+#[derive(Clone)]
+enum Protocol {
+    Dcports { token: String, channel: String },
+    SocketIo,
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Protocol {
+    /// Connects, authenticates and subscribes; returns once the server has confirmed.
+    async fn connect(&self, url: &str) -> anyhow::Result<Socket> {
+        // tungstenite zero-fills its whole read buffer (128 KiB by default) before every read;
+        // with thousands of clients on the server's two cores that alone took a third of the
+        // machine, so the clients read 4 KiB at a time (frames are ~250 bytes).
+        let config = WebSocketConfig::default().read_buffer_size(4096);
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+        // Each step: a frame to send, then the frame (a prefix of it) to wait for.
+        let steps = match self {
+            Protocol::Dcports { token, channel } => vec![
+                (
+                    json!({ "type": "auth", "token": token }).to_string(),
+                    r#"{"type":"ready""#,
+                ),
+                (
+                    json!({ "type": "subscribe", "channel": channel }).to_string(),
+                    r#"{"type":"subscribed""#,
+                ),
+            ],
+            // Join the default namespace, then emit `subscribe` with an acknowledgement (id 1).
+            Protocol::SocketIo => vec![
+                ("40".to_owned(), "40{"),
+                (r#"421["subscribe","committee:1"]"#.to_owned(), r#"431["subscribed"]"#),
+            ],
+        };
+        for (request, answer) in steps {
+            socket.send(Message::text(request)).await?;
+            loop {
+                match socket.next().await.context("closed before subscribed")?? {
+                    Message::Text(text) if text.starts_with(answer) => break,
+                    Message::Close(frame) => anyhow::bail!("closed before subscribed: {frame:?}"),
+                    _ => continue,
+                }
+            }
+        }
+        Ok(socket)
+    }
+
+    /// Answers the protocol's keep-alive: Engine.IO pings (`2`) must be answered (`3`).
+    async fn keep_alive(&self, socket: &mut Socket, text: &str) -> anyhow::Result<()> {
+        if matches!(self, Protocol::SocketIo) && text == "2" {
+            socket.send(Message::text("3")).await?;
+        }
+        Ok(())
+    }
 }
 
 /// One subscriber: authenticates, subscribes, then collects the latency (µs from the event's
 /// time to receipt) of `events` events.
 async fn subscriber(
     url: String,
-    token: String,
-    channel: String,
+    protocol: Protocol,
     ready: mpsc::UnboundedSender<anyhow::Result<()>>,
     subscribed: Arc<Barrier>,
     events: usize,
 ) -> anyhow::Result<Vec<u64>> {
-    let connected = async {
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
-        socket
-            .send(Message::text(json!({ "type": "auth", "token": token }).to_string()))
-            .await?;
-        socket
-            .send(Message::text(
-                json!({ "type": "subscribe", "channel": channel }).to_string(),
-            ))
-            .await?;
-        loop {
-            match socket.next().await.context("closed before subscribed")?? {
-                Message::Text(text) if text.contains(r#""type":"subscribed""#) => return Ok(socket),
-                Message::Close(frame) => anyhow::bail!("closed before subscribed: {frame:?}"),
-                _ => continue,
-            }
-        }
-    }
-    .await;
+    let connected = protocol.connect(&url).await;
     let mut socket = match connected {
         Ok(socket) => {
             let _ = ready.send(Ok(()));
@@ -173,16 +406,18 @@ async fn subscriber(
             continue;
         };
         let now = chrono::Utc::now();
-        if let Some(at) = event_time(&text) {
-            latencies.push((now - at).num_microseconds().unwrap_or(0).max(0) as u64);
+        match event_time(&text) {
+            Some(at) => latencies.push((now - at).num_microseconds().unwrap_or(0).max(0) as u64),
+            None => protocol.keep_alive(&mut socket, &text).await?,
         }
     }
     Ok(latencies)
 }
 
-/// The `at` of an event frame, found without parsing the whole frame (the client must stay cheap).
+/// The `at` of an event frame (dcports' `{"type":"event",…}` or socket.io's `42["event",{…}]`),
+/// found without parsing the whole frame: the client must stay cheap.
 fn event_time(frame: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    if !frame.starts_with("{\"type\":\"event\"") {
+    if !frame.contains("\"type\":\"event\"") {
         return None;
     }
     let start = frame.find("\"at\":\"")? + 6;
@@ -192,9 +427,20 @@ fn event_time(frame: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|at| at.to_utc())
 }
 
+/// How the raw ceiling orders its writes.
+#[derive(Clone, Copy)]
+enum WriteOrder {
+    /// Each socket gets all its frames back to back: the kernel hands the reader many frames per
+    /// read, the most favourable case for one write per delivery.
+    Burst,
+    /// Frame by frame, each to every socket in turn, as a broadcast does: the reader of a socket
+    /// usually has one frame waiting per read, as a WebSocket subscriber does.
+    Broadcast,
+}
+
 /// The ceiling: the same number of deliveries as plain writes of a `frame_len`-byte frame to
-/// `connections` loopback sockets, one write per delivery.
-async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize) -> anyhow::Result<f64> {
+/// `connections` loopback sockets, one write per delivery, from one writer task per core.
+async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize, order: WriteOrder) -> anyhow::Result<f64> {
     // A deep accept queue: thousands of connections arrive at once.
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind("127.0.0.1:0".parse()?)?;
@@ -205,7 +451,7 @@ async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize) -> a
     for _ in 0..connections {
         readers.push(tokio::spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(address).await?;
-            let mut buffer = vec![0u8; 64 * 1024];
+            let mut buffer = vec![0u8; 4096];
             let mut received = 0;
             while received < expected {
                 let read = stream.read(&mut buffer).await?;
@@ -224,16 +470,34 @@ async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize) -> a
         streams.push(stream);
     }
     let frame: Arc<[u8]> = vec![b'x'; frame_len].into();
+    let writers = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut shares: Vec<Vec<tokio::net::TcpStream>> = (0..writers).map(|_| Vec::new()).collect();
+    for (n, stream) in streams.into_iter().enumerate() {
+        shares[n % writers].push(stream);
+    }
     let started = Instant::now();
-    let writers: Vec<_> = streams
+    let writers: Vec<_> = shares
         .into_iter()
-        .map(|mut stream| {
+        .map(|mut streams| {
             let frame = frame.clone();
             tokio::spawn(async move {
-                for _ in 0..messages {
-                    stream.write_all(&frame).await?;
+                match order {
+                    WriteOrder::Burst => {
+                        for stream in &mut streams {
+                            for _ in 0..messages {
+                                stream.write_all(&frame).await?;
+                            }
+                        }
+                    }
+                    WriteOrder::Broadcast => {
+                        for _ in 0..messages {
+                            for stream in &mut streams {
+                                stream.write_all(&frame).await?;
+                            }
+                        }
+                    }
                 }
-                Ok::<_, anyhow::Error>(stream)
+                Ok::<_, anyhow::Error>(streams)
             })
         })
         .collect();
@@ -258,16 +522,14 @@ pub async fn memory(args: &[String]) -> anyhow::Result<()> {
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut tasks = Vec::with_capacity(sockets);
     for _ in 0..sockets {
-        let (url, token, channel, subscribed, ready) = (
-            server.ws.clone(),
-            token.clone(),
-            format!("committee:{committee}"),
-            subscribed.clone(),
-            ready_tx.clone(),
-        );
+        let protocol = Protocol::Dcports {
+            token: token.clone(),
+            channel: format!("committee:{committee}"),
+        };
+        let (url, subscribed, ready) = (server.ws.clone(), subscribed.clone(), ready_tx.clone());
         // Zero events: each client stays connected, idle, until the measurement is taken.
         tasks.push(tokio::spawn(async move {
-            subscriber(url, token, channel, ready, subscribed, 0).await
+            subscriber(url, protocol, ready, subscribed, 0).await
         }));
         if tasks.len() % 100 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::json;
 
-use crate::server::Server;
+use crate::server::{ScratchDatabase, Server};
 use crate::{option, percentile};
 
 const CONCURRENCY: usize = 64;
@@ -95,18 +95,33 @@ fn row(name: &str, load: &Load) {
     );
 }
 
+/// Runs `bench` on a scratch PostgreSQL database when `--database` names one (dropped after),
+/// or on the server's temporary SQLite file.
+async fn with_database<F, Fut>(options: &Options, bench: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Option<String>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let Some(url) = &options.database else {
+        return bench(None).await;
+    };
+    let scratch = ScratchDatabase::create(url).await?;
+    let result = bench(Some(scratch.url.clone())).await;
+    scratch.drop().await?;
+    result
+}
+
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let server = Server::start(options.database.as_deref()).await?;
+    with_database(&options, |database| throughput(options.seconds, database)).await
+}
+
+async fn throughput(seconds: u64, database: Option<String>) -> anyhow::Result<()> {
+    let server = Server::start(database.as_deref()).await?;
     let token = server.login().await?;
     let committee = server.create_committee(&token, "http bench").await?;
-    let seconds = options.seconds;
     println!(
         "| scenario ({}) | req/s | p50 ms | p99 ms | errors |",
-        if options.database.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        }
+        if database.is_some() { "PostgreSQL" } else { "SQLite" }
     );
     println!("|---|---|---|---|---|");
 
@@ -161,7 +176,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     .await;
     row("POST /api/committees/{id}/tasks (write + event)", &writes);
 
-    let raw = raw_inserts(options.database.as_deref(), seconds).await?;
+    let raw = raw_inserts(database.as_deref(), seconds).await?;
     println!("| bare insert loop, one transaction per row | {raw:.0} | | | |");
     println!();
     println!(
@@ -235,9 +250,12 @@ async fn raw_inserts(database: Option<&str>, seconds: u64) -> anyhow::Result<f64
 
 /// p99 of `GET /api/me` idle, then during a storm of 32 clients logging in.
 pub async fn login_storm(options: Options) -> anyhow::Result<()> {
-    let server = Server::start(options.database.as_deref()).await?;
+    with_database(&options, |database| storm(options.seconds, database)).await
+}
+
+async fn storm(seconds: u64, database: Option<String>) -> anyhow::Result<()> {
+    let server = Server::start(database.as_deref()).await?;
     let token = server.login().await?;
-    let seconds = options.seconds;
     let probe = |base: String, token: String| async move {
         let http = client();
         load(1, seconds, move |_| {

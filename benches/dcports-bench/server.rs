@@ -17,10 +17,29 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// How a benchmark node is started: its database (a temporary SQLite file when `None`), the
+/// Redis bus that joins it to other nodes, and whether it creates the benchmark account (only
+/// the first node of a shared database does).
+#[derive(Default)]
+pub struct NodeOptions<'a> {
+    pub database: Option<&'a str>,
+    pub redis: Option<&'a str>,
+    pub second_node: bool,
+}
+
 impl Server {
     pub async fn start(database_url: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_node(NodeOptions {
+            database: database_url,
+            ..NodeOptions::default()
+        })
+        .await
+    }
+
+    pub async fn start_node(options: NodeOptions<'_>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let url = database_url
+        let url = options
+            .database
             .map(str::to_owned)
             .unwrap_or_else(|| format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()));
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -30,6 +49,7 @@ impl Server {
                 .args(args)
                 .env("DCPORTS_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
                 .env("DCPORTS__DATABASE__URL", &url)
+                .env("DCPORTS__BUS__REDIS_URL", options.redis.unwrap_or_default())
                 .env("DCPORTS__DATABASE__MAX_CONNECTIONS", "16")
                 .env("DCPORTS__SERVER__PORT", port.to_string())
                 .env("DCPORTS__MAIL__OUTBOX_DIR", dir.path().join("outbox"))
@@ -43,20 +63,17 @@ impl Server {
                 .env("DCPORTS__PUBLIC__RATE_LIMIT_BURST", "100000000");
             command
         };
-        let mut create = command(&[
-            "admin",
-            "create",
-            "--email",
-            "bench@sela.org",
-            "--name",
-            "Bench",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
-        create.stdin.take().context("stdin")?.write_all(PASSWORD.as_bytes())?;
-        anyhow::ensure!(create.wait()?.success(), "admin create failed");
+        if !options.second_node {
+            create_account(command(&[
+                "admin",
+                "create",
+                "--email",
+                "bench@sela.org",
+                "--name",
+                "Bench",
+                "--password-stdin",
+            ]))?;
+        }
         let child = command(&["serve"])
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(dir.path().join("server.log"))?))
@@ -127,12 +144,7 @@ impl Server {
 
     /// Resident memory of the server process, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
+        rss_kib(self.child.id())
     }
 }
 
@@ -140,5 +152,58 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `dcports admin create` with the benchmark password on its standard input.
+fn create_account(mut command: Command) -> anyhow::Result<()> {
+    let mut create = command.stdin(Stdio::piped()).stdout(Stdio::null()).spawn()?;
+    create.stdin.take().context("stdin")?.write_all(PASSWORD.as_bytes())?;
+    anyhow::ensure!(create.wait()?.success(), "admin create failed");
+    Ok(())
+}
+
+/// A PostgreSQL database of its own for one benchmark run, dropped afterwards: the benchmark
+/// account and its data must not meet a previous run's.
+pub struct ScratchDatabase {
+    admin: sea_orm::DatabaseConnection,
+    name: String,
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    /// `server_url` is any database on the server (e.g. `postgres://postgres@127.0.0.1:5432/test`).
+    pub async fn create(server_url: &str) -> anyhow::Result<Self> {
+        use sea_orm::ConnectionTrait;
+        let admin = sea_orm::Database::connect(server_url).await.context("PostgreSQL")?;
+        let name = format!("dcports_bench_{}", std::process::id());
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+            .await?;
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+        let (base, _) = server_url.rsplit_once('/').context("a database URL ends with /name")?;
+        Ok(Self {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        })
+    }
+
+    pub async fn drop(self) -> anyhow::Result<()> {
+        use sea_orm::ConnectionTrait;
+        self.admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .await?;
+        Ok(())
     }
 }

@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
 use bytestring::ByteString;
 
+use super::outbox::{Delivery, Outbox, Pushed};
 use super::protocol::ServerFrame;
-use super::session::{ChannelRevoked, Deliver, GoingAway, Overloaded, Revoked, WsSession};
+use super::session::{ChannelRevoked, Drain, GoingAway, Overloaded, Revoked, WsSession};
 use crate::events::EventFrame;
 
 pub type SessionId = u64;
@@ -24,16 +24,30 @@ pub struct Broker {
     channels: HashMap<Arc<str>, HashSet<SessionId>>,
     presence_dirty: HashSet<Arc<str>>,
     presence_sent: HashMap<Arc<str>, Vec<i32>>,
-    /// Bytes a session may have waiting in its mailbox before it is cut off: a client that stops
-    /// reading stalls its actor, and without a bound its mailbox would grow without end.
+    /// Bytes a session may have waiting in its outbox before it is cut off: a client that stops
+    /// reading stalls its actor, and without a bound its outbox would grow without end.
     max_pending_bytes: usize,
 }
 
 struct SessionEntry {
     member_id: i32,
     addr: Addr<WsSession>,
-    pending: Arc<AtomicUsize>,
+    outbox: Arc<Outbox>,
     channels: HashSet<Arc<str>>,
+}
+
+impl SessionEntry {
+    /// Queues a frame for the session, waking it if it was idle; false if it is too far behind.
+    fn deliver(&self, delivery: Delivery, max_bytes: usize) -> bool {
+        match self.outbox.push(delivery, max_bytes) {
+            Pushed::Wake => {
+                self.addr.do_send(Drain);
+                true
+            }
+            Pushed::Queued => true,
+            Pushed::Full => false,
+        }
+    }
 }
 
 impl Broker {
@@ -65,7 +79,23 @@ impl Broker {
         }
     }
 
+    /// Cuts off sessions whose outbox is full: they close with 1013 and resume from their offset.
+    fn drop_overloaded(&mut self, overloaded: Vec<SessionId>) {
+        for id in overloaded {
+            if let Some(entry) = self.sessions.get(&id) {
+                tracing::warn!(
+                    session = id,
+                    member_id = entry.member_id,
+                    "session too far behind; closing it"
+                );
+                entry.addr.do_send(Overloaded);
+            }
+            self.remove_session(id);
+        }
+    }
+
     fn flush_presence(&mut self) {
+        let mut overloaded = Vec::new();
         for channel in std::mem::take(&mut self.presence_dirty) {
             let online: Vec<i32> = self
                 .channels
@@ -85,12 +115,14 @@ impl Broker {
             }
             .to_text();
             for id in self.channels.get(&channel).into_iter().flatten() {
-                if let Some(entry) = self.sessions.get(id) {
-                    entry.addr.do_send(Deliver {
-                        channel: channel.clone(),
-                        offset: None,
-                        frame: frame.clone(),
-                    });
+                let Some(entry) = self.sessions.get(id) else { continue };
+                let delivery = Delivery {
+                    channel: channel.clone(),
+                    offset: None,
+                    frame: frame.clone(),
+                };
+                if !entry.deliver(delivery, self.max_pending_bytes) {
+                    overloaded.push(*id);
                 }
             }
             if online.is_empty() {
@@ -99,6 +131,7 @@ impl Broker {
                 self.presence_sent.insert(channel, online);
             }
         }
+        self.drop_overloaded(overloaded);
     }
 }
 
@@ -119,7 +152,7 @@ pub struct Connect {
     pub id: SessionId,
     pub member_id: i32,
     pub addr: Addr<WsSession>,
-    pub pending: Arc<AtomicUsize>,
+    pub outbox: Arc<Outbox>,
 }
 
 impl Handler<Connect> for Broker {
@@ -131,7 +164,7 @@ impl Handler<Connect> for Broker {
             SessionEntry {
                 member_id: message.member_id,
                 addr: message.addr,
-                pending: message.pending,
+                outbox: message.outbox,
                 channels: HashSet::new(),
             },
         );
@@ -218,29 +251,17 @@ impl Handler<Publish> for Broker {
             let frame = ByteString::from(json);
             for id in subscribers {
                 let Some(entry) = self.sessions.get(id) else { continue };
-                let pending = entry.pending.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
-                if pending > self.max_pending_bytes {
-                    overloaded.push(*id);
-                    continue;
-                }
-                entry.addr.do_send(Deliver {
+                let delivery = Delivery {
                     channel: channel.clone(),
                     offset: Some(event.offset),
                     frame: frame.clone(),
-                });
+                };
+                if !entry.deliver(delivery, self.max_pending_bytes) {
+                    overloaded.push(*id);
+                }
             }
         }
-        for id in overloaded {
-            if let Some(entry) = self.sessions.get(&id) {
-                tracing::warn!(
-                    session = id,
-                    member_id = entry.member_id,
-                    "session too far behind; closing it"
-                );
-                entry.addr.do_send(Overloaded);
-            }
-            self.remove_session(id);
-        }
+        self.drop_overloaded(overloaded);
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod broker;
 pub mod bus;
+mod outbox;
 mod protocol;
 pub mod routes;
 mod session;

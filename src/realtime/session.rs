@@ -1,7 +1,7 @@
 //! `WsSession`: one actor per WebSocket. Authenticates, subscribes, replays what the client
 //! missed, forwards live events, keeps the connection alive and enforces the limits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use bytestring::ByteString;
 
 use super::broker::{Connect, Disconnect, SessionId, Subscribe, Unsubscribe};
+use super::outbox::{Delivery, Outbox};
 use super::protocol::{ClientFrame, ServerFrame};
 use crate::auth::extract::authenticate;
 use crate::committees;
@@ -36,12 +37,13 @@ pub struct WsSession {
     id: SessionId,
     state: web::Data<AppState>,
     member: Option<AuthenticatedMember>,
-    subscriptions: HashMap<Arc<str>, Subscription>,
+    subscriptions: Subscriptions,
     last_seen: Instant,
-    /// Bytes the broker has sent us that we have not yet written; shared with the broker.
-    pending: Arc<AtomicUsize>,
+    /// Frames the broker has routed to us and we have not yet taken; shared with the broker.
+    outbox: Arc<Outbox>,
     bad_frames: u32,
     rate: TokenBucket,
+    auth_timeout: Option<SpawnHandle>,
     expiry: Option<SpawnHandle>,
 }
 
@@ -60,6 +62,43 @@ enum Subscription {
         ahead: BTreeMap<i64, ByteString>,
         filling: bool,
     },
+}
+
+/// A session's subscriptions by channel name. A session has a handful, so a vector searched in
+/// order is both smaller and faster than a hash map (this lookup runs for every delivered frame).
+#[derive(Default)]
+struct Subscriptions(Vec<(Arc<str>, Subscription)>);
+
+impl Subscriptions {
+    fn position(&self, channel: &str) -> Option<usize> {
+        self.0.iter().position(|(name, _)| &**name == channel)
+    }
+
+    fn contains_key(&self, channel: &str) -> bool {
+        self.position(channel).is_some()
+    }
+
+    fn get_mut(&mut self, channel: &str) -> Option<&mut Subscription> {
+        let index = self.position(channel)?;
+        Some(&mut self.0[index].1)
+    }
+
+    /// Adds or replaces the subscription to `channel`.
+    fn insert(&mut self, channel: Arc<str>, subscription: Subscription) {
+        match self.get_mut(&channel) {
+            Some(existing) => *existing = subscription,
+            None => self.0.push((channel, subscription)),
+        }
+    }
+
+    fn remove_entry(&mut self, channel: &str) -> Option<(Arc<str>, Subscription)> {
+        let index = self.position(channel)?;
+        Some(self.0.swap_remove(index))
+    }
+
+    fn remove(&mut self, channel: &str) -> Option<Subscription> {
+        self.remove_entry(channel).map(|(_, subscription)| subscription)
+    }
 }
 
 /// How long an out-of-order event waits for the ones before it before they are fetched.
@@ -93,15 +132,16 @@ impl WsSession {
             id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed) as SessionId,
             state,
             member: None,
-            subscriptions: HashMap::new(),
+            subscriptions: Subscriptions::default(),
             last_seen: Instant::now(),
-            pending: Arc::new(AtomicUsize::new(0)),
+            outbox: Arc::default(),
             bad_frames: 0,
             rate: TokenBucket {
                 tokens: RATE_BURST,
                 refilled: Instant::now(),
                 strikes: 0,
             },
+            auth_timeout: None,
             expiry: None,
         }
     }
@@ -169,11 +209,14 @@ impl WsSession {
                 session.member = Some(AuthenticatedMember { id: member.id });
                 session.schedule_expiry(exp, ctx);
                 if first {
+                    if let Some(handle) = session.auth_timeout.take() {
+                        ctx.cancel_future(handle);
+                    }
                     session.state.broker.do_send(Connect {
                         id: session.id,
                         member_id: member.id,
                         addr: ctx.address(),
-                        pending: session.pending.clone(),
+                        outbox: session.outbox.clone(),
                     });
                 }
                 let names: Vec<String> = channels.iter().map(Channel::to_string).collect();
@@ -223,8 +266,9 @@ impl WsSession {
         };
         self.subscriptions
             .insert(key.clone(), Subscription::Replaying { buffered: Vec::new() });
-        let (state, id) = (self.state.clone(), self.id);
+        let (state, id, routed) = (self.state.clone(), self.id, key.clone());
         let work = async move {
+            let key = routed;
             let member = crate::auth::extract::member_by_id(&state, member_id).await?;
             if !committees::service::can_read_channel(&state, &member, channel).await? {
                 return Ok(None);
@@ -248,7 +292,6 @@ impl WsSession {
             };
             Ok::<_, crate::error::ApiError>(Some(replay))
         };
-        let key = Arc::<str>::from(name.as_str());
         ctx.spawn(
             work.into_actor(self)
                 .map(move |result, session, ctx| session.finish_subscribe(key, result, ctx)),
@@ -329,6 +372,11 @@ impl WsSession {
         };
         if offset <= *last_offset {
             return;
+        }
+        // The common case: the next event, nothing held back.
+        if offset == *last_offset + 1 && ahead.is_empty() {
+            *last_offset = offset;
+            return ctx.text(frame);
         }
         ahead.insert(offset, frame);
         while let Some(frame) = ahead.remove(&(*last_offset + 1)) {
@@ -435,11 +483,13 @@ impl Actor for WsSession {
                 ctx.ping(b"");
             }
         });
-        ctx.run_later(Duration::from_secs(limits.auth_timeout_secs), |session, ctx| {
-            if session.member.is_none() {
-                Self::close(ctx, CloseCode::Policy, "authentication timeout");
-            }
-        });
+        self.auth_timeout = Some(
+            ctx.run_later(Duration::from_secs(limits.auth_timeout_secs), |session, ctx| {
+                if session.member.is_none() {
+                    Self::close(ctx, CloseCode::Policy, "authentication timeout");
+                }
+            }),
+        );
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -471,29 +521,32 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     }
 }
 
-/// A frame for a channel: an event (with its offset) or presence (without).
+/// The outbox has frames: take them all. Everything they put on the socket goes out in one write.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Deliver {
-    pub channel: Arc<str>,
-    pub offset: Option<i64>,
-    pub frame: ByteString,
-}
+pub struct Drain;
 
-impl Handler<Deliver> for WsSession {
+impl Handler<Drain> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, message: Deliver, ctx: &mut Self::Context) {
-        let Some(offset) = message.offset else {
-            if self.subscriptions.contains_key(&message.channel) {
-                ctx.text(message.frame);
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
+        for delivery in self.outbox.take() {
+            self.route(delivery, ctx);
+        }
+    }
+}
+
+impl WsSession {
+    fn route(&mut self, Delivery { channel, offset, frame }: Delivery, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(offset) = offset else {
+            if self.subscriptions.contains_key(&channel) {
+                ctx.text(frame);
             }
             return;
         };
-        self.pending.fetch_sub(message.frame.len(), Ordering::Relaxed);
-        match self.subscriptions.get_mut(&message.channel) {
-            Some(Subscription::Replaying { buffered }) => buffered.push((offset, message.frame)),
-            Some(Subscription::Live { .. }) => self.accept(&message.channel, offset, message.frame, ctx),
+        match self.subscriptions.get_mut(&channel) {
+            Some(Subscription::Replaying { buffered }) => buffered.push((offset, frame)),
+            Some(Subscription::Live { .. }) => self.accept(&channel, offset, frame, ctx),
             None => {}
         }
     }
