@@ -175,6 +175,8 @@ pub struct RealtimeSettings {
     pub client_timeout_secs: u64,
     /// The first frame must authenticate within this time.
     pub auth_timeout_secs: u64,
+    /// How long a socket outlives its access token before the client must re-authenticate.
+    pub token_grace_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -19,8 +19,6 @@ use crate::committees;
 use crate::events::{self, Channel, Replay};
 use crate::state::AppState;
 
-/// How long a socket outlives its access token before the client must re-authenticate.
-pub const TOKEN_GRACE: Duration = Duration::from_secs(30);
 /// A replay longer than this is answered with `reset`: reloading over HTTP is cheaper.
 const MAX_REPLAY: i64 = 10_000;
 const REPLAY_PAGE: u64 = 1_000;
@@ -239,7 +237,7 @@ impl WsSession {
             ctx.cancel_future(handle);
         }
         let remaining = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
-        let delay = Duration::from_secs(remaining) + TOKEN_GRACE;
+        let delay = Duration::from_secs(remaining + self.state.settings.realtime.token_grace_secs);
         self.expiry = Some(ctx.run_later(delay, |_, ctx| {
             Self::close(ctx, CloseCode::Policy, "access token expired; re-authenticate");
         }));

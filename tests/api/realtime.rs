@@ -468,3 +468,41 @@ async fn an_origin_that_is_not_allowed_cannot_open_a_socket() {
     assert_eq!(status("https://evil.example").await, StatusCode::FORBIDDEN);
     assert_eq!(status("https://portal.sela.org").await, StatusCode::SWITCHING_PROTOCOLS);
 }
+
+#[actix_web::test]
+async fn an_expired_token_ends_the_socket_after_the_grace_unless_the_client_reauthenticates() {
+    let app = spawn_app_with(|settings| {
+        settings.auth.access_token_ttl_secs = 2;
+        settings.realtime.token_grace_secs = 1;
+    })
+    .await;
+    let first_token = app.secretariat("admin@sela.org").await;
+    let opened = std::time::Instant::now();
+    let (mut lapsing, _) = WsClient::authenticated(&app, &first_token).await;
+    let (mut renewing, _) = WsClient::authenticated(&app, &first_token).await;
+
+    // Before the first token expires, one client sends a fresh token on the same socket.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (status, body) = app.login("admin@sela.org", crate::helpers::PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    renewing
+        .send(json!({ "type": "auth", "token": body["access_token"] }))
+        .await;
+    assert_eq!(renewing.next_of_type("ready").await["type"], "ready");
+
+    // The other is closed once its token's lifetime and the grace have passed, not before.
+    let (_, code) = lapsing.frames_until_close().await;
+    assert_eq!(code, Some(1008));
+    assert!(
+        opened.elapsed() >= Duration::from_secs(2),
+        "closed after {:?}, before the token expired",
+        opened.elapsed()
+    );
+
+    // The renewed socket is still serving at that point...
+    renewing.send(json!({ "type": "subscribe", "channel": "public" })).await;
+    assert_eq!(renewing.next_of_type("subscribed").await["channel"], "public");
+    // ...until its own, later token lapses in turn.
+    let (_, code) = renewing.frames_until_close().await;
+    assert_eq!(code, Some(1008));
+}
