@@ -68,6 +68,10 @@ pub struct PublicSettings {
     /// Requests per minute each client address may make to the public area, and its burst.
     pub rate_limit_per_minute: u32,
     pub rate_limit_burst: u32,
+    /// How long this node may serve a cached public response when no change is seen (0: off),
+    /// and the most body bytes the cache holds.
+    pub cache_ttl_secs: u64,
+    pub cache_max_bytes: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

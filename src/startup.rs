@@ -1,5 +1,6 @@
 //! Builds the application: database, actors, middleware and routes, bound to a listener.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor as _;
@@ -19,6 +20,7 @@ use crate::auth::tokens::AccessTokens;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::mail::Mailer;
+use crate::public::cache::PublicCache;
 use crate::realtime::Broker;
 use crate::realtime::bus::Bus;
 use crate::scheduler::Scheduler;
@@ -53,9 +55,19 @@ impl Application {
         let registry = prometheus::Registry::new();
         let bus_gauge = prometheus::IntGauge::new("dcports_bus_redis_up", "1 while the Redis bus is connected")?;
         registry.register(Box::new(bus_gauge.clone()))?;
+        let public_cache = Arc::new(PublicCache::new(
+            Duration::from_secs(settings.public.cache_ttl_secs),
+            settings.public.cache_max_bytes,
+        ));
         let bus = match settings.bus.redis_url.trim() {
             "" => Bus::local(),
-            url => Bus::redis(url, &settings.bus.topic, broker.clone(), bus_gauge)?,
+            url => Bus::redis(
+                url,
+                &settings.bus.topic,
+                broker.clone(),
+                bus_gauge,
+                public_cache.clone(),
+            )?,
         };
         let storage = LocalStorage::new(&settings.documents.storage_dir)?;
         Scheduler::new(db.clone(), settings.events.clone(), storage.clone()).start();
@@ -75,6 +87,7 @@ impl Application {
             broker,
             bus,
             storage,
+            public_cache,
             settings,
         });
         let metrics = PrometheusMetricsBuilder::new("dcports")
@@ -174,6 +187,7 @@ fn build_app(
         .wrap(cors(settings))
         .wrap(metrics)
         .wrap(actix_web::middleware::from_fn(echo_request_id))
+        .wrap(actix_web::middleware::from_fn(writes_expire_public_cache))
         .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
@@ -303,6 +317,26 @@ async fn echo_request_id(
         response
             .headers_mut()
             .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(response)
+}
+
+/// A successful write may have changed what the public area shows: its cached answers on this
+/// node are stale from now on (other nodes learn it from the bus).
+async fn writes_expire_public_cache(
+    request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let writes = !matches!(
+        *request.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD | actix_web::http::Method::OPTIONS
+    );
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let response = next.call(request).await?;
+    if writes && response.status().is_success() {
+        if let Some(state) = state {
+            state.public_cache.changed();
+        }
     }
     Ok(response)
 }

@@ -1,5 +1,7 @@
 //! What every handler shares.
 
+use std::sync::Arc;
+
 use actix::Addr;
 
 use crate::auth::password::Passwords;
@@ -7,6 +9,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::AccessTokens;
 use crate::db::Db;
 use crate::mail::Mailer;
+use crate::public::cache::PublicCache;
 use crate::realtime::Broker;
 use crate::realtime::bus::Bus;
 use crate::settings::Settings;
@@ -22,4 +25,5 @@ pub struct AppState {
     pub broker: Addr<Broker>,
     pub bus: Bus,
     pub storage: LocalStorage,
+    pub public_cache: Arc<PublicCache>,
 }

@@ -33,7 +33,8 @@ pub async fn read_only(
 }
 
 /// Adds a strong `ETag` (a hash of the body) and `Cache-Control`, and answers `If-None-Match`
-/// with 304. Responses that carry their own `ETag` (files) keep it.
+/// with 304. Responses that carry their own `ETag` (files) keep it and are not cached; the
+/// others are served from the node's `PublicCache` while nothing has changed.
 pub async fn cache_validators(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -43,6 +44,18 @@ pub async fn cache_validators(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let cache = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.public_cache.clone())
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no application state")))?;
+    let key = cache_key(&request);
+    if let Some(hit) = cache.get(&key) {
+        let mut response = HttpResponse::Ok().body(hit.body.clone());
+        *response.headers_mut() = hit.headers.clone();
+        let response = validated(response, &hit.etag, if_none_match.as_deref());
+        return Ok(request.into_response(response));
+    }
+    let generation = cache.generation();
     let response = next.call(request).await?.map_into_boxed_body();
     if response.status() != StatusCode::OK || response.headers().contains_key(header::ETAG) {
         return Ok(response);
@@ -53,32 +66,47 @@ pub async fn cache_validators(
         .await
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("unreadable response body")))?;
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32]);
+    let etag = header::HeaderValue::from_str(&etag)
+        .map_err(anyhow::Error::from)
+        .map_err(ApiError::from)?;
     let headers = head.headers_mut();
-    headers.insert(
-        header::ETAG,
-        header::HeaderValue::from_str(&etag)
-            .map_err(anyhow::Error::from)
-            .map_err(ApiError::from)?,
-    );
+    headers.insert(header::ETAG, etag.clone());
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(
             header::CACHE_CONTROL,
             header::HeaderValue::from_static("public, max-age=60"),
         );
     }
-    let fresh = if_none_match.is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
-    let response = if fresh {
-        let mut not_modified = HttpResponse::NotModified().finish();
-        for name in [header::ETAG, header::CACHE_CONTROL, header::VARY] {
-            if let Some(value) = head.headers().get(&name) {
-                not_modified.headers_mut().insert(name.clone(), value.clone());
-            }
-        }
-        not_modified
-    } else {
-        head.set_body(bytes.boxed())
-    };
+    cache.insert(key, generation, head.headers().clone(), bytes.clone(), etag.clone());
+    let response = validated(head.set_body(bytes.boxed()), &etag, if_none_match.as_deref());
     Ok(ServiceResponse::new(request, response))
+}
+
+/// Public responses differ by URL (path and query, `?lang=` included) and by `Accept-Language`
+/// (the pages' language when no `lang` is given); by nothing else.
+fn cache_key(request: &ServiceRequest) -> String {
+    let language = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    format!("{}\u{0}{language}", request.uri())
+}
+
+/// The full response, or 304 with its validators when the client already holds this version.
+fn validated(response: HttpResponse, etag: &header::HeaderValue, if_none_match: Option<&str>) -> HttpResponse {
+    let etag = etag.to_str().unwrap_or_default();
+    let fresh = if_none_match.is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    if !fresh {
+        return response;
+    }
+    let mut not_modified = HttpResponse::NotModified().finish();
+    for name in [header::ETAG, header::CACHE_CONTROL, header::VARY] {
+        if let Some(value) = response.headers().get(&name) {
+            not_modified.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    not_modified
 }
 
 /// Rate-limit key: the client address as `ClientIp` sees it (through trusted proxies only).

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::broker::{Broker, MemberRevoked, MembershipRevoked, Publish};
 use crate::events::EventFrame;
+use crate::public::cache::PublicCache;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -45,6 +46,8 @@ struct RedisBus {
     publisher: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     up: AtomicBool,
     gauge: IntGauge,
+    /// Another node's change may be visible in the public area: its cached answers are stale.
+    public_cache: Arc<PublicCache>,
 }
 
 impl Bus {
@@ -54,7 +57,13 @@ impl Bus {
 
     /// Connects to Redis at `url` (in the background: a node starts and serves without it) and
     /// relays what other nodes publish to `broker`.
-    pub fn redis(url: &str, topic: &str, broker: Addr<Broker>, gauge: IntGauge) -> anyhow::Result<Self> {
+    pub fn redis(
+        url: &str,
+        topic: &str,
+        broker: Addr<Broker>,
+        gauge: IntGauge,
+        public_cache: Arc<PublicCache>,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)
             .map_err(|error| anyhow::anyhow!("setting bus.redis_url is not a Redis URL: {error}"))?;
         let bus = Arc::new(RedisBus {
@@ -64,6 +73,7 @@ impl Bus {
             publisher: tokio::sync::Mutex::new(None),
             up: AtomicBool::new(false),
             gauge,
+            public_cache,
         });
         actix_web::rt::spawn(listen(bus.clone(), broker));
         Ok(Self { redis: Some(bus) })
@@ -171,6 +181,7 @@ fn relay(bus: &RedisBus, broker: &Addr<Broker>, payload: &[u8]) {
     if envelope.node == bus.node {
         return;
     }
+    bus.public_cache.changed();
     match envelope.message {
         BusMessage::Events { events } => broker.do_send(Publish(events)),
         BusMessage::MemberRevoked { member_id } => broker.do_send(MemberRevoked { member_id }),

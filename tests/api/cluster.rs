@@ -330,3 +330,59 @@ async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() 
         );
     }
 }
+
+#[actix_web::test]
+async fn a_public_change_on_one_node_expires_the_cached_answer_on_another() {
+    let redis = redis_url();
+    let topic = format!("dcports-test-{}", uuid::Uuid::new_v4().simple());
+    // Answers would otherwise stay cached for minutes: only the bus can make node A see it.
+    let node_a = spawn_app_with(move |settings| {
+        settings.bus.redis_url = redis;
+        settings.bus.topic = topic;
+        settings.public.cache_ttl_secs = 600;
+    })
+    .await;
+    let node_b = second_node(&node_a.settings).await;
+    wait_for_bus(&node_a.address, "redis").await;
+    wait_for_bus(&node_b, "redis").await;
+    let admin = node_a.secretariat("admin@sela.org").await;
+    let directory = || async {
+        reqwest::get(node_a.url("/api/public/directory"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(!directory().await.contains("Puerto Remoto"));
+
+    let post = |path: &str, body: serde_json::Value| {
+        reqwest::Client::new()
+            .post(format!("{node_b}{path}"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let response = post(
+        "/api/admin/directory/organizations",
+        json!({ "name": "Puerto Remoto", "kind": "port_authority", "country_code": "PE" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let organization: serde_json::Value = response.json().await.unwrap();
+    let response = post(
+        "/api/admin/directory/contacts",
+        json!({ "organization_id": organization["id"], "name": "Ana Remota", "position": "Director", "email": "a@port.pe", "public": true }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    for _ in 0..100 {
+        if directory().await.contains("Puerto Remoto") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node A kept serving its cached directory after node B changed it");
+}

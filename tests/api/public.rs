@@ -2,6 +2,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
+use sea_orm::{ActiveModelTrait, Set};
 use serde_json::{Value, json};
 
 use crate::committees::{committee, member_of};
@@ -526,4 +527,46 @@ async fn the_demo_data_set_loads_once_and_fills_the_public_area() {
         assert!(home.contains(count), "the home page counts {count}");
     }
     assert!(home.contains("Port community systems: 2018 review"));
+}
+
+#[actix_web::test]
+async fn public_answers_are_cached_until_a_write_and_no_longer_than_their_time_to_live() {
+    let app = spawn_app_with(|settings| settings.public.cache_ttl_secs = 2).await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let countries = public_json(&app, "/api/public/countries").await;
+
+    // A change behind the application's back (a `dcports seed` run in another process) is not
+    // seen while the cached answer lives, and is seen once it has lived out its time.
+    entity::country::ActiveModel {
+        code: Set("XX".to_owned()),
+        name_en: Set("Cacheland".to_owned()),
+        name_es: Set("Cachelandia".to_owned()),
+    }
+    .insert(app.db.conn())
+    .await
+    .unwrap();
+    assert_eq!(public_json(&app, "/api/public/countries").await, countries);
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let refreshed = public_json(&app, "/api/public/countries").await;
+    assert!(refreshed.to_string().contains("Cacheland"), "{refreshed}");
+
+    // A write through the API is seen by the very next request.
+    let before = public_json(&app, "/api/public/directory").await;
+    assert!(!before.to_string().contains("Puerto Caché"));
+    let port = organization(&app, &admin, "Puerto Caché", "port_authority", "PE").await;
+    contact(&app, &admin, port, "Ana Caché", true).await;
+    let after = public_json(&app, "/api/public/directory").await;
+    assert!(after.to_string().contains("Puerto Caché"), "{after}");
+
+    // Served from the cache, the validators still work.
+    let response = app.client.get(app.url("/api/public/directory")).send().await.unwrap();
+    let etag = response.headers()["etag"].clone();
+    let response = app
+        .client
+        .get(app.url("/api/public/directory"))
+        .header("If-None-Match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
 }
