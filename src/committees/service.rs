@@ -2,9 +2,10 @@
 
 use chrono::Utc;
 use entity::{committee, committee_membership, member};
+use sea_orm::sea_query::{Expr, Query, QueryStatementBuilder as _};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::json;
 
@@ -62,14 +63,12 @@ impl Access {
 /// is a 404: its existence is not theirs to know.
 pub async fn access(conn: &impl ConnectionTrait, caller: &member::Model, committee_id: i32) -> ApiResult<Access> {
     let secretariat = caller.role == Role::Secretariat.as_str();
-    let role = membership_role(conn, caller.id, committee_id).await?;
+    let (committee, role) = committee_with_role(conn, caller.id, committee_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if role.is_none() && !secretariat {
         return Err(ApiError::NotFound);
     }
-    let committee = committee::Entity::find_by_id(committee_id)
-        .one(conn)
-        .await?
-        .ok_or(ApiError::NotFound)?;
     Ok(Access {
         committee,
         role,
@@ -77,17 +76,35 @@ pub async fn access(conn: &impl ConnectionTrait, caller: &member::Model, committ
     })
 }
 
-async fn membership_role(
+/// The committee and the member's role in it, in one query: every write in a committee asks
+/// this inside its transaction, where each round trip to the database counts.
+async fn committee_with_role(
     conn: &impl ConnectionTrait,
     member_id: i32,
     committee_id: i32,
-) -> ApiResult<Option<CommitteeRole>> {
-    let row = committee_membership::Entity::find_by_id((committee_id, member_id))
-        .one(conn)
-        .await?;
-    row.map(|row| CommitteeRole::from_db(&row.role))
+) -> ApiResult<Option<(committee::Model, Option<CommitteeRole>)>> {
+    let role = Query::select()
+        .column(committee_membership::Column::Role)
+        .from(committee_membership::Entity)
+        .and_where(committee_membership::Column::CommitteeId.eq(committee_id))
+        .and_where(committee_membership::Column::MemberId.eq(member_id))
+        .to_owned();
+    let statement = committee::Entity::find_by_id(committee_id)
+        .expr_as(
+            Expr::SubQuery(None, Box::new(role.into_sub_query_statement())),
+            "membership_role",
+        )
+        .build(conn.get_database_backend());
+    let Some(row) = conn.query_one_raw(statement).await? else {
+        return Ok(None);
+    };
+    let committee = committee::Model::from_query_result(&row, "")?;
+    let role = row
+        .try_get::<Option<String>>("", "membership_role")?
+        .map(|role| CommitteeRole::from_db(&role))
         .transpose()
-        .map_err(ApiError::Internal)
+        .map_err(ApiError::Internal)?;
+    Ok(Some((committee, role)))
 }
 
 /// Whether `caller` may receive the events of `channel`, decided now.

@@ -132,18 +132,19 @@ pub async fn record(
     Ok(Recorded(recorded))
 }
 
+/// Takes the channel's next offset in one statement, creating the channel's row with its first
+/// event. The row stays locked until the transaction ends, so offsets follow commit order.
 async fn next_offset(conn: &impl ConnectionTrait, name: &str) -> Result<i64, DbErr> {
-    channel::Entity::insert(channel::ActiveModel {
-        name: Set(name.to_owned()),
-        head: Set(0),
-    })
-    .on_conflict_do_nothing_on([channel::Column::Name])
-    .exec(conn)
-    .await?;
     let backend = conn.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => "UPDATE channels SET head = head + 1 WHERE name = $1 RETURNING head",
-        _ => "UPDATE channels SET head = head + 1 WHERE name = ? RETURNING head",
+        DbBackend::Postgres => {
+            "INSERT INTO channels (name, head) VALUES ($1, 1) \
+             ON CONFLICT (name) DO UPDATE SET head = channels.head + 1 RETURNING head"
+        }
+        _ => {
+            "INSERT INTO channels (name, head) VALUES (?, 1) \
+             ON CONFLICT (name) DO UPDATE SET head = channels.head + 1 RETURNING head"
+        }
     };
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(backend, sql, [name.into()]))
