@@ -16,10 +16,15 @@ use crate::server::{ScratchDatabase, Server};
 use crate::{option, percentile};
 
 const CONCURRENCY: usize = 64;
+/// `database.max_connections` of the benchmark server (server.rs).
+const SERVER_CONNECTIONS: usize = 16;
 
 pub struct Options {
     seconds: u64,
     database: Option<String>,
+    /// Task writes go round-robin to this many committees (each committee's events are one
+    /// channel, whose offsets are taken one writer at a time).
+    committees: usize,
 }
 
 impl Options {
@@ -28,6 +33,7 @@ impl Options {
         Ok(Self {
             seconds: option(args, "--seconds", 5)?,
             database: (!database.is_empty()).then_some(database),
+            committees: option(args, "--committees", 1usize)?.max(1),
         })
     }
 }
@@ -112,13 +118,20 @@ where
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    with_database(&options, |database| throughput(options.seconds, database)).await
+    with_database(&options, |database| {
+        throughput(options.seconds, options.committees, database)
+    })
+    .await
 }
 
-async fn throughput(seconds: u64, database: Option<String>) -> anyhow::Result<()> {
+async fn throughput(seconds: u64, committees: usize, database: Option<String>) -> anyhow::Result<()> {
     let server = Server::start(database.as_deref()).await?;
     let token = server.login().await?;
-    let committee = server.create_committee(&token, "http bench").await?;
+    let mut committee_ids = Vec::with_capacity(committees);
+    for n in 0..committees {
+        committee_ids.push(server.create_committee(&token, &format!("http bench {n}")).await?);
+    }
+    let committee_ids = Arc::new(committee_ids);
     println!(
         "| scenario ({}) | req/s | p50 ms | p99 ms | errors |",
         if database.is_some() { "PostgreSQL" } else { "SQLite" }
@@ -158,6 +171,7 @@ async fn throughput(seconds: u64, database: Option<String>) -> anyhow::Result<()
 
     let (http, base, bearer) = (client(), server.base.clone(), token.clone());
     let writes = load(CONCURRENCY, seconds, move |n| {
+        let committee = committee_ids[n % committee_ids.len()];
         let (http, url, bearer) = (
             http.clone(),
             format!("{base}/api/committees/{committee}/tasks"),
@@ -174,10 +188,16 @@ async fn throughput(seconds: u64, database: Option<String>) -> anyhow::Result<()
         }
     })
     .await;
-    row("POST /api/committees/{id}/tasks (write + event)", &writes);
+    row(
+        &format!("POST /api/committees/{{id}}/tasks (write + event), {committees} committee(s)"),
+        &writes,
+    );
 
-    let raw = raw_inserts(database.as_deref(), seconds).await?;
-    println!("| bare insert loop, one transaction per row | {raw:.0} | | | |");
+    // SQLite has one writer at a time, so one loop is its ceiling; PostgreSQL commits many
+    // transactions at once, so it gets as many loops as the server has connections (pgbench -c).
+    let loops = if database.is_some() { SERVER_CONNECTIONS } else { 1 };
+    let raw = raw_inserts(database.as_deref(), seconds, loops).await?;
+    println!("| bare insert loop, one transaction per row, {loops} connection(s) | {raw:.0} | | | |");
     println!();
     println!(
         "public list / ceiling = {:.2}; task create / bare insert = {:.2}",
@@ -212,8 +232,9 @@ async fn trivial_server() -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// Inserts rows one transaction at a time for `seconds`, as fast as the database allows.
-async fn raw_inserts(database: Option<&str>, seconds: u64) -> anyhow::Result<f64> {
+/// Inserts rows one transaction at a time for `seconds` from `loops` connections at once, as
+/// fast as the database allows; rows per second over all loops.
+async fn raw_inserts(database: Option<&str>, seconds: u64, loops: usize) -> anyhow::Result<f64> {
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let dir = tempfile::tempdir()?;
     let url = database
@@ -221,7 +242,7 @@ async fn raw_inserts(database: Option<&str>, seconds: u64) -> anyhow::Result<f64
         .unwrap_or_else(|| format!("sqlite://{}/raw.db?mode=rwc", dir.path().display()));
     let mut options = sea_orm::ConnectOptions::new(url);
     options
-        .max_connections(1)
+        .max_connections(loops as u32)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -234,16 +255,30 @@ async fn raw_inserts(database: Option<&str>, seconds: u64) -> anyhow::Result<f64
     db.execute_unprepared("CREATE TABLE bench_raw (id BIGINT PRIMARY KEY, title TEXT NOT NULL)")
         .await?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut n = 0u64;
-    while Instant::now() < deadline {
-        let txn = db.begin().await?;
-        txn.execute_unprepared(&format!("INSERT INTO bench_raw (id, title) VALUES ({n}, 'task {n}')"))
-            .await?;
-        txn.commit().await?;
-        n += 1;
+    let tasks: Vec<_> = (0..loops)
+        .map(|_| {
+            let (db, next) = (db.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut inserted = 0u64;
+                while Instant::now() < deadline {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let txn = db.begin().await?;
+                    txn.execute_unprepared(&format!("INSERT INTO bench_raw (id, title) VALUES ({n}, 'task {n}')"))
+                        .await?;
+                    txn.commit().await?;
+                    inserted += 1;
+                }
+                Ok::<_, anyhow::Error>(inserted)
+            })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        inserted += task.await??;
     }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let rate = inserted as f64 / started.elapsed().as_secs_f64();
     db.execute_unprepared("DROP TABLE bench_raw").await?;
     Ok(rate)
 }

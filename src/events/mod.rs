@@ -5,7 +5,7 @@ pub mod routes;
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use entity::{channel, event};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -111,10 +111,15 @@ pub async fn record(
     let mut channels = channels.to_vec();
     channels.sort();
     channels.dedup();
-    let at = Utc::now();
+    // Microseconds, as both databases store it: the live frame and a replayed one are identical.
+    let at = Utc::now().trunc_subsecs(6);
     let mut recorded = Vec::with_capacity(channels.len());
     for channel in channels {
         let name = channel.to_string();
+        if conn.get_database_backend() == DbBackend::Postgres {
+            recorded.push(append_postgres(conn, name, kind, actor_id, &data, at).await?);
+            continue;
+        }
         let offset = next_offset(conn, &name).await?;
         let row = event::ActiveModel {
             channel: Set(name),
@@ -130,6 +135,44 @@ pub async fn record(
         recorded.push(EventFrame::from(row));
     }
     Ok(Recorded(recorded))
+}
+
+/// PostgreSQL takes the offset and appends the event in one statement: the channel's row stays
+/// locked from here to the commit, and every round trip inside that window is one that all the
+/// channel's other writers wait for.
+async fn append_postgres(
+    conn: &impl ConnectionTrait,
+    channel: String,
+    kind: &str,
+    actor_id: Option<i32>,
+    data: &Value,
+    at: DateTime<Utc>,
+) -> Result<EventFrame, DbErr> {
+    const SQL: &str = "WITH bumped AS (\
+           INSERT INTO channels (name, head) VALUES ($1, 1) \
+           ON CONFLICT (name) DO UPDATE SET head = channels.head + 1 RETURNING head) \
+         INSERT INTO events (channel, \"offset\", kind, actor_id, data, at) \
+         SELECT $1, head, $2, $3, $4, $5 FROM bumped RETURNING \"offset\"";
+    let values: [sea_orm::Value; 5] = [
+        channel.clone().into(),
+        kind.into(),
+        actor_id.into(),
+        data.clone().into(),
+        at.into(),
+    ];
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, SQL, values))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotInserted)?;
+    Ok(EventFrame {
+        type_: FrameType::Event,
+        offset: row.try_get::<i64>("", "offset")?,
+        channel,
+        kind: kind.to_owned(),
+        actor_id,
+        at,
+        data: data.clone(),
+    })
 }
 
 /// Takes the channel's next offset in one statement, creating the channel's row with its first
