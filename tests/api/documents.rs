@@ -706,6 +706,32 @@ async fn documents_are_listed_with_filters_and_deleted_softly_by_the_right_peopl
             .map(|d| d["title"].as_str().unwrap().to_owned())
             .collect::<Vec<_>>()
     };
+    // A page shows each document as the document's own view does (which adds its versions
+    // and shares): tags and current file included, also when the current file is not the first.
+    let (_, all) = app.get(&path, &other).await;
+    let revised = all["items"][1]["id"].as_i64().unwrap();
+    let (status, _) = app
+        .upload(
+            &format!("/api/documents/{revised}/versions"),
+            &author,
+            "memo-v2.pdf",
+            pdf("the memo, revised"),
+            &[],
+            Some("\"1\""),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, all) = app.get(&path, &other).await;
+    assert_eq!(all["items"][1]["file"]["number"], 2);
+    assert_eq!(all["items"][1]["file"]["file_name"], "memo-v2.pdf");
+    assert_eq!(all["items"][0]["tags"], json!(["callao", "kpi"]));
+    for item in all["items"].as_array().unwrap() {
+        let (_, single) = app.get(&format!("/api/documents/{}", item["id"]), &other).await;
+        for (field, value) in item.as_object().unwrap() {
+            assert_eq!(value, &single[field], "{field} of document {}", item["id"]);
+        }
+        assert!(item["file"]["sha256"].is_string(), "{item}");
+    }
     let (_, kpi) = app.get(&format!("{path}?tag=KPI"), &other).await;
     assert_eq!(titles(&kpi), ["Callao KPIs 2018", "Cartagena KPIs"]);
     let (_, q) = app.get(&format!("{path}?q=callao"), &other).await;
