@@ -168,6 +168,31 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("org_secretariat", "Secretariat", "Secretaría"),
 ];
 
+/// The units port indicators are given in, in Spanish. Units are free text entered in English by
+/// the secretariat; one not listed here shows as entered.
+const UNITS_ES: &[(&str, &str)] = &[
+    ("days", "días"),
+    ("hours", "horas"),
+    ("minutes", "minutos"),
+    ("thousand TEU", "miles de TEU"),
+    ("tonnes", "toneladas"),
+    ("thousand tonnes", "miles de toneladas"),
+    ("million tonnes", "millones de toneladas"),
+    ("vessels", "buques"),
+    ("calls", "escalas"),
+    ("percent", "por ciento"),
+];
+
+fn unit_label(unit: &str, lang: Lang) -> &str {
+    match lang {
+        Lang::En => unit,
+        Lang::Es => UNITS_ES
+            .iter()
+            .find(|(en, _)| en.eq_ignore_ascii_case(unit.trim()))
+            .map_or(unit, |(_, es)| es),
+    }
+}
+
 fn texts(lang: Lang) -> BTreeMap<&'static str, &'static str> {
     TEXTS
         .iter()
@@ -392,7 +417,7 @@ async fn indicators_page(
         let chosen = year.or_else(|| all.iter().map(|v| v.year).max());
         values = all.into_iter().filter(|v| Some(v.year) == chosen).collect();
         year = chosen;
-        unit = definition.unit.clone();
+        unit = unit_label(&definition.unit, lang).to_owned();
         name = if lang == Lang::En {
             definition.name_en.clone()
         } else {

@@ -527,6 +527,15 @@ async fn the_demo_data_set_loads_once_and_fills_the_public_area() {
         assert!(home.contains(count), "the home page counts {count}");
     }
     assert!(home.contains("Port community systems: 2018 review"));
+    // Indicator units speak the page's language too.
+    let page = |lang: &'static str| {
+        let url = app.url(&format!("/indicators?code=container_dwell_days&lang={lang}"));
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(page("en").await.contains("(days)"));
+    let spanish = page("es").await;
+    assert!(spanish.contains("(días)") && !spanish.contains("(days)"), "{spanish}");
 }
 
 #[actix_web::test]
