@@ -10,7 +10,8 @@ use bytestring::ByteString;
 
 use super::outbox::{Delivery, Outbox, Pushed};
 use super::protocol::ServerFrame;
-use super::session::{ChannelRevoked, Drain, GoingAway, Overloaded, Revoked, WsSession};
+use super::relay::{Notice, RelayHandle, Tell, WakeAll};
+use super::session::WsSession;
 use crate::events::EventFrame;
 
 pub type SessionId = u64;
@@ -33,19 +34,49 @@ struct SessionEntry {
     member_id: i32,
     addr: Addr<WsSession>,
     outbox: Arc<Outbox>,
+    /// The relay of the session's worker thread, which wakes it.
+    relay: RelayHandle,
     channels: HashSet<Arc<str>>,
 }
 
 impl SessionEntry {
-    /// Queues a frame for the session, waking it if it was idle; false if it is too far behind.
-    fn deliver(&self, delivery: Delivery, max_bytes: usize) -> bool {
+    /// Tells the session something, through its relay: after every wake sent before.
+    fn tell(&self, notice: Notice) {
+        self.relay.addr.do_send(Tell {
+            session: self.addr.clone(),
+            notice,
+        });
+    }
+
+    /// Queues a frame for the session, to be woken if it was idle; false if it is too far behind.
+    fn deliver(&self, delivery: Delivery, max_bytes: usize, wakes: &mut Wakes) -> bool {
         match self.outbox.push(delivery, max_bytes) {
             Pushed::Wake => {
-                self.addr.do_send(Drain);
+                wakes.add(self);
                 true
             }
             Pushed::Queued => true,
             Pushed::Full => false,
+        }
+    }
+}
+
+/// The sessions to wake after a batch, by worker thread: one message per worker.
+#[derive(Default)]
+struct Wakes(HashMap<usize, (RelayHandle, Vec<Addr<WsSession>>)>);
+
+impl Wakes {
+    fn add(&mut self, entry: &SessionEntry) {
+        self.0
+            .entry(entry.relay.id)
+            .or_insert_with(|| (entry.relay.clone(), Vec::new()))
+            .1
+            .push(entry.addr.clone());
+    }
+
+    fn send(self) {
+        for (relay, sessions) in self.0.into_values() {
+            relay.addr.do_send(WakeAll(sessions));
         }
     }
 }
@@ -88,14 +119,14 @@ impl Broker {
                     member_id = entry.member_id,
                     "session too far behind; closing it"
                 );
-                entry.addr.do_send(Overloaded);
+                entry.tell(Notice::Overloaded);
             }
             self.remove_session(id);
         }
     }
 
     fn flush_presence(&mut self) {
-        let mut overloaded = Vec::new();
+        let (mut overloaded, mut wakes) = (Vec::new(), Wakes::default());
         for channel in std::mem::take(&mut self.presence_dirty) {
             let online: Vec<i32> = self
                 .channels
@@ -121,7 +152,7 @@ impl Broker {
                     offset: None,
                     frame: frame.clone(),
                 };
-                if !entry.deliver(delivery, self.max_pending_bytes) {
+                if !entry.deliver(delivery, self.max_pending_bytes, &mut wakes) {
                     overloaded.push(*id);
                 }
             }
@@ -131,6 +162,7 @@ impl Broker {
                 self.presence_sent.insert(channel, online);
             }
         }
+        wakes.send();
         self.drop_overloaded(overloaded);
     }
 }
@@ -153,6 +185,7 @@ pub struct Connect {
     pub member_id: i32,
     pub addr: Addr<WsSession>,
     pub outbox: Arc<Outbox>,
+    pub relay: RelayHandle,
 }
 
 impl Handler<Connect> for Broker {
@@ -165,6 +198,7 @@ impl Handler<Connect> for Broker {
                 member_id: message.member_id,
                 addr: message.addr,
                 outbox: message.outbox,
+                relay: message.relay,
                 channels: HashSet::new(),
             },
         );
@@ -239,7 +273,7 @@ impl Handler<Publish> for Broker {
     type Result = ();
 
     fn handle(&mut self, Publish(events): Publish, _: &mut Self::Context) {
-        let mut overloaded = Vec::new();
+        let (mut overloaded, mut wakes) = (Vec::new(), Wakes::default());
         for event in events {
             let Some((channel, subscribers)) = self.channels.get_key_value(event.channel.as_str()) else {
                 continue;
@@ -256,11 +290,12 @@ impl Handler<Publish> for Broker {
                     offset: Some(event.offset),
                     frame: frame.clone(),
                 };
-                if !entry.deliver(delivery, self.max_pending_bytes) {
+                if !entry.deliver(delivery, self.max_pending_bytes, &mut wakes) {
                     overloaded.push(*id);
                 }
             }
         }
+        wakes.send();
         self.drop_overloaded(overloaded);
     }
 }
@@ -284,7 +319,7 @@ impl Handler<MemberRevoked> for Broker {
             .collect();
         for id in ids {
             if let Some(entry) = self.sessions.get(&id) {
-                entry.addr.do_send(Revoked);
+                entry.tell(Notice::Revoked);
             }
             self.remove_session(id);
         }
@@ -319,9 +354,7 @@ impl Handler<MembershipRevoked> for Broker {
         for id in ids {
             if let Some(entry) = self.sessions.get_mut(&id) {
                 entry.channels.remove(&channel);
-                entry.addr.do_send(ChannelRevoked {
-                    channel: channel.clone(),
-                });
+                entry.tell(Notice::ChannelRevoked(channel.clone()));
             }
             self.remove_from_channel(id, &channel);
         }
@@ -362,7 +395,7 @@ impl Handler<Shutdown> for Broker {
 
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
         for entry in self.sessions.values() {
-            entry.addr.do_send(GoingAway);
+            entry.tell(Notice::GoingAway);
         }
     }
 }

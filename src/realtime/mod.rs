@@ -6,6 +6,7 @@ mod broker;
 pub mod bus;
 mod outbox;
 mod protocol;
+mod relay;
 pub mod routes;
 mod session;
 

@@ -215,6 +215,7 @@ impl WsSession {
                         member_id: member.id,
                         addr: ctx.address(),
                         outbox: session.outbox.clone(),
+                        relay: super::relay::local(),
                     });
                 }
                 let names: Vec<String> = channels.iter().map(Channel::to_string).collect();
