@@ -181,6 +181,9 @@ pub struct RealtimeSettings {
     pub auth_timeout_secs: u64,
     /// How long a socket outlives its access token before the client must re-authenticate.
     pub token_grace_secs: u64,
+    /// An event for at least this many sessions on one worker thread wakes them with one
+    /// message to the worker's relay instead of one cross-thread wake each.
+    pub relay_from_sessions: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -11,7 +11,7 @@ use bytestring::ByteString;
 use super::outbox::{Delivery, Outbox, Pushed};
 use super::protocol::ServerFrame;
 use super::relay::{Notice, RelayHandle, Tell, WakeAll};
-use super::session::WsSession;
+use super::session::{Drain, WsSession};
 use crate::events::EventFrame;
 
 pub type SessionId = u64;
@@ -28,6 +28,10 @@ pub struct Broker {
     /// Bytes a session may have waiting in its outbox before it is cut off: a client that stops
     /// reading stalls its actor, and without a bound its outbox would grow without end.
     max_pending_bytes: usize,
+    /// From this many sessions to wake on one worker thread, the wakes go through the worker's
+    /// relay (one message); below, each session is woken directly, which is quicker to the
+    /// first frame when there are few.
+    relay_from: usize,
 }
 
 struct SessionEntry {
@@ -74,21 +78,28 @@ impl Wakes {
             .push(entry.addr.clone());
     }
 
-    fn send(self) {
+    /// Notices go through the relay too, so a session woken directly still gets its frames
+    /// before any notice sent after them.
+    fn send(self, relay_from: usize) {
         for (relay, sessions) in self.0.into_values() {
-            relay.addr.do_send(WakeAll(sessions));
+            if sessions.len() >= relay_from {
+                relay.addr.do_send(WakeAll(sessions));
+            } else {
+                sessions.iter().for_each(|session| session.do_send(Drain));
+            }
         }
     }
 }
 
 impl Broker {
-    pub fn new(max_pending_bytes: usize) -> Self {
+    pub fn new(max_pending_bytes: usize, relay_from: usize) -> Self {
         Self {
             sessions: HashMap::new(),
             channels: HashMap::new(),
             presence_dirty: HashSet::new(),
             presence_sent: HashMap::new(),
             max_pending_bytes,
+            relay_from,
         }
     }
 
@@ -162,7 +173,7 @@ impl Broker {
                 self.presence_sent.insert(channel, online);
             }
         }
-        wakes.send();
+        wakes.send(self.relay_from);
         self.drop_overloaded(overloaded);
     }
 }
@@ -295,7 +306,7 @@ impl Handler<Publish> for Broker {
                 }
             }
         }
-        wakes.send();
+        wakes.send(self.relay_from);
         self.drop_overloaded(overloaded);
     }
 }
