@@ -85,7 +85,12 @@ impl Subscriptions {
     fn insert(&mut self, channel: Arc<str>, subscription: Subscription) {
         match self.get_mut(&channel) {
             Some(existing) => *existing = subscription,
-            None => self.0.push((channel, subscription)),
+            None => {
+                // One slot at a time: most sessions hold one or two, and a first push would
+                // otherwise reserve four (a quarter KiB per idle socket).
+                self.0.reserve_exact(1);
+                self.0.push((channel, subscription));
+            }
         }
     }
 
