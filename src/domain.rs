@@ -57,6 +57,9 @@ pub fn required_text(field: &str, raw: &str, max: usize) -> Result<String, Field
     Ok(trimmed.to_owned())
 }
 
+/// The most characters of a free-text field: a description, a meeting outcome.
+pub const LONG_TEXT_MAX: usize = 20_000;
+
 /// Collects field errors so a client sees every problem of a request at once.
 #[derive(Default)]
 pub struct Validator {
@@ -76,6 +79,13 @@ impl Validator {
 
     pub fn add(&mut self, field: &str, message: &str) {
         self.errors.push(FieldError::new(field, message));
+    }
+
+    /// Free text (descriptions, outcomes) may be empty but not longer than `LONG_TEXT_MAX`.
+    pub fn long_text(&mut self, field: &str, text: Option<&str>) {
+        if text.is_some_and(|text| text.chars().count() > LONG_TEXT_MAX) {
+            self.add(field, &format!("must be at most {LONG_TEXT_MAX} characters long"));
+        }
     }
 
     pub fn finish(self) -> Result<(), ApiError> {

@@ -318,9 +318,7 @@ pub async fn create(
             .get("description")
             .map(|d| d.trim().to_owned())
             .unwrap_or_default();
-        if description.chars().count() > 20_000 {
-            validator.add("description", "must be at most 20000 characters long");
-        }
+        validator.long_text("description", Some(&description));
         let tags = upload
             .fields
             .get("tags")
@@ -548,9 +546,7 @@ pub async fn update(
         .title
         .as_deref()
         .and_then(|title| validator.check(required_text("title", title, 300)));
-    if request.description.as_ref().is_some_and(|d| d.chars().count() > 20_000) {
-        validator.add("description", "must be at most 20000 characters long");
-    }
+    validator.long_text("description", request.description.as_deref());
     validator.finish()?;
     let tags = request.tags.as_deref().map(parse_tags).transpose()?;
 

@@ -669,9 +669,7 @@ pub async fn update_item(
         .as_deref()
         .and_then(|t| validator.check(required_text("title", t, 300)));
     check_duration(&mut validator, request.duration_minutes);
-    if request.outcome.as_ref().is_some_and(|o| o.chars().count() > 20_000) {
-        validator.add("outcome", "must be at most 20000 characters long");
-    }
+    validator.long_text("outcome", request.outcome.as_deref());
     validator.finish()?;
 
     let txn = state.db.begin_write().await?;

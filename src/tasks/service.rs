@@ -143,12 +143,6 @@ async fn emit(
     Ok(recorded)
 }
 
-fn check_description(validator: &mut Validator, description: Option<&String>) {
-    if description.is_some_and(|d| d.chars().count() > 20_000) {
-        validator.add("description", "must be at most 20000 characters long");
-    }
-}
-
 #[tracing::instrument(skip_all, fields(caller = caller.id, committee_id))]
 pub async fn create(
     state: &AppState,
@@ -158,7 +152,7 @@ pub async fn create(
 ) -> ApiResult<TaskResponse> {
     let mut validator = Validator::default();
     let title = validator.check(required_text("title", &request.title, 300));
-    check_description(&mut validator, request.description.as_ref());
+    validator.long_text("description", request.description.as_deref());
     validator.finish()?;
 
     let txn = state.db.begin_write().await?;
@@ -254,7 +248,7 @@ pub async fn update(
         .title
         .as_deref()
         .and_then(|title| validator.check(required_text("title", title, 300)));
-    check_description(&mut validator, request.description.as_ref());
+    validator.long_text("description", request.description.as_deref());
     validator.finish()?;
 
     let txn = state.db.begin_write().await?;

@@ -208,6 +208,19 @@ async fn oversize_disguised_and_badly_named_uploads_are_handled_and_leave_nothin
     let (status, body) = app.upload(&path, &admin, "x.pdf", pdf("no title"), &[], None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errors"][0]["field"], "title");
+    let too_long = "d".repeat(20_001);
+    let (status, body) = app
+        .upload(
+            &path,
+            &admin,
+            "x.pdf",
+            pdf("long description"),
+            &[("title", "Report"), ("description", &too_long)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "description");
 
     let (_, list) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
     assert_eq!(list["items"], json!([]), "no row was written");

@@ -151,3 +151,43 @@ async fn tasks_are_filtered_by_status_assignee_and_due_date() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[actix_web::test]
+async fn descriptions_longer_than_the_limit_are_refused_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let path = format!("/api/committees/{c}/tasks");
+    let too_long = "ñ".repeat(20_001);
+
+    let (status, body) = app
+        .post(&path, Some(&admin), json!({ "title": "Plan", "description": too_long }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "description");
+    let (_, list) = app.get(&path, &admin).await;
+    assert_eq!(list["items"], json!([]), "no task was written");
+
+    // Exactly at the limit (in characters, not bytes) is accepted; one more is not, on update too.
+    let (status, task) = app
+        .post(
+            &path,
+            Some(&admin),
+            json!({ "title": "Plan", "description": "ñ".repeat(20_000) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let task_path = format!("/api/tasks/{}", task["id"]);
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &task_path,
+            Some(&admin),
+            Some(json!({ "description": too_long })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "description");
+    let (_, unchanged) = app.get(&task_path, &admin).await;
+    assert_eq!(unchanged["version"], task["version"]);
+}
