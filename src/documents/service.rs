@@ -106,15 +106,6 @@ async fn channels_of(conn: &impl ConnectionTrait, document: &document::Model) ->
     Ok(channels)
 }
 
-async fn tags_of(conn: &impl ConnectionTrait, document_id: i32) -> ApiResult<Vec<String>> {
-    let rows = document_tag::Entity::find()
-        .filter(document_tag::Column::DocumentId.eq(document_id))
-        .order_by_asc(document_tag::Column::Tag)
-        .all(conn)
-        .await?;
-    Ok(rows.into_iter().map(|row| row.tag).collect())
-}
-
 async fn version_of(
     conn: &impl ConnectionTrait,
     document_id: i32,
@@ -129,14 +120,13 @@ async fn version_of(
 
 /// The document as responses and events show it.
 pub async fn present(conn: &impl ConnectionTrait, document: document::Model) -> ApiResult<DocumentResponse> {
-    let tags = tags_of(conn, document.id).await?;
-    let file = version_of(conn, document.id, document.current_version)
-        .await?
-        .map(VersionResponse::from);
-    Ok(DocumentResponse::new(document, tags, file))
+    let mut page = present_page(conn, vec![document]).await?;
+    page.pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a presented document went missing")))
 }
 
-/// A page of documents as `present` shows each, in two queries whatever the page's length.
+/// Documents as responses and events show them: their tags and current file, in two queries
+/// whatever the number of documents.
 async fn present_page(
     conn: &impl ConnectionTrait,
     documents: Vec<document::Model>,
