@@ -78,8 +78,9 @@ impl Wakes {
             .push(entry.addr.clone());
     }
 
-    /// Notices go through the relay too, so a session woken directly still gets its frames
-    /// before any notice sent after them.
+    /// Wakes each worker's sessions: through its relay from `relay_from` sessions, directly
+    /// below. Either way a session's frames come before any notice sent after them, since
+    /// notices always take the relay, the longer path.
     fn send(self, relay_from: usize) {
         for (relay, sessions) in self.0.into_values() {
             if sessions.len() >= relay_from {
