@@ -16,6 +16,9 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::settings::DatabaseSettings;
 
+/// How long a pooled connection may sit idle before it is pinged on its next checkout.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
 #[derive(Clone)]
 pub struct Db {
     conn: DatabaseConnection,
@@ -58,6 +61,10 @@ impl Db {
         options
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: one more round trip for
+            // every query. Only a connection idle long enough to have been dropped by the
+            // server or a proxy is worth that check.
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
             .sqlx_logging(false)
             .map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(SqliteJournalMode::Wal)

@@ -196,13 +196,19 @@ async fn throughput(seconds: u64, committees: usize, database: Option<String>) -
     // SQLite has one writer at a time, so one loop is its ceiling; PostgreSQL commits many
     // transactions at once, so it gets as many loops as the server has connections (pgbench -c).
     let loops = if database.is_some() { SERVER_CONNECTIONS } else { 1 };
-    let raw = raw_inserts(database.as_deref(), seconds, loops).await?;
+    let raw = raw_inserts(database.as_deref(), seconds, loops, None).await?;
     println!("| bare insert loop, one transaction per row, {loops} connection(s) | {raw:.0} | | | |");
+    let ordered = raw_inserts(database.as_deref(), seconds, loops, Some(committees)).await?;
+    println!(
+        "| ordered insert loop: the same, plus a head taken under its row lock ({committees} head(s)), \
+         {loops} connection(s) | {ordered:.0} | | | |"
+    );
     println!();
     println!(
-        "public list / ceiling = {:.2}; task create / bare insert = {:.2}",
+        "public list / ceiling = {:.2}; task create / bare insert = {:.2}; task create / ordered insert = {:.2}",
         public.per_sec / trivial.per_sec,
-        writes.per_sec / raw
+        writes.per_sec / raw,
+        writes.per_sec / ordered
     );
     Ok(())
 }
@@ -234,7 +240,12 @@ async fn trivial_server() -> anyhow::Result<String> {
 
 /// Inserts rows one transaction at a time for `seconds` from `loops` connections at once, as
 /// fast as the database allows; rows per second over all loops.
-async fn raw_inserts(database: Option<&str>, seconds: u64, loops: usize) -> anyhow::Result<f64> {
+///
+/// With `heads`, each transaction first bumps one of that many counters (round-robin), as
+/// recording an event takes its channel's next offset: the row stays locked until the commit,
+/// so the transactions of one head commit one after the other. That is the ceiling of any
+/// write that emits an event into one channel, whatever the server does around it.
+async fn raw_inserts(database: Option<&str>, seconds: u64, loops: usize, heads: Option<usize>) -> anyhow::Result<f64> {
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let dir = tempfile::tempdir()?;
     let url = database
@@ -243,6 +254,8 @@ async fn raw_inserts(database: Option<&str>, seconds: u64, loops: usize) -> anyh
     let mut options = sea_orm::ConnectOptions::new(url);
     options
         .max_connections(loops as u32)
+        // As the server's pool does: no ping on every checkout.
+        .test_before_acquire(false)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -253,6 +266,9 @@ async fn raw_inserts(database: Option<&str>, seconds: u64, loops: usize) -> anyh
         .context("raw insert database")?;
     db.execute_unprepared("DROP TABLE IF EXISTS bench_raw").await?;
     db.execute_unprepared("CREATE TABLE bench_raw (id BIGINT PRIMARY KEY, title TEXT NOT NULL)")
+        .await?;
+    db.execute_unprepared("DROP TABLE IF EXISTS bench_head").await?;
+    db.execute_unprepared("CREATE TABLE bench_head (name TEXT PRIMARY KEY, head BIGINT NOT NULL)")
         .await?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let next = Arc::new(AtomicUsize::new(0));
@@ -265,6 +281,14 @@ async fn raw_inserts(database: Option<&str>, seconds: u64, loops: usize) -> anyh
                 while Instant::now() < deadline {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let txn = db.begin().await?;
+                    if let Some(heads) = heads {
+                        let head = n % heads;
+                        txn.execute_unprepared(&format!(
+                            "INSERT INTO bench_head (name, head) VALUES ('committee:{head}', 1) \
+                             ON CONFLICT (name) DO UPDATE SET head = bench_head.head + 1"
+                        ))
+                        .await?;
+                    }
                     txn.execute_unprepared(&format!("INSERT INTO bench_raw (id, title) VALUES ({n}, 'task {n}')"))
                         .await?;
                     txn.commit().await?;
@@ -280,6 +304,7 @@ async fn raw_inserts(database: Option<&str>, seconds: u64, loops: usize) -> anyh
     }
     let rate = inserted as f64 / started.elapsed().as_secs_f64();
     db.execute_unprepared("DROP TABLE bench_raw").await?;
+    db.execute_unprepared("DROP TABLE bench_head").await?;
     Ok(rate)
 }
 

@@ -191,9 +191,16 @@ impl ScratchDatabase {
             .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
             .await?;
         admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-        let (base, _) = server_url.rsplit_once('/').context("a database URL ends with /name")?;
+        // Keep the URL's options (e.g. `?sslmode=disable`) for the scratch database.
+        let (path, options) = server_url.split_once('?').unwrap_or((server_url, ""));
+        let (base, _) = path.rsplit_once('/').context("a database URL ends with /name")?;
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!("?{options}")
+        };
         Ok(Self {
-            url: format!("{base}/{name}"),
+            url: format!("{base}/{name}{options}"),
             admin,
             name,
         })
