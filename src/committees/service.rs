@@ -2,10 +2,10 @@
 
 use chrono::Utc;
 use entity::{committee, committee_membership, member};
-use sea_orm::sea_query::{Expr, Query, QueryStatementBuilder as _};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Query, QueryStatementBuilder as _};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set,
+    QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, Set,
 };
 use serde_json::json;
 
@@ -83,28 +83,40 @@ async fn committee_with_role(
     member_id: i32,
     committee_id: i32,
 ) -> ApiResult<Option<(committee::Model, Option<CommitteeRole>)>> {
+    let statement =
+        with_role_of(committee::Entity::find_by_id(committee_id), member_id).build(conn.get_database_backend());
+    match conn.query_one_raw(statement).await? {
+        Some(row) => Ok(Some(committee_and_role(&row)?)),
+        None => Ok(None),
+    }
+}
+
+/// Adds `membership_role`, the role of `member_id` in each committee selected (NULL where they
+/// are not a member), as a correlated subquery.
+fn with_role_of(query: Select<committee::Entity>, member_id: i32) -> Select<committee::Entity> {
     let role = Query::select()
         .column(committee_membership::Column::Role)
         .from(committee_membership::Entity)
-        .and_where(committee_membership::Column::CommitteeId.eq(committee_id))
+        .and_where(
+            Expr::col((committee_membership::Entity, committee_membership::Column::CommitteeId))
+                .equals((committee::Entity, committee::Column::Id)),
+        )
         .and_where(committee_membership::Column::MemberId.eq(member_id))
         .to_owned();
-    let statement = committee::Entity::find_by_id(committee_id)
-        .expr_as(
-            Expr::SubQuery(None, Box::new(role.into_sub_query_statement())),
-            "membership_role",
-        )
-        .build(conn.get_database_backend());
-    let Some(row) = conn.query_one_raw(statement).await? else {
-        return Ok(None);
-    };
-    let committee = committee::Model::from_query_result(&row, "")?;
+    query.expr_as(
+        Expr::SubQuery(None, Box::new(role.into_sub_query_statement())),
+        "membership_role",
+    )
+}
+
+fn committee_and_role(row: &QueryResult) -> ApiResult<(committee::Model, Option<CommitteeRole>)> {
+    let committee = committee::Model::from_query_result(row, "")?;
     let role = row
         .try_get::<Option<String>>("", "membership_role")?
         .map(|role| CommitteeRole::from_db(&role))
         .transpose()
         .map_err(ApiError::Internal)?;
-    Ok(Some((committee, role)))
+    Ok((committee, role))
 }
 
 /// Whether `caller` may receive the events of `channel`, decided now.
@@ -171,30 +183,30 @@ pub async fn with_committees(state: &AppState, member: member::Model) -> ApiResu
 
 /// The caller's committees (all of them for the secretariat), with the caller's role.
 pub async fn list_mine(state: &AppState, caller: &member::Model, page: Page) -> ApiResult<Vec<CommitteeResponse>> {
-    let mut query = committee::Entity::find()
+    let mut query = with_role_of(committee::Entity::find(), caller.id)
         .order_by_asc(committee::Column::Id)
         .limit(page.limit + 1);
     if let Some(after) = page.after {
         query = query.filter(committee::Column::Id.gt(after));
     }
-    let memberships = committee_membership::Entity::find()
-        .filter(committee_membership::Column::MemberId.eq(caller.id))
-        .all(state.db.conn())
-        .await?;
     if caller.role != Role::Secretariat.as_str() {
-        query = query.filter(committee::Column::Id.is_in(memberships.iter().map(|m| m.committee_id)));
+        let mine = Query::select()
+            .column(committee_membership::Column::CommitteeId)
+            .from(committee_membership::Entity)
+            .and_where(committee_membership::Column::MemberId.eq(caller.id))
+            .to_owned();
+        query = query.filter(committee::Column::Id.in_subquery(mine));
     }
-    let committees = query.all(state.db.conn()).await?;
-    Ok(committees
-        .into_iter()
-        .map(|committee| {
-            let role = memberships
-                .iter()
-                .find(|m| m.committee_id == committee.id)
-                .map(|m| m.role.clone());
-            CommitteeResponse::new(committee, role)
+    let rows = state.db.conn().query_all_raw(query.build(state.db.backend())).await?;
+    rows.iter()
+        .map(|row| {
+            let (committee, role) = committee_and_role(row)?;
+            Ok(CommitteeResponse::new(
+                committee,
+                role.map(|role| role.as_str().to_owned()),
+            ))
         })
-        .collect())
+        .collect()
 }
 
 pub async fn detail(state: &AppState, caller: &member::Model, committee_id: i32) -> ApiResult<CommitteeDetailResponse> {

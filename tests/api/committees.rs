@@ -47,6 +47,40 @@ fn ids(list: &Value) -> Vec<i64> {
 }
 
 #[actix_web::test]
+async fn the_committee_list_pages_and_shows_the_callers_role_in_each() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let first = committee(&app, &admin, "Steering").await;
+    let second = committee(&app, &admin, "Technical 1").await;
+    let third = committee(&app, &admin, "Technical 2").await;
+    let (member_id, member) = member_of(&app, &admin, first, "m@port.pe", "chair").await;
+    add(&app, &admin, third, member_id, "observer").await;
+    let (_, me) = app.get("/api/me", &admin).await;
+    add(&app, &admin, second, me["id"].as_i64().unwrap(), "member").await;
+
+    let (status, page1) = app.get("/api/committees?limit=1", &member).await;
+    assert_eq!(status, StatusCode::OK, "{page1}");
+    assert_eq!(ids(&page1), vec![first]);
+    assert_eq!(page1["items"][0]["my_role"], "chair");
+    let cursor = page1["next_cursor"].as_str().expect("a second page");
+    let (_, page2) = app
+        .get(&format!("/api/committees?limit=1&cursor={cursor}"), &member)
+        .await;
+    assert_eq!(
+        ids(&page2),
+        vec![third],
+        "the committee the member is not in is skipped"
+    );
+    assert_eq!(page2["items"][0]["my_role"], "observer");
+    assert!(page2["next_cursor"].is_null(), "{page2}");
+
+    let (_, all) = app.get("/api/committees", &admin).await;
+    assert_eq!(ids(&all), vec![first, second, third]);
+    let roles: Vec<&Value> = all["items"].as_array().unwrap().iter().map(|c| &c["my_role"]).collect();
+    assert_eq!(roles, [&Value::Null, &json!("member"), &Value::Null]);
+}
+
+#[actix_web::test]
 async fn members_see_only_their_committees_and_the_secretariat_sees_all() {
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
