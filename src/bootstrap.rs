@@ -75,6 +75,7 @@ pub async fn create_secretariat(
     let passwords = crate::auth::password::Passwords::new(&settings.auth)?;
     let hash = passwords.hash(password.secret()).await?;
     let now = Utc::now();
+    let txn = db.begin_write().await?;
     let member = member::ActiveModel {
         email: Set(email.as_str().to_owned()),
         name: Set(name),
@@ -88,7 +89,7 @@ pub async fn create_secretariat(
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(db.conn())
+    .insert(&*txn)
     .await
     .map_err(|error| match error.sql_err() {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
@@ -96,5 +97,6 @@ pub async fn create_secretariat(
         }
         _ => anyhow::Error::new(error).context("Failed to create the account"),
     })?;
+    txn.commit().await?;
     Ok(member)
 }

@@ -144,6 +144,7 @@ async fn demo_author(state: &crate::state::AppState) -> anyhow::Result<entity::m
         return Ok(member);
     }
     let now = chrono::Utc::now();
+    let txn = state.db.begin_write().await?;
     let member = entity::member::ActiveModel {
         email: Set("demo-secretariat@example.org".to_owned()),
         name: Set("Demo Secretariat".to_owned()),
@@ -157,7 +158,8 @@ async fn demo_author(state: &crate::state::AppState) -> anyhow::Result<entity::m
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(state.db.conn())
+    .insert(&*txn)
     .await?;
+    txn.commit().await?;
     Ok(member)
 }

@@ -1,16 +1,23 @@
 //! The database handle: one pool, and one gate that serializes writers on SQLite.
 //!
 //! SQLite lets one writer in at a time; a transaction that reads and then writes fails with
-//! `SQLITE_BUSY` if another writer committed in between. Taking an in-process gate around every
-//! write transaction (SQLite is the single-node embedded mode) makes writers queue instead of
-//! fail, and keeps event offsets in commit order. PostgreSQL needs no gate: row locks do it.
+//! `SQLITE_BUSY_SNAPSHOT` if another writer committed in between, and no busy timeout helps.
+//! So every write in the process, however small, goes through [`Db::begin_write`]: an
+//! in-process gate makes writers queue instead of fail (SQLite is the single-node embedded
+//! mode) and keeps event offsets in commit order, and the transaction begins `IMMEDIATE`, taking
+//! the write lock before its first read, so that a writer outside the gate (another process,
+//! such as `dcports seed`) is waited for (busy timeout) rather than failing the transaction.
+//! PostgreSQL needs neither: row locks do it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -92,8 +99,12 @@ impl Db {
             Some(gate) => Some(gate.clone().lock_owned().await),
             None => None,
         };
+        let options = TransactionOptions {
+            sqlite_transaction_mode: gate.is_some().then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
         Ok(WriteTxn {
-            txn: self.conn.begin().await?,
+            txn: self.conn.begin_with_options(options).await?,
             _gate: gate,
         })
     }

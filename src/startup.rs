@@ -50,7 +50,7 @@ impl Application {
             .context("Failed to load the reference data")?;
         bootstrap::ensure_secretariat(&db, &settings).await?;
 
-        let mailer = Mailer::new(db.conn().clone(), settings.mail.clone())?.start();
+        let mailer = Mailer::new(db.clone(), settings.mail.clone())?.start();
         let broker = Broker::new(
             settings.realtime.max_pending_bytes,
             settings.realtime.relay_from_sessions,

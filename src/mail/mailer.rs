@@ -14,9 +14,10 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use secrecy::ExposeSecret;
 
+use crate::db::Db;
 use crate::settings::{MailSettings, MailTransportKind, SmtpSecurity};
 
 const BATCH: u64 = 20;
@@ -66,7 +67,7 @@ impl Transport {
 }
 
 pub struct Mailer {
-    db: DatabaseConnection,
+    db: Db,
     transport: Transport,
     settings: MailSettings,
     from: Mailbox,
@@ -79,7 +80,7 @@ pub struct Mailer {
 pub struct Wake;
 
 impl Mailer {
-    pub fn new(db: DatabaseConnection, settings: MailSettings) -> anyhow::Result<Self> {
+    pub fn new(db: Db, settings: MailSettings) -> anyhow::Result<Self> {
         let from = settings.from.parse().context("Invalid setting mail.from")?;
         let transport = Transport::from_settings(&settings)?;
         Ok(Self {
@@ -134,12 +135,7 @@ impl Handler<Wake> for Mailer {
 }
 
 /// Sends what is due; returns how many messages were picked up.
-async fn deliver_batch(
-    db: DatabaseConnection,
-    transport: Transport,
-    settings: MailSettings,
-    from: Mailbox,
-) -> anyhow::Result<usize> {
+async fn deliver_batch(db: Db, transport: Transport, settings: MailSettings, from: Mailbox) -> anyhow::Result<usize> {
     let now = Utc::now();
     let due = mail_queue::Entity::find()
         .filter(mail_queue::Column::SentAt.is_null())
@@ -147,7 +143,7 @@ async fn deliver_batch(
         .filter(mail_queue::Column::NextAttemptAt.lte(now))
         .order_by_asc(mail_queue::Column::Id)
         .limit(BATCH)
-        .all(&db)
+        .all(db.conn())
         .await?;
     let count = due.len();
     for message in due {
@@ -163,15 +159,17 @@ async fn deliver_batch(
     Ok(count)
 }
 
-async fn lease(db: &DatabaseConnection, message: &mail_queue::Model) -> anyhow::Result<bool> {
+async fn lease(db: &Db, message: &mail_queue::Model) -> anyhow::Result<bool> {
     let leased_until = Utc::now() + chrono::Duration::seconds(LEASE_SECS);
+    let txn = db.begin_write().await?;
     let result = mail_queue::Entity::update_many()
         .col_expr(mail_queue::Column::NextAttemptAt, Expr::value(leased_until))
         .filter(mail_queue::Column::Id.eq(message.id))
         .filter(mail_queue::Column::SentAt.is_null())
         .filter(mail_queue::Column::NextAttemptAt.eq(message.next_attempt_at))
-        .exec(db)
+        .exec(&*txn)
         .await?;
+    txn.commit().await?;
     Ok(result.rows_affected == 1)
 }
 
@@ -189,7 +187,7 @@ fn build_message(from: &Mailbox, message: &mail_queue::Model) -> anyhow::Result<
 }
 
 async fn record_outcome(
-    db: &DatabaseConnection,
+    db: &Db,
     settings: &MailSettings,
     message: &mail_queue::Model,
     outcome: anyhow::Result<()>,
@@ -217,7 +215,9 @@ async fn record_outcome(
             }
         }
     };
-    update.exec(db).await?;
+    let txn = db.begin_write().await?;
+    update.exec(&*txn).await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -79,9 +79,9 @@ pub async fn issue_feed_token(state: &AppState, member: &member::Model) -> ApiRe
 }
 
 pub async fn revoke_feed_token(state: &AppState, member: &member::Model) -> ApiResult<()> {
-    calendar_feed::Entity::delete_by_id(member.id)
-        .exec(state.db.conn())
-        .await?;
+    let txn = state.db.begin_write().await?;
+    calendar_feed::Entity::delete_by_id(member.id).exec(&*txn).await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -127,3 +127,48 @@ async fn queued_mail_survives_a_restart_and_is_sent_by_the_next_process() {
     assert_eq!(messages.len(), 1);
     assert_eq!(parse_mail(&messages[0]).unwrap().to, "queued@port.ec");
 }
+
+/// The mailer writes too (it leases a message, then records the outcome). On SQLite, a write
+/// transaction that had read before another writer committed fails with `SQLITE_BUSY_SNAPSHOT`
+/// unless every writer queues at the same gate; this test failed with 500s when the mailer
+/// wrote outside it.
+#[actix_web::test]
+async fn writes_while_mail_goes_out_never_fail() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let id = app.invite(&admin, "late@port.org").await;
+    let mut failures = Vec::new();
+    for _ in 0..60 {
+        let (status, body) = app
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/admin/members/{id}/invitation"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        if status != StatusCode::ACCEPTED {
+            failures.push(format!("{status} {body}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 60 re-invitations failed: {failures:?}",
+        failures.len()
+    );
+    // And the mail of every one of them went out.
+    for _ in 0..200 {
+        let pending = mail_queue::Entity::find()
+            .all(app.db.conn())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|message| message.sent_at.is_none())
+            .count();
+        if pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("mail still queued after 5 s");
+}
