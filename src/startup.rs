@@ -186,9 +186,11 @@ fn build_app(
         )
         .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::BadRequest(error.to_string()).into()))
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+        // CORS inside the error handlers and the security headers: its own refusals are
+        // errors like any other.
+        .wrap(cors(settings))
         .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
         .wrap(security_headers(settings))
-        .wrap(cors(settings))
         .wrap(metrics)
         .wrap(actix_web::middleware::from_fn(echo_request_id))
         .wrap(actix_web::middleware::from_fn(writes_expire_public_cache))
@@ -266,9 +268,17 @@ fn problem_for_bare_errors<B>(response: ServiceResponse<B>) -> actix_web::Result
         status if status.is_server_error() => ApiError::Internal(anyhow::anyhow!("framework error {status}")),
         status => ApiError::BadRequest(status.canonical_reason().unwrap_or("bad request").to_lowercase()),
     };
-    let (request, _) = response.into_parts();
-    let problem = ServiceResponse::new(request, error.error_response()).map_into_right_body();
-    Ok(ErrorHandlerResponse::Response(problem))
+    let (request, original) = response.into_parts();
+    let mut problem = error.error_response();
+    // Keep what the framework said around the error (CORS, `Allow`), not its body's type.
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(request, problem).map_into_right_body(),
+    ))
 }
 
 fn security_headers(settings: &Settings) -> DefaultHeaders {
@@ -379,4 +389,38 @@ async fn wait_for_shutdown_signal() -> std::io::Result<()> {
         _ = interrupt.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::{BoxBody, EitherBody};
+    use actix_web::http::{StatusCode, header};
+    use actix_web::middleware::ErrorHandlerResponse;
+    use actix_web::test::TestRequest;
+    use actix_web::{HttpResponse, dev::ServiceResponse};
+
+    use super::problem_for_bare_errors;
+
+    #[actix_web::test]
+    async fn a_bare_framework_error_becomes_a_problem_and_keeps_its_headers() {
+        let bare = HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "GET"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "https://portal.sela.org"))
+            .content_type("text/plain")
+            .body("method not allowed");
+        let response = ServiceResponse::new(TestRequest::default().to_http_request(), bare);
+        let Ok(ErrorHandlerResponse::Response(problem)) = problem_for_bare_errors::<BoxBody>(response) else {
+            panic!("the handler answers at once");
+        };
+        let problem: ServiceResponse<EitherBody<BoxBody>> = problem;
+        assert_eq!(problem.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let headers = problem.headers();
+        let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
+        assert_eq!(header(header::CONTENT_TYPE), Some("application/problem+json"));
+        assert_eq!(header(header::ALLOW), Some("GET"));
+        assert_eq!(
+            header(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            Some("https://portal.sela.org")
+        );
+    }
 }

@@ -217,6 +217,12 @@ async fn cors_answers_only_the_allowed_origins() {
     );
     let refused = preflight("https://evil.example").await.unwrap();
     assert!(refused.headers().get("access-control-allow-origin").is_none());
+    // Refused like any other bad request: problem+json, with the security headers.
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    assert_eq!(refused.headers()["x-content-type-options"], "nosniff");
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "bad_request", "{problem}");
 }
 
 #[actix_web::test]
