@@ -51,6 +51,7 @@ mod serde_with_double_option {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MemberFilter {
     /// Matches name or email, case-insensitively.
     pub q: Option<String>,
@@ -59,6 +60,7 @@ pub struct MemberFilter {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditFilter {
     pub actor_id: Option<i32>,
     pub action: Option<String>,

@@ -91,6 +91,7 @@ impl From<contact::Model> for ContactResponse {
 }
 
 #[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 pub struct DirectoryFilter {
     /// A member country's code.
     pub country: Option<String>,

@@ -121,6 +121,7 @@ pub struct ShareRequest {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DocumentFilter {
     /// Words in the title or description, case-insensitive.
     pub q: Option<String>,
@@ -129,6 +130,7 @@ pub struct DocumentFilter {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     /// A version number; the current version when absent.
     pub version: Option<i32>,
@@ -170,6 +172,7 @@ pub struct RejectRequest {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PublicationFilter {
     pub status: Option<String>,
 }

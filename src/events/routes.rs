@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// `committee:{id}`, `member:{id}` or `public`.
     pub channel: String,

@@ -76,6 +76,7 @@ pub struct ValueResponse {
 }
 
 #[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 pub struct ValueFilter {
     /// A port id or UN/LOCODE.
     pub port: Option<String>,
@@ -85,6 +86,7 @@ pub struct ValueFilter {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewFilter {
     /// `submitted` (default), `validated` or `rejected`.
     pub status: Option<String>,

@@ -70,6 +70,7 @@ pub struct UpdateMeetingRequest {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MeetingRange {
     /// Meetings starting at or after this date (UTC).
     pub from: Option<NaiveDate>,

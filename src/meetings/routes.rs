@@ -286,6 +286,7 @@ async fn add_action_item(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MinutesQuery {
     /// `json` (default) or `markdown`.
     pub format: Option<String>,
@@ -354,6 +355,7 @@ async fn meeting_calendar(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// The feed token from `POST /api/me/calendar-token`.
     pub token: String,

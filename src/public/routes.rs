@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PublicPublicationFilter {
     /// `study`, `project`, `public_policy` or `report`.
     pub kind: Option<String>,
@@ -192,6 +193,7 @@ async fn list_countries(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CountryFilter {
     pub country: Option<String>,
 }

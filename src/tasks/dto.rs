@@ -72,6 +72,7 @@ where
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TaskFilter {
     pub status: Option<String>,
     pub assignee_id: Option<i32>,

@@ -296,3 +296,41 @@ async fn every_documented_operation_lists_its_error_responses() {
         }
     }
 }
+
+#[actix_web::test]
+async fn documented_parameters_are_where_the_request_carries_them() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut query_parameters = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                match parameter["in"].as_str().unwrap() {
+                    // A path parameter names a segment of the path template, and only those do.
+                    "path" => assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: `{name}` is documented in the path"
+                    ),
+                    "query" => {
+                        assert!(!path.contains(&format!("{{{name}}}")), "{method} {path}: `{name}`");
+                        query_parameters += 1;
+                    }
+                    other => panic!("{method} {path}: `{name}` in {other}"),
+                }
+            }
+        }
+    }
+    assert!(
+        query_parameters > 0,
+        "paging, filters and the event feed take query parameters"
+    );
+}
