@@ -4,12 +4,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 
-use super::session::WsSession;
+use super::session::{MAX_MESSAGE_BYTES, WsSession};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-/// Largest client frame; the protocol's frames are small JSON objects.
-const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(connect));
@@ -20,7 +17,7 @@ async fn connect(state: web::Data<AppState>, request: HttpRequest, stream: web::
         return Err(ApiError::Forbidden);
     }
     ws::WsResponseBuilder::new(WsSession::new(state), &request, stream)
-        .frame_size(MAX_FRAME_BYTES)
+        .frame_size(MAX_MESSAGE_BYTES)
         .start()
         .map_err(ApiError::from)
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_http::ws::Item as Fragment;
 use actix_web::web;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use bytestring::ByteString;
@@ -28,6 +29,8 @@ const RATE_PER_SEC: f64 = 50.0;
 /// Over-limit frames tolerated before the socket is closed.
 const MAX_STRIKES: u32 = 200;
 const MAX_BAD_FRAMES: u32 = 10;
+/// Largest client message, whole or in fragments; the protocol's messages are small JSON objects.
+pub(super) const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 static NEXT_SESSION_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -43,6 +46,8 @@ pub struct WsSession {
     rate: TokenBucket,
     auth_timeout: Option<SpawnHandle>,
     expiry: Option<SpawnHandle>,
+    /// A text message arriving in fragments (RFC 6455 §5.4), until its last one.
+    fragments: Option<Vec<u8>>,
 }
 
 struct AuthenticatedMember {
@@ -146,6 +151,7 @@ impl WsSession {
             },
             auth_timeout: None,
             expiry: None,
+            fragments: None,
         }
     }
 
@@ -171,6 +177,38 @@ impl WsSession {
             Self::close(ctx, CloseCode::Policy, "too many malformed frames");
         } else {
             Self::error(ctx, "bad_frame", None, message);
+        }
+    }
+
+    fn too_large(ctx: &mut ws::WebsocketContext<Self>) {
+        Self::error(ctx, "payload_too_large", None, "frame too large");
+        Self::close(ctx, CloseCode::Size, "frame too large");
+    }
+
+    /// Collects a fragmented text message and handles it once whole, within the same size limit
+    /// as a single frame.
+    fn assemble(&mut self, fragment: Fragment, ctx: &mut ws::WebsocketContext<Self>) {
+        let (bytes, last) = match (fragment, self.fragments.is_some()) {
+            (Fragment::FirstText(bytes), false) => (bytes, false),
+            (Fragment::FirstBinary(_), false) => return self.bad_frame(ctx, "binary frames are not supported"),
+            (Fragment::Continue(bytes), true) => (bytes, false),
+            (Fragment::Last(bytes), true) => (bytes, true),
+            // A new message before the last one ended, or a continuation of nothing.
+            _ => return Self::close(ctx, CloseCode::Protocol, "unexpected continuation frame"),
+        };
+        let buffer = self.fragments.get_or_insert_with(Vec::new);
+        if buffer.len() + bytes.len() > MAX_MESSAGE_BYTES {
+            self.fragments = None;
+            return Self::too_large(ctx);
+        }
+        buffer.extend_from_slice(&bytes);
+        if !last {
+            return;
+        }
+        let message = self.fragments.take().unwrap_or_default();
+        match std::str::from_utf8(&message) {
+            Ok(text) => self.handle_text(text, ctx),
+            Err(_) => Self::close(ctx, CloseCode::Invalid, "text message is not UTF-8"),
         }
     }
 
@@ -512,11 +550,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Pong(_)) => {}
             Ok(ws::Message::Binary(_)) => self.bad_frame(ctx, "binary frames are not supported"),
             Ok(ws::Message::Close(_)) => ctx.stop(),
-            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
-            Err(ws::ProtocolError::Overflow) => {
-                Self::error(ctx, "payload_too_large", None, "frame too large");
-                Self::close(ctx, CloseCode::Size, "frame too large");
-            }
+            Ok(ws::Message::Continuation(fragment)) => self.assemble(fragment, ctx),
+            Ok(ws::Message::Nop) => {}
+            Err(ws::ProtocolError::Overflow) => Self::too_large(ctx),
             Err(error) => {
                 tracing::debug!(error = %error, "websocket protocol error");
                 Self::close(ctx, CloseCode::Protocol, "protocol error");

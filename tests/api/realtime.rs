@@ -402,6 +402,67 @@ async fn garbage_huge_and_flooding_clients_are_answered_and_others_stay_healthy(
     wait_for_broker(&app, |stats| stats.sessions == 1).await;
 }
 
+/// A text frame of the protocol, split into fragments as RFC 6455 allows.
+fn fragments(text: &str, pieces: usize) -> Vec<Message> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let bytes = text.as_bytes();
+    let size = bytes.len().div_ceil(pieces);
+    let chunks: Vec<&[u8]> = bytes.chunks(size).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(n, chunk)| {
+            let opcode = if n == 0 { Data::Text } else { Data::Continue };
+            Message::Frame(Frame::message(
+                chunk.to_vec(),
+                OpCode::Data(opcode),
+                n + 1 == chunks.len(),
+            ))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn fragmented_messages_are_assembled_within_the_size_limit() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (member_id, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+
+    // Auth and subscribe, each sent in three fragments, work as single frames do.
+    let mut client = WsClient::connect(&app).await;
+    for fragment in fragments(&json!({ "type": "auth", "token": token }).to_string(), 3) {
+        assert!(client.send_raw(fragment).await);
+    }
+    assert_eq!(client.next_of_type("ready").await["member_id"], member_id);
+    let subscribe = json!({ "type": "subscribe", "channel": format!("committee:{a}") }).to_string();
+    for fragment in fragments(&subscribe, 3) {
+        assert!(client.send_raw(fragment).await);
+    }
+    client.next_of_type("subscribed").await;
+    rename(&app, &admin, a, "assembled").await;
+    assert_eq!(client.next_event().await["data"]["description"], "assembled");
+
+    // 100 fragments of 1 KiB each: over the 64 KiB a message may have, in total.
+    let (mut huge, _) = WsClient::authenticated(&app, &token).await;
+    for fragment in fragments(&"x".repeat(100 * 1024), 100) {
+        if !huge.send_raw(fragment).await {
+            break;
+        }
+    }
+    let (frames, code) = huge.frames_until_close().await;
+    assert!(frames.iter().any(|f| f["code"] == "payload_too_large"), "{frames:?}");
+    assert_eq!(code, Some(1009));
+
+    // A continuation with no message to continue is a protocol error.
+    let (mut confused, _) = WsClient::authenticated(&app, &token).await;
+    let stray = fragments("{}{}", 2).pop().unwrap();
+    confused.send_raw(stray).await;
+    let (_, code) = confused.frames_until_close().await;
+    assert_eq!(code, Some(1002));
+}
+
 #[actix_web::test]
 async fn presence_lists_the_members_online_in_a_channel() {
     let app = spawn_app().await;
