@@ -53,6 +53,9 @@ pub enum ApiError {
     /// 409: unique constraint, e.g. a taken email.
     #[error("{0}")]
     Conflict(String),
+    /// 409: the committee is archived, and nothing is written in it until it is reopened.
+    #[error("the committee is archived; the secretariat can reopen it")]
+    CommitteeArchived,
     /// 412: `If-Match` names an old version.
     #[error("the resource has changed since you read it")]
     PreconditionFailed,
@@ -99,6 +102,7 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
             "Method not allowed",
         ),
         Conflict(_) => ("conflict", StatusCode::CONFLICT, "Conflict"),
+        CommitteeArchived => ("committee_archived", StatusCode::CONFLICT, "Committee archived"),
         PreconditionFailed => (
             "precondition_failed",
             StatusCode::PRECONDITION_FAILED,

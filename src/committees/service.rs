@@ -42,7 +42,18 @@ impl Access {
         self.secretariat || self.role == Some(CommitteeRole::Chair)
     }
 
+    /// An archived committee is read-only, for everyone: what it holds stays readable, nothing
+    /// new is written in it until the secretariat reopens it.
+    pub fn require_open(&self) -> ApiResult<()> {
+        if self.committee.archived {
+            Err(ApiError::CommitteeArchived)
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn require_write(&self) -> ApiResult<()> {
+        self.require_open()?;
         if self.can_write() {
             Ok(())
         } else {
@@ -51,6 +62,7 @@ impl Access {
     }
 
     pub fn require_chair(&self) -> ApiResult<()> {
+        self.require_open()?;
         if self.is_chair() {
             Ok(())
         } else {
@@ -117,6 +129,17 @@ fn committee_and_role(row: &QueryResult) -> ApiResult<(committee::Model, Option<
         .transpose()
         .map_err(ApiError::Internal)?;
     Ok((committee, role))
+}
+
+/// Whether the committee is archived (read-only); `false` for one that does not exist.
+pub async fn is_archived(conn: &impl ConnectionTrait, committee_id: i32) -> ApiResult<bool> {
+    let archived: Option<bool> = committee::Entity::find_by_id(committee_id)
+        .select_only()
+        .column(committee::Column::Archived)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(archived.unwrap_or(false))
 }
 
 /// Whether `caller` may receive the events of `channel`, decided now.

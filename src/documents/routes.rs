@@ -194,9 +194,7 @@ async fn add_version(
 ) -> ApiResult<HttpResponse> {
     let if_match = if_match?;
     let (_, access) = service::access(state.db.conn(), &me.0, *id).await?;
-    if !access.write {
-        return Err(ApiError::Forbidden);
-    }
+    access.require_write()?;
     let upload = upload::receive(&state.storage, form, state.settings.documents.max_upload_bytes).await?;
     let document = service::add_version(&state, &me.0, *id, if_match, upload).await?;
     Ok(HttpResponse::Created()

@@ -35,6 +35,38 @@ pub struct DocAccess {
     pub write: bool,
     /// Chair of the owner committee, or the secretariat: share, publish, delete.
     pub manage: bool,
+    /// The owner committee is archived: the document can be read, not changed.
+    pub archived: bool,
+}
+
+impl DocAccess {
+    fn require_open(&self) -> ApiResult<()> {
+        if self.archived {
+            Err(ApiError::CommitteeArchived)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn require_write(&self) -> ApiResult<()> {
+        self.require_open()?;
+        if self.write { Ok(()) } else { Err(ApiError::Forbidden) }
+    }
+
+    pub fn require_manage(&self) -> ApiResult<()> {
+        self.require_open()?;
+        if self.manage { Ok(()) } else { Err(ApiError::Forbidden) }
+    }
+
+    /// The chair, the secretariat, or a writer who created the document.
+    fn require_manage_or_author(&self, document: &document::Model, caller: &member::Model) -> ApiResult<()> {
+        self.require_open()?;
+        if self.manage || (self.write && document.created_by == caller.id) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
 }
 
 /// The one place that decides access to a document. Without any, it does not exist (404).
@@ -48,12 +80,14 @@ pub async fn access(
         .one(conn)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let archived = committees::is_archived(conn, document.committee_id).await?;
     if caller.role == Role::Secretariat.as_str() {
         return Ok((
             document,
             DocAccess {
                 write: true,
                 manage: true,
+                archived,
             },
         ));
     }
@@ -74,6 +108,7 @@ pub async fn access(
             DocAccess {
                 write,
                 manage: role == CommitteeRole::Chair,
+                archived,
             },
         ));
     }
@@ -90,6 +125,7 @@ pub async fn access(
         best = Some(DocAccess {
             write: write || best.is_some_and(|b| b.write),
             manage: false,
+            archived,
         });
     }
     best.map(|access| (document, access)).ok_or(ApiError::NotFound)
@@ -375,11 +411,9 @@ pub async fn add_version(
     if_match: IfMatch,
     upload: Upload,
 ) -> ApiResult<DocumentResponse> {
-    let allowed = match access(state.db.conn(), caller, document_id).await {
-        Ok((_, access)) if access.write => Ok(()),
-        Ok(_) => Err(ApiError::Forbidden),
-        Err(error) => Err(error),
-    };
+    let allowed = access(state.db.conn(), caller, document_id)
+        .await
+        .and_then(|(_, access)| access.require_write());
     if let Err(error) = allowed {
         state.storage.discard(upload.file).await;
         return Err(error);
@@ -542,9 +576,7 @@ pub async fn update(
 
     let txn = state.db.begin_write().await?;
     let (document, access) = access(&*txn, caller, document_id).await?;
-    if !access.write {
-        return Err(ApiError::Forbidden);
-    }
+    access.require_write()?;
     if_match.check(document.version)?;
     let version = document.version;
     let mut active = document.into_active_model();
@@ -582,9 +614,7 @@ pub async fn update(
 pub async fn delete(state: &AppState, caller: &member::Model, document_id: i32) -> ApiResult<()> {
     let txn = state.db.begin_write().await?;
     let (document, access) = access(&*txn, caller, document_id).await?;
-    if !(access.manage || (access.write && document.created_by == caller.id)) {
-        return Err(ApiError::Forbidden);
-    }
+    access.require_manage_or_author(&document, caller)?;
     let mut active = document.into_active_model();
     active.deleted_at = Set(Some(Utc::now()));
     let deleted = active.update(&*txn).await?;
@@ -606,9 +636,7 @@ pub async fn share(
 ) -> ApiResult<ShareResponse> {
     let txn = state.db.begin_write().await?;
     let (document, access) = access(&*txn, caller, document_id).await?;
-    if !access.manage {
-        return Err(ApiError::Forbidden);
-    }
+    access.require_manage()?;
     if committee_id == document.committee_id {
         return Err(ApiError::validation(
             "committee_id",
@@ -661,9 +689,7 @@ pub async fn share(
 pub async fn unshare(state: &AppState, caller: &member::Model, document_id: i32, committee_id: i32) -> ApiResult<()> {
     let txn = state.db.begin_write().await?;
     let (document, access) = access(&*txn, caller, document_id).await?;
-    if !access.manage {
-        return Err(ApiError::Forbidden);
-    }
+    access.require_manage()?;
     let removed = document_share::Entity::delete_by_id((document_id, committee_id))
         .exec(&*txn)
         .await?;
@@ -725,9 +751,7 @@ pub async fn request_publication(
 
     let txn = state.db.begin_write().await?;
     let (document, access) = access(&*txn, caller, document_id).await?;
-    if !access.manage {
-        return Err(ApiError::Forbidden);
-    }
+    access.require_manage()?;
     let row = publication::ActiveModel {
         document_id: Set(document_id),
         version_number: Set(document.current_version),

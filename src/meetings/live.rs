@@ -119,9 +119,7 @@ pub async fn apply(
 ) -> ApiResult<LiveState> {
     let txn = state.db.begin_write().await?;
     let (meeting, access) = super::service::access(&*txn, caller, meeting_id).await?;
-    if !access.manage {
-        return Err(ApiError::Forbidden);
-    }
+    access.require_manage()?;
     let items = items_of(&*txn, meeting_id).await?;
     let top: Vec<&agenda_item::Model> = items.iter().filter(|item| item.parent_id.is_none()).collect();
     let now = Utc::now();

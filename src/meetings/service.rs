@@ -33,6 +33,23 @@ use crate::tasks::dto::{CreateTaskRequest, TaskResponse};
 pub struct MeetingAccess {
     /// Chair of the owner committee, or the secretariat: edit, agenda, live mode.
     pub manage: bool,
+    /// The owner committee is archived: the meeting can be read, not changed.
+    pub archived: bool,
+}
+
+impl MeetingAccess {
+    pub fn require_open(&self) -> ApiResult<()> {
+        if self.archived {
+            Err(ApiError::CommitteeArchived)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn require_manage(&self) -> ApiResult<()> {
+        self.require_open()?;
+        if self.manage { Ok(()) } else { Err(ApiError::Forbidden) }
+    }
 }
 
 /// The owner committee and every invited committee.
@@ -64,8 +81,9 @@ pub async fn access(
         .one(conn)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let archived = committees::is_archived(conn, meeting.committee_id).await?;
     if caller.role == Role::Secretariat.as_str() {
-        return Ok((meeting, MeetingAccess { manage: true }));
+        return Ok((meeting, MeetingAccess { manage: true, archived }));
     }
     let committees = committees_of(conn, &meeting).await?;
     let memberships = committee_membership::Entity::find()
@@ -79,16 +97,13 @@ pub async fn access(
     let manage = memberships
         .iter()
         .any(|m| m.committee_id == meeting.committee_id && m.role == CommitteeRole::Chair.as_str());
-    Ok((meeting, MeetingAccess { manage }))
+    Ok((meeting, MeetingAccess { manage, archived }))
 }
 
 async fn managed(conn: &impl ConnectionTrait, caller: &member::Model, meeting_id: i32) -> ApiResult<meeting::Model> {
     let (meeting, access) = access(conn, caller, meeting_id).await?;
-    if access.manage {
-        Ok(meeting)
-    } else {
-        Err(ApiError::Forbidden)
-    }
+    access.require_manage()?;
+    Ok(meeting)
 }
 
 pub async fn present(conn: &impl ConnectionTrait, meeting: meeting::Model) -> ApiResult<MeetingResponse> {
@@ -865,7 +880,8 @@ pub async fn rsvp(
     response: RsvpResponse,
 ) -> ApiResult<AttendanceResponse> {
     let txn = state.db.begin_write().await?;
-    let (meeting, _) = access(&*txn, caller, meeting_id).await?;
+    let (meeting, access) = access(&*txn, caller, meeting_id).await?;
+    access.require_open()?;
     if !invitees(&*txn, &meeting).await?.iter().any(|m| m.id == caller.id) {
         return Err(ApiError::Forbidden);
     }

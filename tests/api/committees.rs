@@ -281,3 +281,127 @@ async fn the_event_feed_over_http_validates_its_query_and_hides_other_channels()
     assert_eq!(page["reset"], false);
     assert_eq!(page["head"], 2);
 }
+
+#[actix_web::test]
+async fn an_archived_committee_is_read_only_until_the_secretariat_reopens_it() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let archived = committee(&app, &admin, "Finished working group").await;
+    let (_, chair) = member_of(&app, &admin, archived, "chair@port.pe", "chair").await;
+    let (_, task) = app
+        .post(
+            &format!("/api/committees/{archived}/tasks"),
+            Some(&chair),
+            json!({ "title": "T" }),
+        )
+        .await;
+    let task_id = task["id"].as_i64().unwrap();
+    let (status, document) = app
+        .upload(
+            &format!("/api/committees/{archived}/documents"),
+            &chair,
+            "estudio.pdf",
+            b"%PDF-1.4 archived".to_vec(),
+            &[("title", "Estudio")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{document}");
+    let document_id = document["id"].as_i64().unwrap();
+    let starts = chrono::Utc::now() + chrono::Duration::days(3);
+    let meeting_body =
+        json!({ "title": "M", "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1), "timezone": "UTC" });
+    let (status, meeting) = app
+        .post(
+            &format!("/api/committees/{archived}/meetings"),
+            Some(&chair),
+            meeting_body.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{meeting}");
+    let meeting_id = meeting["id"].as_i64().unwrap();
+
+    let committee_path = format!("/api/admin/committees/{archived}");
+    let set_archived = |value: bool| {
+        app.call(
+            Method::PATCH,
+            &committee_path,
+            Some(&admin),
+            Some(json!({ "archived": value })),
+        )
+    };
+    assert_eq!(set_archived(true).await.0, StatusCode::OK);
+
+    // Nothing new is written in it, by its chair or by the secretariat.
+    let writes = [
+        (
+            Method::POST,
+            format!("/api/committees/{archived}/tasks"),
+            json!({ "title": "late" }),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/tasks/{task_id}"),
+            json!({ "title": "renamed" }),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/documents/{document_id}"),
+            json!({ "title": "renamed" }),
+        ),
+        (
+            Method::POST,
+            format!("/api/committees/{archived}/meetings"),
+            meeting_body.clone(),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/meetings/{meeting_id}"),
+            json!({ "title": "renamed" }),
+        ),
+    ];
+    for token in [&chair, &admin] {
+        for (method, path, body) in &writes {
+            let (status, problem) = app.call(method.clone(), path, Some(token), Some(body.clone())).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{method} {path}: {problem}");
+            assert_eq!(problem["code"], "committee_archived", "{method} {path}");
+        }
+    }
+    let (status, problem) = app
+        .upload(
+            &format!("/api/committees/{archived}/documents"),
+            &chair,
+            "otro.pdf",
+            b"%PDF-1.4 late".to_vec(),
+            &[("title", "Late")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (status, problem) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/documents/{document_id}"),
+            Some(&chair),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+
+    // What it holds stays readable, unchanged.
+    let (status, task) = app.get(&format!("/api/tasks/{task_id}"), &chair).await;
+    assert_eq!((status, task["title"].as_str()), (StatusCode::OK, Some("T")));
+    let (status, document) = app.get(&format!("/api/documents/{document_id}"), &chair).await;
+    assert_eq!((status, document["title"].as_str()), (StatusCode::OK, Some("Estudio")));
+    let (status, meeting) = app.get(&format!("/api/meetings/{meeting_id}"), &chair).await;
+    assert_eq!((status, meeting["title"].as_str()), (StatusCode::OK, Some("M")));
+    let (_, tasks) = app.get(&format!("/api/committees/{archived}/tasks"), &chair).await;
+    assert_eq!(tasks["items"].as_array().unwrap().len(), 1);
+
+    // Reopened, it takes writes again.
+    assert_eq!(set_archived(false).await.0, StatusCode::OK);
+    for (method, path, body) in &writes {
+        let (status, body) = app.call(method.clone(), path, Some(&chair), Some(body.clone())).await;
+        assert!(status.is_success(), "{method} {path}: {status} {body}");
+    }
+}
