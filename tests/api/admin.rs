@@ -6,15 +6,7 @@ use crate::helpers::{PASSWORD, TestApp, spawn_app};
 /// Every (method, path) of the OpenAPI document that requires a bearer token, with path
 /// parameters filled in. Iterating the document means a new endpoint is covered automatically.
 async fn private_operations(app: &TestApp) -> Vec<(Method, String)> {
-    let doc: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await;
     let mut operations = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

@@ -274,15 +274,7 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
 #[actix_web::test]
 async fn every_documented_operation_lists_its_error_responses() {
     let app = spawn_app().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
@@ -300,15 +292,7 @@ async fn every_documented_operation_lists_its_error_responses() {
 #[actix_web::test]
 async fn documented_parameters_are_where_the_request_carries_them() {
     let app = spawn_app().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await;
     let mut query_parameters = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

@@ -39,15 +39,7 @@ async fn metrics_count_requests_by_route_and_status() {
 #[actix_web::test]
 async fn the_openapi_document_lists_the_auth_and_admin_endpoints_with_their_errors() {
     let app = spawn_app().await;
-    let doc: serde_json::Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await;
     let paths = doc["paths"].as_object().unwrap();
     for path in [
         "/api/auth/login",

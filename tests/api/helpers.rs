@@ -203,6 +203,13 @@ impl TestApp {
         (status, value)
     }
 
+    /// The served OpenAPI document.
+    pub async fn openapi(&self) -> Value {
+        let response = self.client.get(self.url("/api/openapi.json")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, Some(token), None).await
     }
