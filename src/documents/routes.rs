@@ -60,7 +60,7 @@ async fn list_documents(
     request_body(content_type = "multipart/form-data", description = "file, title, description?, tags?, note?"),
     responses(
         (status = 201, body = DocumentResponse), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem),
     )
 )]
 #[post("/committees/{id}/documents")]
@@ -181,7 +181,7 @@ fn matches_if_none_match(request: &HttpRequest, sha256: &str) -> bool {
     request_body(content_type = "multipart/form-data", description = "file, note?"),
     responses(
         (status = 201, body = DocumentResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 412, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 404, body = Problem), (status = 412, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem),
     )
 )]
 #[post("/documents/{id}/versions")]
@@ -212,7 +212,7 @@ async fn add_version(
 /// Changes title, description, status or tags.
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])), params(("id" = i32, Path)), request_body = UpdateDocumentRequest,
-    responses((status = 200, body = DocumentResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem))
+    responses((status = 200, body = DocumentResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[patch("/documents/{id}")]
 async fn update_document(
@@ -229,7 +229,7 @@ async fn update_document(
 /// Deletes a document (softly), by its committee's chair, its creator or the secretariat.
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[delete("/documents/{id}")]
 async fn delete_document(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {
@@ -241,7 +241,7 @@ async fn delete_document(state: web::Data<AppState>, me: CurrentMember, id: web:
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])),
     params(("id" = i32, Path), ("committee_id" = i32, Path)), request_body = ShareRequest,
-    responses((status = 200, body = ShareResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 200, body = ShareResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[put("/documents/{id}/shares/{committee_id}")]
 async fn share_document(
@@ -258,7 +258,7 @@ async fn share_document(
 /// Stops sharing the document with a committee.
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])), params(("id" = i32, Path), ("committee_id" = i32, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[delete("/documents/{id}/shares/{committee_id}")]
 async fn unshare_document(
@@ -274,7 +274,7 @@ async fn unshare_document(
 /// Asks the secretariat to publish the document's current version in the public area.
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])), params(("id" = i32, Path)), request_body = PublishRequest,
-    responses((status = 201, body = PublicationResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 201, body = PublicationResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[post("/documents/{id}/publish")]
 async fn request_publication(

@@ -59,7 +59,7 @@ async fn list_meetings(
 /// Creates a meeting (the committee's chair or the secretariat).
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)), request_body = CreateMeetingRequest,
-    responses((status = 201, body = MeetingResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 201, body = MeetingResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[post("/committees/{id}/meetings")]
 async fn create_meeting(
@@ -91,7 +91,7 @@ async fn get_meeting(state: web::Data<AppState>, me: CurrentMember, id: web::Pat
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)), request_body = UpdateMeetingRequest,
     responses(
         (status = 200, body = MeetingResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, description = "invalid_transition or agenda_over_allocated", body = Problem),
+        (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, description = "invalid_transition or agenda_over_allocated", body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem),
     )
 )]
 #[patch("/meetings/{id}")]
@@ -122,7 +122,7 @@ async fn get_agenda(state: web::Data<AppState>, me: CurrentMember, id: web::Path
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)), request_body = CreateAgendaItemRequest,
     responses(
         (status = 201, body = AgendaItemResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 422, description = "agenda_over_allocated, with overrun_minutes", body = Problem),
+        (status = 404, body = Problem), (status = 422, description = "agenda_over_allocated, with overrun_minutes", body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem),
     )
 )]
 #[post("/meetings/{id}/agenda")]
@@ -143,7 +143,7 @@ async fn add_agenda_item(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)), request_body = UpdateAgendaItemRequest,
     responses(
         (status = 200, body = AgendaItemResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem),
+        (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem),
     )
 )]
 #[patch("/agenda-items/{id}")]
@@ -175,7 +175,7 @@ async fn delete_agenda_item(
 /// Puts the top-level items in a new order.
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)), request_body = ReorderRequest,
-    responses((status = 200, body = AgendaResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 200, body = AgendaResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[put("/meetings/{id}/agenda/order")]
 async fn reorder_agenda(
@@ -190,7 +190,7 @@ async fn reorder_agenda(
 /// Agrees the agenda; later changes are flagged in their events.
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 200, body = AgendaResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 200, body = AgendaResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[post("/meetings/{id}/agenda/finalize")]
 async fn finalize_agenda(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {
@@ -200,7 +200,7 @@ async fn finalize_agenda(state: web::Data<AppState>, me: CurrentMember, id: web:
 /// Mails the agenda to every invited member.
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 202), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem))
+    responses((status = 202), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[post("/meetings/{id}/agenda/publish")]
 async fn publish_agenda(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {
@@ -239,7 +239,7 @@ async fn command_live(
 /// The caller's answer to the invitation.
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)), request_body = RsvpRequest,
-    responses((status = 200, body = AttendanceResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 200, body = AttendanceResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[put("/meetings/{id}/attendance")]
 async fn rsvp(
@@ -254,7 +254,7 @@ async fn rsvp(
 /// The chair records whether a member was present.
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path), ("member_id" = i32, Path)), request_body = PresenceRequest,
-    responses((status = 200, body = AttendanceResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 200, body = AttendanceResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[put("/meetings/{id}/attendance/{member_id}")]
 async fn record_presence(
@@ -270,7 +270,7 @@ async fn record_presence(
 /// Creates a task that follows up on an agenda item's decision.
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)), request_body = ActionItemRequest,
-    responses((status = 201, body = TaskResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem))
+    responses((status = 201, body = TaskResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[post("/agenda-items/{id}/action-items")]
 async fn add_action_item(
@@ -318,7 +318,7 @@ async fn get_minutes(
 /// Files the minutes as a document of the owner committee (a new version when filed again).
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 201, body = crate::documents::dto::DocumentResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 201, body = crate::documents::dto::DocumentResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
 )]
 #[post("/meetings/{id}/minutes/document")]
 async fn file_minutes(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {

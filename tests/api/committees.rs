@@ -398,6 +398,23 @@ async fn an_archived_committee_is_read_only_until_the_secretariat_reopens_it() {
     let (_, tasks) = app.get(&format!("/api/committees/{archived}/tasks"), &chair).await;
     assert_eq!(tasks["items"].as_array().unwrap().len(), 1);
 
+    // The contract says so for each of them.
+    let doc = app.openapi().await;
+    for (method, path) in [
+        ("post", "/api/committees/{id}/tasks"),
+        ("patch", "/api/tasks/{id}"),
+        ("post", "/api/committees/{id}/documents"),
+        ("patch", "/api/documents/{id}"),
+        ("delete", "/api/documents/{id}"),
+        ("post", "/api/committees/{id}/meetings"),
+        ("patch", "/api/meetings/{id}"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]["409"].is_object(),
+            "{method} {path} documents no 409"
+        );
+    }
+
     // Reopened, it takes writes again.
     assert_eq!(set_archived(false).await.0, StatusCode::OK);
     for (method, path, body) in &writes {
