@@ -45,11 +45,7 @@ impl Access {
     /// An archived committee is read-only, for everyone: what it holds stays readable, nothing
     /// new is written in it until the secretariat reopens it.
     pub fn require_open(&self) -> ApiResult<()> {
-        if self.committee.archived {
-            Err(ApiError::CommitteeArchived)
-        } else {
-            Ok(())
-        }
+        ensure_open(self.committee.archived)
     }
 
     pub fn require_write(&self) -> ApiResult<()> {
@@ -129,6 +125,16 @@ fn committee_and_role(row: &QueryResult) -> ApiResult<(committee::Model, Option<
         .transpose()
         .map_err(ApiError::Internal)?;
     Ok((committee, role))
+}
+
+/// Refuses a write in an archived committee (see [`Access::require_open`]); documents and
+/// meetings ask it about the committee that owns them.
+pub fn ensure_open(archived: bool) -> ApiResult<()> {
+    if archived {
+        Err(ApiError::CommitteeArchived)
+    } else {
+        Ok(())
+    }
 }
 
 /// Whether the committee is archived (read-only); `false` for one that does not exist.

@@ -41,11 +41,7 @@ pub struct DocAccess {
 
 impl DocAccess {
     fn require_open(&self) -> ApiResult<()> {
-        if self.archived {
-            Err(ApiError::CommitteeArchived)
-        } else {
-            Ok(())
-        }
+        committees::ensure_open(self.archived)
     }
 
     pub fn require_write(&self) -> ApiResult<()> {

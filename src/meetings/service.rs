@@ -39,11 +39,7 @@ pub struct MeetingAccess {
 
 impl MeetingAccess {
     pub fn require_open(&self) -> ApiResult<()> {
-        if self.archived {
-            Err(ApiError::CommitteeArchived)
-        } else {
-            Ok(())
-        }
+        committees::ensure_open(self.archived)
     }
 
     pub fn require_manage(&self) -> ApiResult<()> {
