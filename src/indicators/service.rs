@@ -333,15 +333,44 @@ pub async fn values(
         .collect())
 }
 
-/// Every submitted value waiting for review, for the secretariat.
+/// Every value in `status`, for the secretariat's review.
 pub async fn pending(conn: &impl sea_orm::ConnectionTrait, status: ValueStatus) -> ApiResult<Vec<ValueResponse>> {
-    let mut all = Vec::new();
-    for definition in indicator_definition::Entity::find()
+    values_of_every_indicator(conn, status, None).await
+}
+
+/// The values in `status` of every indicator (by code, then year and port), of one port when
+/// `port_id` is given: three queries, however many indicators there are.
+pub async fn values_of_every_indicator(
+    conn: &impl sea_orm::ConnectionTrait,
+    status: ValueStatus,
+    port_id: Option<i32>,
+) -> ApiResult<Vec<ValueResponse>> {
+    let definitions = indicator_definition::Entity::find()
         .order_by_asc(indicator_definition::Column::Code)
         .all(conn)
-        .await?
-    {
-        all.extend(values(conn, &definition.code, status, &ValueFilter::default()).await?);
+        .await?;
+    let ports = port::Entity::find().all(conn).await?;
+    let mut query = indicator_value::Entity::find()
+        .filter(indicator_value::Column::Status.eq(status.as_str()))
+        .order_by_asc(indicator_value::Column::Year)
+        .order_by_asc(indicator_value::Column::PortId);
+    if let Some(port_id) = port_id {
+        query = query.filter(indicator_value::Column::PortId.eq(port_id));
     }
-    Ok(all)
+    let mut by_indicator: std::collections::HashMap<i32, Vec<indicator_value::Model>> =
+        std::collections::HashMap::new();
+    for row in query.all(conn).await? {
+        by_indicator.entry(row.indicator_id).or_default().push(row);
+    }
+    Ok(definitions
+        .iter()
+        .flat_map(|definition| {
+            let rows = by_indicator.remove(&definition.id).unwrap_or_default();
+            let ports = &ports;
+            rows.into_iter().filter_map(move |row| {
+                let port = ports.iter().find(|p| p.id == row.port_id)?;
+                Some(present(row, definition, port))
+            })
+        })
+        .collect())
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
-use crate::indicators::service::{self as indicators, ValueFilter, ValueResponse, ValueStatus};
+use crate::indicators::service::{self as indicators, ValueResponse, ValueStatus};
 use crate::meetings::dto::MeetingStatus;
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -123,14 +123,7 @@ pub async fn port(conn: &impl ConnectionTrait, id: i32) -> ApiResult<PortRespons
         .filter(port::Column::PortCommunityId.eq(community_row.id))
         .all(conn)
         .await?;
-    let mut values = Vec::new();
-    let filter = ValueFilter {
-        port: Some(row.id.to_string()),
-        ..Default::default()
-    };
-    for definition in indicators::definitions(conn).await? {
-        values.extend(indicators::values(conn, &definition.code, ValueStatus::Validated, &filter).await?);
-    }
+    let values = indicators::values_of_every_indicator(conn, ValueStatus::Validated, Some(row.id)).await?;
     Ok(PortResponse {
         id: row.id,
         name: row.name,

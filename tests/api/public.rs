@@ -229,6 +229,56 @@ async fn only_validated_indicator_values_are_public() {
     .await;
     assert_eq!(values[0]["value"], 71.5);
     assert_eq!(values[0]["unlocode"], "PECLL");
+
+    // The port's page lists its validated values of every indicator, by indicator code.
+    let (status, _) = app
+        .post("/api/admin/indicators", Some(&admin), json!({ "code": "average_dwell_time", "name_en": "Average dwell time", "name_es": "Tiempo medio de permanencia", "unit": "days", "higher_is_better": false }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for (year, value) in [(2019, 4.5), (2018, 5.0)] {
+        let (status, submitted) = app
+            .post(
+                "/api/indicators/average_dwell_time/values",
+                Some(&admin),
+                json!({ "port_id": callao, "year": year, "value": value }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{submitted}");
+        if year == 2018 {
+            let path = format!("/api/admin/indicators/values/{}/validate", submitted["id"]);
+            assert_eq!(
+                app.call(Method::POST, &path, Some(&admin), None).await.0,
+                StatusCode::OK
+            );
+        }
+    }
+    let port = public_json(&app, &format!("/api/public/ports/{callao}")).await;
+    let listed: Vec<(&str, i64, f64)> = port["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["indicator"].as_str().unwrap(),
+                v["year"].as_i64().unwrap(),
+                v["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("average_dwell_time", 2018, 5.0), ("berth_occupancy", 2018, 71.5)],
+        "validated values only, by indicator code: {port}"
+    );
+    let (_, pending) = app.get("/api/admin/indicators/values", &admin).await;
+    let pending: Vec<i64> = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["year"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pending, [2019], "the one value still waiting for review");
+
     let chart = app
         .client
         .get(app.url("/indicators?code=berth_occupancy&year=2018"))
