@@ -60,40 +60,40 @@ async fn check_assignee(conn: &impl ConnectionTrait, assignee_id: i32, committee
     }
 }
 
-/// A task may point at a meeting of its committee (owned or invited to) and an item of it.
+/// A task may point at a meeting of its committee (owned or invited to) and an item of it. A
+/// meeting or item the committee does not take part in gets the same answer as one that does
+/// not exist: its existence is not the caller's to learn.
 async fn check_links(
     conn: &impl ConnectionTrait,
     committee_id: i32,
     meeting_id: Option<i32>,
     item_id: Option<i32>,
 ) -> ApiResult<()> {
-    let meeting_id = match (meeting_id, item_id) {
-        (_, Some(item_id)) => {
-            let item = agenda_item::Entity::find_by_id(item_id)
-                .one(conn)
-                .await?
-                .ok_or_else(|| ApiError::validation("agenda_item_id", "no such agenda item"))?;
-            if meeting_id.is_some_and(|id| id != item.meeting_id) {
-                return Err(ApiError::validation("agenda_item_id", "belongs to another meeting"));
-            }
-            Some(item.meeting_id)
+    if let Some(item_id) = item_id {
+        let item = agenda_item::Entity::find_by_id(item_id).one(conn).await?;
+        let item = match item {
+            Some(item) if takes_part(conn, committee_id, item.meeting_id).await? => item,
+            _ => return Err(ApiError::validation("agenda_item_id", "no such agenda item")),
+        };
+        if meeting_id.is_some_and(|id| id != item.meeting_id) {
+            return Err(ApiError::validation("agenda_item_id", "belongs to another meeting"));
         }
-        (meeting_id, None) => meeting_id,
-    };
-    if let Some(meeting_id) = meeting_id {
-        let meeting = meeting::Entity::find_by_id(meeting_id)
-            .one(conn)
-            .await?
-            .ok_or_else(|| ApiError::validation("meeting_id", "no such meeting"))?;
-        let invited = crate::meetings::service::committees_of(conn, &meeting).await?;
-        if !invited.contains(&committee_id) {
-            return Err(ApiError::validation(
-                "meeting_id",
-                "the committee does not take part in this meeting",
-            ));
+    } else if let Some(meeting_id) = meeting_id {
+        if !takes_part(conn, committee_id, meeting_id).await? {
+            return Err(ApiError::validation("meeting_id", "no such meeting"));
         }
     }
     Ok(())
+}
+
+/// Whether the meeting exists and the committee owns it or is invited to it.
+async fn takes_part(conn: &impl ConnectionTrait, committee_id: i32, meeting_id: i32) -> ApiResult<bool> {
+    let Some(meeting) = meeting::Entity::find_by_id(meeting_id).one(conn).await? else {
+        return Ok(false);
+    };
+    Ok(crate::meetings::service::committees_of(conn, &meeting)
+        .await?
+        .contains(&committee_id))
 }
 
 /// Records the task event into its committee's channel, and tells a new assignee personally

@@ -191,3 +191,54 @@ async fn descriptions_longer_than_the_limit_are_refused_and_nothing_is_written()
     let (_, unchanged) = app.get(&task_path, &admin).await;
     assert_eq!(unchanged["version"], task["version"]);
 }
+
+#[actix_web::test]
+async fn a_link_to_another_committees_meeting_is_answered_as_if_it_did_not_exist() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "A").await;
+    let b = committee(&app, &admin, "B").await;
+    let (_, member_a) = member_of(&app, &admin, a, "a@port.pe", "member").await;
+    let (_, chair_b) = member_of(&app, &admin, b, "b@port.cl", "chair").await;
+    let starts = chrono::Utc::now() + chrono::Duration::days(2);
+    let (status, meeting) = app
+        .post(
+            &format!("/api/committees/{b}/meetings"),
+            Some(&chair_b),
+            json!({ "title": "B only", "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1), "timezone": "UTC" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{meeting}");
+    let private_meeting = meeting["id"].as_i64().unwrap();
+    let (status, item) = app
+        .post(
+            &format!("/api/meetings/{private_meeting}/agenda"),
+            Some(&chair_b),
+            json!({ "title": "i", "kind": "information", "duration_minutes": 5 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let private_item = item["id"].as_i64().unwrap();
+
+    let tasks_path = format!("/api/committees/{a}/tasks");
+    let attempt = |link: Value| {
+        let mut body = json!({ "title": "linked" });
+        body.as_object_mut().unwrap().extend(link.as_object().unwrap().clone());
+        app.post(&tasks_path, Some(&member_a), body)
+    };
+    let answer = |(status, mut problem): (StatusCode, Value)| {
+        // The request id differs from one answer to the next; the rest must not.
+        problem.as_object_mut().unwrap().remove("instance");
+        (status, problem)
+    };
+    let hidden = answer(attempt(json!({ "meeting_id": private_meeting })).await);
+    let missing = answer(attempt(json!({ "meeting_id": 999_999 })).await);
+    assert_eq!(hidden.0, StatusCode::BAD_REQUEST, "{}", hidden.1);
+    assert_eq!(hidden, missing);
+    let hidden = answer(attempt(json!({ "agenda_item_id": private_item })).await);
+    let missing = answer(attempt(json!({ "agenda_item_id": 999_999 })).await);
+    assert_eq!(hidden.0, StatusCode::BAD_REQUEST, "{}", hidden.1);
+    assert_eq!(hidden, missing);
+    let (_, tasks) = app.get(&format!("/api/committees/{a}/tasks"), &member_a).await;
+    assert_eq!(tasks["items"], json!([]), "nothing was written");
+}
