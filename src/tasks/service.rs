@@ -60,15 +60,16 @@ async fn check_assignee(conn: &impl ConnectionTrait, assignee_id: i32, committee
     }
 }
 
-/// A task may point at a meeting of its committee (owned or invited to) and an item of it. A
-/// meeting or item the committee does not take part in gets the same answer as one that does
-/// not exist: its existence is not the caller's to learn.
-async fn check_links(
+/// The meeting a new task belongs to: the one named, or the agenda item's. A task may point at
+/// a meeting of its committee (owned or invited to) and an item of it; a meeting or item the
+/// committee does not take part in gets the same answer as one that does not exist: its
+/// existence is not the caller's to learn.
+async fn linked_meeting(
     conn: &impl ConnectionTrait,
     committee_id: i32,
     meeting_id: Option<i32>,
     item_id: Option<i32>,
-) -> ApiResult<()> {
+) -> ApiResult<Option<i32>> {
     if let Some(item_id) = item_id {
         let item = agenda_item::Entity::find_by_id(item_id).one(conn).await?;
         let item = match item {
@@ -78,12 +79,14 @@ async fn check_links(
         if meeting_id.is_some_and(|id| id != item.meeting_id) {
             return Err(ApiError::validation("agenda_item_id", "belongs to another meeting"));
         }
-    } else if let Some(meeting_id) = meeting_id {
+        return Ok(Some(item.meeting_id));
+    }
+    if let Some(meeting_id) = meeting_id {
         if !takes_part(conn, committee_id, meeting_id).await? {
             return Err(ApiError::validation("meeting_id", "no such meeting"));
         }
     }
-    Ok(())
+    Ok(meeting_id)
 }
 
 /// Whether the meeting exists and the committee owns it or is invited to it.
@@ -160,14 +163,7 @@ pub async fn create(
     if let Some(assignee_id) = request.assignee_id {
         check_assignee(&*txn, assignee_id, committee_id).await?;
     }
-    check_links(&*txn, committee_id, request.meeting_id, request.agenda_item_id).await?;
-    let meeting_id = match (request.meeting_id, request.agenda_item_id) {
-        (None, Some(item_id)) => agenda_item::Entity::find_by_id(item_id)
-            .one(&*txn)
-            .await?
-            .map(|item| item.meeting_id),
-        (meeting_id, _) => meeting_id,
-    };
+    let meeting_id = linked_meeting(&*txn, committee_id, request.meeting_id, request.agenda_item_id).await?;
     let now = Utc::now();
     let task = task::ActiveModel {
         committee_id: Set(committee_id),

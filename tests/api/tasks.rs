@@ -241,4 +241,15 @@ async fn a_link_to_another_committees_meeting_is_answered_as_if_it_did_not_exist
     assert_eq!(hidden, missing);
     let (_, tasks) = app.get(&format!("/api/committees/{a}/tasks"), &member_a).await;
     assert_eq!(tasks["items"], json!([]), "nothing was written");
+
+    // In its own committee, an agenda item alone is enough: the task gets the item's meeting.
+    let (status, task) = app
+        .post(
+            &format!("/api/committees/{b}/tasks"),
+            Some(&chair_b),
+            json!({ "title": "from the item", "agenda_item_id": private_item }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    assert_eq!(task["meeting_id"].as_i64(), Some(private_meeting));
 }
