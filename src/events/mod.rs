@@ -98,7 +98,7 @@ impl Recorded {
 
 /// Appends one event of `kind` to each of `channels`, inside the caller's transaction.
 ///
-/// The offset comes from `UPDATE channels SET head = head + 1 ... RETURNING head`: the row lock
+/// The offset is the channel's `head` plus one, taken with an upsert on `channels`: the row lock
 /// it takes (PostgreSQL) or the write lock (SQLite) is held until commit, so a concurrent
 /// transaction on the same channel waits, and offsets follow commit order with no gap.
 pub async fn record(
@@ -116,23 +116,11 @@ pub async fn record(
     let mut recorded = Vec::with_capacity(channels.len());
     for channel in channels {
         let name = channel.to_string();
-        if conn.get_database_backend() == DbBackend::Postgres {
-            recorded.push(append_postgres(conn, name, kind, actor_id, &data, at).await?);
-            continue;
-        }
-        let offset = next_offset(conn, &name).await?;
-        let row = event::ActiveModel {
-            channel: Set(name),
-            offset: Set(offset),
-            kind: Set(kind.to_owned()),
-            actor_id: Set(actor_id),
-            data: Set(data.clone()),
-            at: Set(at),
-            ..Default::default()
-        }
-        .insert(conn)
-        .await?;
-        recorded.push(EventFrame::from(row));
+        let frame = match conn.get_database_backend() {
+            DbBackend::Postgres => append_postgres(conn, name, kind, actor_id, &data, at).await?,
+            _ => append_sqlite(conn, name, kind, actor_id, &data, at).await?,
+        };
+        recorded.push(frame);
     }
     Ok(Recorded(recorded))
 }
@@ -175,25 +163,39 @@ async fn append_postgres(
     })
 }
 
-/// Takes the channel's next offset in one statement, creating the channel's row with its first
-/// event. The row stays locked until the transaction ends, so offsets follow commit order.
-async fn next_offset(conn: &impl ConnectionTrait, name: &str) -> Result<i64, DbErr> {
-    let backend = conn.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "INSERT INTO channels (name, head) VALUES ($1, 1) \
-             ON CONFLICT (name) DO UPDATE SET head = channels.head + 1 RETURNING head"
-        }
-        _ => {
-            "INSERT INTO channels (name, head) VALUES (?, 1) \
-             ON CONFLICT (name) DO UPDATE SET head = channels.head + 1 RETURNING head"
-        }
-    };
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [name.into()]))
+/// SQLite takes the offset, creating the channel's row with its first event, then appends the
+/// event; its write lock, held until the transaction ends, keeps offsets in commit order.
+async fn append_sqlite(
+    conn: &impl ConnectionTrait,
+    channel: String,
+    kind: &str,
+    actor_id: Option<i32>,
+    data: &Value,
+    at: DateTime<Utc>,
+) -> Result<EventFrame, DbErr> {
+    const NEXT_OFFSET: &str = "INSERT INTO channels (name, head) VALUES (?, 1) \
+         ON CONFLICT (name) DO UPDATE SET head = channels.head + 1 RETURNING head";
+    let offset = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            NEXT_OFFSET,
+            [channel.as_str().into()],
+        ))
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("channel {name}")))?;
-    row.try_get::<i64>("", "head")
+        .ok_or_else(|| DbErr::RecordNotFound(format!("channel {channel}")))?
+        .try_get::<i64>("", "head")?;
+    let row = event::ActiveModel {
+        channel: Set(channel),
+        offset: Set(offset),
+        kind: Set(kind.to_owned()),
+        actor_id: Set(actor_id),
+        data: Set(data.clone()),
+        at: Set(at),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(EventFrame::from(row))
 }
 
 /// The last offset handed out on `channel` (0 when nothing was ever recorded).
