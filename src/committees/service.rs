@@ -137,15 +137,33 @@ pub fn ensure_open(archived: bool) -> ApiResult<()> {
     }
 }
 
-/// Whether the committee is archived (read-only); `false` for one that does not exist.
-pub async fn is_archived(conn: &impl ConnectionTrait, committee_id: i32) -> ApiResult<bool> {
-    let archived: Option<bool> = committee::Entity::find_by_id(committee_id)
-        .select_only()
+/// The one row of `query` (a document, a meeting: anything a committee owns) and whether its
+/// committee, named by its `committee_id` column, is archived: one query, not two.
+pub async fn one_with_owner_archived<E>(
+    conn: &impl ConnectionTrait,
+    query: Select<E>,
+    committee_id: E::Column,
+) -> ApiResult<Option<(E::Model, bool)>>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult,
+{
+    let archived = Query::select()
         .column(committee::Column::Archived)
-        .into_tuple()
-        .one(conn)
-        .await?;
-    Ok(archived.unwrap_or(false))
+        .from(committee::Entity)
+        .and_where(Expr::col((committee::Entity, committee::Column::Id)).equals((E::default(), committee_id)))
+        .to_owned();
+    let statement = query
+        .expr_as(
+            Expr::SubQuery(None, Box::new(archived.into_sub_query_statement())),
+            "owner_archived",
+        )
+        .build(conn.get_database_backend());
+    let Some(row) = conn.query_one_raw(statement).await? else {
+        return Ok(None);
+    };
+    let archived = row.try_get::<Option<bool>>("", "owner_archived")?.unwrap_or(false);
+    Ok(Some((E::Model::from_query_result(&row, "")?, archived)))
 }
 
 /// Whether `caller` may receive the events of `channel`, decided now.

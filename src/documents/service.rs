@@ -71,12 +71,13 @@ pub async fn access(
     caller: &member::Model,
     document_id: i32,
 ) -> ApiResult<(document::Model, DocAccess)> {
-    let document = document::Entity::find_by_id(document_id)
-        .filter(document::Column::DeletedAt.is_null())
-        .one(conn)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let archived = committees::is_archived(conn, document.committee_id).await?;
+    let (document, archived) = committees::one_with_owner_archived(
+        conn,
+        document::Entity::find_by_id(document_id).filter(document::Column::DeletedAt.is_null()),
+        document::Column::CommitteeId,
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
     if caller.role == Role::Secretariat.as_str() {
         return Ok((
             document,

@@ -73,11 +73,13 @@ pub async fn access(
     caller: &member::Model,
     meeting_id: i32,
 ) -> ApiResult<(meeting::Model, MeetingAccess)> {
-    let meeting = meeting::Entity::find_by_id(meeting_id)
-        .one(conn)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let archived = committees::is_archived(conn, meeting.committee_id).await?;
+    let (meeting, archived) = committees::one_with_owner_archived(
+        conn,
+        meeting::Entity::find_by_id(meeting_id),
+        meeting::Column::CommitteeId,
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
     if caller.role == Role::Secretariat.as_str() {
         return Ok((meeting, MeetingAccess { manage: true, archived }));
     }
