@@ -273,7 +273,7 @@ fn problem_for_bare_errors<B>(response: ServiceResponse<B>) -> actix_web::Result
     // Keep what the framework said around the error (CORS, `Allow`), not its body's type.
     for (name, value) in original.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            problem.headers_mut().insert(name.clone(), value.clone());
+            problem.headers_mut().append(name.clone(), value.clone());
         }
     }
     Ok(ErrorHandlerResponse::Response(

@@ -122,6 +122,30 @@ impl Broker {
         }
     }
 
+    /// Queues one frame (the same bytes for all) for each of `subscribers`; those too far behind
+    /// to take it are added to `overloaded`.
+    fn deliver_to(
+        &self,
+        subscribers: &HashSet<SessionId>,
+        channel: &Arc<str>,
+        offset: Option<i64>,
+        frame: &ByteString,
+        wakes: &mut Wakes,
+        overloaded: &mut Vec<SessionId>,
+    ) {
+        for id in subscribers {
+            let Some(entry) = self.sessions.get(id) else { continue };
+            let delivery = Delivery {
+                channel: channel.clone(),
+                offset,
+                frame: frame.clone(),
+            };
+            if !entry.deliver(delivery, self.max_pending_bytes, wakes) {
+                overloaded.push(*id);
+            }
+        }
+    }
+
     /// Cuts off sessions whose outbox is full: they close with 1013 and resume from their offset.
     fn drop_overloaded(&mut self, overloaded: Vec<SessionId>) {
         for id in overloaded {
@@ -157,16 +181,8 @@ impl Broker {
                 online: &online,
             }
             .to_text();
-            for id in self.channels.get(&channel).into_iter().flatten() {
-                let Some(entry) = self.sessions.get(id) else { continue };
-                let delivery = Delivery {
-                    channel: channel.clone(),
-                    offset: None,
-                    frame: frame.clone(),
-                };
-                if !entry.deliver(delivery, self.max_pending_bytes, &mut wakes) {
-                    overloaded.push(*id);
-                }
+            if let Some(subscribers) = self.channels.get(&channel) {
+                self.deliver_to(subscribers, &channel, None, &frame, &mut wakes, &mut overloaded);
             }
             if online.is_empty() {
                 self.presence_sent.remove(&channel);
@@ -295,17 +311,14 @@ impl Handler<Publish> for Broker {
                 continue;
             };
             let frame = ByteString::from(json);
-            for id in subscribers {
-                let Some(entry) = self.sessions.get(id) else { continue };
-                let delivery = Delivery {
-                    channel: channel.clone(),
-                    offset: Some(event.offset),
-                    frame: frame.clone(),
-                };
-                if !entry.deliver(delivery, self.max_pending_bytes, &mut wakes) {
-                    overloaded.push(*id);
-                }
-            }
+            self.deliver_to(
+                subscribers,
+                channel,
+                Some(event.offset),
+                &frame,
+                &mut wakes,
+                &mut overloaded,
+            );
         }
         wakes.send(self.relay_from);
         self.drop_overloaded(overloaded);
