@@ -27,8 +27,8 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     /// An extractor's own rejection, already rendered as a problem by its error handler.
-    #[error("{0}")]
-    Rejected(actix_web::Error),
+    #[error("the request was rejected ({})", .0.status)]
+    Rejected(Box<Rejection>),
     /// 400: the request was well-formed but some fields are wrong.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
@@ -90,7 +90,7 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
     match error {
         BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST, "Bad request"),
         Validation(_) => ("validation_failed", StatusCode::BAD_REQUEST, "Validation failed"),
-        Rejected(error) => ("rejected", error.as_response_error().status_code(), "Rejected"),
+        Rejected(rejection) => ("rejected", rejection.status, "Rejected"),
         InvalidToken => ("invalid_token", StatusCode::BAD_REQUEST, "Invalid or expired token"),
         InvalidCredentials => ("invalid_credentials", StatusCode::UNAUTHORIZED, "Invalid credentials"),
         Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED, "Authentication required"),
@@ -193,8 +193,8 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Rejected(error) = self {
-            return error.error_response();
+        if let ApiError::Rejected(rejection) = self {
+            return rejection.response();
         }
         if let ApiError::Internal(cause) = self {
             tracing::error!(error = ?cause, "request failed");
@@ -240,9 +240,33 @@ impl<T> ConflictExt<T> for Result<T, sea_orm::DbErr> {
     }
 }
 
+/// An extractor's rejection as the response it renders to. `actix_web::Error` is not `Send`;
+/// this is, so that an `ApiError` can come back from another thread (the group-commit lanes).
+#[derive(Debug)]
+pub struct Rejection {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    body: actix_web::web::Bytes,
+}
+
+impl Rejection {
+    fn response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status).body(self.body.clone());
+        for (name, value) in &self.headers {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+        response
+    }
+}
+
 impl From<actix_web::Error> for ApiError {
     fn from(error: actix_web::Error) -> Self {
-        ApiError::Rejected(error)
+        use actix_web::body::MessageBody as _;
+        let response = error.error_response();
+        let (status, headers) = (response.status(), response.headers().clone());
+        // Error bodies are bytes in memory; a streaming one would have nothing worth keeping.
+        let body = response.into_body().try_into_bytes().unwrap_or_default();
+        ApiError::Rejected(Box::new(Rejection { status, headers, body }))
     }
 }
 

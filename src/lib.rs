@@ -12,6 +12,7 @@ pub mod documents;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod group_commit;
 pub mod indicators;
 pub mod mail;
 pub mod meetings;

@@ -19,6 +19,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::AccessTokens;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::group_commit::GroupCommit;
 use crate::mail::Mailer;
 use crate::public::cache::PublicCache;
 use crate::realtime::Broker;
@@ -75,7 +76,14 @@ impl Application {
         };
         let storage = LocalStorage::new(&settings.documents.storage_dir)?;
         Scheduler::new(db.clone(), settings.events.clone(), storage.clone()).start();
+        let writes = GroupCommit::start(
+            db.clone(),
+            settings.database.max_connections,
+            realtime::publisher(bus.clone(), broker.clone()),
+            &registry,
+        )?;
         let state = web::Data::new(AppState {
+            writes,
             tokens: AccessTokens::new(&settings.auth)?,
             passwords: Passwords::new(&settings.auth)?,
             throttle: match settings.bus.redis_url.trim() {

@@ -8,6 +8,7 @@ use crate::auth::password::Passwords;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::AccessTokens;
 use crate::db::Db;
+use crate::group_commit::GroupCommit;
 use crate::mail::Mailer;
 use crate::public::cache::PublicCache;
 use crate::realtime::Broker;
@@ -17,6 +18,8 @@ use crate::storage::LocalStorage;
 
 pub struct AppState {
     pub db: Db,
+    /// The path of the high-rate writes (see [`GroupCommit`]).
+    pub writes: GroupCommit,
     pub settings: Settings,
     pub tokens: AccessTokens,
     pub passwords: Passwords,

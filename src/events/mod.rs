@@ -3,13 +3,13 @@
 
 pub mod routes;
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use entity::{channel, event};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -108,17 +108,11 @@ pub async fn record(
     actor_id: Option<i32>,
     data: Value,
 ) -> Result<Recorded, DbErr> {
-    let mut channels = channels.to_vec();
-    channels.sort();
-    channels.dedup();
-    // Microseconds, as both databases store it: the live frame and a replayed one are identical.
-    let at = Utc::now().trunc_subsecs(6);
     let mut recorded = Vec::with_capacity(channels.len());
-    for channel in channels {
-        let name = channel.to_string();
+    for event in PendingEvent::for_channels(channels, kind, actor_id, data) {
         let frame = match conn.get_database_backend() {
-            DbBackend::Postgres => append_postgres(conn, name, kind, actor_id, &data, at).await?,
-            _ => append_sqlite(conn, name, kind, actor_id, &data, at).await?,
+            DbBackend::Postgres => append_postgres(conn, event).await?,
+            _ => append_sqlite(conn, event).await?,
         };
         recorded.push(frame);
     }
@@ -128,74 +122,140 @@ pub async fn record(
 /// PostgreSQL takes the offset and appends the event in one statement: the channel's row stays
 /// locked from here to the commit, and every round trip inside that window is one that all the
 /// channel's other writers wait for.
-async fn append_postgres(
-    conn: &impl ConnectionTrait,
-    channel: String,
-    kind: &str,
-    actor_id: Option<i32>,
-    data: &Value,
-    at: DateTime<Utc>,
-) -> Result<EventFrame, DbErr> {
+async fn append_postgres(conn: &impl ConnectionTrait, event: PendingEvent) -> Result<EventFrame, DbErr> {
     const SQL: &str = "WITH bumped AS (\
            INSERT INTO channels (name, head) VALUES ($1, 1) \
            ON CONFLICT (name) DO UPDATE SET head = channels.head + 1 RETURNING head) \
          INSERT INTO events (channel, \"offset\", kind, actor_id, data, at) \
          SELECT $1, head, $2, $3, $4, $5 FROM bumped RETURNING \"offset\"";
     let values: [sea_orm::Value; 5] = [
-        channel.clone().into(),
-        kind.into(),
-        actor_id.into(),
-        data.clone().into(),
-        at.into(),
+        event.channel.to_string().into(),
+        event.kind.as_str().into(),
+        event.actor_id.into(),
+        event.data.clone().into(),
+        event.at.into(),
     ];
-    let row = conn
+    let offset = conn
         .query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, SQL, values))
         .await?
-        .ok_or_else(|| DbErr::RecordNotInserted)?;
-    Ok(EventFrame {
-        type_: FrameType::Event,
-        offset: row.try_get::<i64>("", "offset")?,
-        channel,
-        kind: kind.to_owned(),
-        actor_id,
-        at,
-        data: data.clone(),
-    })
+        .ok_or_else(|| DbErr::RecordNotInserted)?
+        .try_get::<i64>("", "offset")?;
+    Ok(event.into_frame(offset))
 }
 
 /// SQLite takes the offset, creating the channel's row with its first event, then appends the
 /// event; its write lock, held until the transaction ends, keeps offsets in commit order.
-async fn append_sqlite(
-    conn: &impl ConnectionTrait,
-    channel: String,
-    kind: &str,
+async fn append_sqlite(conn: &impl ConnectionTrait, event: PendingEvent) -> Result<EventFrame, DbErr> {
+    let offset = take_offsets(conn, &event.channel.to_string(), 1).await?;
+    let frame = event.into_frame(offset);
+    event::Entity::insert(row_of(&frame))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(frame)
+}
+
+/// An event recorded in a group-commit batch, waiting for its offset.
+#[derive(Debug)]
+pub struct PendingEvent {
+    channel: Channel,
+    kind: String,
     actor_id: Option<i32>,
-    data: &Value,
+    data: Value,
     at: DateTime<Utc>,
-) -> Result<EventFrame, DbErr> {
-    const NEXT_OFFSET: &str = "INSERT INTO channels (name, head) VALUES (?, 1) \
-         ON CONFLICT (name) DO UPDATE SET head = channels.head + 1 RETURNING head";
-    let offset = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            NEXT_OFFSET,
-            [channel.as_str().into()],
-        ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("channel {channel}")))?
-        .try_get::<i64>("", "head")?;
-    let row = event::ActiveModel {
-        channel: Set(channel),
-        offset: Set(offset),
-        kind: Set(kind.to_owned()),
-        actor_id: Set(actor_id),
-        data: Set(data.clone()),
-        at: Set(at),
+}
+
+impl PendingEvent {
+    /// One event of `kind` for each of `channels`, as [`record`] would append them.
+    pub fn for_channels(channels: &[Channel], kind: &str, actor_id: Option<i32>, data: Value) -> Vec<Self> {
+        let mut channels = channels.to_vec();
+        channels.sort();
+        channels.dedup();
+        let at = Utc::now().trunc_subsecs(6);
+        channels
+            .into_iter()
+            .map(|channel| PendingEvent {
+                channel,
+                kind: kind.to_owned(),
+                actor_id,
+                data: data.clone(),
+                at,
+            })
+            .collect()
+    }
+
+    fn into_frame(self, offset: i64) -> EventFrame {
+        EventFrame {
+            type_: FrameType::Event,
+            channel: self.channel.to_string(),
+            offset,
+            kind: self.kind,
+            actor_id: self.actor_id,
+            at: self.at,
+            data: self.data,
+        }
+    }
+}
+
+fn row_of(frame: &EventFrame) -> event::ActiveModel {
+    event::ActiveModel {
+        channel: Set(frame.channel.clone()),
+        offset: Set(frame.offset),
+        kind: Set(frame.kind.clone()),
+        actor_id: Set(frame.actor_id),
+        data: Set(frame.data.clone()),
+        at: Set(frame.at),
         ..Default::default()
     }
-    .insert(conn)
-    .await?;
-    Ok(EventFrame::from(row))
+}
+
+/// Appends a batch's events in the order they were recorded: each channel's offsets are taken
+/// at once (one upsert per channel, in name order so that concurrent batches lock channel rows
+/// in the same order), then every event goes in with one insert. Called last before the
+/// commit, so channel rows stay locked for as short a time as possible.
+pub async fn append_all(conn: &impl ConnectionTrait, pending: Vec<PendingEvent>) -> Result<Recorded, DbErr> {
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    for event in &pending {
+        *counts.entry(event.channel.to_string()).or_default() += 1;
+    }
+    let mut next_offset = HashMap::with_capacity(counts.len());
+    for (channel, count) in counts {
+        let head = take_offsets(conn, &channel, count).await?;
+        next_offset.insert(channel, head - count + 1);
+    }
+    let frames: Vec<EventFrame> = pending
+        .into_iter()
+        .map(|event| {
+            let offset = next_offset.get_mut(&event.channel.to_string()).expect("counted above");
+            *offset += 1;
+            event.into_frame(*offset - 1)
+        })
+        .collect();
+    let rows = frames.iter().map(row_of);
+    event::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    Ok(Recorded(frames))
+}
+
+/// Moves `channel`'s head on by `count` under its row lock; returns the new head.
+async fn take_offsets(conn: &impl ConnectionTrait, channel: &str, count: i64) -> Result<i64, DbErr> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO channels (name, head) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET head = channels.head + excluded.head RETURNING head"
+        }
+        _ => {
+            "INSERT INTO channels (name, head) VALUES (?, ?) \
+             ON CONFLICT (name) DO UPDATE SET head = channels.head + excluded.head RETURNING head"
+        }
+    };
+    conn.query_one_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [channel.into(), count.into()],
+    ))
+    .await?
+    .ok_or_else(|| DbErr::RecordNotFound(format!("channel {channel}")))?
+    .try_get::<i64>("", "head")
 }
 
 /// The last offset handed out on `channel` (0 when nothing was ever recorded).

@@ -12,19 +12,31 @@ mod session;
 
 pub use broker::{Broker, BrokerStats, MemberRevoked, MembershipRevoked, Publish, Shutdown, Stats};
 
+use actix::Addr;
+
 use crate::events::Recorded;
+use crate::realtime::bus::Bus;
 use crate::state::AppState;
 
 /// Hands events to this node's broker and to the other nodes; call only after the transaction
 /// that recorded them committed.
 pub fn publish(state: &AppState, recorded: Recorded) {
+    publish_to(&state.bus, &state.broker, recorded);
+}
+
+/// [`publish`] for the group-commit lanes, which run outside any request.
+pub fn publisher(bus: Bus, broker: Addr<Broker>) -> crate::group_commit::Publish {
+    std::sync::Arc::new(move |recorded| publish_to(&bus, &broker, recorded))
+}
+
+fn publish_to(bus: &Bus, broker: &Addr<Broker>, recorded: Recorded) {
     if recorded.0.is_empty() {
         return;
     }
-    state.bus.send(bus::BusMessage::Events {
+    bus.send(bus::BusMessage::Events {
         events: recorded.0.clone(),
     });
-    state.broker.do_send(Publish(recorded.0));
+    broker.do_send(Publish(recorded.0));
 }
 
 /// The member lost the workspace (suspended, sessions revoked): close their sockets on every node.

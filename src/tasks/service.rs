@@ -13,11 +13,11 @@ use super::dto::*;
 use crate::committees::service::{self as committees, Access};
 use crate::domain::{Locale, Role, Validator, required_text};
 use crate::error::{ApiError, ApiResult};
-use crate::events::{self, Channel, Recorded};
+use crate::events::Channel;
+use crate::group_commit::Batch;
 use crate::mail::{self, templates};
 use crate::pagination::Page;
 use crate::preconditions::IfMatch;
-use crate::realtime;
 use crate::state::AppState;
 
 /// The task (not deleted) and what the caller may do in its committee.
@@ -102,48 +102,39 @@ async fn takes_part(conn: &impl ConnectionTrait, committee_id: i32, meeting_id: 
 /// Records the task event into its committee's channel, and tells a new assignee personally
 /// (an event on their own channel and a mail).
 async fn emit(
-    state: &AppState,
-    conn: &impl ConnectionTrait,
+    batch: &Batch,
+    public_url: &url::Url,
     actor_id: i32,
     kind: &str,
     task: &task::Model,
     newly_assigned: Option<i32>,
-) -> ApiResult<Recorded> {
+) -> ApiResult<()> {
     let response = TaskResponse::from(task.clone());
-    let mut recorded = events::record(
-        conn,
+    batch.record(
         &[Channel::Committee(task.committee_id)],
         kind,
         Some(actor_id),
         json!(response),
-    )
-    .await?;
+    );
     if let Some(assignee_id) = newly_assigned.filter(|id| *id != actor_id) {
-        recorded.extend(
-            events::record(
-                conn,
-                &[Channel::Member(assignee_id)],
-                "task.assigned",
-                Some(actor_id),
-                json!(response),
-            )
-            .await?,
+        batch.record(
+            &[Channel::Member(assignee_id)],
+            "task.assigned",
+            Some(actor_id),
+            json!(response),
         );
-        if let Some(assignee) = member::Entity::find_by_id(assignee_id).one(conn).await? {
-            let link = format!(
-                "{}committees/{}/tasks/{}",
-                state.settings.server.public_url, task.committee_id, task.id
-            );
+        if let Some(assignee) = member::Entity::find_by_id(assignee_id).one(&**batch).await? {
+            let link = format!("{public_url}committees/{}/tasks/{}", task.committee_id, task.id);
             let locale = Locale::from_db(&assignee.locale).unwrap_or(Locale::En);
             mail::enqueue(
-                conn,
+                &**batch,
                 &assignee.email,
                 templates::task_assigned(locale, &assignee.name, &task.title, &link),
             )
             .await?;
         }
     }
-    Ok(recorded)
+    Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(caller = caller.id, committee_id))]
@@ -158,17 +149,50 @@ pub async fn create(
     validator.long_text("description", request.description.as_deref());
     validator.finish()?;
 
-    let txn = state.db.begin_write().await?;
-    committees::access(&*txn, caller, committee_id).await?.require_write()?;
+    let new_task = NewTask {
+        caller: caller.clone(),
+        committee_id,
+        title: title.unwrap_or_default(),
+        request,
+        public_url: state.settings.server.public_url.clone(),
+    };
+    let task = state
+        .writes
+        .write(committee_id, new_task, |batch, new_task| {
+            Box::pin(insert_task(batch, new_task))
+        })
+        .await?;
+    state.mailer.do_send(mail::Wake);
+    Ok(task.into())
+}
+
+struct NewTask {
+    caller: member::Model,
+    committee_id: i32,
+    title: String,
+    request: CreateTaskRequest,
+    public_url: url::Url,
+}
+
+async fn insert_task(batch: &Batch, new_task: &NewTask) -> ApiResult<task::Model> {
+    let NewTask {
+        caller,
+        committee_id,
+        title,
+        request,
+        public_url,
+    } = new_task;
+    let txn = &**batch;
+    committees::access(txn, caller, *committee_id).await?.require_write()?;
     if let Some(assignee_id) = request.assignee_id {
-        check_assignee(&*txn, assignee_id, committee_id).await?;
+        check_assignee(txn, assignee_id, *committee_id).await?;
     }
-    let meeting_id = linked_meeting(&*txn, committee_id, request.meeting_id, request.agenda_item_id).await?;
+    let meeting_id = linked_meeting(txn, *committee_id, request.meeting_id, request.agenda_item_id).await?;
     let now = Utc::now();
     let task = task::ActiveModel {
-        committee_id: Set(committee_id),
-        title: Set(title.unwrap_or_default()),
-        description: Set(request.description.unwrap_or_default().trim().to_owned()),
+        committee_id: Set(*committee_id),
+        title: Set(title.clone()),
+        description: Set(request.description.as_deref().unwrap_or_default().trim().to_owned()),
         status: Set(TaskStatus::Todo.as_str().to_owned()),
         priority: Set(request.priority.unwrap_or(TaskPriority::Normal).as_str().to_owned()),
         assignee_id: Set(request.assignee_id),
@@ -183,13 +207,10 @@ pub async fn create(
         deleted_at: Set(None),
         ..Default::default()
     }
-    .insert(&*txn)
+    .insert(txn)
     .await?;
-    let recorded = emit(state, &*txn, caller.id, "task.created", &task, task.assignee_id).await?;
-    txn.commit().await?;
-    realtime::publish(state, recorded);
-    state.mailer.do_send(mail::Wake);
-    Ok(task.into())
+    emit(batch, public_url, caller.id, "task.created", &task, task.assignee_id).await?;
+    Ok(task)
 }
 
 pub async fn list(
@@ -247,8 +268,46 @@ pub async fn update(
     validator.long_text("description", request.description.as_deref());
     validator.finish()?;
 
-    let txn = state.db.begin_write().await?;
-    let (task, access) = access(&*txn, caller, task_id).await?;
+    let change = TaskChange {
+        caller: caller.clone(),
+        task_id,
+        if_match,
+        title,
+        request,
+        public_url: state.settings.server.public_url.clone(),
+    };
+    let (updated, newly_assigned) = state
+        .writes
+        .write(task_id, change, |batch, change| Box::pin(apply_change(batch, change)))
+        .await?;
+    if newly_assigned.is_some() {
+        state.mailer.do_send(mail::Wake);
+    }
+    Ok(updated.into())
+}
+
+struct TaskChange {
+    caller: member::Model,
+    task_id: i32,
+    if_match: IfMatch,
+    /// The new title, validated.
+    title: Option<String>,
+    request: UpdateTaskRequest,
+    public_url: url::Url,
+}
+
+/// The updated task, and its new assignee if it has one.
+async fn apply_change(batch: &Batch, change: &TaskChange) -> ApiResult<(task::Model, Option<i32>)> {
+    let TaskChange {
+        caller,
+        task_id,
+        if_match,
+        title,
+        request,
+        public_url,
+    } = change;
+    let txn = &**batch;
+    let (task, access) = access(txn, caller, *task_id).await?;
     access.require_write()?;
     if_match.check(task.version)?;
     if let Some(next) = request.status {
@@ -262,7 +321,7 @@ pub async fn update(
     }
     let newly_assigned = match request.assignee_id {
         Some(Some(assignee_id)) if task.assignee_id != Some(assignee_id) => {
-            check_assignee(&*txn, assignee_id, task.committee_id).await?;
+            check_assignee(txn, assignee_id, task.committee_id).await?;
             Some(assignee_id)
         }
         _ => None,
@@ -270,9 +329,9 @@ pub async fn update(
     let version = task.version;
     let mut active = task.into_active_model();
     if let Some(title) = title {
-        active.title = Set(title);
+        active.title = Set(title.clone());
     }
-    if let Some(description) = request.description {
+    if let Some(description) = &request.description {
         active.description = Set(description.trim().to_owned());
     }
     if let Some(status) = request.status {
@@ -292,28 +351,27 @@ pub async fn update(
     }
     active.version = Set(version + 1);
     active.updated_at = Set(Utc::now());
-    let updated = active.update(&*txn).await?;
-    let recorded = emit(state, &*txn, caller.id, "task.updated", &updated, newly_assigned).await?;
-    txn.commit().await?;
-    realtime::publish(state, recorded);
-    if newly_assigned.is_some() {
-        state.mailer.do_send(mail::Wake);
-    }
-    Ok(updated.into())
+    let updated = active.update(txn).await?;
+    emit(batch, public_url, caller.id, "task.updated", &updated, newly_assigned).await?;
+    Ok((updated, newly_assigned))
 }
 
 #[tracing::instrument(skip_all, fields(caller = caller.id, task_id))]
 pub async fn delete(state: &AppState, caller: &member::Model, task_id: i32) -> ApiResult<()> {
-    let txn = state.db.begin_write().await?;
-    let (task, access) = access(&*txn, caller, task_id).await?;
+    let removal = (caller.clone(), task_id, state.settings.server.public_url.clone());
+    state
+        .writes
+        .write(task_id, removal, |batch, removal| Box::pin(soft_delete(batch, removal)))
+        .await
+}
+
+async fn soft_delete(batch: &Batch, (caller, task_id, public_url): &(member::Model, i32, url::Url)) -> ApiResult<()> {
+    let (task, access) = access(&**batch, caller, *task_id).await?;
     access.require_write()?;
     let mut active = task.into_active_model();
     active.deleted_at = Set(Some(Utc::now()));
-    let deleted = active.update(&*txn).await?;
-    let recorded = emit(state, &*txn, caller.id, "task.deleted", &deleted, None).await?;
-    txn.commit().await?;
-    realtime::publish(state, recorded);
-    Ok(())
+    let deleted = active.update(&**batch).await?;
+    emit(batch, public_url, caller.id, "task.deleted", &deleted, None).await
 }
 
 pub async fn comments(
@@ -336,34 +394,41 @@ pub async fn comments(
 #[tracing::instrument(skip_all, fields(caller = caller.id, task_id))]
 pub async fn comment(state: &AppState, caller: &member::Model, task_id: i32, body: &str) -> ApiResult<CommentResponse> {
     let body = required_text("body", body, 10_000).map_err(|error| ApiError::Validation(vec![error]))?;
-    let txn = state.db.begin_write().await?;
-    let (task, access) = access(&*txn, caller, task_id).await?;
+    let comment = (caller.clone(), task_id, body);
+    state
+        .writes
+        .write(task_id, comment, |batch, comment| Box::pin(add_comment(batch, comment)))
+        .await
+}
+
+async fn add_comment(
+    batch: &Batch,
+    (caller, task_id, body): &(member::Model, i32, String),
+) -> ApiResult<CommentResponse> {
+    let txn = &**batch;
+    let (task, access) = access(txn, caller, *task_id).await?;
     access.require_write()?;
     let row = task_comment::ActiveModel {
-        task_id: Set(task_id),
+        task_id: Set(*task_id),
         author_id: Set(caller.id),
-        body: Set(body),
+        body: Set(body.clone()),
         created_at: Set(Utc::now()),
         ..Default::default()
     }
-    .insert(&*txn)
+    .insert(txn)
     .await?;
     // Touch the task so that lists sorted by change show the discussion.
     task::Entity::update_many()
         .col_expr(task::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(task::Column::Id.eq(task_id))
-        .exec(&*txn)
+        .filter(task::Column::Id.eq(*task_id))
+        .exec(txn)
         .await?;
     let response = CommentResponse::from(row);
-    let recorded = events::record(
-        &*txn,
+    batch.record(
         &[Channel::Committee(task.committee_id)],
         "task.commented",
         Some(caller.id),
         json!(response),
-    )
-    .await?;
-    txn.commit().await?;
-    realtime::publish(state, recorded);
+    );
     Ok(response)
 }

@@ -12,6 +12,7 @@ mod cluster;
 mod committees;
 mod documents;
 mod errors;
+mod group_commit;
 mod health;
 mod mail;
 mod meetings;

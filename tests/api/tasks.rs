@@ -253,3 +253,66 @@ async fn a_link_to_another_committees_meeting_is_answered_as_if_it_did_not_exist
     assert_eq!(status, StatusCode::CREATED, "{task}");
     assert_eq!(task["meeting_id"].as_i64(), Some(private_meeting));
 }
+
+#[actix_web::test]
+async fn tasks_created_at_once_all_land_in_order_and_refused_ones_leave_no_trace() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let other = committee(&app, &admin, "Other").await;
+    let (_, author) = member_of(&app, &admin, c, "author@port.pe", "member").await;
+    let (outsider_id, _) = member_of(&app, &admin, other, "outsider@port.cl", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &author).await;
+    let (_, head) = client.subscribe(&format!("committee:{c}"), None).await;
+
+    // 48 creates at once (they share commits); every fourth names an assignee from another
+    // committee, which the write itself refuses after reading the database.
+    let path = format!("/api/committees/{c}/tasks");
+    let refused = |n: usize| n % 4 == 3;
+    let creates = (0..48).map(|n| {
+        let mut body = json!({ "title": format!("t{n}") });
+        if refused(n) {
+            body["assignee_id"] = json!(outsider_id);
+        }
+        app.post(&path, Some(&author), body)
+    });
+    let answers = futures_util::future::join_all(creates).await;
+    let mut created = std::collections::BTreeSet::new();
+    for (n, (status, body)) in answers.iter().enumerate() {
+        if refused(n) {
+            assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(body["code"], "invalid_assignee");
+        } else {
+            assert_eq!(*status, StatusCode::CREATED, "{body}");
+            assert_eq!(body["title"], format!("t{n}"));
+            created.insert(format!("t{n}"));
+        }
+    }
+    assert_eq!(created.len(), 36);
+
+    // One event per created task, with consecutive offsets; nothing of the refused ones.
+    let mut delivered = std::collections::BTreeSet::new();
+    for expected_offset in head + 1..=head + 36 {
+        let event = client.next_event().await;
+        assert_eq!(event["offset"], expected_offset);
+        assert_eq!(event["kind"], "task.created");
+        delivered.insert(event["data"]["title"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(delivered, created);
+    let (_, list) = app.get(&format!("{path}?limit=100"), &author).await;
+    let stored: std::collections::BTreeSet<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored, created);
+    let (_, feed) = app
+        .get(
+            &format!("/api/events?channel=committee:{c}&after={head}&limit=100"),
+            &author,
+        )
+        .await;
+    assert_eq!(feed["items"].as_array().unwrap().len(), 36, "{feed}");
+    assert_eq!(feed["head"], head + 36);
+}

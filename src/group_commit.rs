@@ -1,0 +1,325 @@
+//! Group commit: writes that arrive together share one transaction.
+//!
+//! Every write that records an event holds its channel's row (PostgreSQL) or the writer gate
+//! (SQLite) from the offset it takes until its commit is durable, so one committee's writes
+//! commit one after another, each paying its own `BEGIN`, `COMMIT` and WAL flush. Here, writes
+//! queue on a lane; the lane runs whatever has queued since its last commit in one transaction
+//! and commits once, so the flush and the lock are paid once per batch, not once per write.
+//! Nothing waits to fill a batch: a lone write runs at once, exactly as it would on its own.
+//!
+//! A write records its events with [`Batch::record`], which takes no offset yet: the batch
+//! appends every event it recorded just before it commits, taking each channel's offsets with
+//! one upsert. So a channel's row is locked only for that last statement and the commit, not
+//! from a write's first event to the end of the batch, and a write costs no round trip for its
+//! events. The lane publishes them after the commit itself, so they go out even if the caller
+//! has gone.
+//!
+//! If any write of a batch fails, the batch is rolled back and each of its writes runs again in
+//! a transaction of its own, so a failing write never takes its batch-mates' changes with it,
+//! and each caller gets the answer its own write would have had. So a write must be a function
+//! of its input and the database that can run twice, with no effect outside its transaction.
+//!
+//! Writes of one committee go to the same lane (PostgreSQL has several, so committees commit in
+//! parallel; SQLite has one writer anyway, so one lane).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use prometheus::{IntCounter, Registry};
+use sea_orm::{DatabaseBackend, DatabaseTransaction, DbErr};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{Db, WriteTxn};
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Channel, PendingEvent, Recorded};
+
+/// The most writes one transaction takes: bounds how long a batch holds its locks.
+const MAX_BATCH: usize = 64;
+
+/// The transaction a write runs in (it derefs to it), and the events its writes record.
+pub struct Batch {
+    txn: WriteTxn,
+    events: Mutex<Vec<PendingEvent>>,
+}
+
+impl std::ops::Deref for Batch {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl Batch {
+    /// Records one event of `kind` in each of `channels`, appended when the batch commits;
+    /// the events of one write keep the order they were recorded in.
+    pub fn record(&self, channels: &[Channel], kind: &str, actor_id: Option<i32>, data: Value) {
+        let pending = PendingEvent::for_channels(channels, kind, actor_id, data);
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(pending);
+    }
+
+    async fn begin(db: &Db) -> Result<Self, DbErr> {
+        Ok(Self {
+            txn: db.begin_write().await?,
+            events: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Appends the recorded events, then commits.
+    async fn commit(self) -> Result<Recorded, BatchError> {
+        let pending = self.events.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let recorded = events::append_all(&*self.txn, pending)
+            .await
+            .map_err(BatchError::Append)?;
+        self.txn.commit().await.map_err(BatchError::Commit)?;
+        Ok(recorded)
+    }
+}
+
+enum BatchError {
+    /// Before the commit: nothing was written.
+    Append(DbErr),
+    /// The commit's outcome is unknown (e.g. the connection dropped).
+    Commit(DbErr),
+}
+
+/// A write: what it does with its input in a batch. A plain function, so that it can run again
+/// on the same input and can capture nothing else.
+pub type WriteFn<I, T> = for<'t> fn(&'t Batch, &'t I) -> BoxFuture<'t, ApiResult<T>>;
+
+/// Where committed events go (the broker and the bus).
+pub type Publish = Arc<dyn Fn(Recorded) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct GroupCommit {
+    lanes: Arc<[mpsc::UnboundedSender<Box<dyn Job>>]>,
+    counters: Counters,
+}
+
+/// How the lanes have been committing, on `/metrics`.
+#[derive(Clone)]
+struct Counters {
+    /// Transactions that carried more than one write.
+    shared_transactions: IntCounter,
+    /// Writes committed in such a transaction.
+    shared_writes: IntCounter,
+    /// Writes run again alone because a batch-mate failed.
+    retried_writes: IntCounter,
+}
+
+/// A snapshot of the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    pub shared_transactions: u64,
+    pub shared_writes: u64,
+    pub retried_writes: u64,
+}
+
+impl Counters {
+    fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounter> {
+            let counter = IntCounter::new(name, help)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        Ok(Self {
+            shared_transactions: counter(
+                "dcports_write_shared_transactions_total",
+                "Transactions that committed several writes at once",
+            )?,
+            shared_writes: counter(
+                "dcports_write_shared_total",
+                "Writes committed in a transaction shared with others",
+            )?,
+            retried_writes: counter(
+                "dcports_write_retried_total",
+                "Writes run again on their own because a write of their batch failed",
+            )?,
+        })
+    }
+}
+
+impl GroupCommit {
+    /// Starts the lanes on the current runtime: one on SQLite, half the pool on PostgreSQL
+    /// (the other half stays for reads and the writes that do not come through here).
+    pub fn start(db: Db, max_connections: u32, publish: Publish, registry: &Registry) -> prometheus::Result<Self> {
+        let counters = Counters::register(registry)?;
+        let lanes = match db.backend() {
+            DatabaseBackend::Sqlite => 1,
+            _ => (max_connections / 2).max(1) as usize,
+        };
+        let lanes = (0..lanes)
+            .map(|_| {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                tokio::spawn(run_lane(db.clone(), receiver, publish.clone(), counters.clone()));
+                sender
+            })
+            .collect();
+        Ok(Self { lanes, counters })
+    }
+
+    pub fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            shared_transactions: self.counters.shared_transactions.get(),
+            shared_writes: self.counters.shared_writes.get(),
+            retried_writes: self.counters.retried_writes.get(),
+        }
+    }
+
+    /// Runs `write` on `input` in a transaction shared with the other writes queued on `key`'s
+    /// lane (a committee or task id), publishes its events once committed, and returns its
+    /// answer. `write` may run twice (see the module's documentation).
+    pub async fn write<I, T>(&self, key: i32, input: I, write: WriteFn<I, T>) -> ApiResult<T>
+    where
+        I: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(PendingWrite {
+            input,
+            write,
+            outcome: None,
+            reply,
+        });
+        let lane = &self.lanes[key.unsigned_abs() as usize % self.lanes.len()];
+        lane.send(job)
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("the write lanes have stopped")))?;
+        answer
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a write lane dropped a write")))?
+    }
+}
+
+/// A queued write, with its type erased so that one lane carries writes of every kind.
+trait Job: Send {
+    /// Runs the write in `batch`; false if it failed (its error is kept for the caller).
+    fn run<'t>(&'t mut self, batch: &'t Batch) -> BoxFuture<'t, bool>;
+    /// Answers the caller: its error if it failed, else the commit's outcome.
+    fn finish(self: Box<Self>, commit: Result<(), &DbErr>);
+}
+
+struct PendingWrite<I, T> {
+    input: I,
+    write: WriteFn<I, T>,
+    outcome: Option<ApiResult<T>>,
+    reply: oneshot::Sender<ApiResult<T>>,
+}
+
+impl<I, T> Job for PendingWrite<I, T>
+where
+    I: Send + Sync + 'static,
+    T: Send + 'static,
+{
+    fn run<'t>(&'t mut self, batch: &'t Batch) -> BoxFuture<'t, bool> {
+        Box::pin(async move {
+            // A panicking write must not take the lane, and every write queued behind it, down.
+            let outcome = AssertUnwindSafe((self.write)(batch, &self.input))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(ApiError::Internal(anyhow::anyhow!("a write panicked"))));
+            let succeeded = outcome.is_ok();
+            self.outcome = Some(outcome);
+            succeeded
+        })
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &DbErr>) {
+        let answer = match (self.outcome, commit) {
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Err(error)), _) => Err(error),
+            (Some(Ok(_)), Err(error)) | (None, Err(error)) => Err(ApiError::Internal(
+                anyhow::anyhow!("{error}").context("database error (commit)"),
+            )),
+            (None, Ok(())) => Err(ApiError::Internal(anyhow::anyhow!("a write never ran"))),
+        };
+        // The caller may have gone (client disconnected); the write stands all the same.
+        let _ = self.reply.send(answer);
+    }
+}
+
+async fn run_lane(db: Db, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>, publish: Publish, counters: Counters) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let jobs = std::mem::take(&mut batch);
+        if jobs.len() == 1 {
+            run_alone(&db, jobs, &publish).await;
+            continue;
+        }
+        match run_together(&db, jobs).await {
+            Together::Committed(jobs, recorded) => {
+                counters.shared_transactions.inc();
+                counters.shared_writes.inc_by(jobs.len() as u64);
+                // Published before anyone is answered, so a caller that reads the feed next finds it.
+                publish(recorded);
+                finish_all(jobs, Ok(()));
+            }
+            Together::CommitFailed(jobs, error) => finish_all(jobs, Err(&error)),
+            Together::WriteFailed(jobs) => {
+                counters.retried_writes.inc_by(jobs.len() as u64);
+                run_alone(&db, jobs, &publish).await;
+            }
+        }
+    }
+}
+
+enum Together {
+    Committed(Vec<Box<dyn Job>>, Recorded),
+    /// The commit's outcome is unknown, so nothing is retried.
+    CommitFailed(Vec<Box<dyn Job>>, DbErr),
+    /// A write failed (or the transaction could not begin): the batch was rolled back.
+    WriteFailed(Vec<Box<dyn Job>>),
+}
+
+async fn run_together(db: &Db, mut jobs: Vec<Box<dyn Job>>) -> Together {
+    let Ok(batch) = Batch::begin(db).await else {
+        return Together::WriteFailed(jobs);
+    };
+    for job in &mut jobs {
+        if !job.run(&batch).await {
+            // Dropping the transaction rolls the whole batch back.
+            return Together::WriteFailed(jobs);
+        }
+    }
+    match batch.commit().await {
+        Ok(recorded) => Together::Committed(jobs, recorded),
+        Err(BatchError::Append(_)) => Together::WriteFailed(jobs),
+        Err(BatchError::Commit(error)) => Together::CommitFailed(jobs, error),
+    }
+}
+
+/// Each write in a transaction of its own.
+async fn run_alone(db: &Db, jobs: Vec<Box<dyn Job>>, publish: &Publish) {
+    for mut job in jobs {
+        let batch = match Batch::begin(db).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                job.finish(Err(&error));
+                continue;
+            }
+        };
+        if !job.run(&batch).await {
+            drop(batch);
+            job.finish(Ok(()));
+            continue;
+        }
+        match batch.commit().await {
+            Ok(recorded) => {
+                publish(recorded);
+                job.finish(Ok(()));
+            }
+            Err(BatchError::Append(error) | BatchError::Commit(error)) => job.finish(Err(&error)),
+        }
+    }
+}
+
+fn finish_all(jobs: Vec<Box<dyn Job>>, commit: Result<(), &DbErr>) {
+    for job in jobs {
+        job.finish(commit);
+    }
+}

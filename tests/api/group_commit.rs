@@ -1,0 +1,260 @@
+//! The group-commit lanes, driven directly: writes queued together commit together, and a
+//! failing or panicking write never takes its batch-mates with it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use dcports::error::{ApiError, ApiResult};
+use dcports::events::{self, Channel, EventFrame};
+use dcports::group_commit::{Batch, GroupCommit, GroupCommitStats};
+use futures_util::future::BoxFuture;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::helpers::{TestApp, spawn_app};
+
+const CHANNEL: Channel = Channel::Committee(4242);
+const OTHER_CHANNEL: Channel = Channel::Member(4242);
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Succeed,
+    /// Records its event, then fails: the event must not survive.
+    Fail,
+    /// Records its event, then panics.
+    Panic,
+}
+
+/// A write that records one event labelled `label` and counts how often it runs; its clones
+/// share the count.
+#[derive(Clone)]
+struct TestWrite {
+    label: &'static str,
+    behaviour: Behaviour,
+    channel: Channel,
+    runs: Arc<AtomicUsize>,
+    /// Closed until the test lets the write finish.
+    gate: Option<Arc<Semaphore>>,
+}
+
+impl TestWrite {
+    fn new(label: &'static str, behaviour: Behaviour) -> Self {
+        Self {
+            label,
+            behaviour,
+            channel: CHANNEL,
+            runs: Arc::new(AtomicUsize::new(0)),
+            gate: None,
+        }
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    /// Submits a copy of this write to `lanes`.
+    fn submit(&self, lanes: &GroupCommit) -> BoxFuture<'static, ApiResult<String>> {
+        let (lanes, write) = (lanes.clone(), self.clone());
+        Box::pin(async move {
+            lanes
+                .write(KEY, write, |batch, write| Box::pin(write.perform(batch)))
+                .await
+        })
+    }
+
+    async fn perform(&self, batch: &Batch) -> ApiResult<String> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if let Some(gate) = &self.gate {
+            let _permit = gate.acquire().await.unwrap();
+        }
+        batch.record(&[self.channel], "test.write", None, json!({ "label": self.label }));
+        match self.behaviour {
+            Behaviour::Succeed => Ok(self.label.to_owned()),
+            Behaviour::Fail => Err(ApiError::Conflict(format!("{} refused", self.label))),
+            Behaviour::Panic => panic!("{} panicked", self.label),
+        }
+    }
+}
+
+/// Lanes over the test's database that publish into a list.
+fn lanes(app: &TestApp) -> (GroupCommit, Arc<Mutex<Vec<EventFrame>>>) {
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let sink = published.clone();
+    let lanes = GroupCommit::start(
+        app.db.clone(),
+        app.settings.database.max_connections,
+        Arc::new(move |recorded| sink.lock().unwrap().extend(recorded.0)),
+        &prometheus::Registry::new(),
+    )
+    .unwrap();
+    (lanes, published)
+}
+
+/// Starts a write that holds its lane until `release`, and waits until the lane runs it.
+async fn hold_the_lane(lanes: &GroupCommit) -> (tokio::task::JoinHandle<ApiResult<String>>, Arc<Semaphore>) {
+    let gate = Arc::new(Semaphore::new(0));
+    let mut holder = TestWrite::new("holder", Behaviour::Succeed);
+    holder.gate = Some(gate.clone());
+    let task = tokio::spawn(holder.submit(lanes));
+    while holder.runs() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (task, gate)
+}
+
+const KEY: i32 = 4242;
+
+/// Queues each write on the (held) lane, in order, and returns the pending answers.
+fn queue(lanes: &GroupCommit, writes: &[TestWrite]) -> Vec<BoxFuture<'static, ApiResult<String>>> {
+    writes
+        .iter()
+        .map(|write| {
+            let mut answer = write.submit(lanes);
+            // One poll hands the write to its lane; the answer comes after the lane is released.
+            let waker = futures_util::task::noop_waker();
+            let polled = answer.as_mut().poll(&mut std::task::Context::from_waker(&waker));
+            assert!(matches!(polled, Poll::Pending));
+            answer
+        })
+        .collect()
+}
+
+/// Holds the lane with one write, queues `writes` behind it, lets it go, and returns their
+/// answers: the lane then finds them all queued, so they form one batch.
+async fn queued_behind_a_held_write(lanes: &GroupCommit, writes: &[TestWrite]) -> Vec<ApiResult<String>> {
+    let (holder, release) = hold_the_lane(lanes).await;
+    let answers = queue(lanes, writes);
+    release.add_permits(1);
+    assert_eq!(holder.await.unwrap().unwrap(), "holder");
+    futures_util::future::join_all(answers).await
+}
+
+/// The labels of the channel's events in the database, in offset order, and their offsets.
+async fn stored(app: &TestApp) -> (Vec<String>, Vec<i64>) {
+    stored_in(app, CHANNEL).await
+}
+
+async fn stored_in(app: &TestApp, channel: Channel) -> (Vec<String>, Vec<i64>) {
+    let events::Replay::Events { events, .. } = events::replay(app.db.conn(), &channel.to_string(), 0, 1000)
+        .await
+        .unwrap()
+    else {
+        panic!("nothing was pruned");
+    };
+    let labels = events
+        .iter()
+        .map(|event| event.data["label"].as_str().unwrap().to_owned())
+        .collect();
+    (labels, events.iter().map(|event| event.offset).collect())
+}
+
+fn published_labels(published: &Mutex<Vec<EventFrame>>) -> Vec<String> {
+    let published = published.lock().unwrap();
+    published
+        .iter()
+        .map(|event| event.data["label"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn writes_queued_together_commit_in_one_transaction_in_order() {
+    let app = spawn_app().await;
+    let (lanes, published) = lanes(&app);
+    // "b" and "d" go to another channel: each channel's offsets follow on from its own.
+    let writes: Vec<TestWrite> = ["a", "b", "c", "d", "e"]
+        .into_iter()
+        .map(|label| {
+            let mut write = TestWrite::new(label, Behaviour::Succeed);
+            if label == "b" || label == "d" {
+                write.channel = OTHER_CHANNEL;
+            }
+            write
+        })
+        .collect();
+    let answered: Vec<String> = queued_behind_a_held_write(&lanes, &writes)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(answered, ["a", "b", "c", "d", "e"]);
+    assert!(writes.iter().all(|write| write.runs() == 1));
+    assert_eq!(
+        lanes.stats(),
+        GroupCommitStats {
+            shared_transactions: 1,
+            shared_writes: 5,
+            retried_writes: 0
+        }
+    );
+    let (labels, stored_offsets) = stored(&app).await;
+    assert_eq!(labels, ["holder", "a", "c", "e"]);
+    assert_eq!(stored_offsets, vec![1, 2, 3, 4]);
+    let (other_labels, other_offsets) = stored_in(&app, OTHER_CHANNEL).await;
+    assert_eq!(other_labels, ["b", "d"]);
+    assert_eq!(other_offsets, vec![1, 2]);
+    // Published once committed, in the order recorded, with the offsets stored.
+    let published: Vec<(String, i64)> = published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|event| (event.data["label"].as_str().unwrap().to_owned(), event.offset))
+        .collect();
+    assert_eq!(
+        published,
+        [("holder", 1), ("a", 2), ("b", 1), ("c", 3), ("d", 2), ("e", 4)]
+            .map(|(label, offset)| (label.to_owned(), offset))
+    );
+}
+
+#[actix_web::test]
+async fn a_failing_write_is_answered_alone_and_its_batch_mates_still_commit() {
+    let app = spawn_app().await;
+    let (lanes, published) = lanes(&app);
+    let writes = [
+        TestWrite::new("a", Behaviour::Succeed),
+        TestWrite::new("b", Behaviour::Succeed),
+        TestWrite::new("refused", Behaviour::Fail),
+        TestWrite::new("d", Behaviour::Succeed),
+    ];
+    let answers = queued_behind_a_held_write(&lanes, &writes).await;
+
+    assert!(matches!(&answers[2], Err(ApiError::Conflict(message)) if message == "refused refused"));
+    let answered: Vec<&str> = [&answers[0], &answers[1], &answers[3]]
+        .into_iter()
+        .map(|answer| answer.as_deref().unwrap())
+        .collect();
+    assert_eq!(answered, ["a", "b", "d"]);
+    // The batch ran up to the refusal, was rolled back, and each write ran again on its own.
+    let runs: Vec<usize> = writes.iter().map(TestWrite::runs).collect();
+    assert_eq!(runs, vec![2, 2, 2, 1]);
+    assert_eq!(lanes.stats().shared_transactions, 0);
+    assert_eq!(lanes.stats().retried_writes, 4);
+    // Nothing of the refused write, or of the rolled-back batch, is stored or published.
+    let (labels, stored_offsets) = stored(&app).await;
+    assert_eq!(labels, ["holder", "a", "b", "d"]);
+    assert_eq!(stored_offsets, vec![1, 2, 3, 4]);
+    assert_eq!(published_labels(&published), labels);
+}
+
+#[actix_web::test]
+async fn a_panicking_write_fails_alone_and_the_lane_goes_on() {
+    let app = spawn_app().await;
+    let (lanes, published) = lanes(&app);
+    let writes = [
+        TestWrite::new("a", Behaviour::Succeed),
+        TestWrite::new("panics", Behaviour::Panic),
+        TestWrite::new("c", Behaviour::Succeed),
+    ];
+    let answers = queued_behind_a_held_write(&lanes, &writes).await;
+
+    assert!(matches!(answers[1], Err(ApiError::Internal(_))));
+    assert_eq!(answers[0].as_deref().unwrap(), "a");
+    assert_eq!(answers[2].as_deref().unwrap(), "c");
+    let after = TestWrite::new("after", Behaviour::Succeed);
+    assert_eq!(after.submit(&lanes).await.unwrap(), "after");
+    let (labels, _) = stored(&app).await;
+    assert_eq!(labels, ["holder", "a", "c", "after"]);
+    assert_eq!(published_labels(&published), labels);
+}
