@@ -65,6 +65,18 @@ async fn rename(base: &str, token: &str, committee_id: i64, description: &str) -
         .unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
 }
 
+/// A task create: a write that goes through a group-commit lane.
+async fn create_task(base: &str, token: &str, committee_id: i64, title: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{base}/api/committees/{committee_id}/tasks"))
+        .bearer_auth(token)
+        .json(&json!({ "title": title }))
+        .send()
+        .await
+        .map(|r| r.status())
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
 #[actix_web::test]
 async fn a_change_on_one_node_reaches_a_socket_on_another_and_a_suspension_crosses_back() {
     let node_a = first_node(redis_url()).await;
@@ -259,7 +271,8 @@ async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() 
         socket.next().await.unwrap().unwrap();
     }
 
-    // Four writers; SIGTERM lands in the middle of their burst.
+    // Four writers, two renaming the committee (a transaction each) and two creating tasks
+    // (through a group-commit lane); SIGTERM lands in the middle of their burst.
     let writers: Vec<_> = (0..4)
         .map(|writer| {
             let (base, token) = (base.clone(), token.clone());
@@ -267,7 +280,12 @@ async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() 
                 let mut acknowledged = Vec::new();
                 for n in 0..200 {
                     let description = format!("w{writer}-{n}");
-                    if rename(&base, &token, c, &description).await.is_success() {
+                    let status = if writer < 2 {
+                        rename(&base, &token, c, &description).await
+                    } else {
+                        create_task(&base, &token, c, &description).await
+                    };
+                    if status.is_success() {
                         acknowledged.push(description);
                     }
                 }
@@ -293,6 +311,10 @@ async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() 
         !acknowledged.is_empty() && acknowledged.len() < 800,
         "SIGTERM came during the burst ({} acknowledged)",
         acknowledged.len()
+    );
+    assert!(
+        acknowledged.iter().any(|d| d.starts_with("w2-")) && acknowledged.iter().any(|d| d.starts_with("w0-")),
+        "both kinds of write were acknowledged before the SIGTERM"
     );
     {
         use futures_util::StreamExt;
@@ -321,7 +343,14 @@ async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() 
     );
     let recorded: std::collections::BTreeSet<String> = events
         .iter()
-        .filter_map(|e| e.data["description"].as_str().map(str::to_owned))
+        .filter_map(|e| {
+            let changed = if e.kind == "task.created" {
+                "title"
+            } else {
+                "description"
+            };
+            e.data[changed].as_str().map(str::to_owned)
+        })
         .collect();
     for description in &acknowledged {
         assert!(
