@@ -79,6 +79,9 @@ pub enum ApiError {
     /// 429, with the seconds to wait.
     #[error("too many attempts; try again later")]
     RateLimited { retry_after_secs: u64 },
+    /// 503, with the seconds to wait: more writes are queued than the database can take soon.
+    #[error("the server is busy; try again shortly")]
+    Overloaded { retry_after_secs: u64 },
     /// 500: the cause is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -121,6 +124,7 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
         ),
         Unprocessable { code, .. } => (code, StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable request"),
         RateLimited { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+        Overloaded { .. } => ("overloaded", StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
         Internal(_) => (
             "internal_error",
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -201,7 +205,7 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if let ApiError::RateLimited { retry_after_secs } = self {
+        if let ApiError::RateLimited { retry_after_secs } | ApiError::Overloaded { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
         }
         response.body(serde_json::to_vec(&self.problem()).unwrap_or_default())
@@ -276,3 +280,25 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// authentication extractors: actix polls extractors together, and a caller without the right
 /// to an endpoint must hear 401/403, not learn what the endpoint would accept.
 pub type Deferred<T> = Result<T, actix_web::Error>;
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody as _;
+
+    use super::*;
+
+    #[test]
+    fn an_overloaded_server_says_so_and_when_to_retry() {
+        let response = ApiError::Overloaded { retry_after_secs: 1 }.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            "application/problem+json"
+        );
+        let body = response.into_body().try_into_bytes().unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "overloaded");
+        assert_eq!(problem["status"], 503);
+    }
+}

@@ -30,6 +30,7 @@ use futures_util::future::BoxFuture;
 use prometheus::{IntCounter, Registry};
 use sea_orm::{DatabaseBackend, DatabaseTransaction, DbErr};
 use serde_json::Value;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{Db, WriteTxn};
@@ -38,6 +39,10 @@ use crate::events::{self, Channel, PendingEvent, Recorded};
 
 /// The most writes one transaction takes: bounds how long a batch holds its locks.
 const MAX_BATCH: usize = 64;
+
+/// The most writes waiting on one lane (16 full batches); past it a write is refused with 503
+/// at once rather than queued behind more than the database can commit in a moment.
+pub const MAX_QUEUED: usize = 1024;
 
 /// The transaction a write runs in (it derefs to it), and the events its writes record.
 pub struct Batch {
@@ -98,7 +103,7 @@ pub type Publish = Arc<dyn Fn(Recorded) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct GroupCommit {
-    lanes: Arc<[mpsc::UnboundedSender<Box<dyn Job>>]>,
+    lanes: Arc<[mpsc::Sender<Box<dyn Job>>]>,
     counters: Counters,
 }
 
@@ -156,7 +161,7 @@ impl GroupCommit {
         };
         let lanes = (0..lanes)
             .map(|_| {
-                let (sender, receiver) = mpsc::unbounded_channel();
+                let (sender, receiver) = mpsc::channel(MAX_QUEUED);
                 tokio::spawn(run_lane(db.clone(), receiver, publish.clone(), counters.clone()));
                 sender
             })
@@ -188,8 +193,10 @@ impl GroupCommit {
             reply,
         });
         let lane = &self.lanes[key.unsigned_abs() as usize % self.lanes.len()];
-        lane.send(job)
-            .map_err(|_| ApiError::Internal(anyhow::anyhow!("the write lanes have stopped")))?;
+        lane.try_send(job).map_err(|error| match error {
+            TrySendError::Full(_) => ApiError::Overloaded { retry_after_secs: 1 },
+            TrySendError::Closed(_) => ApiError::Internal(anyhow::anyhow!("the write lanes have stopped")),
+        })?;
         answer
             .await
             .map_err(|_| ApiError::Internal(anyhow::anyhow!("a write lane dropped a write")))?
@@ -243,7 +250,7 @@ where
     }
 }
 
-async fn run_lane(db: Db, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>, publish: Publish, counters: Counters) {
+async fn run_lane(db: Db, mut queue: mpsc::Receiver<Box<dyn Job>>, publish: Publish, counters: Counters) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs = std::mem::take(&mut batch);

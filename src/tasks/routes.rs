@@ -43,7 +43,7 @@ async fn list_tasks(
     context_path = "/api", tag = "tasks", security(("bearer" = [])), params(("id" = i32, Path)), request_body = CreateTaskRequest,
     responses(
         (status = 201, body = TaskResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 422, description = "invalid_assignee", body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem),
+        (status = 404, body = Problem), (status = 422, description = "invalid_assignee", body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem), (status = 503, description = "overloaded: too many writes queued; retry after `Retry-After`", body = Problem),
     )
 )]
 #[post("/committees/{id}/tasks")]
@@ -78,7 +78,7 @@ async fn get_task(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i
     context_path = "/api", tag = "tasks", security(("bearer" = [])), params(("id" = i32, Path)), request_body = UpdateTaskRequest,
     responses(
         (status = 200, body = TaskResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, description = "invalid_transition or invalid_assignee", body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem),
+        (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, description = "invalid_transition or invalid_assignee", body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem), (status = 503, description = "overloaded: too many writes queued; retry after `Retry-After`", body = Problem),
     )
 )]
 #[patch("/tasks/{id}")]
@@ -96,7 +96,7 @@ async fn update_task(
 /// Deletes a task.
 #[utoipa::path(
     context_path = "/api", tag = "tasks", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem), (status = 503, description = "overloaded: too many writes queued; retry after `Retry-After`", body = Problem))
 )]
 #[delete("/tasks/{id}")]
 async fn delete_task(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {
@@ -124,7 +124,7 @@ async fn list_comments(
 /// Comments on a task.
 #[utoipa::path(
     context_path = "/api", tag = "tasks", security(("bearer" = [])), params(("id" = i32, Path)), request_body = CommentRequest,
-    responses((status = 201, body = CommentResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
+    responses((status = 201, body = CommentResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem), (status = 503, description = "overloaded: too many writes queued; retry after `Retry-After`", body = Problem))
 )]
 #[post("/tasks/{id}/comments")]
 async fn create_comment(

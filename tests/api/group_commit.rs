@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dcports::error::{ApiError, ApiResult};
 use dcports::events::{self, Channel, EventFrame};
-use dcports::group_commit::{Batch, GroupCommit, GroupCommitStats};
+use dcports::group_commit::{Batch, GroupCommit, GroupCommitStats, MAX_QUEUED};
 use futures_util::future::BoxFuture;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -137,7 +137,7 @@ async fn stored(app: &TestApp) -> (Vec<String>, Vec<i64>) {
 }
 
 async fn stored_in(app: &TestApp, channel: Channel) -> (Vec<String>, Vec<i64>) {
-    let events::Replay::Events { events, .. } = events::replay(app.db.conn(), &channel.to_string(), 0, 1000)
+    let events::Replay::Events { events, .. } = events::replay(app.db.conn(), &channel.to_string(), 0, 10_000)
         .await
         .unwrap()
     else {
@@ -257,4 +257,33 @@ async fn a_panicking_write_fails_alone_and_the_lane_goes_on() {
     let (labels, _) = stored(&app).await;
     assert_eq!(labels, ["holder", "a", "c", "after"]);
     assert_eq!(published_labels(&published), labels);
+}
+
+#[actix_web::test]
+async fn a_write_beyond_a_full_queue_is_refused_at_once_and_leaves_no_trace() {
+    let app = spawn_app().await;
+    let (lanes, _) = lanes(&app);
+    let (holder, release) = hold_the_lane(&lanes).await;
+    let queued: Vec<TestWrite> = (0..MAX_QUEUED)
+        .map(|_| TestWrite::new("queued", Behaviour::Succeed))
+        .collect();
+    let answers = queue(&lanes, &queued);
+    let refused = TestWrite::new("refused", Behaviour::Succeed);
+    assert!(matches!(
+        refused.submit(&lanes).await,
+        Err(ApiError::Overloaded { retry_after_secs: 1 })
+    ));
+    assert_eq!(refused.runs(), 0);
+
+    release.add_permits(1);
+    assert_eq!(holder.await.unwrap().unwrap(), "holder");
+    for answer in futures_util::future::join_all(answers).await {
+        assert_eq!(answer.unwrap(), "queued");
+    }
+    // The queue drained: the lane takes writes again.
+    assert_eq!(refused.submit(&lanes).await.unwrap(), "refused");
+    let (labels, offsets) = stored(&app).await;
+    assert_eq!(labels.len(), MAX_QUEUED + 2);
+    assert_eq!(labels.last().map(String::as_str), Some("refused"));
+    assert_eq!(offsets, (1..=(MAX_QUEUED as i64 + 2)).collect::<Vec<_>>());
 }
