@@ -192,6 +192,7 @@ async fn throughput(seconds: u64, committees: usize, database: Option<String>) -
         &format!("POST /api/committees/{{id}}/tasks (write + event), {committees} committee(s)"),
         &writes,
     );
+    let batching = group_commit_counters(&server.base).await?;
 
     // SQLite has one writer at a time, so one loop is its ceiling; PostgreSQL commits many
     // transactions at once, so it gets as many loops as the server has connections (pgbench -c).
@@ -210,7 +211,27 @@ async fn throughput(seconds: u64, committees: usize, database: Option<String>) -
         writes.per_sec / raw,
         writes.per_sec / ordered
     );
+    println!("{batching}");
     Ok(())
+}
+
+/// How the task creates were committed, from the server's `/metrics`.
+async fn group_commit_counters(base: &str) -> anyhow::Result<String> {
+    let metrics = client().get(format!("{base}/metrics")).send().await?.text().await?;
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let transactions = counter("dcports_write_shared_transactions_total");
+    let shared = counter("dcports_write_shared_total");
+    Ok(format!(
+        "group commit: {shared:.0} writes in {transactions:.0} shared transactions ({:.1} per transaction), \
+         {:.0} retried alone",
+        shared / transactions.max(1.0),
+        counter("dcports_write_retried_total")
+    ))
 }
 
 /// The ceiling: a hello-world actix-web server on the same machine.
