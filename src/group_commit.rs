@@ -22,6 +22,8 @@
 //! Writes of one committee go to the same lane (PostgreSQL has several, so committees commit in
 //! parallel; SQLite has one writer anyway, so one lane).
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -48,7 +50,11 @@ pub const MAX_QUEUED: usize = 1024;
 pub struct Batch {
     txn: WriteTxn,
     events: Mutex<Vec<PendingEvent>>,
+    memo: Mutex<HashMap<MemoKey, Box<dyn Any + Send>>>,
 }
+
+/// What a shared read is of: a name for the kind of read, and the ids it reads by.
+pub type MemoKey = (&'static str, i32, i32);
 
 impl std::ops::Deref for Batch {
     type Target = DatabaseTransaction;
@@ -73,7 +79,35 @@ impl Batch {
         Ok(Self {
             txn: db.begin_write().await?,
             events: Mutex::new(Vec::new()),
+            memo: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The value `read` gives, read by the first write of the batch that asks under `key` and
+    /// shared with the batch's later writes (errors are not kept: each write reads again).
+    ///
+    /// Only for what the lane's writes never change themselves (a caller's role in a committee,
+    /// for task writes). Then sharing is no weaker than reading again: every write of the batch
+    /// was queued before the batch began, so the shared read still comes after each request
+    /// arrived; on SQLite no other writer commits while the batch holds the gate, and on
+    /// PostgreSQL a transaction's read never stopped a change committed after it anyway.
+    pub async fn shared_read<V, F>(&self, key: MemoKey, read: F) -> ApiResult<V>
+    where
+        V: Clone + Send + 'static,
+        F: Future<Output = ApiResult<V>>,
+    {
+        let memo = |memo: &mut HashMap<MemoKey, Box<dyn Any + Send>>| {
+            memo.get(&key).and_then(|value| value.downcast_ref::<V>()).cloned()
+        };
+        if let Some(value) = memo(&mut self.memo.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(value);
+        }
+        let value = read.await?;
+        self.memo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, Box::new(value.clone()));
+        Ok(value)
     }
 
     /// Appends the recorded events, then commits.
@@ -167,6 +201,11 @@ impl GroupCommit {
             })
             .collect();
         Ok(Self { lanes, counters })
+    }
+
+    /// How many writes wait on the lanes, not counting the batches being run.
+    pub fn queued(&self) -> usize {
+        self.lanes.iter().map(|lane| MAX_QUEUED - lane.capacity()).sum()
     }
 
     pub fn stats(&self) -> GroupCommitStats {

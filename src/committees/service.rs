@@ -16,6 +16,7 @@ use crate::auth::dto::{MemberResponse, MembershipSummary};
 use crate::domain::{Role, Validator, required_text};
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::events::{self, Channel, Recorded};
+use crate::group_commit::Batch;
 use crate::pagination::Page;
 use crate::preconditions::IfMatch;
 use crate::realtime;
@@ -82,6 +83,13 @@ pub async fn access(conn: &impl ConnectionTrait, caller: &member::Model, committ
         role,
         secretariat,
     })
+}
+
+/// [`access`] for a write in a group-commit batch: read once per batch for each caller and
+/// committee (the lanes' writes change neither memberships nor committees).
+pub async fn access_in(batch: &Batch, caller: &member::Model, committee_id: i32) -> ApiResult<Access> {
+    let key = ("committee access", caller.id, committee_id);
+    batch.shared_read(key, access(&**batch, caller, committee_id)).await
 }
 
 /// The committee and the member's role in it, in one query: every write in a committee asks

@@ -26,12 +26,24 @@ pub async fn access(
     caller: &member::Model,
     task_id: i32,
 ) -> ApiResult<(task::Model, Access)> {
-    let task = task::Entity::find_by_id(task_id)
+    let task = live_task(conn, task_id).await?;
+    let access = committees::access(conn, caller, task.committee_id).await?;
+    Ok((task, access))
+}
+
+/// The task, unless it does not exist or was deleted.
+async fn live_task(conn: &impl ConnectionTrait, task_id: i32) -> ApiResult<task::Model> {
+    task::Entity::find_by_id(task_id)
         .filter(task::Column::DeletedAt.is_null())
         .one(conn)
         .await?
-        .ok_or(ApiError::NotFound)?;
-    let access = committees::access(conn, caller, task.committee_id).await?;
+        .ok_or(ApiError::NotFound)
+}
+
+/// [`access`] for a write in a group-commit batch, sharing the committee's part with the batch.
+async fn access_in(batch: &Batch, caller: &member::Model, task_id: i32) -> ApiResult<(task::Model, Access)> {
+    let task = live_task(&**batch, task_id).await?;
+    let access = committees::access_in(batch, caller, task.committee_id).await?;
     Ok((task, access))
 }
 
@@ -183,7 +195,9 @@ async fn insert_task(batch: &Batch, new_task: &NewTask) -> ApiResult<task::Model
         public_url,
     } = new_task;
     let txn = &**batch;
-    committees::access(txn, caller, *committee_id).await?.require_write()?;
+    committees::access_in(batch, caller, *committee_id)
+        .await?
+        .require_write()?;
     if let Some(assignee_id) = request.assignee_id {
         check_assignee(txn, assignee_id, *committee_id).await?;
     }
@@ -307,7 +321,7 @@ async fn apply_change(batch: &Batch, change: &TaskChange) -> ApiResult<(task::Mo
         public_url,
     } = change;
     let txn = &**batch;
-    let (task, access) = access(txn, caller, *task_id).await?;
+    let (task, access) = access_in(batch, caller, *task_id).await?;
     access.require_write()?;
     if_match.check(task.version)?;
     if let Some(next) = request.status {
@@ -366,7 +380,7 @@ pub async fn delete(state: &AppState, caller: &member::Model, task_id: i32) -> A
 }
 
 async fn soft_delete(batch: &Batch, (caller, task_id, public_url): &(member::Model, i32, url::Url)) -> ApiResult<()> {
-    let (task, access) = access(&**batch, caller, *task_id).await?;
+    let (task, access) = access_in(batch, caller, *task_id).await?;
     access.require_write()?;
     let mut active = task.into_active_model();
     active.deleted_at = Set(Some(Utc::now()));
@@ -406,7 +420,7 @@ async fn add_comment(
     (caller, task_id, body): &(member::Model, i32, String),
 ) -> ApiResult<CommentResponse> {
     let txn = &**batch;
-    let (task, access) = access(txn, caller, *task_id).await?;
+    let (task, access) = access_in(batch, caller, *task_id).await?;
     access.require_write()?;
     let row = task_comment::ActiveModel {
         task_id: Set(*task_id),

@@ -13,6 +13,9 @@ use futures_util::future::BoxFuture;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+use reqwest::StatusCode;
+
+use crate::committees::{committee, member_of};
 use crate::helpers::{TestApp, spawn_app};
 
 const CHANNEL: Channel = Channel::Committee(4242);
@@ -56,10 +59,15 @@ impl TestWrite {
 
     /// Submits a copy of this write to `lanes`.
     fn submit(&self, lanes: &GroupCommit) -> BoxFuture<'static, ApiResult<String>> {
+        self.submit_on(lanes, KEY)
+    }
+
+    /// Submits a copy of this write to the lane of `key`.
+    fn submit_on(&self, lanes: &GroupCommit, key: i32) -> BoxFuture<'static, ApiResult<String>> {
         let (lanes, write) = (lanes.clone(), self.clone());
         Box::pin(async move {
             lanes
-                .write(KEY, write, |batch, write| Box::pin(write.perform(batch)))
+                .write(key, write, |batch, write| Box::pin(write.perform(batch)))
                 .await
         })
     }
@@ -94,10 +102,17 @@ fn lanes(app: &TestApp) -> (GroupCommit, Arc<Mutex<Vec<EventFrame>>>) {
 
 /// Starts a write that holds its lane until `release`, and waits until the lane runs it.
 async fn hold_the_lane(lanes: &GroupCommit) -> (tokio::task::JoinHandle<ApiResult<String>>, Arc<Semaphore>) {
+    hold_the_lane_of(lanes, KEY).await
+}
+
+async fn hold_the_lane_of(
+    lanes: &GroupCommit,
+    key: i32,
+) -> (tokio::task::JoinHandle<ApiResult<String>>, Arc<Semaphore>) {
     let gate = Arc::new(Semaphore::new(0));
     let mut holder = TestWrite::new("holder", Behaviour::Succeed);
     holder.gate = Some(gate.clone());
-    let task = tokio::spawn(holder.submit(lanes));
+    let task = tokio::spawn(holder.submit_on(lanes, key));
     while holder.runs() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -286,4 +301,57 @@ async fn a_write_beyond_a_full_queue_is_refused_at_once_and_leaves_no_trace() {
     assert_eq!(labels.len(), MAX_QUEUED + 2);
     assert_eq!(labels.last().map(String::as_str), Some("refused"));
     assert_eq!(offsets, (1..=(MAX_QUEUED as i64 + 2)).collect::<Vec<_>>());
+}
+
+#[actix_web::test]
+async fn each_write_of_a_batch_is_checked_for_its_own_callers_rights() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let other = committee(&app, &admin, "Other").await;
+    let (_, member) = member_of(&app, &admin, c, "member@port.pe", "member").await;
+    let (_, observer) = member_of(&app, &admin, c, "observer@port.pe", "observer").await;
+    let (_, outsider) = member_of(&app, &admin, other, "outsider@port.cl", "member").await;
+
+    // The server's own lane for the committee is held, so the four creates queue behind it and
+    // run as one batch: the member's access is read first and shared within the batch, and
+    // must not answer for anyone else.
+    let lanes = app.state.writes.clone();
+    let (holder, release) = hold_the_lane_of(&lanes, c as i32).await;
+    let url = app.url(&format!("/api/committees/{c}/tasks"));
+    let mut creates = Vec::new();
+    for (n, token) in [&member, &member, &observer, &outsider].into_iter().enumerate() {
+        let (client, url, token) = (app.client.clone(), url.clone(), token.clone());
+        creates.push(tokio::spawn(async move {
+            let body = json!({ "title": format!("t{n}") });
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+        // One at a time, so that they queue in this order: the member's writes first.
+        while lanes.queued() < n + 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    release.add_permits(1);
+    holder.await.unwrap().unwrap();
+    let answers: Vec<StatusCode> = futures_util::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            StatusCode::CREATED,
+            StatusCode::CREATED,
+            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND
+        ]
+    );
 }
