@@ -55,10 +55,13 @@ async fn wait_for_bus(base: &str, expected: &str) {
 }
 
 async fn rename(base: &str, token: &str, committee_id: i64, description: &str) -> StatusCode {
-    reqwest::Client::new()
-        .patch(format!("{base}/api/admin/committees/{committee_id}"))
-        .bearer_auth(token)
-        .json(&json!({ "description": description }))
+    let request = reqwest::Client::new().patch(format!("{base}/api/admin/committees/{committee_id}"));
+    status_of(request.bearer_auth(token).json(&json!({ "description": description }))).await
+}
+
+/// The answer's status; 503 when the node did not answer (stopped).
+async fn status_of(request: reqwest::RequestBuilder) -> StatusCode {
+    request
         .send()
         .await
         .map(|r| r.status())
@@ -67,14 +70,8 @@ async fn rename(base: &str, token: &str, committee_id: i64, description: &str) -
 
 /// A task create: a write that goes through a group-commit lane.
 async fn create_task(base: &str, token: &str, committee_id: i64, title: &str) -> StatusCode {
-    reqwest::Client::new()
-        .post(format!("{base}/api/committees/{committee_id}/tasks"))
-        .bearer_auth(token)
-        .json(&json!({ "title": title }))
-        .send()
-        .await
-        .map(|r| r.status())
-        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+    let request = reqwest::Client::new().post(format!("{base}/api/committees/{committee_id}/tasks"));
+    status_of(request.bearer_auth(token).json(&json!({ "title": title }))).await
 }
 
 #[actix_web::test]
