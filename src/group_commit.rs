@@ -19,8 +19,9 @@
 //! and each caller gets the answer its own write would have had. So a write must be a function
 //! of its input and the database that can run twice, with no effect outside its transaction.
 //!
-//! Writes of one committee go to the same lane (PostgreSQL has several, so committees commit in
-//! parallel; SQLite has one writer anyway, so one lane).
+//! Writes of one committee (or one task) go to the same lane: PostgreSQL has several, so
+//! committees commit in parallel; SQLite has one writer anyway, so one lane. A lane holds at
+//! most [`MAX_QUEUED`] waiting writes; past that a write is refused at once (503).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -96,10 +97,14 @@ impl Batch {
         V: Clone + Send + 'static,
         F: Future<Output = ApiResult<V>>,
     {
-        let memo = |memo: &mut HashMap<MemoKey, Box<dyn Any + Send>>| {
-            memo.get(&key).and_then(|value| value.downcast_ref::<V>()).cloned()
-        };
-        if let Some(value) = memo(&mut self.memo.lock().unwrap_or_else(PoisonError::into_inner)) {
+        let shared = self
+            .memo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .and_then(|value| value.downcast_ref::<V>())
+            .cloned();
+        if let Some(value) = shared {
             return Ok(value);
         }
         let value = read.await?;
@@ -122,7 +127,7 @@ impl Batch {
 }
 
 enum BatchError {
-    /// Before the commit: nothing was written.
+    /// Before the commit: the batch is rolled back, nothing of it stays.
     Append(DbErr),
     /// The commit's outcome is unknown (e.g. the connection dropped).
     Commit(DbErr),
