@@ -75,8 +75,7 @@ pub async fn create_secretariat(
     let passwords = crate::auth::password::Passwords::new(&settings.auth)?;
     let hash = passwords.hash(password.secret()).await?;
     let now = Utc::now();
-    let txn = db.begin_write().await?;
-    let member = member::ActiveModel {
+    let account = member::ActiveModel {
         email: Set(email.as_str().to_owned()),
         name: Set(name),
         password_hash: Set(Some(hash)),
@@ -88,15 +87,13 @@ pub async fn create_secretariat(
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
-    }
-    .insert(&*txn)
-    .await
-    .map_err(|error| match error.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-            anyhow::anyhow!("an account with this email already exists")
-        }
-        _ => anyhow::Error::new(error).context("Failed to create the account"),
-    })?;
-    txn.commit().await?;
-    Ok(member)
+    };
+    db.write(|txn| Box::pin(account.insert(txn)))
+        .await
+        .map_err(|error| match error.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                anyhow::anyhow!("an account with this email already exists")
+            }
+            _ => anyhow::Error::new(error).context("Failed to create the account"),
+        })
 }

@@ -144,8 +144,7 @@ async fn demo_author(state: &crate::state::AppState) -> anyhow::Result<entity::m
         return Ok(member);
     }
     let now = chrono::Utc::now();
-    let txn = state.db.begin_write().await?;
-    let member = entity::member::ActiveModel {
+    let author = entity::member::ActiveModel {
         email: Set("demo-secretariat@example.org".to_owned()),
         name: Set("Demo Secretariat".to_owned()),
         password_hash: Set(None),
@@ -157,9 +156,6 @@ async fn demo_author(state: &crate::state::AppState) -> anyhow::Result<entity::m
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
-    }
-    .insert(&*txn)
-    .await?;
-    txn.commit().await?;
-    Ok(member)
+    };
+    Ok(state.db.write(|txn| Box::pin(author.insert(txn))).await?)
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures_util::future::BoxFuture;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
@@ -107,6 +108,18 @@ impl Db {
             txn: self.conn.begin_with_options(options).await?,
             _gate: gate,
         })
+    }
+
+    /// Runs one statement (or a few) as a write transaction of its own: [`Db::begin_write`],
+    /// `work`, commit. For writes outside any request, such as the mailer's and the sweep's.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, DbErr>
+    where
+        F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<T, DbErr>>,
+    {
+        let txn = self.begin_write().await?;
+        let value = work(&txn).await?;
+        txn.commit().await?;
+        Ok(value)
     }
 
     pub async fn ping(&self) -> Result<(), DbErr> {

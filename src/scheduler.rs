@@ -53,26 +53,15 @@ impl Actor for Scheduler {
 /// One round of housekeeping in the database, one short write transaction per table.
 pub async fn sweep(db: &Db, retention_days: i64) -> anyhow::Result<()> {
     let now = Utc::now();
-    let txn = db.begin_write().await?;
-    let events = events::prune(&*txn, now - chrono::Duration::days(retention_days)).await?;
-    txn.commit().await?;
+    let cutoff = now - chrono::Duration::days(retention_days);
+    let events = db.write(|txn| Box::pin(events::prune(txn, cutoff))).await?;
     let spent = Condition::any()
         .add(one_time_token::Column::ExpiresAt.lt(now))
         .add(one_time_token::Column::UsedAt.is_not_null());
-    let txn = db.begin_write().await?;
-    let one_time = one_time_token::Entity::delete_many()
-        .filter(spent)
-        .exec(&*txn)
-        .await?
-        .rows_affected;
-    txn.commit().await?;
-    let txn = db.begin_write().await?;
-    let refresh = refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::ExpiresAt.lt(now))
-        .exec(&*txn)
-        .await?
-        .rows_affected;
-    txn.commit().await?;
+    let spent = one_time_token::Entity::delete_many().filter(spent);
+    let one_time = db.write(|txn| Box::pin(spent.exec(txn))).await?.rows_affected;
+    let expired = refresh_token::Entity::delete_many().filter(refresh_token::Column::ExpiresAt.lt(now));
+    let refresh = db.write(|txn| Box::pin(expired.exec(txn))).await?.rows_affected;
     if events + one_time + refresh > 0 {
         tracing::info!(events, one_time, refresh, "housekeeping removed old rows");
     }

@@ -161,15 +161,12 @@ async fn deliver_batch(db: Db, transport: Transport, settings: MailSettings, fro
 
 async fn lease(db: &Db, message: &mail_queue::Model) -> anyhow::Result<bool> {
     let leased_until = Utc::now() + chrono::Duration::seconds(LEASE_SECS);
-    let txn = db.begin_write().await?;
-    let result = mail_queue::Entity::update_many()
+    let lease = mail_queue::Entity::update_many()
         .col_expr(mail_queue::Column::NextAttemptAt, Expr::value(leased_until))
         .filter(mail_queue::Column::Id.eq(message.id))
         .filter(mail_queue::Column::SentAt.is_null())
-        .filter(mail_queue::Column::NextAttemptAt.eq(message.next_attempt_at))
-        .exec(&*txn)
-        .await?;
-    txn.commit().await?;
+        .filter(mail_queue::Column::NextAttemptAt.eq(message.next_attempt_at));
+    let result = db.write(|txn| Box::pin(lease.exec(txn))).await?;
     Ok(result.rows_affected == 1)
 }
 
@@ -215,9 +212,7 @@ async fn record_outcome(
             }
         }
     };
-    let txn = db.begin_write().await?;
-    update.exec(&*txn).await?;
-    txn.commit().await?;
+    db.write(|txn| Box::pin(update.exec(txn))).await?;
     Ok(())
 }
 

@@ -79,9 +79,8 @@ pub async fn issue_feed_token(state: &AppState, member: &member::Model) -> ApiRe
 }
 
 pub async fn revoke_feed_token(state: &AppState, member: &member::Model) -> ApiResult<()> {
-    let txn = state.db.begin_write().await?;
-    calendar_feed::Entity::delete_by_id(member.id).exec(&*txn).await?;
-    txn.commit().await?;
+    let revoke = calendar_feed::Entity::delete_by_id(member.id);
+    state.db.write(|txn| Box::pin(revoke.exec(txn))).await?;
     Ok(())
 }
 
