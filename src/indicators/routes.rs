@@ -57,7 +57,7 @@ async fn list_values_for_review(
         Some(status) => ValueStatus::from_db(status)
             .map_err(|_| ApiError::validation("status", "must be submitted, validated or rejected"))?,
     };
-    Ok(HttpResponse::Ok().json(service::pending(state.db.conn(), status).await?))
+    Ok(HttpResponse::Ok().json(service::values_of_every_indicator(state.db.conn(), status, None).await?))
 }
 
 /// Validates a value: it becomes public.

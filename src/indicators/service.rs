@@ -301,11 +301,7 @@ pub async fn values(
     filter: &ValueFilter,
 ) -> ApiResult<Vec<ValueResponse>> {
     let definition = definition(conn, code).await?;
-    let mut query = indicator_value::Entity::find()
-        .filter(indicator_value::Column::IndicatorId.eq(definition.id))
-        .filter(indicator_value::Column::Status.eq(status.as_str()))
-        .order_by_asc(indicator_value::Column::Year)
-        .order_by_asc(indicator_value::Column::PortId);
+    let mut query = values_in(status).filter(indicator_value::Column::IndicatorId.eq(definition.id));
     let ports = port::Entity::find().all(conn).await?;
     if let Some(wanted) = &filter.port {
         let port = ports
@@ -324,22 +320,32 @@ pub async fn values(
         query = query.filter(indicator_value::Column::Year.lte(to));
     }
     let rows = query.all(conn).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            let port = ports.iter().find(|p| p.id == row.port_id)?;
-            Some(present(row, &definition, port))
-        })
-        .collect())
+    Ok(with_ports(rows, &definition, &ports).collect())
 }
 
-/// Every value in `status`, for the secretariat's review.
-pub async fn pending(conn: &impl sea_orm::ConnectionTrait, status: ValueStatus) -> ApiResult<Vec<ValueResponse>> {
-    values_of_every_indicator(conn, status, None).await
+/// The values in `status`, by year then port: where both listings start.
+fn values_in(status: ValueStatus) -> sea_orm::Select<indicator_value::Entity> {
+    indicator_value::Entity::find()
+        .filter(indicator_value::Column::Status.eq(status.as_str()))
+        .order_by_asc(indicator_value::Column::Year)
+        .order_by_asc(indicator_value::Column::PortId)
+}
+
+/// The answers for one indicator's `rows`, each with its port.
+fn with_ports<'a>(
+    rows: Vec<indicator_value::Model>,
+    definition: &'a indicator_definition::Model,
+    ports: &'a [port::Model],
+) -> impl Iterator<Item = ValueResponse> + 'a {
+    rows.into_iter().filter_map(move |row| {
+        let port = ports.iter().find(|p| p.id == row.port_id)?;
+        Some(present(row, definition, port))
+    })
 }
 
 /// The values in `status` of every indicator (by code, then year and port), of one port when
-/// `port_id` is given: three queries, however many indicators there are.
+/// `port_id` is given: three queries, however many indicators there are. The secretariat's
+/// review lists them all.
 pub async fn values_of_every_indicator(
     conn: &impl sea_orm::ConnectionTrait,
     status: ValueStatus,
@@ -350,10 +356,7 @@ pub async fn values_of_every_indicator(
         .all(conn)
         .await?;
     let ports = port::Entity::find().all(conn).await?;
-    let mut query = indicator_value::Entity::find()
-        .filter(indicator_value::Column::Status.eq(status.as_str()))
-        .order_by_asc(indicator_value::Column::Year)
-        .order_by_asc(indicator_value::Column::PortId);
+    let mut query = values_in(status);
     if let Some(port_id) = port_id {
         query = query.filter(indicator_value::Column::PortId.eq(port_id));
     }
@@ -366,11 +369,7 @@ pub async fn values_of_every_indicator(
         .iter()
         .flat_map(|definition| {
             let rows = by_indicator.remove(&definition.id).unwrap_or_default();
-            let ports = &ports;
-            rows.into_iter().filter_map(move |row| {
-                let port = ports.iter().find(|p| p.id == row.port_id)?;
-                Some(present(row, definition, port))
-            })
+            with_ports(rows, definition, &ports)
         })
         .collect())
 }
