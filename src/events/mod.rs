@@ -209,23 +209,23 @@ fn row_of(frame: &EventFrame) -> event::ActiveModel {
 }
 
 /// Appends a batch's events in the order they were recorded: each channel's offsets are taken
-/// at once (one upsert per channel, in name order so that concurrent batches lock channel rows
-/// in the same order), then every event goes in with one insert. Called last before the
+/// at once (one upsert per channel, in the order [`record`] takes them, so that concurrent
+/// writers lock channel rows in one order), then every event goes in with one insert. Called last before the
 /// commit, so channel rows stay locked for as short a time as possible.
 pub async fn append_all(conn: &impl ConnectionTrait, pending: Vec<PendingEvent>) -> Result<Recorded, DbErr> {
-    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    let mut counts: BTreeMap<Channel, i64> = BTreeMap::new();
     for event in &pending {
-        *counts.entry(event.channel.to_string()).or_default() += 1;
+        *counts.entry(event.channel).or_default() += 1;
     }
     let mut next_offset = HashMap::with_capacity(counts.len());
     for (channel, count) in counts {
-        let head = take_offsets(conn, &channel, count).await?;
+        let head = take_offsets(conn, &channel.to_string(), count).await?;
         next_offset.insert(channel, head - count + 1);
     }
     let frames: Vec<EventFrame> = pending
         .into_iter()
         .map(|event| {
-            let offset = next_offset.get_mut(&event.channel.to_string()).expect("counted above");
+            let offset = next_offset.get_mut(&event.channel).expect("counted above");
             *offset += 1;
             event.into_frame(*offset - 1)
         })
