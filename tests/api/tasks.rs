@@ -316,3 +316,52 @@ async fn tasks_created_at_once_all_land_in_order_and_refused_ones_leave_no_trace
     assert_eq!(feed["items"].as_array().unwrap().len(), 36, "{feed}");
     assert_eq!(feed["head"], head + 36);
 }
+
+#[actix_web::test]
+async fn only_a_writer_of_its_committee_deletes_a_task_and_then_it_is_gone() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let other = committee(&app, &admin, "Other").await;
+    let (_, member) = member_of(&app, &admin, c, "member@port.pe", "member").await;
+    let (_, observer) = member_of(&app, &admin, c, "observer@port.pe", "observer").await;
+    let (_, outsider) = member_of(&app, &admin, other, "outsider@port.cl", "member").await;
+    let (_, task) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&member),
+            json!({ "title": "T" }),
+        )
+        .await;
+    let task_path = format!("/api/tasks/{}", task["id"]);
+    let (mut client, _) = WsClient::authenticated(&app, &observer).await;
+    let (_, head) = client.subscribe(&format!("committee:{c}"), None).await;
+
+    let delete = |token: Option<String>| {
+        let (app, task_path) = (&app, &task_path);
+        async move { app.call(Method::DELETE, task_path, token.as_deref(), None).await }
+    };
+    assert_eq!(delete(None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(delete(Some(outsider.clone())).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(delete(Some(observer.clone())).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get(&task_path, &member).await.0,
+        StatusCode::OK,
+        "refusals change nothing"
+    );
+
+    assert_eq!(delete(Some(member.clone())).await.0, StatusCode::NO_CONTENT);
+    let event = client.next_event().await;
+    assert_eq!(
+        (event["kind"].as_str(), event["offset"].as_i64()),
+        (Some("task.deleted"), Some(head + 1))
+    );
+    assert_eq!(app.get(&task_path, &member).await.0, StatusCode::NOT_FOUND);
+    let (_, list) = app.get(&format!("/api/committees/{c}/tasks"), &member).await;
+    assert_eq!(list["items"], json!([]));
+    assert_eq!(
+        delete(Some(member.clone())).await.0,
+        StatusCode::NOT_FOUND,
+        "a deleted task is gone"
+    );
+}
