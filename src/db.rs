@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -132,4 +133,11 @@ fn sqlite_file(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// The current time as the databases keep it. PostgreSQL's timestamps hold microseconds, so a
+/// row answered as written rather than read back ([`crate::group_commit::Batch::insert`]) must
+/// not carry nanoseconds its later reads will not have.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }

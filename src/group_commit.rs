@@ -14,6 +14,9 @@
 //! events. The lane publishes them after the commit itself, so they go out even if the caller
 //! has gone.
 //!
+//! On PostgreSQL, rows a write inserts through [`Batch::insert`] are written together too: one
+//! round trip reserves their ids, one multi-row `INSERT` per table writes them before the events.
+//!
 //! If any write of a batch fails, the batch is rolled back and each of its writes runs again in
 //! a transaction of its own, so a failing write never takes its batch-mates' changes with it,
 //! and each caller gets the answer its own write would have had. So a write must be a function
@@ -26,12 +29,16 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use prometheus::{IntCounter, Registry};
-use sea_orm::{DatabaseBackend, DatabaseTransaction, DbErr};
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, EntityName,
+    EntityTrait, IdenStatic, IntoActiveModel, Iterable, PrimaryKeyToColumn, Statement, TryIntoModel,
+};
 use serde_json::Value;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
@@ -52,6 +59,16 @@ pub struct Batch {
     txn: WriteTxn,
     events: Mutex<Vec<PendingEvent>>,
     memo: Mutex<HashMap<MemoKey, Box<dyn Any + Send>>>,
+    /// Whether [`Batch::insert`] defers its rows to one statement per table: on PostgreSQL,
+    /// when the batch holds several writes.
+    defers_inserts: bool,
+    /// The writes of the batch not yet run, this one included: how many ids to reserve at once.
+    writes_left: AtomicUsize,
+    /// Ids taken from each table's sequence and not yet used.
+    reserved_ids: Mutex<HashMap<&'static str, Vec<i32>>>,
+    /// Rows waiting to be inserted, one entry per table in the order the tables were first
+    /// inserted into (so a row is written after the rows it may refer to).
+    deferred: Mutex<Vec<Box<dyn DeferredRows>>>,
 }
 
 /// What a shared read is of: a name for the kind of read, and the ids it reads by.
@@ -76,12 +93,88 @@ impl Batch {
             .extend(pending);
     }
 
-    async fn begin(db: &Db) -> Result<Self, DbErr> {
+    /// Begins the transaction of `writes` writes.
+    async fn begin(db: &Db, writes: usize) -> Result<Self, DbErr> {
         Ok(Self {
             txn: db.begin_write().await?,
             events: Mutex::new(Vec::new()),
             memo: Mutex::new(HashMap::new()),
+            defers_inserts: writes > 1 && db.backend() == DatabaseBackend::Postgres,
+            writes_left: AtomicUsize::new(writes),
+            reserved_ids: Mutex::new(HashMap::new()),
+            deferred: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Inserts `row` and returns it as stored, with its id.
+    ///
+    /// In a batch of several writes on PostgreSQL, the row takes its id from its table's
+    /// sequence (ids for the batch's remaining writes come in one round trip) and is written
+    /// with the batch's other rows of its table in one statement, just before the events. So
+    /// thirty task creates cost the lane two statements, not thirty. Until then the row is not
+    /// visible to the batch's later writes, which cannot name it anyway: its id reaches its
+    /// caller only after the commit. A row that fails to insert fails the batch, and every
+    /// write of it runs again alone, where rows are inserted at once.
+    pub async fn insert<A>(&self, mut row: A) -> ApiResult<<A::Entity as EntityTrait>::Model>
+    where
+        A: ActiveModelTrait + ActiveModelBehavior + TryIntoModel<<A::Entity as EntityTrait>::Model> + Send + 'static,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    {
+        if !self.defers_inserts {
+            return Ok(row.insert(&*self.txn).await?);
+        }
+        let id_column = <A::Entity as EntityTrait>::PrimaryKey::iter()
+            .next()
+            .expect("an entity has a primary key")
+            .into_column();
+        let id = self
+            .reserve_id(A::Entity::default().table_name(), id_column.as_str())
+            .await?;
+        row.set(id_column, id.into());
+        let stored = row.clone().try_into_model()?;
+        let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+        match deferred
+            .iter_mut()
+            .find_map(|rows| rows.as_any().downcast_mut::<Rows<A>>())
+        {
+            Some(rows) => rows.0.push(row),
+            None => deferred.push(Box::new(Rows(vec![row]))),
+        }
+        Ok(stored)
+    }
+
+    /// The next id of `table` (PostgreSQL), from ids reserved for the batch's remaining writes.
+    async fn reserve_id(&self, table: &'static str, id_column: &'static str) -> Result<i32, DbErr> {
+        let reserved = self
+            .reserved_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(table)
+            .and_then(Vec::pop);
+        if let Some(id) = reserved {
+            return Ok(id);
+        }
+        let count = self.writes_left.load(Ordering::Relaxed).max(1) as i32;
+        let rows = self
+            .txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT nextval(pg_get_serial_sequence($1, $2))::int4 AS id FROM generate_series(1, $3)",
+                [table.into(), id_column.into(), count.into()],
+            ))
+            .await?;
+        let mut ids = rows
+            .iter()
+            .map(|row| row.try_get::<i32>("", "id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Popped from the end: the first write takes the lowest id.
+        ids.reverse();
+        let id = ids.pop().ok_or(DbErr::RecordNotInserted)?;
+        self.reserved_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(table, ids);
+        Ok(id)
     }
 
     /// The value `read` gives, read by the first write of the batch that asks under `key` and
@@ -115,8 +208,11 @@ impl Batch {
         Ok(value)
     }
 
-    /// Appends the recorded events, then commits.
+    /// Inserts the deferred rows, appends the recorded events, then commits.
     async fn commit(self) -> Result<Recorded, BatchError> {
+        for rows in self.deferred.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            rows.insert(&self.txn).await.map_err(BatchError::Append)?;
+        }
         let pending = self.events.into_inner().unwrap_or_else(PoisonError::into_inner);
         let recorded = events::append_all(&*self.txn, pending)
             .await
@@ -126,8 +222,30 @@ impl Batch {
     }
 }
 
+/// The deferred rows of one table.
+struct Rows<A>(Vec<A>);
+
+trait DeferredRows: Send {
+    fn as_any(&mut self) -> &mut dyn Any;
+    fn insert<'t>(self: Box<Self>, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<(), DbErr>>;
+}
+
+impl<A: ActiveModelTrait + Send + 'static> DeferredRows for Rows<A> {
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn insert<'t>(self: Box<Self>, txn: &'t DatabaseTransaction) -> BoxFuture<'t, Result<(), DbErr>> {
+        Box::pin(async move {
+            A::Entity::insert_many(self.0).exec_without_returning(txn).await?;
+            Ok(())
+        })
+    }
+}
+
 enum BatchError {
-    /// Before the commit: the batch is rolled back, nothing of it stays.
+    /// Before the commit (a deferred row or an event): the batch is rolled back, nothing of it
+    /// stays.
     Append(DbErr),
     /// The commit's outcome is unknown (e.g. the connection dropped).
     Commit(DbErr),
@@ -328,10 +446,12 @@ enum Together {
 }
 
 async fn run_together(db: &Db, mut jobs: Vec<Box<dyn Job>>) -> Together {
-    let Ok(batch) = Batch::begin(db).await else {
+    let Ok(batch) = Batch::begin(db, jobs.len()).await else {
         return Together::WriteFailed(jobs);
     };
-    for job in &mut jobs {
+    let writes = jobs.len();
+    for (ran, job) in jobs.iter_mut().enumerate() {
+        batch.writes_left.store(writes - ran, Ordering::Relaxed);
         if !job.run(&batch).await {
             // Dropping the transaction rolls the whole batch back.
             return Together::WriteFailed(jobs);
@@ -347,7 +467,7 @@ async fn run_together(db: &Db, mut jobs: Vec<Box<dyn Job>>) -> Together {
 /// Each write in a transaction of its own.
 async fn run_alone(db: &Db, jobs: Vec<Box<dyn Job>>, publish: &Publish) {
     for mut job in jobs {
-        let batch = match Batch::begin(db).await {
+        let batch = match Batch::begin(db, 1).await {
             Ok(batch) => batch,
             Err(error) => {
                 job.finish(Err(&error));

@@ -202,7 +202,7 @@ async fn insert_task(batch: &Batch, new_task: &NewTask) -> ApiResult<task::Model
         check_assignee(txn, assignee_id, *committee_id).await?;
     }
     let meeting_id = linked_meeting(txn, *committee_id, request.meeting_id, request.agenda_item_id).await?;
-    let now = Utc::now();
+    let now = crate::db::now();
     let task = task::ActiveModel {
         committee_id: Set(*committee_id),
         title: Set(title.clone()),
@@ -220,9 +220,8 @@ async fn insert_task(batch: &Batch, new_task: &NewTask) -> ApiResult<task::Model
         updated_at: Set(now),
         deleted_at: Set(None),
         ..Default::default()
-    }
-    .insert(txn)
-    .await?;
+    };
+    let task = batch.insert(task).await?;
     emit(batch, public_url, caller.id, "task.created", &task, task.assignee_id).await?;
     Ok(task)
 }
@@ -426,11 +425,10 @@ async fn add_comment(
         task_id: Set(*task_id),
         author_id: Set(caller.id),
         body: Set(body.clone()),
-        created_at: Set(Utc::now()),
+        created_at: Set(crate::db::now()),
         ..Default::default()
-    }
-    .insert(txn)
-    .await?;
+    };
+    let row = batch.insert(row).await?;
     // Touch the task so that lists sorted by change show the discussion.
     task::Entity::update_many()
         .col_expr(task::Column::UpdatedAt, Expr::value(Utc::now()))

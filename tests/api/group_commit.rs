@@ -9,8 +9,10 @@ use std::time::Duration;
 use dcports::error::{ApiError, ApiResult};
 use dcports::events::{self, Channel, EventFrame};
 use dcports::group_commit::{Batch, GroupCommit, GroupCommitStats, MAX_QUEUED};
+use entity::task_comment;
 use futures_util::future::BoxFuture;
-use serde_json::json;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use reqwest::StatusCode;
@@ -123,17 +125,16 @@ const KEY: i32 = 4242;
 
 /// Queues each write on the (held) lane, in order, and returns the pending answers.
 fn queue(lanes: &GroupCommit, writes: &[TestWrite]) -> Vec<BoxFuture<'static, ApiResult<String>>> {
-    writes
-        .iter()
-        .map(|write| {
-            let mut answer = write.submit(lanes);
-            // One poll hands the write to its lane; the answer comes after the lane is released.
-            let waker = futures_util::task::noop_waker();
-            let polled = answer.as_mut().poll(&mut std::task::Context::from_waker(&waker));
-            assert!(matches!(polled, Poll::Pending));
-            answer
-        })
-        .collect()
+    writes.iter().map(|write| handed_to_lane(write.submit(lanes))).collect()
+}
+
+/// Polls a submitted write once, which hands it to its lane; its answer comes after the lane
+/// is released.
+fn handed_to_lane<T>(mut answer: BoxFuture<'static, T>) -> BoxFuture<'static, T> {
+    let waker = futures_util::task::noop_waker();
+    let polled = answer.as_mut().poll(&mut std::task::Context::from_waker(&waker));
+    assert!(matches!(polled, Poll::Pending));
+    answer
 }
 
 /// Holds the lane with one write, queues `writes` behind it, lets it go, and returns their
@@ -303,6 +304,33 @@ async fn a_write_beyond_a_full_queue_is_refused_at_once_and_leaves_no_trace() {
     assert_eq!(offsets, (1..=(MAX_QUEUED as i64 + 2)).collect::<Vec<_>>());
 }
 
+/// Holds the server's own lane of committee `c`, queues one task create per `(token, body)`
+/// behind it, in order, lets it go, and returns the answers: the creates run as one batch.
+async fn creates_in_one_batch(app: &TestApp, c: i64, creates: Vec<(String, Value)>) -> Vec<(StatusCode, Value)> {
+    let lanes = app.state.writes.clone();
+    let (holder, release) = hold_the_lane_of(&lanes, c as i32).await;
+    let url = app.url(&format!("/api/committees/{c}/tasks"));
+    let mut answers = Vec::new();
+    for (n, (token, body)) in creates.into_iter().enumerate() {
+        let (client, url) = (app.client.clone(), url.clone());
+        answers.push(tokio::spawn(async move {
+            let response = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }));
+        // One at a time, so that they queue in this order.
+        while lanes.queued() < n + 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    release.add_permits(1);
+    holder.await.unwrap().unwrap();
+    futures_util::future::join_all(answers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[actix_web::test]
 async fn each_write_of_a_batch_is_checked_for_its_own_callers_rights() {
     let app = spawn_app().await;
@@ -313,37 +341,17 @@ async fn each_write_of_a_batch_is_checked_for_its_own_callers_rights() {
     let (_, observer) = member_of(&app, &admin, c, "observer@port.pe", "observer").await;
     let (_, outsider) = member_of(&app, &admin, other, "outsider@port.cl", "member").await;
 
-    // The server's own lane for the committee is held, so the four creates queue behind it and
-    // run as one batch: the member's access is read first and shared within the batch, and
-    // must not answer for anyone else.
-    let lanes = app.state.writes.clone();
-    let (holder, release) = hold_the_lane_of(&lanes, c as i32).await;
-    let url = app.url(&format!("/api/committees/{c}/tasks"));
-    let mut creates = Vec::new();
-    for (n, token) in [&member, &member, &observer, &outsider].into_iter().enumerate() {
-        let (client, url, token) = (app.client.clone(), url.clone(), token.clone());
-        creates.push(tokio::spawn(async move {
-            let body = json!({ "title": format!("t{n}") });
-            client
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }));
-        // One at a time, so that they queue in this order: the member's writes first.
-        while lanes.queued() < n + 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    release.add_permits(1);
-    holder.await.unwrap().unwrap();
-    let answers: Vec<StatusCode> = futures_util::future::join_all(creates)
+    // The member's access is read first and shared within the batch, and must not answer for
+    // anyone else.
+    let creates = [&member, &member, &observer, &outsider]
+        .into_iter()
+        .enumerate()
+        .map(|(n, token)| (token.clone(), json!({ "title": format!("t{n}") })))
+        .collect();
+    let answers: Vec<StatusCode> = creates_in_one_batch(&app, c, creates)
         .await
         .into_iter()
-        .map(Result::unwrap)
+        .map(|(status, _)| status)
         .collect();
     assert_eq!(
         answers,
@@ -354,4 +362,176 @@ async fn each_write_of_a_batch_is_checked_for_its_own_callers_rights() {
             StatusCode::NOT_FOUND
         ]
     );
+}
+
+#[actix_web::test]
+async fn tasks_created_in_one_batch_are_stored_and_announced_exactly_as_answered() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, member) = member_of(&app, &admin, c, "member@port.pe", "member").await;
+    let (assignee_id, assignee) = member_of(&app, &admin, c, "assignee@port.pe", "member").await;
+    let before = app.state.writes.stats();
+
+    let creates = vec![
+        (member.clone(), json!({ "title": "first" })),
+        (member.clone(), json!({ "title": "second", "assignee_id": assignee_id })),
+        (admin.clone(), json!({ "title": "third", "priority": "high" })),
+    ];
+    let answers = creates_in_one_batch(&app, c, creates).await;
+
+    assert!(
+        answers.iter().all(|(status, _)| *status == StatusCode::CREATED),
+        "{answers:?}"
+    );
+    let created: Vec<&Value> = answers.iter().map(|(_, body)| body).collect();
+    let stats = app.state.writes.stats();
+    assert_eq!(stats.shared_transactions - before.shared_transactions, 1);
+    assert_eq!(stats.retried_writes, before.retried_writes);
+    // Every answer, to the last digit of its timestamps, is what is stored and what was announced.
+    let (status, list) = app.get(&format!("/api/committees/{c}/tasks"), &member).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["items"].as_array().unwrap().iter().collect::<Vec<_>>(), created);
+    for task in &created {
+        let (_, stored) = app.get(&format!("/api/tasks/{}", task["id"]), &member).await;
+        assert_eq!(&&stored, task);
+    }
+    let announced = data_of_events(&app, &format!("committee:{c}"), "task.created", &member).await;
+    assert_eq!(announced.iter().collect::<Vec<_>>(), created);
+    let assigned = data_of_events(&app, &format!("member:{assignee_id}"), "task.assigned", &assignee).await;
+    assert_eq!(assigned, [created[1].clone()]);
+}
+
+/// The data of the channel's events of `kind`, from the HTTP feed.
+async fn data_of_events(app: &TestApp, channel: &str, kind: &str, token: &str) -> Vec<Value> {
+    let (status, feed) = app.get(&format!("/api/events?channel={channel}&after=0"), token).await;
+    assert_eq!(status, StatusCode::OK, "{feed}");
+    feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == kind)
+        .map(|event| event["data"].clone())
+        .collect()
+}
+
+/// A comment to store through [`Batch::insert`]: task, author, body.
+type NewComment = (i32, i32, &'static str);
+
+async fn insert_comment(batch: &Batch, &(task_id, author_id, body): &NewComment) -> ApiResult<task_comment::Model> {
+    let row = task_comment::ActiveModel {
+        task_id: Set(task_id),
+        author_id: Set(author_id),
+        body: Set(body.to_owned()),
+        created_at: Set(dcports::db::now()),
+        ..Default::default()
+    };
+    batch.insert(row).await
+}
+
+/// Holds the lane, queues one comment write per entry behind it, and returns their answers.
+async fn comments_in_one_batch(lanes: &GroupCommit, comments: &[NewComment]) -> Vec<ApiResult<task_comment::Model>> {
+    let (holder, release) = hold_the_lane(lanes).await;
+    let answers: Vec<_> = comments
+        .iter()
+        .map(|&comment| {
+            let lanes = lanes.clone();
+            handed_to_lane(Box::pin(async move {
+                lanes
+                    .write(KEY, comment, |batch, comment| Box::pin(insert_comment(batch, comment)))
+                    .await
+            }))
+        })
+        .collect();
+    release.add_permits(1);
+    holder.await.unwrap().unwrap();
+    futures_util::future::join_all(answers).await
+}
+
+/// A member of a new committee and a task of theirs: (task id, member id).
+async fn a_task(app: &TestApp) -> (i32, i32) {
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(app, &admin, "C").await;
+    let (member_id, member) = member_of(app, &admin, c, "member@port.pe", "member").await;
+    let (status, task) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&member),
+            json!({ "title": "t" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    (task["id"].as_i64().unwrap() as i32, member_id as i32)
+}
+
+/// The task's comments in the database.
+async fn stored_comments(app: &TestApp, task_id: i32) -> Vec<task_comment::Model> {
+    task_comment::Entity::find()
+        .filter(task_comment::Column::TaskId.eq(task_id))
+        .order_by_asc(task_comment::Column::Id)
+        .all(app.db.conn())
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn rows_inserted_by_a_batch_are_stored_exactly_as_answered() {
+    let app = spawn_app().await;
+    let (task_id, author_id) = a_task(&app).await;
+    let (lanes, _) = lanes(&app);
+    let answers = comments_in_one_batch(
+        &lanes,
+        &[
+            (task_id, author_id, "a"),
+            (task_id, author_id, "b"),
+            (task_id, author_id, "c"),
+        ],
+    )
+    .await;
+
+    let answered: Vec<task_comment::Model> = answers.into_iter().map(Result::unwrap).collect();
+    let bodies: Vec<&str> = answered.iter().map(|comment| comment.body.as_str()).collect();
+    assert_eq!(bodies, ["a", "b", "c"]);
+    // Each write got its own id, in the order the writes ran, and the row stored under it is
+    // the one answered, to the last digit of its timestamp.
+    assert!(answered.windows(2).all(|pair| pair[0].id < pair[1].id), "{answered:?}");
+    assert_eq!(stored_comments(&app, task_id).await, answered);
+    assert_eq!(lanes.stats().shared_transactions, 1);
+    assert_eq!(lanes.stats().retried_writes, 0);
+    // Later rows take later ids.
+    let after = lanes
+        .write(KEY, (task_id, author_id, "after"), |batch, comment| {
+            Box::pin(insert_comment(batch, comment))
+        })
+        .await
+        .unwrap();
+    assert!(after.id > answered[2].id);
+}
+
+#[actix_web::test]
+async fn a_row_that_cannot_be_stored_fails_its_write_alone() {
+    let app = spawn_app().await;
+    let (task_id, author_id) = a_task(&app).await;
+    let (lanes, _) = lanes(&app);
+    // No such task: the foreign key refuses the row (on PostgreSQL when the batch's rows are
+    // written together, just before the commit; on SQLite at once).
+    let answers = comments_in_one_batch(
+        &lanes,
+        &[
+            (task_id, author_id, "a"),
+            (i32::MAX, author_id, "orphan"),
+            (task_id, author_id, "c"),
+        ],
+    )
+    .await;
+
+    assert!(matches!(answers[1], Err(ApiError::Internal(_))));
+    let answered: Vec<task_comment::Model> = [&answers[0], &answers[2]]
+        .into_iter()
+        .map(|answer| answer.as_ref().unwrap().clone())
+        .collect();
+    assert_eq!(stored_comments(&app, task_id).await, answered);
+    assert!(stored_comments(&app, i32::MAX).await.is_empty());
+    assert_eq!(lanes.stats().shared_transactions, 0);
+    assert_eq!(lanes.stats().retried_writes, 3);
 }
