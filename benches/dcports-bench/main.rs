@@ -6,9 +6,11 @@
 //!   cargo bench --bench dcports-bench -- http [--seconds 5] [--committees 1] [--database postgres://…]
 //!   cargo bench --bench dcports-bench -- login-storm [--seconds 5]
 //!   cargo bench --bench dcports-bench -- memory [--sockets 10000]
+//!   cargo bench --bench dcports-bench -- db-latency [--listen …] [--upstream …] [--delay-us 250]
 
 mod fanout;
 mod http;
+mod latency;
 mod server;
 
 fn main() -> anyhow::Result<()> {
@@ -23,7 +25,8 @@ fn main() -> anyhow::Result<()> {
         "http" => runtime.block_on(http::run(http::Options::parse(rest)?)),
         "memory" => runtime.block_on(fanout::memory(rest)),
         "login-storm" => runtime.block_on(http::login_storm(http::Options::parse(rest)?)),
-        other => anyhow::bail!("unknown benchmark {other:?}; try: fanout, http, login-storm, memory"),
+        "db-latency" => latency::run(rest),
+        other => anyhow::bail!("unknown benchmark {other:?}; try: fanout, http, login-storm, memory, db-latency"),
     }
 }
 
