@@ -517,38 +517,60 @@ pub async fn memory(args: &[String]) -> anyhow::Result<()> {
     let server = Server::start(None).await?;
     let token = server.login().await?;
     let committee = server.create_committee(&token, "memory").await?;
+    let protocol = Protocol::Dcports {
+        token: token.clone(),
+        channel: format!("committee:{committee}"),
+    };
     let before = server.rss_kib();
     let subscribed = Arc::new(Barrier::new(sockets + 1));
+    // In two halves: the second half's growth is what one more socket costs, without what the
+    // first connections also brought once (database connections opened, threads' heaps).
+    let first_half = sockets / 2;
+    connect_idle(&server, &protocol, first_half, &subscribed).await?;
+    let half = server.rss_kib();
+    connect_idle(&server, &protocol, sockets - first_half, &subscribed).await?;
+    let after = server.rss_kib();
+    println!(
+        "| idle authenticated sockets | server RSS before | at {first_half} | after | per socket | per socket, second half |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {sockets} | {before} KiB | {half} KiB | {after} KiB | {:.1} KiB | {:.1} KiB |",
+        after.saturating_sub(before) as f64 / sockets as f64,
+        after.saturating_sub(half) as f64 / (sockets - first_half) as f64,
+    );
+    subscribed.wait().await;
+    Ok(())
+}
+
+/// Opens `count` clients that authenticate, subscribe and stay idle until `subscribed` is
+/// passed; returns once all are subscribed and the server has settled for 2 s.
+async fn connect_idle(
+    server: &Server,
+    protocol: &Protocol,
+    count: usize,
+    subscribed: &Arc<Barrier>,
+) -> anyhow::Result<()> {
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
-    let mut tasks = Vec::with_capacity(sockets);
-    for _ in 0..sockets {
-        let protocol = Protocol::Dcports {
-            token: token.clone(),
-            channel: format!("committee:{committee}"),
-        };
-        let (url, subscribed, ready) = (server.ws.clone(), subscribed.clone(), ready_tx.clone());
+    for n in 1..=count {
+        let (url, protocol, subscribed, ready) = (
+            server.ws.clone(),
+            protocol.clone(),
+            subscribed.clone(),
+            ready_tx.clone(),
+        );
         // Zero events: each client stays connected, idle, until the measurement is taken.
-        tasks.push(tokio::spawn(async move {
-            subscriber(url, protocol, ready, subscribed, 0).await
-        }));
-        if tasks.len() % 100 == 0 {
+        tokio::spawn(async move { subscriber(url, protocol, ready, subscribed, 0).await });
+        if n % 100 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    for n in 0..sockets {
+    for n in 0..count {
         match tokio::time::timeout(Duration::from_secs(120), ready_rx.recv()).await {
             Ok(Some(result)) => result?,
-            _ => anyhow::bail!("only {n} of {sockets} sockets got ready"),
+            _ => anyhow::bail!("only {n} of {count} sockets got ready"),
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = server.rss_kib();
-    println!("| idle authenticated sockets | server RSS before | after | per socket |");
-    println!("|---|---|---|---|");
-    println!(
-        "| {sockets} | {before} KiB | {after} KiB | {:.1} KiB |",
-        (after.saturating_sub(before)) as f64 / sockets as f64
-    );
-    subscribed.wait().await;
     Ok(())
 }
