@@ -128,7 +128,7 @@ async fn emit(
         Some(actor_id),
         json!(response),
     );
-    if let Some(assignee_id) = newly_assigned.filter(|id| *id != actor_id) {
+    if let Some(assignee_id) = assignee_to_tell(actor_id, newly_assigned) {
         batch.record(
             &[Channel::Member(assignee_id)],
             "task.assigned",
@@ -147,6 +147,12 @@ async fn emit(
         }
     }
     Ok(())
+}
+
+/// Who hears personally of a task change by `actor_id` (an event and a mail): a new assignee,
+/// unless they assigned themselves.
+fn assignee_to_tell(actor_id: i32, newly_assigned: Option<i32>) -> Option<i32> {
+    newly_assigned.filter(|id| *id != actor_id)
 }
 
 #[tracing::instrument(skip_all, fields(caller = caller.id, committee_id))]
@@ -174,7 +180,10 @@ pub async fn create(
             Box::pin(insert_task(batch, new_task))
         })
         .await?;
-    state.mailer.do_send(mail::Wake);
+    // Only a mail queued now is worth waking the mailer for: each wake costs it a query.
+    if assignee_to_tell(caller.id, task.assignee_id).is_some() {
+        state.mailer.do_send(mail::Wake);
+    }
     Ok(task.into())
 }
 
@@ -293,7 +302,7 @@ pub async fn update(
         .writes
         .write(task_id, change, |batch, change| Box::pin(apply_change(batch, change)))
         .await?;
-    if newly_assigned.is_some() {
+    if assignee_to_tell(caller.id, newly_assigned).is_some() {
         state.mailer.do_send(mail::Wake);
     }
     Ok(updated.into())
