@@ -17,8 +17,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    PrimaryKeyTrait, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -133,6 +133,23 @@ fn sqlite_file(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// Takes the row's write lock, held until the transaction ends, before a read-check-write of it.
+///
+/// On PostgreSQL (READ COMMITTED) two transactions could both read version 3, both pass
+/// `If-Match: "3"` and both write version 4. With the row locked first, the second waits for
+/// the first to commit, then reads version 4 and is refused. SQLite needs nothing: its write
+/// transactions hold the writer gate and run one at a time.
+pub async fn lock_row<E>(conn: &impl ConnectionTrait, id: i32) -> Result<(), DbErr>
+where
+    E: EntityTrait,
+    i32: Into<<E::PrimaryKey as PrimaryKeyTrait>::ValueType>,
+{
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        E::find_by_id(id).lock_exclusive().one(conn).await?;
+    }
+    Ok(())
 }
 
 /// The current time as the databases keep it. PostgreSQL's timestamps hold microseconds, so a

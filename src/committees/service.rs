@@ -368,7 +368,9 @@ pub async fn update(
     }
 
     let txn = state.db.begin_write().await?;
+    // Locked: of two updates from one version, the second must see the first's (db::lock_row).
     let existing = committee::Entity::find_by_id(committee_id)
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -572,6 +572,7 @@ pub async fn update(
     let tags = request.tags.as_deref().map(parse_tags).transpose()?;
 
     let txn = state.db.begin_write().await?;
+    crate::db::lock_row::<document::Entity>(&*txn, document_id).await?;
     let (document, access) = access(&*txn, caller, document_id).await?;
     access.require_write()?;
     if_match.check(document.version)?;

@@ -349,6 +349,7 @@ pub async fn update(
     validator.finish()?;
 
     let txn = state.db.begin_write().await?;
+    crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
     if_match.check(meeting.version)?;
     let current = MeetingStatus::from_db(&meeting.status)?;
@@ -686,7 +687,9 @@ pub async fn update_item(
     validator.finish()?;
 
     let txn = state.db.begin_write().await?;
+    // Locked: of two updates from one version, the second must see the first's (db::lock_row).
     let item = agenda_item::Entity::find_by_id(item_id)
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -329,6 +329,8 @@ async fn apply_change(batch: &Batch, change: &TaskChange) -> ApiResult<(task::Mo
         public_url,
     } = change;
     let txn = &**batch;
+    // The lane keeps one node's writes of a task in order; the lock, those of several nodes.
+    crate::db::lock_row::<task::Entity>(txn, *task_id).await?;
     let (task, access) = access_in(batch, caller, *task_id).await?;
     access.require_write()?;
     if_match.check(task.version)?;

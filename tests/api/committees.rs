@@ -422,3 +422,51 @@ async fn an_archived_committee_is_read_only_until_the_secretariat_reopens_it() {
         assert!(status.is_success(), "{method} {path}: {status} {body}");
     }
 }
+
+/// The statuses, sorted, that `count` writers racing from one version must get: one 200, the
+/// rest 412.
+pub fn one_winner(count: usize) -> Vec<StatusCode> {
+    let mut expected = vec![StatusCode::PRECONDITION_FAILED; count - 1];
+    expected.insert(0, StatusCode::OK);
+    expected
+}
+
+pub fn sorted(mut statuses: Vec<StatusCode>) -> Vec<StatusCode> {
+    statuses.sort();
+    statuses
+}
+
+#[actix_web::test]
+async fn of_updates_racing_from_one_version_exactly_one_wins() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let id = committee(&app, &admin, "Group of Experts").await;
+
+    let updates_before = updates_of(&app, &admin, id).await;
+
+    let statuses = app
+        .racing_patches(
+            &format!("/api/admin/committees/{id}"),
+            &admin,
+            1,
+            json!({ "description": "raced" }),
+            8,
+        )
+        .await;
+
+    assert_eq!(sorted(statuses), one_winner(8));
+    let (_, stored) = app.get(&format!("/api/committees/{id}"), &admin).await;
+    assert_eq!(stored["version"], 2);
+    assert_eq!(updates_of(&app, &admin, id).await, updates_before + 1);
+}
+
+/// How many `committee.updated` events the committee's channel holds.
+async fn updates_of(app: &TestApp, token: &str, id: i64) -> usize {
+    let (_, feed) = app.get(&format!("/api/events?channel=committee:{id}"), token).await;
+    feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "committee.updated")
+        .count()
+}

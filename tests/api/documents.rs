@@ -6,7 +6,7 @@ use crate::committees::{committee, member_of};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::ws::WsClient;
 
-fn pdf(text: &str) -> Vec<u8> {
+pub fn pdf(text: &str) -> Vec<u8> {
     format!("%PDF-1.7\n% {text}\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n").into_bytes()
 }
 
@@ -14,7 +14,7 @@ fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-async fn upload_document(app: &TestApp, token: &str, committee_id: i64, title: &str, bytes: Vec<u8>) -> Value {
+pub async fn upload_document(app: &TestApp, token: &str, committee_id: i64, title: &str, bytes: Vec<u8>) -> Value {
     let (status, body) = app
         .upload(
             &format!("/api/committees/{committee_id}/documents"),

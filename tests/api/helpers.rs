@@ -128,6 +128,31 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// Sends `count` PATCHes of `body` to `path` at once, all with `If-Match: "<version>"`, and
+    /// returns their statuses: of writers racing from the same version, one may win.
+    pub async fn racing_patches(
+        &self,
+        path: &str,
+        token: &str,
+        version: i64,
+        body: Value,
+        count: usize,
+    ) -> Vec<StatusCode> {
+        let patches = (0..count).map(|_| {
+            self.client
+                .patch(self.url(path))
+                .bearer_auth(token)
+                .header("if-match", format!("\"{version}\""))
+                .json(&body)
+                .send()
+        });
+        futures_util::future::join_all(patches)
+            .await
+            .into_iter()
+            .map(|response| response.unwrap().status())
+            .collect()
+    }
+
     /// Uploads `bytes` as `file_name` with the given extra fields; returns status and body.
     pub async fn upload(
         &self,

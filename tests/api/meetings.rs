@@ -3,7 +3,7 @@ use dcports::settings::{MailTransportKind, SmtpSecurity};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::committees::{committee, member_of};
+use crate::committees::{committee, member_of, one_winner, sorted};
 use crate::helpers::{TestApp, parse_mail, spawn_app, spawn_app_with};
 use crate::smtp::FakeSmtp;
 use crate::ws::WsClient;
@@ -752,4 +752,52 @@ async fn the_authorization_matrix_of_tasks_and_meetings_holds() {
     // The invited committee lists the meeting it is invited to.
     let (_, list) = app.get(&format!("/api/committees/{invited}/meetings"), &guest).await;
     assert_eq!(list["items"][0]["id"], m);
+}
+
+#[actix_web::test]
+async fn of_updates_racing_from_one_version_exactly_one_wins_for_every_versioned_resource() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "Steering Committee").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@sela.org", "chair").await;
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
+    let meeting = create_meeting(
+        &app,
+        &chair,
+        c,
+        json!({ "title": "Meeting", "starts_at": starts, "ends_at": starts + Duration::minutes(60), "timezone": "UTC" }),
+    )
+    .await;
+    let meeting_id = meeting["id"].as_i64().unwrap();
+    let (status, item) = app
+        .post(
+            &format!("/api/meetings/{meeting_id}/agenda"),
+            Some(&chair),
+            json!({ "title": "Opening", "kind": "discussion", "duration_minutes": 10 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let (status, task) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&chair),
+            json!({ "title": "t" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let document = crate::documents::upload_document(&app, &chair, c, "Report", crate::documents::pdf("r")).await;
+
+    // Eight writers from the version each was created with: one wins, seven are refused.
+    for (path, created) in [
+        (format!("/api/meetings/{meeting_id}"), &meeting),
+        (format!("/api/agenda-items/{}", item["id"]), &item),
+        (format!("/api/tasks/{}", task["id"]), &task),
+        (format!("/api/documents/{}", document["id"]), &document),
+    ] {
+        let version = created["version"].as_i64().unwrap();
+        let statuses = app
+            .racing_patches(&path, &chair, version, json!({ "title": "raced" }), 8)
+            .await;
+        assert_eq!(sorted(statuses), one_winner(8), "{path}");
+    }
 }
