@@ -85,9 +85,12 @@ impl Bus {
     }
 
     /// Publishes to the other nodes, without waiting: a request never waits on Redis.
+    ///
+    /// `tokio::spawn`, not actix's `spawn_local`: the group-commit lanes publish too, and they
+    /// run outside any actix arbiter, where `spawn_local` panics.
     pub fn send(&self, message: BusMessage) {
         let Some(bus) = self.redis.clone() else { return };
-        actix_web::rt::spawn(async move {
+        tokio::spawn(async move {
             if let Err(error) = bus.publish(&message).await {
                 tracing::warn!(error = %error, "could not publish to the bus; other nodes' clients will catch up by resuming");
             }

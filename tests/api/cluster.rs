@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
-use crate::committees::{committee, member_of};
+use crate::committees::{committee, member_of, one_winner, sorted};
 use crate::helpers::{PASSWORD, TestApp, spawn_app_with};
 use crate::ws::{WsClient, close_code};
 
@@ -97,6 +97,20 @@ async fn a_change_on_one_node_reaches_a_socket_on_another_and_a_suspension_cross
         let event = on_b.next_event().await;
         assert_eq!(event["offset"], head + 1 + n);
         assert_eq!(event["data"]["description"], format!("change {n}"));
+    }
+    // Task writes commit on a group-commit lane, which publishes to the bus as well.
+    for n in 0..5 {
+        let title = format!("task {n}");
+        assert_eq!(
+            create_task(&node_a.address, &admin, c, &title).await,
+            StatusCode::CREATED
+        );
+    }
+    for n in 0..5 {
+        let event = on_b.next_event().await;
+        assert_eq!(event["kind"], "task.created");
+        assert_eq!(event["offset"], head + 21 + n);
+        assert_eq!(event["data"]["title"], format!("task {n}"));
     }
 
     // A socket on node A; the suspension is made through node B.
@@ -411,4 +425,42 @@ async fn a_public_change_on_one_node_expires_the_cached_answer_on_another() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("node A kept serving its cached directory after node B changed it");
+}
+
+#[actix_web::test]
+async fn of_task_updates_racing_from_one_version_on_two_nodes_exactly_one_wins() {
+    let node_a = first_node(redis_url()).await;
+    let node_b = second_node(&node_a.settings).await;
+    let admin = node_a.secretariat("admin@sela.org").await;
+    let c = committee(&node_a, &admin, "C").await;
+    let (status, task) = node_a
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&admin),
+            json!({ "title": "t" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+
+    // Each node's lane keeps its own writes of the task in order; across the two, only the
+    // row lock stops a second writer from passing the same If-Match.
+    let path = format!("/api/tasks/{}", task["id"]);
+    let patches = (0..8).map(|n| {
+        let base = if n % 2 == 0 {
+            node_a.address.clone()
+        } else {
+            node_b.clone()
+        };
+        let request = reqwest::Client::new()
+            .patch(format!("{base}{path}"))
+            .bearer_auth(&admin)
+            .header("if-match", "\"1\"")
+            .json(&json!({ "title": format!("raced {n}") }));
+        status_of(request)
+    });
+    let statuses = futures_util::future::join_all(patches).await;
+
+    assert_eq!(sorted(statuses), one_winner(8));
+    let (_, stored) = node_a.get(&path, &admin).await;
+    assert_eq!(stored["version"], 2);
 }
