@@ -425,7 +425,7 @@ async fn run_lane(db: Db, mut queue: mpsc::Receiver<Box<dyn Job>>, publish: Publ
                 counters.shared_transactions.inc();
                 counters.shared_writes.inc_by(jobs.len() as u64);
                 // Published before anyone is answered, so a caller that reads the feed next finds it.
-                publish(recorded);
+                publish_committed(&publish, recorded);
                 finish_all(jobs, Ok(()));
             }
             Together::CommitFailed(jobs, error) => finish_all(jobs, Err(&error)),
@@ -481,11 +481,19 @@ async fn run_alone(db: &Db, jobs: Vec<Box<dyn Job>>, publish: &Publish) {
         }
         match batch.commit().await {
             Ok(recorded) => {
-                publish(recorded);
+                publish_committed(publish, recorded);
                 job.finish(Ok(()));
             }
             Err(BatchError::Append(error) | BatchError::Commit(error)) => job.finish(Err(&error)),
         }
+    }
+}
+
+/// Publishes a commit's events. A panic there must not stop the lane, and every write queued on
+/// it, for good: the events are stored, so clients that missed them catch up by resuming.
+fn publish_committed(publish: &Publish, recorded: Recorded) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| publish(recorded))).is_err() {
+        tracing::error!("publishing committed events panicked; clients catch up by resuming");
     }
 }
 

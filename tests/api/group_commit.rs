@@ -276,6 +276,33 @@ async fn a_panicking_write_fails_alone_and_the_lane_goes_on() {
 }
 
 #[actix_web::test]
+async fn a_panic_while_publishing_does_not_stop_the_lane() {
+    let app = spawn_app().await;
+    let publishes = Arc::new(AtomicUsize::new(0));
+    let counter = publishes.clone();
+    let lanes = GroupCommit::start(
+        app.db.clone(),
+        app.settings.database.max_connections,
+        Arc::new(move |_| {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first publish fails");
+            }
+        }),
+        &prometheus::Registry::new(),
+    )
+    .unwrap();
+
+    // The first write is committed and answered although its publish panicked; the lane goes on.
+    for label in ["first", "second", "third"] {
+        let write = TestWrite::new(label, Behaviour::Succeed);
+        assert_eq!(write.submit(&lanes).await.unwrap(), label);
+    }
+    assert_eq!(publishes.load(Ordering::SeqCst), 3);
+    let (labels, _) = stored(&app).await;
+    assert_eq!(labels, ["first", "second", "third"]);
+}
+
+#[actix_web::test]
 async fn a_write_beyond_a_full_queue_is_refused_at_once_and_leaves_no_trace() {
     let app = spawn_app().await;
     let (lanes, _) = lanes(&app);
