@@ -5,7 +5,7 @@ use entity::{agenda_item, committee_membership, meeting, member, task, task_comm
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-    Set,
+    Select, Set,
 };
 use serde_json::json;
 
@@ -26,23 +26,27 @@ pub async fn access(
     caller: &member::Model,
     task_id: i32,
 ) -> ApiResult<(task::Model, Access)> {
-    let task = live_task(conn, task_id).await?;
+    let task = live_task(task_id).one(conn).await?.ok_or(ApiError::NotFound)?;
     let access = committees::access(conn, caller, task.committee_id).await?;
     Ok((task, access))
 }
 
 /// The task, unless it does not exist or was deleted.
-async fn live_task(conn: &impl ConnectionTrait, task_id: i32) -> ApiResult<task::Model> {
-    task::Entity::find_by_id(task_id)
-        .filter(task::Column::DeletedAt.is_null())
-        .one(conn)
-        .await?
-        .ok_or(ApiError::NotFound)
+fn live_task(task_id: i32) -> Select<task::Entity> {
+    task::Entity::find_by_id(task_id).filter(task::Column::DeletedAt.is_null())
 }
 
 /// [`access`] for a write in a group-commit batch, sharing the committee's part with the batch.
+///
+/// Every write that comes here changes the task's row, so the row is read locked: the lane
+/// keeps one node's writes of a task in order, the lock those of several nodes (see
+/// [`crate::db::lock_row`]).
 async fn access_in(batch: &Batch, caller: &member::Model, task_id: i32) -> ApiResult<(task::Model, Access)> {
-    let task = live_task(&**batch, task_id).await?;
+    let task = live_task(task_id)
+        .lock_exclusive()
+        .one(&**batch)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let access = committees::access_in(batch, caller, task.committee_id).await?;
     Ok((task, access))
 }
@@ -329,8 +333,6 @@ async fn apply_change(batch: &Batch, change: &TaskChange) -> ApiResult<(task::Mo
         public_url,
     } = change;
     let txn = &**batch;
-    // The lane keeps one node's writes of a task in order; the lock, those of several nodes.
-    crate::db::lock_row::<task::Entity>(txn, *task_id).await?;
     let (task, access) = access_in(batch, caller, *task_id).await?;
     access.require_write()?;
     if_match.check(task.version)?;
