@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
 use crate::committees::{committee, member_of, one_winner, sorted};
-use crate::helpers::{PASSWORD, TestApp, spawn_app_with};
+use crate::helpers::{PASSWORD, TestApp, racing_patches, spawn_app_with};
 use crate::ws::{WsClient, close_code};
 
 fn redis_url() -> String {
@@ -445,20 +445,13 @@ async fn of_task_updates_racing_from_one_version_on_two_nodes_exactly_one_wins()
     // Each node's lane keeps its own writes of the task in order; across the two, only the
     // row lock stops a second writer from passing the same If-Match.
     let path = format!("/api/tasks/{}", task["id"]);
-    let patches = (0..8).map(|n| {
-        let base = if n % 2 == 0 {
-            node_a.address.clone()
-        } else {
-            node_b.clone()
-        };
-        let request = reqwest::Client::new()
-            .patch(format!("{base}{path}"))
-            .bearer_auth(&admin)
-            .header("if-match", "\"1\"")
-            .json(&json!({ "title": format!("raced {n}") }));
-        status_of(request)
-    });
-    let statuses = futures_util::future::join_all(patches).await;
+    let urls = (0..8)
+        .map(|n| {
+            let base = if n % 2 == 0 { &node_a.address } else { &node_b };
+            format!("{base}{path}")
+        })
+        .collect();
+    let statuses = racing_patches(urls, &admin, 1, json!({ "title": "raced" })).await;
 
     assert_eq!(sorted(statuses), one_winner(8));
     let (_, stored) = node_a.get(&path, &admin).await;

@@ -442,7 +442,8 @@ async fn of_updates_racing_from_one_version_exactly_one_wins() {
     let admin = app.secretariat("admin@sela.org").await;
     let id = committee(&app, &admin, "Group of Experts").await;
 
-    let updates_before = updates_of(&app, &admin, id).await;
+    let channel = format!("committee:{id}");
+    let updates_before = app.events_of(&channel, "committee.updated", &admin).await.len();
 
     let statuses = app
         .racing_patches(
@@ -457,16 +458,8 @@ async fn of_updates_racing_from_one_version_exactly_one_wins() {
     assert_eq!(sorted(statuses), one_winner(8));
     let (_, stored) = app.get(&format!("/api/committees/{id}"), &admin).await;
     assert_eq!(stored["version"], 2);
-    assert_eq!(updates_of(&app, &admin, id).await, updates_before + 1);
-}
-
-/// How many `committee.updated` events the committee's channel holds.
-async fn updates_of(app: &TestApp, token: &str, id: i64) -> usize {
-    let (_, feed) = app.get(&format!("/api/events?channel=committee:{id}"), token).await;
-    feed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["kind"] == "committee.updated")
-        .count()
+    assert_eq!(
+        app.events_of(&channel, "committee.updated", &admin).await.len(),
+        updates_before + 1
+    );
 }

@@ -423,23 +423,12 @@ async fn tasks_created_in_one_batch_are_stored_and_announced_exactly_as_answered
         let (_, stored) = app.get(&format!("/api/tasks/{}", task["id"]), &member).await;
         assert_eq!(&&stored, task);
     }
-    let announced = data_of_events(&app, &format!("committee:{c}"), "task.created", &member).await;
+    let announced = app.events_of(&format!("committee:{c}"), "task.created", &member).await;
     assert_eq!(announced.iter().collect::<Vec<_>>(), created);
-    let assigned = data_of_events(&app, &format!("member:{assignee_id}"), "task.assigned", &assignee).await;
+    let assigned = app
+        .events_of(&format!("member:{assignee_id}"), "task.assigned", &assignee)
+        .await;
     assert_eq!(assigned, [created[1].clone()]);
-}
-
-/// The data of the channel's events of `kind`, from the HTTP feed.
-async fn data_of_events(app: &TestApp, channel: &str, kind: &str, token: &str) -> Vec<Value> {
-    let (status, feed) = app.get(&format!("/api/events?channel={channel}&after=0"), token).await;
-    assert_eq!(status, StatusCode::OK, "{feed}");
-    feed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["kind"] == kind)
-        .map(|event| event["data"].clone())
-        .collect()
 }
 
 /// A comment to store through [`Batch::insert`]: task, author, body.

@@ -138,18 +138,20 @@ impl TestApp {
         body: Value,
         count: usize,
     ) -> Vec<StatusCode> {
-        let patches = (0..count).map(|_| {
-            self.client
-                .patch(self.url(path))
-                .bearer_auth(token)
-                .header("if-match", format!("\"{version}\""))
-                .json(&body)
-                .send()
-        });
-        futures_util::future::join_all(patches)
-            .await
-            .into_iter()
-            .map(|response| response.unwrap().status())
+        let urls = (0..count).map(|_| self.url(path)).collect();
+        racing_patches(urls, token, version, body).await
+    }
+
+    /// The data of `channel`'s events of `kind`, in order, from the HTTP feed.
+    pub async fn events_of(&self, channel: &str, kind: &str, token: &str) -> Vec<Value> {
+        let (status, feed) = self.get(&format!("/api/events?channel={channel}&after=0"), token).await;
+        assert_eq!(status, StatusCode::OK, "{feed}");
+        feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|event| event["kind"] == kind)
+            .map(|event| event["data"].clone())
             .collect()
     }
 
@@ -381,4 +383,22 @@ fn read_outbox(dir: &Path) -> Vec<Mail> {
         .collect();
     mails.sort_by_key(|mail| mail.modified);
     mails
+}
+
+/// One PATCH of `body` to each URL at once, all with `If-Match: "<version>"`; their statuses.
+pub async fn racing_patches(urls: Vec<String>, token: &str, version: i64, body: Value) -> Vec<StatusCode> {
+    let client = reqwest::Client::new();
+    let patches = urls.into_iter().map(|url| {
+        client
+            .patch(url)
+            .bearer_auth(token)
+            .header("if-match", format!("\"{version}\""))
+            .json(&body)
+            .send()
+    });
+    futures_util::future::join_all(patches)
+        .await
+        .into_iter()
+        .map(|response| response.unwrap().status())
+        .collect()
 }
