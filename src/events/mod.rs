@@ -108,13 +108,14 @@ pub async fn record(
     actor_id: Option<i32>,
     data: Value,
 ) -> Result<Recorded, DbErr> {
-    let mut recorded = Vec::with_capacity(channels.len());
-    for event in PendingEvent::for_channels(channels, kind, actor_id, data) {
-        let frame = match conn.get_database_backend() {
-            DbBackend::Postgres => append_postgres(conn, event).await?,
-            _ => append_sqlite(conn, event).await?,
-        };
-        recorded.push(frame);
+    let events = PendingEvent::for_channels(channels, kind, actor_id, data);
+    if conn.get_database_backend() != DbBackend::Postgres {
+        // SQLite's write lock, held until the transaction ends, keeps offsets in commit order.
+        return append_all(conn, events).await;
+    }
+    let mut recorded = Vec::with_capacity(events.len());
+    for event in events {
+        recorded.push(append_postgres(conn, event).await?);
     }
     Ok(Recorded(recorded))
 }
@@ -141,17 +142,6 @@ async fn append_postgres(conn: &impl ConnectionTrait, event: PendingEvent) -> Re
         .ok_or_else(|| DbErr::RecordNotInserted)?
         .try_get::<i64>("", "offset")?;
     Ok(event.into_frame(offset))
-}
-
-/// SQLite takes the offset, creating the channel's row with its first event, then appends the
-/// event; its write lock, held until the transaction ends, keeps offsets in commit order.
-async fn append_sqlite(conn: &impl ConnectionTrait, event: PendingEvent) -> Result<EventFrame, DbErr> {
-    let offset = take_offsets(conn, &event.channel.to_string(), 1).await?;
-    let frame = event.into_frame(offset);
-    event::Entity::insert(row_of(&frame))
-        .exec_without_returning(conn)
-        .await?;
-    Ok(frame)
 }
 
 /// An event recorded in a group-commit batch, waiting for its offset.
@@ -208,10 +198,11 @@ fn row_of(frame: &EventFrame) -> event::ActiveModel {
     }
 }
 
-/// Appends a batch's events in the order they were recorded: each channel's offsets are taken
-/// at once (one upsert per channel, in the order [`record`] takes them, so that concurrent
-/// writers lock channel rows in one order), then every event goes in with one insert. Called last before the
-/// commit, so channel rows stay locked for as short a time as possible.
+/// Appends events in the order they were recorded: each channel's offsets are taken at once
+/// (one upsert per channel, in [`Channel`] order, as [`record`] takes them on PostgreSQL, so
+/// that concurrent writers lock channel rows in one order), then every event goes in with one
+/// insert. A group-commit batch calls it last before its commit, so channel rows stay locked
+/// for as short a time as possible.
 pub async fn append_all(conn: &impl ConnectionTrait, pending: Vec<PendingEvent>) -> Result<Recorded, DbErr> {
     let mut counts: BTreeMap<Channel, i64> = BTreeMap::new();
     for event in &pending {
