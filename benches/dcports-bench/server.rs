@@ -44,7 +44,9 @@ impl Server {
             .unwrap_or_else(|| format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()));
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let command = |args: &[&str]| {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_dcports"));
+            // BENCH_SERVER_BIN runs another build of the server (side by side with this one).
+            let binary = std::env::var("BENCH_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_dcports").to_owned());
+            let mut command = Command::new(binary);
             command
                 .args(args)
                 .env("DCPORTS_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
