@@ -365,3 +365,115 @@ async fn only_a_writer_of_its_committee_deletes_a_task_and_then_it_is_gone() {
         "a deleted task is gone"
     );
 }
+
+/// Task writes wait on a group-commit lane after the token is checked: a suspension, or a
+/// reactivation that leaves the old token revoked, must still refuse every one of them, whether
+/// what they name exists or not, and a token in good standing learns what does not exist.
+#[actix_web::test]
+async fn task_writes_refuse_a_token_that_no_longer_stands_and_tell_it_nothing() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (member_id, stale) = member_of(&app, &admin, c, "member@port.pe", "member").await;
+    let (status, task) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&stale),
+            json!({ "title": "Before" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let task_id = task["id"].as_i64().unwrap();
+    // The four task writes, on a committee and a task, with their answers and problem codes.
+    let writes = |token: String, committee_id: i64, task_id: i64| {
+        let app = &app;
+        async move {
+            let calls = [
+                (
+                    Method::POST,
+                    format!("/api/committees/{committee_id}/tasks"),
+                    Some(json!({ "title": "After" })),
+                ),
+                (
+                    Method::PATCH,
+                    format!("/api/tasks/{task_id}"),
+                    Some(json!({ "title": "After" })),
+                ),
+                (
+                    Method::POST,
+                    format!("/api/tasks/{task_id}/comments"),
+                    Some(json!({ "body": "After" })),
+                ),
+                (Method::DELETE, format!("/api/tasks/{task_id}"), None),
+            ];
+            let mut answers = Vec::new();
+            for (method, path, body) in calls {
+                let (status, problem) = app.call(method.clone(), &path, Some(&token), body).await;
+                answers.push((format!("{method} {path}"), status, problem["code"].clone()));
+            }
+            answers
+        }
+    };
+    let all_answered = |answers: Vec<(String, StatusCode, Value)>, expected: StatusCode, code: &str| {
+        for (call, status, problem) in answers {
+            assert_eq!((status, problem.as_str()), (expected, Some(code)), "{call}");
+        }
+    };
+    let refused = |answers| all_answered(answers, StatusCode::UNAUTHORIZED, "unauthorized");
+    let set_status = |status: &'static str| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let path = format!("/api/admin/members/{member_id}");
+            let (code, body) = app
+                .call(Method::PATCH, &path, Some(admin), Some(json!({ "status": status })))
+                .await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+        }
+    };
+
+    set_status("suspended").await;
+    refused(writes(stale.clone(), c, task_id).await);
+    refused(writes(stale.clone(), 999_999, 999_999).await);
+    // Active again, but the suspension revoked the tokens it had: the old one stays refused.
+    set_status("active").await;
+    refused(writes(stale.clone(), c, task_id).await);
+    refused(writes(stale.clone(), 999_999, 999_999).await);
+
+    let task_path = format!("/api/tasks/{task_id}");
+    let (_, stored) = app.get(&task_path, &admin).await;
+    assert_eq!(
+        (stored["title"].as_str(), stored["version"].as_i64()),
+        (Some("Before"), Some(1))
+    );
+    let (_, comments) = app.get(&format!("{task_path}/comments"), &admin).await;
+    assert_eq!(comments["items"], json!([]));
+    let created = app.events_of(&format!("committee:{c}"), "task.created", &admin).await;
+    assert_eq!(created.len(), 1, "only the task made before the suspension");
+
+    // A new token of the same account writes again.
+    let (status, pair) = app.login("member@port.pe", crate::helpers::PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{pair}");
+    let fresh = pair["access_token"].as_str().unwrap().to_owned();
+    all_answered(
+        writes(fresh.clone(), 999_999, 999_999).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &task_path,
+            Some(&fresh),
+            Some(json!({ "title": "After" })),
+        )
+        .await;
+    assert_eq!((status, body["title"].as_str()), (StatusCode::OK, Some("After")));
+    let (status, _) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&fresh),
+            json!({ "title": "New" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
