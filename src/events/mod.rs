@@ -108,40 +108,7 @@ pub async fn record(
     actor_id: Option<i32>,
     data: Value,
 ) -> Result<Recorded, DbErr> {
-    let events = PendingEvent::for_channels(channels, kind, actor_id, data);
-    if conn.get_database_backend() != DbBackend::Postgres {
-        // SQLite's write lock, held until the transaction ends, keeps offsets in commit order.
-        return append_all(conn, events).await;
-    }
-    let mut recorded = Vec::with_capacity(events.len());
-    for event in events {
-        recorded.push(append_postgres(conn, event).await?);
-    }
-    Ok(Recorded(recorded))
-}
-
-/// PostgreSQL takes the offset and appends the event in one statement: the channel's row stays
-/// locked from here to the commit, and every round trip inside that window is one that all the
-/// channel's other writers wait for.
-async fn append_postgres(conn: &impl ConnectionTrait, event: PendingEvent) -> Result<EventFrame, DbErr> {
-    const SQL: &str = "WITH bumped AS (\
-           INSERT INTO channels (name, head) VALUES ($1, 1) \
-           ON CONFLICT (name) DO UPDATE SET head = channels.head + 1 RETURNING head) \
-         INSERT INTO events (channel, \"offset\", kind, actor_id, data, at) \
-         SELECT $1, head, $2, $3, $4, $5 FROM bumped RETURNING \"offset\"";
-    let values: [sea_orm::Value; 5] = [
-        event.channel.to_string().into(),
-        event.kind.as_str().into(),
-        event.actor_id.into(),
-        event.data.clone().into(),
-        event.at.into(),
-    ];
-    let offset = conn
-        .query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, SQL, values))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotInserted)?
-        .try_get::<i64>("", "offset")?;
-    Ok(event.into_frame(offset))
+    append_all(conn, PendingEvent::for_channels(channels, kind, actor_id, data)).await
 }
 
 /// An event recorded in a group-commit batch, waiting for its offset.
@@ -198,50 +165,133 @@ fn row_of(frame: &EventFrame) -> event::ActiveModel {
     }
 }
 
-/// Appends events in the order they were recorded: each channel's offsets are taken at once
-/// (one upsert per channel, in [`Channel`] order, as [`record`] takes them on PostgreSQL, so
-/// that concurrent writers lock channel rows in one order), then every event goes in with one
-/// insert. A group-commit batch calls it last before its commit, so channel rows stay locked
-/// for as short a time as possible.
+/// Appends events in the order they were recorded. Each channel's offsets are taken at once,
+/// channel by channel in [`Channel`] order (so that concurrent writers lock channel rows in one
+/// order), and the events take them in order. A group-commit batch calls it last before its
+/// commit, so channel rows stay locked for as short a time as possible.
 pub async fn append_all(conn: &impl ConnectionTrait, pending: Vec<PendingEvent>) -> Result<Recorded, DbErr> {
+    if pending.is_empty() {
+        return Ok(Recorded::default());
+    }
     let mut counts: BTreeMap<Channel, i64> = BTreeMap::new();
     for event in &pending {
         *counts.entry(event.channel).or_default() += 1;
     }
-    let mut next_offset = HashMap::with_capacity(counts.len());
-    for (channel, count) in counts {
-        let head = take_offsets(conn, &channel.to_string(), count).await?;
-        next_offset.insert(channel, head - count + 1);
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let heads = append_postgres(conn, &counts, &pending).await?;
+        return Ok(Recorded(numbered(pending, &counts, &heads)?));
     }
-    let frames: Vec<EventFrame> = pending
-        .into_iter()
-        .map(|event| {
-            let offset = next_offset.get_mut(&event.channel).expect("counted above");
-            *offset += 1;
-            event.into_frame(*offset - 1)
-        })
-        .collect();
-    let rows = frames.iter().map(row_of);
-    event::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    let mut heads = HashMap::with_capacity(counts.len());
+    for (channel, count) in &counts {
+        heads.insert(*channel, take_offsets(conn, &channel.to_string(), *count).await?);
+    }
+    let frames = numbered(pending, &counts, &heads)?;
+    event::Entity::insert_many(frames.iter().map(row_of))
+        .exec_without_returning(conn)
+        .await?;
     Ok(Recorded(frames))
 }
 
-/// Moves `channel`'s head on by `count` under its row lock; returns the new head.
-async fn take_offsets(conn: &impl ConnectionTrait, channel: &str, count: i64) -> Result<i64, DbErr> {
-    let backend = conn.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "INSERT INTO channels (name, head) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET head = channels.head + excluded.head RETURNING head"
-        }
-        _ => {
-            "INSERT INTO channels (name, head) VALUES (?, ?) \
-             ON CONFLICT (name) DO UPDATE SET head = channels.head + excluded.head RETURNING head"
-        }
+/// The events with their offsets: a channel's `count` events end at its new `head`.
+fn numbered(
+    pending: Vec<PendingEvent>,
+    counts: &BTreeMap<Channel, i64>,
+    heads: &HashMap<Channel, i64>,
+) -> Result<Vec<EventFrame>, DbErr> {
+    let mut next_offset = HashMap::with_capacity(counts.len());
+    for (channel, count) in counts {
+        let head = heads
+            .get(channel)
+            .ok_or_else(|| DbErr::RecordNotFound(format!("the head of channel {channel}")))?;
+        next_offset.insert(*channel, head - count + 1);
+    }
+    Ok(pending
+        .into_iter()
+        .map(|event| {
+            let offset = next_offset.entry(event.channel).or_default();
+            *offset += 1;
+            event.into_frame(*offset - 1)
+        })
+        .collect())
+}
+
+/// PostgreSQL moves every channel's head and inserts every event in one statement: the channel
+/// rows stay locked from here to the commit, and each round trip inside that window is one that
+/// all the channel's other writers wait for. Returns each channel's new head.
+async fn append_postgres(
+    conn: &impl ConnectionTrait,
+    counts: &BTreeMap<Channel, i64>,
+    pending: &[PendingEvent],
+) -> Result<HashMap<Channel, i64>, DbErr> {
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(counts.len() * 2 + pending.len() * 6);
+    let mut param = |value: sea_orm::Value| {
+        values.push(value);
+        format!("${}", values.len())
     };
+    // Rows are locked in the order of VALUES: `counts` is in Channel order.
+    let channels: Vec<String> = counts
+        .iter()
+        .map(|(channel, count)| format!("({}, {})", param(channel.to_string().into()), param((*count).into())))
+        .collect();
+    // Each event's offset is its channel's new head less the events after it in that channel.
+    let mut left = counts.clone();
+    let events: Vec<String> = pending
+        .iter()
+        .map(|event| {
+            let after = left.get_mut(&event.channel).map_or(0, |left| {
+                *left -= 1;
+                *left
+            });
+            format!(
+                "({}::text, {}::int8, {}::text, {}::int4, {}::json, {}::timestamptz)",
+                param(event.channel.to_string().into()),
+                param(after.into()),
+                param(event.kind.as_str().into()),
+                param(event.actor_id.into()),
+                param(event.data.clone().into()),
+                param(event.at.into()),
+            )
+        })
+        .collect();
+    let sql = format!(
+        "WITH heads AS (\
+           INSERT INTO channels (name, head) VALUES {} \
+           ON CONFLICT (name) DO UPDATE SET head = channels.head + excluded.head RETURNING name, head), \
+         appended AS (\
+           INSERT INTO events (channel, \"offset\", kind, actor_id, data, at) \
+           SELECT e.channel, heads.head - e.after, e.kind, e.actor_id, e.data, e.at \
+           FROM (VALUES {}) AS e(channel, after, kind, actor_id, data, at) \
+           JOIN heads ON heads.name = e.channel) \
+         SELECT name, head FROM heads",
+        channels.join(", "),
+        events.join(", "),
+    );
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .await?;
+    let heads: HashMap<String, i64> = rows
+        .iter()
+        .map(|row| Ok((row.try_get::<String>("", "name")?, row.try_get::<i64>("", "head")?)))
+        .collect::<Result<_, DbErr>>()?;
+    counts
+        .keys()
+        .map(|channel| {
+            let head = heads
+                .get(&channel.to_string())
+                .copied()
+                .ok_or_else(|| DbErr::RecordNotFound(format!("the head of channel {channel}")))?;
+            Ok((*channel, head))
+        })
+        .collect()
+}
+
+/// SQLite: moves `channel`'s head on by `count` (under the write lock); returns the new head.
+async fn take_offsets(conn: &impl ConnectionTrait, channel: &str, count: i64) -> Result<i64, DbErr> {
+    const SQL: &str = "INSERT INTO channels (name, head) VALUES (?, ?) \
+         ON CONFLICT (name) DO UPDATE SET head = channels.head + excluded.head RETURNING head";
     conn.query_one_raw(Statement::from_sql_and_values(
-        backend,
-        sql,
+        DbBackend::Sqlite,
+        SQL,
         [channel.into(), count.into()],
     ))
     .await?
