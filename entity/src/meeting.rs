@@ -28,6 +28,8 @@ pub struct Model {
     pub live_paused_at: Option<DateTimeUtc>,
     pub live_started_at: Option<DateTimeUtc>,
     pub live_ended_at: Option<DateTimeUtc>,
+    /// The document the minutes were filed in (its owner is the meeting's committee).
+    pub minutes_document_id: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

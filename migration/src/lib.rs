@@ -7,6 +7,7 @@ mod m20261128_000002_committees_events;
 mod m20261128_000003_documents;
 mod m20261128_000004_tasks_meetings;
 mod m20261128_000005_public_area;
+mod m20261129_000006_meeting_minutes_document;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_documents::Migration),
             Box::new(m20261128_000004_tasks_meetings::Migration),
             Box::new(m20261128_000005_public_area::Migration),
+            Box::new(m20261129_000006_meeting_minutes_document::Migration),
         ]
     }
 }

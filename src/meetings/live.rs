@@ -227,6 +227,7 @@ mod tests {
             live_paused_at: None,
             live_started_at: Some(start + Duration::minutes(5)),
             live_ended_at: None,
+            minutes_document_id: None,
             created_at: start,
             updated_at: start,
         }

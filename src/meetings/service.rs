@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use entity::{
-    agenda_item, agenda_item_document, committee, committee_membership, meeting, meeting_attendance, meeting_committee,
-    member, task,
+    agenda_item, agenda_item_document, committee, committee_membership, document, meeting, meeting_attendance,
+    meeting_committee, member, task,
 };
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -1099,13 +1100,6 @@ pub async fn file_minutes(
     let meeting = managed(state.db.conn(), caller, meeting_id).await?;
     let minutes = minutes(state, caller, meeting_id).await?;
     let tag = format!("minutes-{meeting_id}");
-    let filter = crate::documents::dto::DocumentFilter {
-        q: None,
-        tag: Some(tag.clone()),
-        status: None,
-    };
-    let page = Page { limit: 1, after: None };
-    let existing = crate::documents::service::list(state, caller, meeting.committee_id, &filter, page).await?;
     let file_name = format!("minutes-{meeting_id}.md");
     let title = format!("Minutes: {}", meeting.title);
     let fields = [("title", title.as_str()), ("tags", tag.as_str())];
@@ -1117,12 +1111,27 @@ pub async fn file_minutes(
         &fields,
     )
     .await?;
-    match existing.first() {
-        Some(document) => {
-            crate::documents::service::add_version(state, caller, document.id, IfMatch(None), upload).await
-        }
-        None => crate::documents::service::create(state, caller, meeting.committee_id, upload).await,
+    // The document the meeting links to, while it exists; never one found by its tag, which any
+    // member of any committee sharing documents with this one could have put on theirs.
+    let filed = match meeting.minutes_document_id {
+        Some(document_id) => document::Entity::find_by_id(document_id)
+            .filter(document::Column::CommitteeId.eq(meeting.committee_id))
+            .filter(document::Column::DeletedAt.is_null())
+            .one(state.db.conn())
+            .await?
+            .map(|document| document.id),
+        None => None,
+    };
+    if let Some(document_id) = filed {
+        return crate::documents::service::add_version(state, caller, document_id, IfMatch(None), upload).await;
     }
+    let document = crate::documents::service::create(state, caller, meeting.committee_id, upload).await?;
+    meeting::Entity::update_many()
+        .col_expr(meeting::Column::MinutesDocumentId, Expr::value(document.id))
+        .filter(meeting::Column::Id.eq(meeting_id))
+        .exec(state.db.conn())
+        .await?;
+    Ok(document)
 }
 
 /// Queues the reminder of every scheduled meeting starting within `hours`, once: the flag is set

@@ -801,3 +801,77 @@ async fn of_updates_racing_from_one_version_exactly_one_wins_for_every_versioned
         assert_eq!(sorted(statuses), one_winner(8), "{path}");
     }
 }
+
+/// Minutes are filed in the document the meeting links to, never in one found by its tag: a
+/// document tagged like the minutes, planted by another committee that shares it with this one
+/// or by a member of this one, must be left alone.
+#[actix_web::test]
+async fn minutes_are_filed_in_the_meetings_own_document_not_one_tagged_like_it() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "A").await;
+    let b = committee(&app, &admin, "B").await;
+    let (_, chair_a) = member_of(&app, &admin, a, "chair-a@port.pe", "chair").await;
+    let (_, member_a) = member_of(&app, &admin, a, "member-a@port.pe", "member").await;
+    let (_, chair_b) = member_of(&app, &admin, b, "chair-b@port.cl", "chair").await;
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
+    let meeting = create_meeting(
+        &app,
+        &chair_a,
+        a,
+        json!({ "title": "Meeting", "starts_at": starts, "ends_at": starts + Duration::minutes(60), "timezone": "UTC" }),
+    )
+    .await;
+    let meeting_id = meeting["id"].as_i64().unwrap();
+    let tag = format!("minutes-{meeting_id}");
+    let plant = |token: String, committee_id: i64| {
+        let (app, tag) = (&app, &tag);
+        async move {
+            let path = format!("/api/committees/{committee_id}/documents");
+            let fields = [("title", "Planted"), ("tags", tag.as_str())];
+            let (status, body) = app
+                .upload(
+                    &path,
+                    &token,
+                    "planted.pdf",
+                    crate::documents::pdf("planted"),
+                    &fields,
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body
+        }
+    };
+    let from_b = plant(chair_b.clone(), b).await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/api/documents/{}/shares/{a}", from_b["id"]),
+            Some(&chair_b),
+            Some(json!({ "access": "write" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let from_member = plant(member_a.clone(), a).await;
+
+    let path = format!("/api/meetings/{meeting_id}/minutes/document");
+    let file = || app.call(Method::POST, &path, Some(&chair_a), None);
+    let (status, filed) = file().await;
+    assert_eq!(status, StatusCode::CREATED, "{filed}");
+    assert_eq!(
+        (filed["committee_id"].as_i64(), filed["current_version"].as_i64()),
+        (Some(a), Some(1))
+    );
+    let (status, again) = file().await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(
+        (again["id"].clone(), again["current_version"].as_i64()),
+        (filed["id"].clone(), Some(2))
+    );
+    for planted in [&from_b, &from_member] {
+        assert_ne!(planted["id"], filed["id"]);
+        let (_, now) = app.get(&format!("/api/documents/{}", planted["id"]), &admin).await;
+        assert_eq!(now["current_version"], 1, "a planted document gets no version: {now}");
+    }
+}
