@@ -131,19 +131,33 @@ async fn list_publications(
                 .add(lower(publication::Column::SummaryEs).like(pattern)),
         );
     }
+    if let Some(country) = &filter.country {
+        let code = country.trim().to_uppercase();
+        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ApiError::validation("country", "must be a two-letter country code"));
+        }
+        // The codes are a JSON array of two-letter strings: a code is in it when its quoted form
+        // is in the array's text. Filtered here, not after the page is read, so that no page
+        // comes back short and none is skipped.
+        let codes = Expr::col(publication::Column::CountryCodes).cast_as("text");
+        query = query.filter(codes.like(format!("%\"{code}\"%")));
+    }
+    if let Some(year) = filter.year {
+        if !(1..=9999).contains(&year) {
+            return Err(ApiError::validation("year", "must be a year between 1 and 9999"));
+        }
+        let start_of = |year: i32| {
+            chrono::NaiveDate::from_ymd_opt(year, 1, 1)
+                .unwrap_or_default()
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+        };
+        let (start, end) = (start_of(year), start_of(year + 1));
+        query = query
+            .filter(publication::Column::PublishedAt.gte(start))
+            .filter(publication::Column::PublishedAt.lt(end));
+    }
     let rows = query.all(state.db.conn()).await?;
-    // Country and year filter the page in memory: the country list is a small JSON array.
-    let country = filter.country.as_deref().map(str::to_uppercase);
-    let rows: Vec<_> = rows
-        .into_iter()
-        .filter(|row| {
-            let codes: Vec<String> = serde_json::from_value(row.country_codes.clone()).unwrap_or_default();
-            country.as_ref().is_none_or(|c| codes.contains(c))
-                && filter
-                    .year
-                    .is_none_or(|year| row.published_at.is_some_and(|at| chrono::Datelike::year(&at) == year))
-        })
-        .collect();
     Ok(HttpResponse::Ok().json(Paginated::from_rows(
         rows,
         page,

@@ -782,3 +782,87 @@ async fn documents_are_listed_with_filters_and_deleted_softly_by_the_right_peopl
         StatusCode::NOT_FOUND
     );
 }
+
+/// Country and year filter the public list in the query: a page is never short of matches that
+/// exist further on, and its cursor reaches every one of them.
+#[actix_web::test]
+async fn public_publications_filtered_by_country_or_year_page_through_every_match() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let mut ids = Vec::new();
+    // Oldest first: two Peruvian studies, then three Chilean ones in front of them.
+    for (n, country) in ["PE", "PE", "CL", "CL", "CL"].into_iter().enumerate() {
+        let document = upload_document(&app, &chair, c, &format!("Study {n}"), pdf(&format!("study {n}"))).await;
+        let request =
+            json!({ "kind": "study", "summary": { "en": "A study", "es": "Un estudio" }, "country_codes": [country] });
+        let (status, publication) = app
+            .post(
+                &format!("/api/documents/{}/publish", document["id"]),
+                Some(&chair),
+                request,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{publication}");
+        let path = format!("/api/admin/publications/{}/approve", publication["id"]);
+        assert_eq!(
+            app.call(Method::POST, &path, Some(&admin), None).await.0,
+            StatusCode::OK
+        );
+        ids.push(publication["id"].as_i64().unwrap());
+    }
+    let public = |query: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .get(app.url(&format!("/api/public/publications?{query}")))
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    // Every page of one, following the cursor.
+    let all_pages = |filter: &'static str| async move {
+        let (mut found, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let after = cursor.as_deref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+            let (status, page) = public(format!("{filter}&limit=1{after}")).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            found.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["id"].as_i64().unwrap()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return found,
+            }
+        }
+    };
+    assert_eq!(all_pages("country=pe").await, [ids[1], ids[0]]);
+    assert_eq!(all_pages("country=CL").await, [ids[4], ids[3], ids[2]]);
+    let this_year = chrono::Datelike::year(&chrono::Utc::now());
+    let (_, page) = public(format!("year={this_year}&country=PE")).await;
+    let items: Vec<_> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(items, [ids[1], ids[0]]);
+    let (_, page) = public(format!("year={}", this_year - 1)).await;
+    assert_eq!(page["items"], json!([]));
+    for bad in ["country=PER", "country=%25", "year=0", "year=2147483647"] {
+        let (status, problem) = public(bad.to_owned()).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("validation_failed")),
+            "{bad}"
+        );
+    }
+}
