@@ -48,6 +48,8 @@ pub struct WsSession {
     expiry: Option<SpawnHandle>,
     /// A text message arriving in fragments (RFC 6455 §5.4), until its last one.
     fragments: Option<Vec<u8>>,
+    /// Subscribes started so far: each one's number, to recognise its own `Replaying` entry.
+    subscribe_attempts: u64,
 }
 
 struct AuthenticatedMember {
@@ -55,8 +57,13 @@ struct AuthenticatedMember {
 }
 
 enum Subscription {
-    /// Replay in progress: live events wait here until the replay has been sent.
-    Replaying { buffered: Vec<(i64, ByteString)> },
+    /// Replay in progress: live events wait here until the replay has been sent. `attempt`
+    /// tells this subscribe from an earlier one to the same channel that was unsubscribed while
+    /// it was still reading, and whose end must then leave this one alone.
+    Replaying {
+        attempt: u64,
+        buffered: Vec<(i64, ByteString)>,
+    },
     /// Delivering in offset order. Events that arrive ahead of a missing one (two commits
     /// published in the other order, or from another node) wait in `ahead`; if the gap is not
     /// closed shortly, the missing events are read from the database.
@@ -152,6 +159,7 @@ impl WsSession {
             auth_timeout: None,
             expiry: None,
             fragments: None,
+            subscribe_attempts: 0,
         }
     }
 
@@ -306,17 +314,18 @@ impl WsSession {
         let Some(member_id) = self.member.as_ref().map(|member| member.id) else {
             return;
         };
+        self.subscribe_attempts += 1;
+        let attempt = self.subscribe_attempts;
+        let buffered = Vec::new();
         self.subscriptions
-            .insert(key.clone(), Subscription::Replaying { buffered: Vec::new() });
+            .insert(key.clone(), Subscription::Replaying { attempt, buffered });
         let (state, id, routed) = (self.state.clone(), self.id, key.clone());
         let work = async move {
             let key = routed;
-            let member = crate::auth::extract::member_by_id(&state, member_id).await?;
-            if !committees::service::can_read_channel(&state, &member, channel).await? {
-                return Ok(None);
-            }
             // Routed first, read second: whatever commits from now on reaches our buffer, and
-            // the database holds everything before; the overlap is removed by offset.
+            // the database holds everything before; the overlap is removed by offset. Routed
+            // before access is checked, too: a removal from the committee committed after the
+            // check reaches the Broker after this, and unsubscribes us there.
             state
                 .broker
                 .send(Subscribe {
@@ -325,6 +334,10 @@ impl WsSession {
                 })
                 .await
                 .map_err(anyhow::Error::from)?;
+            let member = crate::auth::extract::member_by_id(&state, member_id).await?;
+            if !committees::service::can_read_channel(&state, &member, channel).await? {
+                return Ok(None);
+            }
             let replay = match after {
                 None => Replay::Events {
                     events: Vec::new(),
@@ -336,20 +349,29 @@ impl WsSession {
         };
         ctx.spawn(
             work.into_actor(self)
-                .map(move |result, session, ctx| session.finish_subscribe(key, result, ctx)),
+                .map(move |result, session, ctx| session.finish_subscribe(key, attempt, result, ctx)),
         );
     }
 
     fn finish_subscribe(
         &mut self,
         channel: Arc<str>,
+        attempt: u64,
         result: Result<Option<Replay>, crate::error::ApiError>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        let buffered = match self.subscriptions.remove(&channel) {
-            Some(Subscription::Replaying { buffered }) => buffered,
-            // Unsubscribed (or revoked) while the replay was being read.
-            _ => return,
+        match self.subscriptions.get_mut(&channel) {
+            Some(Subscription::Replaying { attempt: current, .. }) if *current == attempt => {}
+            // Subscribed again since: that subscribe, routed after our unsubscribe, owns it now.
+            Some(_) => return,
+            // Unsubscribed (or revoked) while the replay was being read; our routing may have
+            // reached the Broker after the unsubscribe did, so undo it.
+            None => {
+                return self.state.broker.do_send(Unsubscribe { id: self.id, channel });
+            }
+        }
+        let Some(Subscription::Replaying { buffered, .. }) = self.subscriptions.remove(&channel) else {
+            return;
         };
         let (events, head) = match result {
             Ok(Some(Replay::Events { events, head })) => (events, head),
@@ -358,6 +380,10 @@ impl WsSession {
                 (Vec::new(), head)
             }
             Ok(None) => {
+                self.state.broker.do_send(Unsubscribe {
+                    id: self.id,
+                    channel: channel.clone(),
+                });
                 return Self::error(
                     ctx,
                     "forbidden",
@@ -585,7 +611,7 @@ impl WsSession {
             return;
         };
         match self.subscriptions.get_mut(&channel) {
-            Some(Subscription::Replaying { buffered }) => buffered.push((offset, frame)),
+            Some(Subscription::Replaying { buffered, .. }) => buffered.push((offset, frame)),
             Some(Subscription::Live { .. }) => self.accept(&channel, offset, frame, ctx),
             None => {}
         }

@@ -577,3 +577,45 @@ async fn an_expired_token_ends_the_socket_after_the_grace_unless_the_client_reau
     let (_, code) = renewing.frames_until_close().await;
     assert_eq!(code, Some(1008));
 }
+
+/// A subscribe, an unsubscribe and a subscribe again sent at once (a page that mounts, unmounts
+/// and mounts again) leave one live subscription; a subscribe and an unsubscribe leave none, in
+/// the session and in the Broker, whichever order their work finishes in.
+#[actix_web::test]
+async fn subscribing_again_before_an_earlier_subscribe_has_finished_leaves_exactly_one_subscription() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, first) = member_of(&app, &admin, a, "first@port.pe", "member").await;
+    let (_, second) = member_of(&app, &admin, a, "second@port.pe", "member").await;
+    let channel = format!("committee:{a}");
+    let subscribe = json!({ "type": "subscribe", "channel": channel });
+    let unsubscribe = json!({ "type": "unsubscribe", "channel": channel });
+
+    let (mut client, _) = WsClient::authenticated(&app, &first).await;
+    client.send_together(&[&subscribe, &unsubscribe, &subscribe]).await;
+    // The first subscribe's work is still reading when the other two frames are handled: the
+    // answers are the unsubscribe's, then the second subscribe's.
+    assert_eq!(client.next_of_type("unsubscribed").await["channel"], channel);
+    assert_eq!(client.next_of_type("subscribed").await["channel"], channel);
+    rename(&app, &admin, a, "after the second subscribe").await;
+    let event = client.next_event().await;
+    assert_eq!(event["data"]["description"], "after the second subscribe");
+
+    let (mut leaving, _) = WsClient::authenticated(&app, &second).await;
+    leaving.send_together(&[&subscribe, &unsubscribe]).await;
+    assert_eq!(leaving.next_of_type("unsubscribed").await["channel"], channel);
+    // Long enough for the first subscribe's work to end, whatever it routed meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = broker_stats(&app).await;
+    assert_eq!((stats.sessions, stats.subscriptions), (2, 1), "{stats:?}");
+    rename(&app, &admin, a, "only the first hears this").await;
+    assert_eq!(
+        client.next_event().await["data"]["description"],
+        "only the first hears this"
+    );
+    leaving.send(subscribe).await;
+    assert_eq!(leaving.next_of_type("subscribed").await["channel"], channel);
+    let stats = broker_stats(&app).await;
+    assert_eq!(stats.subscriptions, 2, "{stats:?}");
+}

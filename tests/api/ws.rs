@@ -56,6 +56,17 @@ impl WsClient {
             .expect("frame sent");
     }
 
+    /// Sends `frames` in one write, so that the server reads them all before it answers any.
+    pub async fn send_together(&mut self, frames: &[&Value]) {
+        for frame in frames {
+            self.stream
+                .feed(Message::text(frame.to_string()))
+                .await
+                .expect("frame queued");
+        }
+        self.stream.flush().await.expect("frames sent");
+    }
+
     pub async fn send_raw(&mut self, message: Message) -> bool {
         self.stream.send(message).await.is_ok()
     }
