@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike as _, Duration, Utc};
 use chrono_tz::Tz;
 use entity::{
     agenda_item, agenda_item_document, committee, committee_membership, document, meeting, meeting_attendance,
@@ -226,6 +226,12 @@ async fn set_invited(conn: &impl ConnectionTrait, meeting: &meeting::Model, comm
     Ok(())
 }
 
+fn check_location(validator: &mut Validator, location: Option<&str>) {
+    if location.is_some_and(|l| l.chars().count() > 300) {
+        validator.add("location", "must be at most 300 characters long");
+    }
+}
+
 #[tracing::instrument(skip_all, fields(caller = caller.id, committee_id))]
 pub async fn create(
     state: &AppState,
@@ -239,9 +245,9 @@ pub async fn create(
     if request.ends_at <= request.starts_at {
         validator.add("ends_at", "must be after starts_at");
     }
-    if request.location.as_ref().is_some_and(|l| l.chars().count() > 300) {
-        validator.add("location", "must be at most 300 characters long");
-    }
+    validator.year_in_range("starts_at", Some(request.starts_at.year()));
+    validator.year_in_range("ends_at", Some(request.ends_at.year()));
+    check_location(&mut validator, request.location.as_deref());
     check_url(&mut validator, request.online_url.as_ref());
     validator.finish()?;
 
@@ -346,6 +352,9 @@ pub async fn update(
         .timezone
         .as_deref()
         .and_then(|t| validator.check(parse_timezone(t)));
+    validator.year_in_range("starts_at", request.starts_at.map(|at| at.year()));
+    validator.year_in_range("ends_at", request.ends_at.map(|at| at.year()));
+    check_location(&mut validator, request.location.as_deref());
     check_url(&mut validator, request.online_url.as_ref());
     validator.finish()?;
 
@@ -618,6 +627,9 @@ pub async fn add_item(
     validator.finish()?;
 
     let txn = state.db.begin_write().await?;
+    // Every agenda write holds its meeting's lock: the time budget and the positions belong to
+    // the meeting, and two writes checking them side by side would both pass (db::lock_row).
+    crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
     if let Some(parent_id) = request.parent_id {
         let parent = agenda_item::Entity::find_by_id(parent_id).one(&*txn).await?;
@@ -688,7 +700,14 @@ pub async fn update_item(
     validator.finish()?;
 
     let txn = state.db.begin_write().await?;
-    // Locked: of two updates from one version, the second must see the first's (db::lock_row).
+    // The meeting's lock first, as every agenda write takes it (see add_item), then the item's:
+    // of two updates from one version, the second must see the first's (db::lock_row).
+    let meeting_id = agenda_item::Entity::find_by_id(item_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .meeting_id;
+    crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let item = agenda_item::Entity::find_by_id(item_id)
         .lock_exclusive()
         .one(&*txn)

@@ -875,3 +875,40 @@ async fn minutes_are_filed_in_the_meetings_own_document_not_one_tagged_like_it()
         assert_eq!(now["current_version"], 1, "a planted document gets no version: {now}");
     }
 }
+
+/// Agenda items added at once to one meeting cannot together take more time than it has: each
+/// checks the budget holding the meeting's lock (on SQLite, the writer gate).
+#[actix_web::test]
+async fn agenda_items_added_at_once_never_overrun_the_meeting_together() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@sela.org", "chair").await;
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
+    let meeting = create_meeting(
+        &app,
+        &chair,
+        c,
+        json!({ "title": "One hour", "starts_at": starts, "ends_at": starts + Duration::minutes(60), "timezone": "UTC" }),
+    )
+    .await;
+    let path = format!("/api/meetings/{}/agenda", meeting["id"]);
+    let adds = (0..16).map(|n| {
+        let body = json!({ "title": format!("Item {n}"), "kind": "discussion", "duration_minutes": 40 });
+        app.post(&path, Some(&chair), body)
+    });
+    let answers = futures_util::future::join_all(adds).await;
+    let created = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != StatusCode::CREATED) {
+        assert_eq!(
+            (*status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("agenda_over_allocated"))
+        );
+    }
+    let (_, agenda) = app.get(&path, &chair).await;
+    assert_eq!(agenda["items"].as_array().unwrap().len(), 1, "{agenda}");
+}
