@@ -88,6 +88,13 @@ impl Validator {
         }
     }
 
+    /// Dates are of the years 1 to 9999: what both databases store and calendars show.
+    pub fn year_in_range(&mut self, field: &str, year: Option<i32>) {
+        if year.is_some_and(|year| !(1..=9999).contains(&year)) {
+            self.add(field, "must be a date between the years 1 and 9999");
+        }
+    }
+
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
             Ok(())

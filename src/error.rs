@@ -50,6 +50,10 @@ pub enum ApiError {
     /// 405
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 400: a value the database cannot store in its column (too long, a date out of its
+    /// range) that no validation caught first: the client's fault, not the server's.
+    #[error("a value is too long or out of range for its field")]
+    ValueOutOfRange,
     /// 409: unique constraint, e.g. a taken email.
     #[error("{0}")]
     Conflict(String),
@@ -93,6 +97,7 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
     match error {
         BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST, "Bad request"),
         Validation(_) => ("validation_failed", StatusCode::BAD_REQUEST, "Validation failed"),
+        ValueOutOfRange => ("value_out_of_range", StatusCode::BAD_REQUEST, "Value out of range"),
         Rejected(rejection) => ("rejected", rejection.status, "Rejected"),
         InvalidToken => ("invalid_token", StatusCode::BAD_REQUEST, "Invalid or expired token"),
         InvalidCredentials => ("invalid_credentials", StatusCode::UNAUTHORIZED, "Invalid credentials"),
@@ -214,8 +219,25 @@ impl ResponseError for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(error: sea_orm::DbErr) -> Self {
+        if is_out_of_range(&error) {
+            return ApiError::ValueOutOfRange;
+        }
         ApiError::Internal(anyhow::Error::new(error).context("database error"))
     }
+}
+
+/// Whether PostgreSQL refused a value as too long for its column or out of its type's range
+/// (SQLSTATE class 22: 22001, 22003, 22008). SQLite stores such values as they come.
+fn is_out_of_range(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    let (DbErr::Query(RuntimeErr::SqlxError(sqlx_error)) | DbErr::Exec(RuntimeErr::SqlxError(sqlx_error))) = error
+    else {
+        return false;
+    };
+    let sqlx::Error::Database(database_error) = &**sqlx_error else {
+        return false;
+    };
+    matches!(database_error.code().as_deref(), Some("22001" | "22003" | "22008"))
 }
 
 impl<E: std::fmt::Debug + std::fmt::Display> From<sea_orm::TransactionError<E>> for ApiError

@@ -1,6 +1,6 @@
 //! The rules of tasks: who may see and change them, allowed moves, and who hears about it.
 
-use chrono::Utc;
+use chrono::{Datelike as _, Utc};
 use entity::{agenda_item, committee_membership, meeting, member, task, task_comment};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -169,6 +169,7 @@ pub async fn create(
     let mut validator = Validator::default();
     let title = validator.check(required_text("title", &request.title, 300));
     validator.long_text("description", request.description.as_deref());
+    validator.year_in_range("due_on", request.due_on.map(|day| day.year()));
     validator.finish()?;
 
     let new_task = NewTask {
@@ -292,6 +293,7 @@ pub async fn update(
         .as_deref()
         .and_then(|title| validator.check(required_text("title", title, 300)));
     validator.long_text("description", request.description.as_deref());
+    validator.year_in_range("due_on", request.due_on.flatten().map(|day| day.year()));
     validator.finish()?;
 
     let change = TaskChange {

@@ -318,3 +318,75 @@ async fn documented_parameters_are_where_the_request_carries_them() {
         "paging, filters and the event feed take query parameters"
     );
 }
+
+/// Values the database could not store as sent (too long for a column, a date outside the years
+/// PostgreSQL keeps) are refused as the client's mistake with the field named, or stored whole;
+/// never a 500 from the database, and nothing written.
+#[actix_web::test]
+async fn values_at_the_limits_of_what_the_database_stores_are_stored_or_refused_never_a_500() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = crate::committees::committee(&app, &admin, "C").await;
+
+    // The longest name and website together fold to more than the search column's old limit.
+    let name = "Autoridad Portuaria ".repeat(10);
+    let website = format!("https://{}.example.org/{}", "puerto".repeat(10), "ruta".repeat(100));
+    assert!(name.chars().count() == 200 && website.len() <= 500);
+    let (status, organization) = app
+        .post(
+            "/api/admin/directory/organizations",
+            Some(&admin),
+            json!({ "name": name.trim(), "kind": "port_authority", "country_code": "PE", "website": website }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{organization}");
+    let contact =
+        json!({ "organization_id": organization["id"], "name": "Directora", "position": "Gerente", "public": true });
+    let (status, body) = app.post("/api/admin/directory/contacts", Some(&admin), contact).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Found by the end of its website: the whole folded text was stored.
+    let (_, found) = app.get("/api/public/directory?q=rutaruta", &admin).await;
+    assert_eq!(found["items"][0]["website"].as_str(), Some(website.as_str()), "{found}");
+
+    let (status, meeting) = app
+        .post(
+            &format!("/api/committees/{c}/meetings"),
+            Some(&admin),
+            json!({ "title": "M", "starts_at": "2027-03-01T14:00:00Z", "ends_at": "2027-03-01T15:00:00Z", "timezone": "UTC" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{meeting}");
+    let meeting_path = format!("/api/meetings/{}", meeting["id"]);
+    let refusals = [
+        (
+            Method::PATCH,
+            meeting_path.clone(),
+            json!({ "location": "x".repeat(301) }),
+            "location",
+        ),
+        (
+            Method::PATCH,
+            meeting_path.clone(),
+            json!({ "starts_at": "0000-06-01T00:00:00Z" }),
+            "starts_at",
+        ),
+        (
+            Method::POST,
+            format!("/api/committees/{c}/tasks"),
+            json!({ "title": "T", "due_on": "0000-12-31" }),
+            "due_on",
+        ),
+    ];
+    for (method, path, body, field) in refusals {
+        let (status, problem) = app.call(method.clone(), &path, Some(&admin), Some(body)).await;
+        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+        assert_eq!(problem["errors"][0]["field"], field, "{method} {path}: {problem}");
+    }
+    let (_, stored) = app.get(&meeting_path, &admin).await;
+    assert_eq!(
+        (stored["version"].as_i64(), stored["location"].clone()),
+        (Some(1), Value::Null)
+    );
+    let (_, tasks) = app.get(&format!("/api/committees/{c}/tasks"), &admin).await;
+    assert_eq!(tasks["items"], json!([]));
+}
