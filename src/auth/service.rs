@@ -37,12 +37,19 @@ pub async fn login(
             state.settings.auth.max_failures_per_ip,
         ),
     ];
-    let mut wait = None;
+    // Counted before the password is checked, so that attempts sent together cannot all pass
+    // while their hashes are still being computed; forgiven below if the login succeeds.
+    let mut counted = Vec::with_capacity(keys.len());
     for (key, limit) in &keys {
-        wait = Ord::max(wait, state.throttle.retry_after(key, *limit).await);
-    }
-    if let Some(retry_after_secs) = wait {
-        return Err(ApiError::RateLimited { retry_after_secs });
+        match state.throttle.take_attempt(key, *limit).await {
+            None => counted.push(key),
+            Some(retry_after_secs) => {
+                for key in counted {
+                    state.throttle.forgive(key).await;
+                }
+                return Err(ApiError::RateLimited { retry_after_secs });
+            }
+        }
     }
 
     let found = member::Entity::find()
@@ -55,9 +62,6 @@ pub async fn login(
 
     let txn = state.db.begin_write().await?;
     let Some(member) = active.filter(|_| verified) else {
-        for (key, _) in &keys {
-            state.throttle.record_failure(key).await;
-        }
         audit::record(
             &*txn,
             AuditEntry {
@@ -74,6 +78,7 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     state.throttle.clear(&keys[0].0).await;
+    state.throttle.forgive(&keys[1].0).await;
     let pair = issue_pair(state, &*txn, member, None).await?;
     audit::record(
         &*txn,

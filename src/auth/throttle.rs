@@ -1,8 +1,11 @@
 //! Failed-login throttling, per account and per client IP.
 //!
 //! A fixed window per key: after `limit` failures the key is refused until the window that
-//! started with its first failure ends. Refused attempts are not counted, so an attacker cannot
-//! extend a lock-out by hammering it, and a successful password reset clears the account's key.
+//! started with its first failure ends. An attempt is counted when it starts, in the same step
+//! that checks the limit, and forgiven if it succeeds: so guesses sent all at once cannot pass
+//! the check together while their passwords are still being hashed. Refused attempts are not
+//! counted, so an attacker cannot extend a lock-out by hammering it, and a successful login or
+//! password reset clears the account's key.
 //!
 //! One node keeps the counts in memory; several nodes share them in Redis (`bus.redis_url`), so
 //! that spreading attempts over nodes gains nothing. If Redis fails, a node falls back to its
@@ -33,15 +36,9 @@ impl MemoryThrottle {
         }
     }
 
-    /// `Some(seconds to wait)` when `key` has reached `limit` failures in its window.
-    pub fn retry_after(&self, key: &str, limit: u32) -> Option<u64> {
-        let failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let window = failures.get(key)?;
-        let elapsed = window.started.elapsed();
-        (window.count >= limit && elapsed < self.window).then(|| (self.window - elapsed).as_secs().max(1))
-    }
-
-    pub fn record_failure(&self, key: &str) {
+    /// Counts an attempt on `key`, or refuses it with `Some(seconds to wait)` when `limit`
+    /// attempts already count in the window.
+    pub fn take_attempt(&self, key: &str, limit: u32) -> Option<u64> {
         let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if failures.len() >= SWEEP_THRESHOLD {
             let window = self.window;
@@ -51,10 +48,22 @@ impl MemoryThrottle {
         let entry = failures
             .entry(key.to_owned())
             .or_insert(Window { started: now, count: 0 });
-        if entry.started.elapsed() >= self.window {
+        let elapsed = entry.started.elapsed();
+        if elapsed >= self.window {
             *entry = Window { started: now, count: 0 };
+        } else if entry.count >= limit {
+            return Some((self.window - elapsed).as_secs().max(1));
         }
         entry.count += 1;
+        None
+    }
+
+    /// Uncounts an attempt that succeeded.
+    pub fn forgive(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(entry) = failures.get_mut(key) {
+            entry.count = entry.count.saturating_sub(1);
+        }
     }
 
     pub fn clear(&self, key: &str) {
@@ -102,23 +111,25 @@ impl LoginThrottle {
         })
     }
 
-    pub async fn retry_after(&self, key: &str, limit: u32) -> Option<u64> {
+    /// Counts an attempt on `key`, or refuses it with `Some(seconds to wait)`.
+    pub async fn take_attempt(&self, key: &str, limit: u32) -> Option<u64> {
         if let Some(redis) = &self.redis {
-            match redis.retry_after(key, limit).await {
+            match redis.take_attempt(key, limit).await {
                 Ok(answer) => return answer,
                 Err(error) => tracing::warn!(error = %error, "shared throttle unavailable; using this node's"),
             }
         }
-        self.memory.retry_after(key, limit)
+        self.memory.take_attempt(key, limit)
     }
 
-    pub async fn record_failure(&self, key: &str) {
+    /// Uncounts an attempt that succeeded (where it was counted: Redis, or this node's memory).
+    pub async fn forgive(&self, key: &str) {
         if let Some(redis) = &self.redis
-            && redis.record_failure(key).await.is_ok()
+            && redis.forgive(key).await.is_ok()
         {
             return;
         }
-        self.memory.record_failure(key);
+        self.memory.forgive(key);
     }
 
     pub async fn clear(&self, key: &str) {
@@ -149,35 +160,44 @@ impl RedisThrottle {
         format!("{}:throttle:{key}", self.namespace)
     }
 
-    async fn retry_after(&self, key: &str, limit: u32) -> anyhow::Result<Option<u64>> {
+    async fn take_attempt(&self, key: &str, limit: u32) -> anyhow::Result<Option<u64>> {
+        // One script, run atomically by Redis: count unless the limit is reached. The window
+        // starts with the first attempt and is left alone by the ones after.
+        const TAKE: &str = r"
+            local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+            local ttl = redis.call('TTL', KEYS[1])
+            if count >= tonumber(ARGV[1]) and ttl > 0 then return ttl end
+            redis.call('INCR', KEYS[1])
+            redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
+            return 0";
         let mut connection = self.connection().await?;
-        let result: redis::RedisResult<(Option<u32>, i64)> = redis::pipe()
-            .cmd("GET")
+        let result: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(TAKE)
+            .arg(1)
             .arg(self.redis_key(key))
-            .cmd("TTL")
-            .arg(self.redis_key(key))
+            .arg(limit)
+            .arg(self.window_secs)
             .query_async(&mut connection)
             .await;
-        let (count, ttl) = match result {
-            Ok(answer) => answer,
+        match result {
+            Ok(0) => Ok(None),
+            Ok(ttl) => Ok(Some(ttl as u64)),
             Err(error) => {
                 self.forget_connection().await;
-                return Err(error.into());
+                Err(error.into())
             }
-        };
-        Ok((count.unwrap_or(0) >= limit && ttl > 0).then_some(ttl as u64))
+        }
     }
 
-    async fn record_failure(&self, key: &str) -> anyhow::Result<()> {
+    async fn forgive(&self, key: &str) -> anyhow::Result<()> {
+        const FORGIVE: &str = r"
+            if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+            return 0";
         let mut connection = self.connection().await?;
-        // The window starts with the first failure: EXPIRE NX leaves a running window alone.
-        let result: redis::RedisResult<(i64, i64)> = redis::pipe()
-            .cmd("INCR")
+        let result: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(FORGIVE)
+            .arg(1)
             .arg(self.redis_key(key))
-            .cmd("EXPIRE")
-            .arg(self.redis_key(key))
-            .arg(self.window_secs)
-            .arg("NX")
             .query_async(&mut connection)
             .await;
         if let Err(error) = result {
@@ -213,22 +233,34 @@ mod tests {
     fn a_key_is_refused_after_the_limit_and_cleared_on_demand() {
         let throttle = MemoryThrottle::new(Duration::from_secs(60));
         for _ in 0..3 {
-            assert_eq!(throttle.retry_after("k", 3), None);
-            throttle.record_failure("k");
+            assert_eq!(throttle.take_attempt("k", 3), None);
         }
-        assert!(throttle.retry_after("k", 3).is_some_and(|secs| secs <= 60));
-        assert_eq!(throttle.retry_after("other", 3), None);
+        assert!(throttle.take_attempt("k", 3).is_some_and(|secs| secs <= 60));
+        assert_eq!(throttle.take_attempt("other", 3), None);
         throttle.clear("k");
-        assert_eq!(throttle.retry_after("k", 3), None);
+        assert_eq!(throttle.take_attempt("k", 3), None);
+    }
+
+    #[test]
+    fn a_forgiven_attempt_no_longer_counts_and_a_refused_one_never_did() {
+        let throttle = MemoryThrottle::new(Duration::from_secs(60));
+        assert_eq!(throttle.take_attempt("k", 2), None);
+        assert_eq!(throttle.take_attempt("k", 2), None);
+        for _ in 0..5 {
+            assert!(throttle.take_attempt("k", 2).is_some());
+        }
+        throttle.forgive("k");
+        assert_eq!(throttle.take_attempt("k", 2), None);
+        assert!(throttle.take_attempt("k", 2).is_some());
     }
 
     #[test]
     fn a_window_that_has_passed_counts_from_zero_again() {
         let throttle = MemoryThrottle::new(Duration::from_millis(20));
-        throttle.record_failure("k");
-        throttle.record_failure("k");
-        assert!(throttle.retry_after("k", 2).is_some());
+        assert_eq!(throttle.take_attempt("k", 2), None);
+        assert_eq!(throttle.take_attempt("k", 2), None);
+        assert!(throttle.take_attempt("k", 2).is_some());
         std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(throttle.retry_after("k", 2), None);
+        assert_eq!(throttle.take_attempt("k", 2), None);
     }
 }

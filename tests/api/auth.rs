@@ -404,3 +404,32 @@ fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// Guesses sent all at once are counted as they start: no more of them reach the password check
+/// than the limit allows, whatever their number. A login that succeeds costs its address nothing.
+#[actix_web::test]
+async fn guesses_sent_at_once_get_no_more_tries_than_the_limit_and_successes_cost_nothing() {
+    let app = spawn_app_with(|settings| {
+        settings.auth.max_failures_per_account = 3;
+        settings.auth.max_failures_per_ip = 3;
+    })
+    .await;
+    app.secretariat("admin@sela.org").await;
+    for _ in 0..6 {
+        assert_eq!(app.login("admin@sela.org", PASSWORD).await.0, StatusCode::OK);
+    }
+
+    let guesses = (0..20).map(|_| app.login("admin@sela.org", "not the password, but long"));
+    let answers = futures_util::future::join_all(guesses).await;
+    let count = |status: StatusCode| answers.iter().filter(|(s, _)| *s == status).count();
+    assert_eq!(
+        (count(StatusCode::UNAUTHORIZED), count(StatusCode::TOO_MANY_REQUESTS)),
+        (3, 17),
+        "{answers:?}"
+    );
+    let (status, body) = app.login("admin@sela.org", PASSWORD).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+}
