@@ -50,6 +50,8 @@ pub struct WsSession {
     fragments: Option<Vec<u8>>,
     /// Subscribes started so far: each one's number, to recognise its own `Replaying` entry.
     subscribe_attempts: u64,
+    /// Whether the Broker knows this session (from the first `auth` frame on).
+    connected: bool,
 }
 
 struct AuthenticatedMember {
@@ -160,6 +162,7 @@ impl WsSession {
             expiry: None,
             fragments: None,
             subscribe_attempts: 0,
+            connected: false,
         }
     }
 
@@ -242,6 +245,21 @@ impl WsSession {
     }
 
     fn authenticate(&mut self, token: String, ctx: &mut ws::WebsocketContext<Self>) {
+        // The Broker learns of the session before its account is read: a suspension committed
+        // after that read reaches the Broker after this, and closes the session. (Registered
+        // after the read, the session could miss it and outlive the suspension.)
+        if !self.connected
+            && let Ok(member_id) = self.state.tokens.decode(&token).and_then(|claims| claims.member_id())
+        {
+            self.connected = true;
+            self.state.broker.do_send(Connect {
+                id: self.id,
+                member_id,
+                addr: ctx.address(),
+                outbox: self.outbox.clone(),
+                relay: super::relay::local(),
+            });
+        }
         let state = self.state.clone();
         let check = async move {
             let member = authenticate(&state, &token).await?;
@@ -254,20 +272,10 @@ impl WsSession {
                 if session.member.as_ref().is_some_and(|current| current.id != member.id) {
                     return Self::close(ctx, CloseCode::Policy, "re-authentication as another member");
                 }
-                let first = session.member.is_none();
                 session.member = Some(AuthenticatedMember { id: member.id });
                 session.schedule_expiry(exp, ctx);
-                if first {
-                    if let Some(handle) = session.auth_timeout.take() {
-                        ctx.cancel_future(handle);
-                    }
-                    session.state.broker.do_send(Connect {
-                        id: session.id,
-                        member_id: member.id,
-                        addr: ctx.address(),
-                        outbox: session.outbox.clone(),
-                        relay: super::relay::local(),
-                    });
+                if let Some(handle) = session.auth_timeout.take() {
+                    ctx.cancel_future(handle);
                 }
                 let names: Vec<String> = channels.iter().map(Channel::to_string).collect();
                 Self::send(
@@ -561,7 +569,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if self.member.is_some() {
+        if self.connected {
             self.state.broker.do_send(Disconnect { id: self.id });
         }
     }

@@ -294,10 +294,12 @@ async fn suspending_an_account_closes_its_sockets() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(close_code(&client.ended().await), Some(1008));
     wait_for_broker(&app, |stats| stats.sessions == 0).await;
-    // And the token can no longer open one.
+    // And the token can no longer open one; the refused socket leaves nothing in the Broker,
+    // which learns of a socket as its auth frame arrives, before the account is read.
     let mut again = WsClient::connect(&app).await;
     again.send(json!({ "type": "auth", "token": token })).await;
     assert_eq!(close_code(&again.ended().await), Some(1008));
+    wait_for_broker(&app, |stats| stats.sessions == 0).await;
 }
 
 #[actix_web::test]
