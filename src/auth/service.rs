@@ -292,7 +292,7 @@ pub async fn reset_password(
 }
 
 /// Updates the caller's own profile; a new password needs the current one and ends every
-/// other session.
+/// session of the account, this one included: whoever changes it logs in again with it.
 #[tracing::instrument(skip_all, fields(member_id = member.id))]
 pub async fn update_me(state: &AppState, member: member::Model, request: UpdateMeRequest) -> ApiResult<member::Model> {
     let mut validator = Validator::default();

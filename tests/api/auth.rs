@@ -312,7 +312,7 @@ async fn forgot_password_answers_202_for_unknown_addresses_and_sends_nothing() {
 }
 
 #[actix_web::test]
-async fn changing_ones_password_needs_the_current_one_and_ends_other_sessions() {
+async fn changing_ones_password_needs_the_current_one_and_ends_every_session() {
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
     let pair = app.member(&admin, "m@port.pe").await;
