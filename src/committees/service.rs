@@ -422,7 +422,10 @@ pub async fn put_membership(
     ip: Option<String>,
 ) -> ApiResult<MembershipResponse> {
     let txn = state.db.begin_write().await?;
+    // The membership is read, then inserted or updated: under the committee's lock, so that two
+    // of these at once do not both insert (db::lock_row).
     committee::Entity::find_by_id(committee_id)
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -633,6 +633,9 @@ pub async fn share(
     access_level: ShareAccess,
 ) -> ApiResult<ShareResponse> {
     let txn = state.db.begin_write().await?;
+    // The share is read, then inserted or updated: under the document's lock, so that two of
+    // these at once do not both insert (db::lock_row).
+    crate::db::lock_row::<document::Entity>(&*txn, document_id).await?;
     let (document, access) = access(&*txn, caller, document_id).await?;
     access.require_manage()?;
     if committee_id == document.committee_id {

@@ -901,6 +901,9 @@ pub async fn rsvp(
     response: RsvpResponse,
 ) -> ApiResult<AttendanceResponse> {
     let txn = state.db.begin_write().await?;
+    // Attendance is read, then inserted or updated: under the meeting's lock, so that two
+    // answers at once (a double click) do not both insert (db::lock_row).
+    crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let (meeting, access) = access(&*txn, caller, meeting_id).await?;
     access.require_open()?;
     if !invitees(&*txn, &meeting).await?.iter().any(|m| m.id == caller.id) {
@@ -922,6 +925,7 @@ pub async fn record_presence(
     present: bool,
 ) -> ApiResult<AttendanceResponse> {
     let txn = state.db.begin_write().await?;
+    crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
     if !invitees(&*txn, &meeting).await?.iter().any(|m| m.id == member_id) {
         return Err(ApiError::validation("member_id", "is not invited to this meeting"));

@@ -912,3 +912,70 @@ async fn agenda_items_added_at_once_never_overrun_the_meeting_together() {
     let (_, agenda) = app.get(&path, &chair).await;
     assert_eq!(agenda["items"].as_array().unwrap().len(), 1, "{agenda}");
 }
+
+/// A PUT sent twice at once (a double click) is answered twice and stored once: attendance,
+/// a membership, a share. Each reads, then inserts or updates, under its parent's lock.
+#[actix_web::test]
+async fn the_same_put_sent_at_once_is_stored_once_and_never_a_500() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "A").await;
+    let b = committee(&app, &admin, "B").await;
+    let (_, chair) = member_of(&app, &admin, a, "chair@sela.org", "chair").await;
+    let newcomer = app.member(&admin, "new@port.pe").await["member"]["id"]
+        .as_i64()
+        .unwrap();
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
+    let meeting = create_meeting(
+        &app,
+        &chair,
+        a,
+        json!({ "title": "M", "starts_at": starts, "ends_at": starts + Duration::minutes(60), "timezone": "UTC" }),
+    )
+    .await;
+    let document = crate::documents::upload_document(&app, &chair, a, "Report", crate::documents::pdf("r")).await;
+    let puts = [
+        (
+            format!("/api/meetings/{}/attendance", meeting["id"]),
+            chair.clone(),
+            json!({ "response": "yes" }),
+        ),
+        (
+            format!("/api/admin/committees/{a}/members/{newcomer}"),
+            admin.clone(),
+            json!({ "role": "observer" }),
+        ),
+        (
+            format!("/api/documents/{}/shares/{b}", document["id"]),
+            chair.clone(),
+            json!({ "access": "read" }),
+        ),
+    ];
+    for (path, token, body) in &puts {
+        let sent = (0..8).map(|_| app.call(Method::PUT, path, Some(token), Some(body.clone())));
+        let answers = futures_util::future::join_all(sent).await;
+        assert!(
+            answers.iter().all(|(status, _)| status.is_success()),
+            "{path}: {answers:?}"
+        );
+    }
+    let (_, minutes) = app
+        .get(&format!("/api/meetings/{}/minutes", meeting["id"]), &chair)
+        .await;
+    let attendance = minutes["attendance"].as_array().unwrap();
+    assert_eq!(
+        attendance.iter().filter(|row| row["response"] == "yes").count(),
+        1,
+        "{minutes}"
+    );
+    let (_, detail) = app.get(&format!("/api/committees/{a}"), &admin).await;
+    let newcomers = detail["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["id"] == newcomer)
+        .count();
+    assert_eq!(newcomers, 1, "{detail}");
+    let (_, detail) = app.get(&format!("/api/documents/{}", document["id"]), &chair).await;
+    assert_eq!(detail["shares"].as_array().unwrap().len(), 1, "{detail}");
+}
