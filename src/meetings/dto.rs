@@ -28,13 +28,16 @@ string_enum!(
 );
 
 impl MeetingStatus {
-    /// Allowed moves set by hand; `in_progress` and `held` are also reached by live mode.
+    /// Allowed moves set by hand. `in_progress` is live mode's alone: its start makes a meeting
+    /// `in_progress` and its end `held`, and a live meeting's status is not set by hand (that
+    /// would leave its live state behind, and a meeting made `in_progress` by hand could never
+    /// start live). A meeting run without live mode is marked `held` from `scheduled`.
     pub fn can_become(self, next: MeetingStatus) -> bool {
         use MeetingStatus::*;
         self == next
             || matches!(
                 (self, next),
-                (Draft, Scheduled | Cancelled) | (Scheduled, Draft | InProgress | Cancelled) | (InProgress, Held)
+                (Draft, Scheduled | Cancelled) | (Scheduled, Draft | Held | Cancelled)
             )
     }
 }

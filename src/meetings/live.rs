@@ -118,6 +118,8 @@ pub async fn apply(
     command: Command,
 ) -> ApiResult<LiveState> {
     let txn = state.db.begin_write().await?;
+    // Locked: a live command reads the meeting's state and moves it on (db::lock_row).
+    crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let (meeting, access) = super::service::access(&*txn, caller, meeting_id).await?;
     access.require_manage()?;
     let items = items_of(&*txn, meeting_id).await?;
@@ -184,6 +186,8 @@ pub async fn apply(
             active.live_ended_at = Set(Some(now));
         }
     }
+    // The meeting changed (its status, its live item): a PATCH from before must see 412.
+    active.version = Set(meeting.version + 1);
     active.updated_at = Set(now);
     let updated = active.update(&*txn).await?;
     let items = items_of(&*txn, meeting_id).await?;

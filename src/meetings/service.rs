@@ -827,9 +827,13 @@ pub async fn reorder(
 /// Agrees the agenda: later changes are flagged.
 pub async fn finalize(state: &AppState, caller: &member::Model, meeting_id: i32) -> ApiResult<AgendaResponse> {
     let txn = state.db.begin_write().await?;
+    crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
+    let version = meeting.version;
     let mut active = meeting.into_active_model();
     active.agenda_status = Set(AgendaStatus::Finalized.as_str().to_owned());
+    // The meeting shows its agenda's status: a PATCH from before must see 412.
+    active.version = Set(version + 1);
     let meeting = active.update(&*txn).await?;
     let response = agenda(&*txn, &meeting).await?;
     let recorded = emit(
@@ -848,6 +852,7 @@ pub async fn finalize(state: &AppState, caller: &member::Model, meeting_id: i32)
 /// Mails the agenda to every invitee.
 pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id: i32) -> ApiResult<usize> {
     let txn = state.db.begin_write().await?;
+    crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
     if items_of(&*txn, meeting_id).await?.is_empty() {
         return Err(ApiError::unprocessable(
@@ -855,8 +860,10 @@ pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id
             "add items before publishing the agenda",
         ));
     }
+    let version = meeting.version;
     let mut active = meeting.into_active_model();
     active.agenda_published_at = Set(Some(Utc::now()));
+    active.version = Set(version + 1);
     let meeting = active.update(&*txn).await?;
     let sent = notify_invitees(state, &*txn, &meeting, templates::MeetingNotice::Agenda).await?;
     let recorded = emit(

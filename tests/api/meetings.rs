@@ -979,3 +979,107 @@ async fn the_same_put_sent_at_once_is_stored_once_and_never_a_500() {
     let (_, detail) = app.get(&format!("/api/documents/{}", document["id"]), &chair).await;
     assert_eq!(detail["shares"].as_array().unwrap().len(), 1, "{detail}");
 }
+
+/// Live mode and the agenda's finalizing and publishing change the meeting: each moves its
+/// version on, so a PATCH from before is refused. A live meeting's status is live mode's alone.
+#[actix_web::test]
+async fn live_mode_and_the_agenda_move_the_meetings_version_and_own_its_live_status() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@sela.org", "chair").await;
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
+    let body =
+        json!({ "title": "M", "starts_at": starts, "ends_at": starts + Duration::minutes(60), "timezone": "UTC" });
+    let meeting = create_meeting(&app, &chair, c, body.clone()).await;
+    let path = format!("/api/meetings/{}", meeting["id"]);
+    let (status, item) = app
+        .post(
+            &format!("{path}/agenda"),
+            Some(&chair),
+            json!({ "title": "Opening", "kind": "information", "duration_minutes": 10 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let patch = |version: i64, body: Value| {
+        let (app, path, chair) = (&app, &path, &chair);
+        async move {
+            let response = app
+                .client
+                .patch(app.url(path))
+                .bearer_auth(chair)
+                .header("if-match", format!("\"{version}\""))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let version = || async { app.get(&path, &chair).await.1["version"].as_i64().unwrap() };
+    let command = |name: &'static str| {
+        let (app, path, chair) = (&app, &path, &chair);
+        async move {
+            app.call(Method::POST, &format!("{path}/{name}"), Some(chair), None)
+                .await
+        }
+    };
+
+    let (status, problem) = patch(1, json!({ "status": "in_progress" })).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_transition"))
+    );
+    assert_eq!(patch(1, json!({ "status": "scheduled" })).await.0, StatusCode::OK);
+    let (status, problem) = patch(2, json!({ "status": "in_progress" })).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_transition"))
+    );
+
+    let mut seen = version().await;
+    for name in ["agenda/finalize", "agenda/publish", "live/start"] {
+        let (status, body) = command(name).await;
+        assert!(status.is_success(), "{name}: {body}");
+        let now = version().await;
+        assert_eq!(now, seen + 1, "{name} moves the version on");
+        let (status, _) = patch(seen, json!({ "title": "stale" })).await;
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED, "a PATCH from before {name}");
+        seen = now;
+    }
+    let (_, live) = app.get(&path, &chair).await;
+    assert_eq!(live["status"], "in_progress");
+    for next in ["held", "cancelled", "scheduled"] {
+        let (status, problem) = patch(seen, json!({ "status": next })).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_transition")),
+            "a live meeting does not become {next} by hand"
+        );
+    }
+    assert!(command("live/end").await.0.is_success());
+    let (_, ended) = app.get(&path, &chair).await;
+    assert_eq!(
+        (ended["status"].as_str(), ended["version"].as_i64()),
+        (Some("held"), Some(seen + 1))
+    );
+
+    // Without live mode, a scheduled meeting is marked held by hand.
+    let other = create_meeting(&app, &chair, c, body).await;
+    let other_path = format!("/api/meetings/{}", other["id"]);
+    for (version, status) in [(1, "scheduled"), (2, "held")] {
+        let (code, body) = app
+            .call(
+                Method::PATCH,
+                &other_path,
+                Some(&chair),
+                Some(json!({ "status": status })),
+            )
+            .await;
+        assert_eq!(
+            (code, body["status"].as_str(), body["version"].as_i64()),
+            (StatusCode::OK, Some(status), Some(version + 1))
+        );
+    }
+}
