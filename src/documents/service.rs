@@ -827,7 +827,9 @@ pub async fn review(
         required_text("reason", reason, 5_000).map_err(|error| ApiError::Validation(vec![error]))?;
     }
     let txn = state.db.begin_write().await?;
+    // Locked: of an approval and a rejection at once, the second must see the first's status.
     let row = publication::Entity::find_by_id(publication_id)
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -3,7 +3,8 @@
 use chrono::Utc;
 use entity::{indicator_definition, indicator_value, member, organization, port};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set, TryIntoModel,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
+    TryIntoModel,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -215,13 +216,24 @@ fn present(row: indicator_value::Model, definition: &indicator_definition::Model
     }
 }
 
-/// The secretariat validates (publishes) or rejects a submitted value.
+/// The secretariat validates (publishes) or rejects a submitted value, or rejects a validated
+/// one (takes it off the public area). A rejected value is not reviewed again: its port submits
+/// it anew. Read locked, so that of two reviews at once the second sees the first's.
 pub async fn review(state: &AppState, actor_id: i32, value_id: i32, validate: bool) -> ApiResult<ValueResponse> {
     let txn = state.db.begin_write().await?;
     let row = indicator_value::Entity::find_by_id(value_id)
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let reviewable = match ValueStatus::from_db(&row.status)? {
+        ValueStatus::Submitted => true,
+        ValueStatus::Validated => !validate,
+        ValueStatus::Rejected => false,
+    };
+    if !reviewable {
+        return Err(ApiError::Conflict(format!("the value is {}", row.status)));
+    }
     let definition = indicator_definition::Entity::find_by_id(row.indicator_id)
         .one(&*txn)
         .await?

@@ -866,3 +866,48 @@ async fn public_publications_filtered_by_country_or_year_page_through_every_matc
         );
     }
 }
+
+/// Of an approval and rejections of one publication sent at once, exactly one decides it.
+#[actix_web::test]
+async fn a_publication_is_decided_once_when_reviews_arrive_at_once() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let document = upload_document(&app, &chair, c, "Study", pdf("study")).await;
+    let request =
+        json!({ "kind": "study", "summary": { "en": "A study", "es": "Un estudio" }, "country_codes": ["PE"] });
+    let (status, publication) = app
+        .post(
+            &format!("/api/documents/{}/publish", document["id"]),
+            Some(&chair),
+            request,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{publication}");
+    let reviews = (0..16).map(|n| {
+        let (decision, body) = match n % 2 {
+            0 => ("approve", None),
+            _ => ("reject", Some(json!({ "reason": "Not yet" }))),
+        };
+        let path = format!("/api/admin/publications/{}/{decision}", publication["id"]);
+        let app = &app;
+        let admin = &admin;
+        async move { app.call(Method::POST, &path, Some(admin), body).await.0 }
+    });
+    let statuses = futures_util::future::join_all(reviews).await;
+    assert_eq!(statuses.iter().filter(|s| s.is_success()).count(), 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.is_success() || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    let decided = app
+        .events_of(&format!("committee:{c}"), "document.published", &chair)
+        .await
+        .len()
+        + app
+            .events_of(&format!("committee:{c}"), "publication.rejected", &chair)
+            .await
+            .len();
+    assert_eq!(decided, 1);
+}

@@ -629,3 +629,51 @@ async fn public_answers_are_cached_until_a_write_and_no_longer_than_their_time_t
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
 }
+
+/// A value's review moves it once: of validations sent at once one wins, a validated value can
+/// be taken off the public area by rejecting it, and a rejected one is not published by a later
+/// click (its port submits it anew).
+#[actix_web::test]
+async fn an_indicator_value_is_reviewed_once_and_a_rejected_one_stays_off_the_public_area() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (status, _) = app
+        .post("/api/admin/indicators", Some(&admin), json!({ "code": "dwell_time", "name_en": "Dwell time", "name_es": "Tiempo de permanencia", "unit": "h", "higher_is_better": false }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ports = public_json(&app, "/api/public/port-communities?country=PE").await;
+    let callao = ports[0]["ports"][0]["id"].as_i64().unwrap();
+    let (status, value) = app
+        .post(
+            "/api/indicators/dwell_time/values",
+            Some(&admin),
+            json!({ "port_id": callao, "year": 2020, "value": 48.0 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{value}");
+    let review = |decision: &'static str| {
+        let (app, admin, id) = (&app, &admin, value["id"].clone());
+        async move {
+            let path = format!("/api/admin/indicators/values/{id}/{decision}");
+            app.call(Method::POST, &path, Some(admin), None).await.0
+        }
+    };
+    let statuses = futures_util::future::join_all((0..8).map(|_| review("validate"))).await;
+    assert_eq!(statuses.iter().filter(|s| s.is_success()).count(), 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.is_success() || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+
+    let public = || public_json(&app, "/api/public/indicators/dwell_time/values");
+    assert_eq!(public().await[0]["value"], 48.0);
+    assert_eq!(
+        review("reject").await,
+        StatusCode::OK,
+        "a validated value can be taken back"
+    );
+    assert_eq!(public().await, json!([]));
+    assert_eq!(review("validate").await, StatusCode::CONFLICT);
+    assert_eq!(review("reject").await, StatusCode::CONFLICT);
+    assert_eq!(public().await, json!([]));
+}
