@@ -316,7 +316,12 @@ pub enum Replay {
 
 pub async fn replay(conn: &impl ConnectionTrait, channel: &str, after: i64, limit: u64) -> Result<Replay, DbErr> {
     let head = head(conn, channel).await?;
-    if after >= head {
+    // An offset the channel never reached (a client that kept offsets across a restore of the
+    // database) cannot be resumed from: the client must reload, as after retention.
+    if after > head {
+        return Ok(Replay::Reset { head });
+    }
+    if after == head {
         return Ok(Replay::Events {
             events: Vec::new(),
             head,

@@ -25,6 +25,9 @@ pub struct Broker {
     channels: HashMap<Arc<str>, HashSet<SessionId>>,
     presence_dirty: HashSet<Arc<str>>,
     presence_sent: HashMap<Arc<str>, Vec<i32>>,
+    /// Sessions that subscribed since the last presence flush: they get the channel's presence
+    /// even when their joining did not change it (a member already online in another tab).
+    presence_joiners: HashMap<Arc<str>, HashSet<SessionId>>,
     /// Bytes a session may have waiting in its outbox before it is cut off: a client that stops
     /// reading stalls its actor, and without a bound its outbox would grow without end.
     max_pending_bytes: usize,
@@ -99,6 +102,7 @@ impl Broker {
             channels: HashMap::new(),
             presence_dirty: HashSet::new(),
             presence_sent: HashMap::new(),
+            presence_joiners: HashMap::new(),
             max_pending_bytes,
             relay_from,
         }
@@ -173,7 +177,9 @@ impl Broker {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            if self.presence_sent.get(&channel) == Some(&online) {
+            let joiners = self.presence_joiners.remove(&channel).unwrap_or_default();
+            let unchanged = self.presence_sent.get(&channel) == Some(&online);
+            if unchanged && joiners.is_empty() {
                 continue;
             }
             let frame = ServerFrame::Presence {
@@ -182,7 +188,12 @@ impl Broker {
             }
             .to_text();
             if let Some(subscribers) = self.channels.get(&channel) {
-                self.deliver_to(subscribers, &channel, None, &frame, &mut wakes, &mut overloaded);
+                // Unchanged, only the newcomers need it; changed, everyone.
+                let recipients = match unchanged {
+                    true => &joiners.intersection(subscribers).copied().collect(),
+                    false => subscribers,
+                };
+                self.deliver_to(recipients, &channel, None, &frame, &mut wakes, &mut overloaded);
             }
             if online.is_empty() {
                 self.presence_sent.remove(&channel);
@@ -266,6 +277,10 @@ impl Handler<Subscribe> for Broker {
         };
         entry.channels.insert(message.channel.clone());
         self.channels
+            .entry(message.channel.clone())
+            .or_default()
+            .insert(message.id);
+        self.presence_joiners
             .entry(message.channel.clone())
             .or_default()
             .insert(message.id);

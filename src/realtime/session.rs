@@ -523,7 +523,7 @@ impl WsSession {
 /// Reads every event after `after`, page by page, or answers `Reset` when too much was missed.
 async fn replay_all(state: &AppState, channel: &str, after: i64) -> Result<Replay, crate::error::ApiError> {
     let head = events::head(state.db.conn(), channel).await?;
-    if head - after > MAX_REPLAY {
+    if head - after > MAX_REPLAY || after > head {
         return Ok(Replay::Reset { head });
     }
     let mut collected = Vec::new();

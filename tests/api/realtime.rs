@@ -493,6 +493,15 @@ async fn presence_lists_the_members_online_in_a_channel() {
             break;
         }
     }
+    // A second tab of a member already online changes no one's list, and still learns it.
+    let (mut tab, _) = WsClient::authenticated(&app, &t1).await;
+    tab.subscribe(&channel, None).await;
+    let presence = tab.next_any().await;
+    assert_eq!(
+        (&presence["type"], &presence["online"]),
+        (&json!("presence"), &json!([id1])),
+        "{presence}"
+    );
 }
 
 #[actix_web::test]
@@ -519,6 +528,21 @@ async fn resuming_from_before_retention_answers_reset() {
     assert_eq!(client.next_event().await["offset"], head + 1);
     let (_, page) = app
         .get(&format!("/api/events?channel=committee:{a}&after=1"), &token)
+        .await;
+    assert_eq!(page["reset"], true);
+
+    // An offset the channel never reached (offsets kept across a restore) answers reset too,
+    // and the subscription starts from the real head.
+    let (mut ahead, _) = WsClient::authenticated(&app, &token).await;
+    ahead
+        .send(json!({ "type": "subscribe", "channel": format!("committee:{a}"), "after": 1_000_000 }))
+        .await;
+    assert_eq!(ahead.next_of_type("reset").await["channel"], format!("committee:{a}"));
+    assert_eq!(ahead.next_of_type("subscribed").await["offset"], head + 1);
+    rename(&app, &admin, a, "after the restore").await;
+    assert_eq!(ahead.next_event().await["offset"], head + 2);
+    let (_, page) = app
+        .get(&format!("/api/events?channel=committee:{a}&after=1000000"), &token)
         .await;
     assert_eq!(page["reset"], true);
 }

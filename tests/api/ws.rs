@@ -81,10 +81,12 @@ impl WsClient {
         }
     }
 
-    /// The next JSON frame of any type.
+    /// The next JSON frame of any type. The wait is for the frame, not for each message: the
+    /// server's pings every 10 s must not keep a test waiting for a frame that never comes.
     pub async fn next_any(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let message = tokio::time::timeout(WAIT, self.stream.next())
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("a frame within the wait")
                 .expect("the socket is open")
