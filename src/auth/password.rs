@@ -1,5 +1,6 @@
 //! argon2id hashing, on threads of its own so a hash never stalls an executor thread.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use anyhow::Context;
@@ -50,6 +51,11 @@ impl Passwords {
             .await?
     }
 
+    /// How many hashes and verifications have been run (each one argon2 computation).
+    pub fn computed(&self) -> u64 {
+        self.pool.runs.load(Ordering::Relaxed)
+    }
+
     /// Checks `password` against `stored`, or against a dummy hash when there is none.
     pub async fn verify(&self, password: &SecretString, stored: Option<String>) -> anyhow::Result<bool> {
         let known = stored.is_some();
@@ -78,6 +84,8 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Clone)]
 struct HashPool {
     jobs: mpsc::Sender<Job>,
+    /// Jobs run so far: how much argon2 work the server has been made to do.
+    runs: Arc<AtomicU64>,
 }
 
 /// How much the hashing threads give way to the others (0 is normal, 19 the least priority).
@@ -104,10 +112,14 @@ impl HashPool {
                 })
                 .context("Failed to start a password hashing thread")?;
         }
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            runs: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        self.runs.fetch_add(1, Ordering::Relaxed);
         let (done, result) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {

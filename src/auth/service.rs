@@ -189,6 +189,7 @@ pub async fn accept_invitation(
     let password = validator.check(Password::parse("password", password));
     validator.finish()?;
     let (name, password) = (name.unwrap_or_default(), password.ok_or(ApiError::InvalidToken)?);
+    require_live_one_time(state, OpaqueKind::Invitation, token).await?;
     let hash = state.passwords.hash(password.secret()).await?;
 
     let txn = state.db.begin_write().await?;
@@ -259,6 +260,7 @@ pub async fn reset_password(
     ip: Option<String>,
 ) -> ApiResult<()> {
     let password = Password::parse("password", password).map_err(|error| ApiError::Validation(vec![error]))?;
+    require_live_one_time(state, OpaqueKind::PasswordReset, token).await?;
     let hash = state.passwords.hash(password.secret()).await?;
     let txn = state.db.begin_write().await?;
     let member = consume_one_time(&*txn, OpaqueKind::PasswordReset, token).await?;
@@ -449,6 +451,23 @@ pub async fn issue_one_time(
 }
 
 /// Spends a single-use token of `kind` and returns its member.
+/// Refuses a one-time token that is unknown, spent or expired, before the password that comes
+/// with it is hashed: otherwise anyone could make the server hash at will with made-up tokens.
+/// The hash is computed outside the write transaction (it takes tens of milliseconds), and
+/// [`consume_one_time`] checks the token again inside it.
+async fn require_live_one_time(state: &AppState, kind: OpaqueKind, token: &SecretString) -> ApiResult<()> {
+    let hash = hash_opaque_of_kind(kind, token.expose_secret()).ok_or(ApiError::InvalidToken)?;
+    one_time_token::Entity::find()
+        .filter(one_time_token::Column::TokenHash.eq(hash))
+        .filter(one_time_token::Column::Purpose.eq(kind.as_str()))
+        .filter(one_time_token::Column::UsedAt.is_null())
+        .filter(one_time_token::Column::ExpiresAt.gt(Utc::now()))
+        .one(state.db.conn())
+        .await?
+        .map(|_| ())
+        .ok_or(ApiError::InvalidToken)
+}
+
 async fn consume_one_time(
     conn: &impl ConnectionTrait,
     kind: OpaqueKind,

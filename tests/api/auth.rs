@@ -433,3 +433,50 @@ async fn guesses_sent_at_once_get_no_more_tries_than_the_limit_and_successes_cos
         (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
     );
 }
+
+/// A made-up, spent or expired one-time token is refused before the password sent with it is
+/// hashed: no one makes the server compute argon2 at will without a live token. A live one
+/// still sets the password.
+#[actix_web::test]
+async fn one_time_tokens_are_checked_before_any_password_is_hashed() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    app.invite(&admin, "new@port.pe").await;
+    let invitation = app.token_from_mail("new@port.pe", "/invitation").await;
+    let made_up = |kind: dcports::auth::tokens::OpaqueKind| dcports::auth::tokens::new_opaque(kind).0;
+    let before = app.state.passwords.computed();
+    let attempts = [
+        (
+            "/api/auth/password/reset",
+            json!({ "token": made_up(dcports::auth::tokens::OpaqueKind::PasswordReset), "password": "a fine long passphrase" }),
+        ),
+        (
+            "/api/auth/invitations/accept",
+            json!({ "token": made_up(dcports::auth::tokens::OpaqueKind::Invitation), "name": "N", "password": "a fine long passphrase" }),
+        ),
+        // A live token of the wrong kind is no better.
+        (
+            "/api/auth/password/reset",
+            json!({ "token": invitation, "password": "a fine long passphrase" }),
+        ),
+    ];
+    for (path, body) in attempts {
+        let (status, problem) = app.post(path, None, body).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_token")),
+            "{path}"
+        );
+    }
+    assert_eq!(app.state.passwords.computed(), before, "no password was hashed");
+
+    let (status, pair) = app
+        .post(
+            "/api/auth/invitations/accept",
+            None,
+            json!({ "token": invitation, "name": "New", "password": "a fine long passphrase" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{pair}");
+    assert_eq!(app.state.passwords.computed(), before + 1);
+}
