@@ -344,13 +344,32 @@ pub async fn replay(conn: &impl ConnectionTrait, channel: &str, after: i64, limi
     })
 }
 
-/// Deletes events older than `before`; returns how many.
+/// Deletes events older than `before`, and in each channel every event before the newest of
+/// those; returns how many.
 pub async fn prune(conn: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
-    let result = event::Entity::delete_many()
+    // A channel loses a prefix of its offsets, never one from the middle: an event's time is
+    // taken before its offset (two writers, two nodes' clocks), so a later offset may carry an
+    // earlier time, and deleting by time alone could remove N+1 and keep N. A client resuming
+    // from N-1 would then get N and miss N+1 without a reset (replay only checks the first).
+    let oldest: Vec<(String, i64)> = event::Entity::find()
+        .select_only()
+        .column(event::Column::Channel)
+        .column_as(event::Column::Offset.max(), "upto")
         .filter(event::Column::At.lt(before))
-        .exec(conn)
+        .group_by(event::Column::Channel)
+        .into_tuple()
+        .all(conn)
         .await?;
-    Ok(result.rows_affected)
+    let mut removed = 0;
+    for (channel, upto) in oldest {
+        removed += event::Entity::delete_many()
+            .filter(event::Column::Channel.eq(channel))
+            .filter(event::Column::Offset.lte(upto))
+            .exec(conn)
+            .await?
+            .rows_affected;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

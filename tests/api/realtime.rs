@@ -645,3 +645,51 @@ async fn subscribing_again_before_an_earlier_subscribe_has_finished_leaves_exact
     let stats = broker_stats(&app).await;
     assert_eq!(stats.subscriptions, 2, "{stats:?}");
 }
+
+/// Retention removes a prefix of each channel's offsets. An event's time is taken before its
+/// offset, so an offset can carry an earlier time than the one before it; deleting by time alone
+/// would leave a hole that a resume skips without a reset.
+#[actix_web::test]
+async fn retention_removes_a_prefix_of_offsets_never_one_from_the_middle() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let channel = format!("committee:{a}");
+    for n in 0..4 {
+        rename(&app, &admin, a, &format!("v{n}")).await;
+    }
+    let head = events::head(app.db.conn(), &channel).await.unwrap();
+    assert!(head >= 4);
+    // The one before the newest was stamped long ago; those before it recently.
+    entity::event::Entity::update_many()
+        .col_expr(
+            entity::event::Column::At,
+            Expr::value(chrono::Utc::now() - chrono::Duration::days(40)),
+        )
+        .filter(entity::event::Column::Channel.eq(&channel))
+        .filter(entity::event::Column::Offset.eq(head - 1))
+        .exec(app.db.conn())
+        .await
+        .unwrap();
+
+    events::prune(app.db.conn(), chrono::Utc::now() - chrono::Duration::days(30))
+        .await
+        .unwrap();
+
+    let left: Vec<i64> = entity::event::Entity::find()
+        .filter(entity::event::Column::Channel.eq(&channel))
+        .order_by_asc(entity::event::Column::Offset)
+        .all(app.db.conn())
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.offset)
+        .collect();
+    assert_eq!(left, [head]);
+    let (_, page) = app
+        .get(&format!("/api/events?channel={channel}&after={}", head - 3), &token)
+        .await;
+    assert_eq!(page["reset"], true, "{page}");
+}
