@@ -120,6 +120,8 @@ impl Subscriptions {
 
 /// How long an out-of-order event waits for the ones before it before they are fetched.
 const GAP_WAIT: Duration = Duration::from_millis(200);
+/// How long before fetching them again when the database could not be read.
+const GAP_RETRY: Duration = Duration::from_secs(1);
 
 struct TokenBucket {
     tokens: f64,
@@ -495,11 +497,35 @@ impl WsSession {
                         session.accept(&channel, event.offset, frame, ctx);
                     }
                 }
-                // Retention removed what was missed: the client must reload.
-                Ok(Replay::Reset { .. }) => Self::send(ctx, ServerFrame::Reset { channel: &channel }),
-                Err(error) => tracing::warn!(error = %error, channel = %channel, "could not fill an event gap"),
+                // Retention removed what was missed: the client must reload, and the events held
+                // back go out after the reset, so that the channel does not stop here.
+                Ok(Replay::Reset { .. }) => {
+                    Self::send(ctx, ServerFrame::Reset { channel: &channel });
+                    session.skip_gap(&channel, ctx);
+                }
+                // Read again shortly: held-back events must not wait for the channel's next one.
+                Err(error) => {
+                    tracing::warn!(error = %error, channel = %channel, "could not fill an event gap; retrying");
+                    if let Some(Subscription::Live { filling, .. }) = session.subscriptions.get_mut(&channel) {
+                        *filling = true;
+                    }
+                    ctx.run_later(GAP_RETRY, move |session, ctx| session.fill_gap(channel, ctx));
+                }
             }
         }));
+    }
+
+    /// Moves past missing events that can no longer be read: delivers what was held back after
+    /// them, in order.
+    fn skip_gap(&mut self, channel: &Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(Subscription::Live { last_offset, ahead, .. }) = self.subscriptions.get_mut(channel) else {
+            return;
+        };
+        let Some((first, frame)) = ahead.pop_first() else {
+            return;
+        };
+        *last_offset = first - 1;
+        self.accept(channel, first, frame, ctx);
     }
 
     fn unsubscribe(&mut self, name: &str, ctx: &mut ws::WebsocketContext<Self>) {

@@ -693,3 +693,58 @@ async fn retention_removes_a_prefix_of_offsets_never_one_from_the_middle() {
         .await;
     assert_eq!(page["reset"], true, "{page}");
 }
+
+/// A gap that can no longer be filled (retention removed the missing event before the session
+/// fetched it) answers reset and moves on: the events held back after it, and the channel's
+/// next ones, are still delivered.
+#[actix_web::test]
+async fn a_gap_that_cannot_be_filled_answers_reset_and_the_channel_goes_on() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let channel = format!("committee:{a}");
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let (_, head) = client.subscribe(&channel, None).await;
+
+    // Two events committed but not published; then the first of them is gone, and only the
+    // second reaches the Broker (as from another node).
+    let txn = app.state.db.begin_write().await.unwrap();
+    let mut frames = Vec::new();
+    for n in 1..=2 {
+        let recorded = events::record(
+            &*txn,
+            &[Channel::Committee(a as i32)],
+            "committee.updated",
+            None,
+            json!({ "n": n }),
+        )
+        .await
+        .unwrap();
+        frames.extend(recorded.0);
+    }
+    txn.commit().await.unwrap();
+    entity::event::Entity::delete_many()
+        .filter(entity::event::Column::Channel.eq(&channel))
+        .filter(entity::event::Column::Offset.eq(head + 1))
+        .exec(app.db.conn())
+        .await
+        .unwrap();
+    let second = frames.pop().unwrap();
+    assert_eq!(second.offset, head + 2);
+    app.state
+        .broker
+        .send(dcports::realtime::Publish(vec![second]))
+        .await
+        .unwrap();
+
+    assert_eq!(client.next().await["type"], "reset");
+    assert_eq!(client.next_event().await["offset"], head + 2);
+    rename(&app, &admin, a, "after the gap").await;
+    let next = client.next_event().await;
+    assert_eq!(
+        (next["offset"].as_i64(), next["data"]["description"].as_str()),
+        (Some(head + 3), Some("after the gap"))
+    );
+}
