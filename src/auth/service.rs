@@ -4,7 +4,8 @@ use chrono::{Duration, Utc};
 use entity::{member, one_time_token, refresh_token};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter,
+    Set,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -456,16 +457,22 @@ pub async fn issue_one_time(
 /// The hash is computed outside the write transaction (it takes tens of milliseconds), and
 /// [`consume_one_time`] checks the token again inside it.
 async fn require_live_one_time(state: &AppState, kind: OpaqueKind, token: &SecretString) -> ApiResult<()> {
-    let hash = hash_opaque_of_kind(kind, token.expose_secret()).ok_or(ApiError::InvalidToken)?;
     one_time_token::Entity::find()
-        .filter(one_time_token::Column::TokenHash.eq(hash))
-        .filter(one_time_token::Column::Purpose.eq(kind.as_str()))
-        .filter(one_time_token::Column::UsedAt.is_null())
-        .filter(one_time_token::Column::ExpiresAt.gt(Utc::now()))
+        .filter(live_one_time(kind, token)?)
         .one(state.db.conn())
         .await?
         .map(|_| ())
         .ok_or(ApiError::InvalidToken)
+}
+
+/// The row of `token` if it is of `kind`, unspent and unexpired.
+fn live_one_time(kind: OpaqueKind, token: &SecretString) -> ApiResult<Condition> {
+    let hash = hash_opaque_of_kind(kind, token.expose_secret()).ok_or(ApiError::InvalidToken)?;
+    Ok(Condition::all()
+        .add(one_time_token::Column::TokenHash.eq(hash))
+        .add(one_time_token::Column::Purpose.eq(kind.as_str()))
+        .add(one_time_token::Column::UsedAt.is_null())
+        .add(one_time_token::Column::ExpiresAt.gt(Utc::now())))
 }
 
 async fn consume_one_time(
@@ -476,10 +483,7 @@ async fn consume_one_time(
     let hash = hash_opaque_of_kind(kind, token.expose_secret()).ok_or(ApiError::InvalidToken)?;
     let spent = one_time_token::Entity::update_many()
         .col_expr(one_time_token::Column::UsedAt, Expr::value(Utc::now()))
-        .filter(one_time_token::Column::TokenHash.eq(&hash))
-        .filter(one_time_token::Column::Purpose.eq(kind.as_str()))
-        .filter(one_time_token::Column::UsedAt.is_null())
-        .filter(one_time_token::Column::ExpiresAt.gt(Utc::now()))
+        .filter(live_one_time(kind, token)?)
         .exec(conn)
         .await?;
     if spent.rows_affected != 1 {

@@ -189,9 +189,12 @@ impl Broker {
             .to_text();
             if let Some(subscribers) = self.channels.get(&channel) {
                 // Unchanged, only the newcomers need it; changed, everyone.
-                let recipients = match unchanged {
-                    true => &joiners.intersection(subscribers).copied().collect(),
-                    false => subscribers,
+                let newcomers: HashSet<SessionId>;
+                let recipients = if unchanged {
+                    newcomers = joiners.intersection(subscribers).copied().collect();
+                    &newcomers
+                } else {
+                    subscribers
                 };
                 self.deliver_to(recipients, &channel, None, &frame, &mut wakes, &mut overloaded);
             }
