@@ -56,6 +56,22 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<member::Model
     Ok(member)
 }
 
+/// Reloads the member a socket authenticated as, refusing a suspended account and a token of an
+/// older `token_version` (revoked since the socket authenticated).
+pub async fn member_still_authorized(
+    state: &AppState,
+    member_id: i32,
+    token_version: i32,
+) -> Result<member::Model, ApiError> {
+    member_by_id(state, member_id).await.and_then(|member| {
+        if member.token_version == token_version {
+            Ok(member)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    })
+}
+
 /// Reloads a member by id, refusing accounts that are no longer active.
 pub async fn member_by_id(state: &AppState, member_id: i32) -> Result<member::Model, ApiError> {
     member::Entity::find_by_id(member_id)

@@ -404,6 +404,36 @@ impl Handler<MembershipRevoked> for Broker {
     }
 }
 
+/// The bus between nodes was down, so revocations and events from other nodes may never have
+/// arrived: every session checks its access again and catches up from the database. A few at a
+/// time (`RECHECK_BATCH` every `RECHECK_PACE`), so that ten thousand sockets do not all query the
+/// database at once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecheckAll;
+
+const RECHECK_BATCH: usize = 100;
+const RECHECK_PACE: Duration = Duration::from_millis(100);
+
+impl Handler<RecheckAll> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, _: RecheckAll, ctx: &mut Self::Context) {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        tracing::info!(sessions = ids.len(), "rechecking every session after a bus outage");
+        for (n, batch) in ids.chunks(RECHECK_BATCH).enumerate() {
+            let batch = batch.to_vec();
+            ctx.run_later(RECHECK_PACE * n as u32, move |broker, _| {
+                for id in batch {
+                    if let Some(entry) = broker.sessions.get(&id) {
+                        entry.tell(Notice::Recheck);
+                    }
+                }
+            });
+        }
+    }
+}
+
 /// Counts, for health checks and for tests that sessions leave no trace.
 #[derive(Message)]
 #[rtype(result = "BrokerStats")]

@@ -2,6 +2,11 @@
 //! is also published on Redis pub/sub, and each node's Broker delivers what the others publish.
 //! The database stays the source of truth: a client that missed something while Redis was away
 //! catches up by resuming, and sessions put events back in offset order whatever their route.
+//!
+//! Pub/sub keeps nothing for a node that is not listening, so whatever crossed the bus during an
+//! outage is lost, revocations included. Hence two repairs: a node whose subscription comes back
+//! has its sessions recheck their access and catch up from the database; and a node that failed
+//! to publish asks every other node, once it can publish again, to do the same (`Recheck`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +17,7 @@ use futures_util::StreamExt;
 use prometheus::IntGauge;
 use serde::{Deserialize, Serialize};
 
-use super::broker::{Broker, MemberRevoked, MembershipRevoked, Publish};
+use super::broker::{Broker, MemberRevoked, MembershipRevoked, Publish, RecheckAll};
 use crate::events::EventFrame;
 use crate::public::cache::PublicCache;
 
@@ -22,9 +27,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BusMessage {
-    Events { events: Vec<EventFrame> },
-    MemberRevoked { member_id: i32 },
-    MembershipRevoked { member_id: i32, channel: String },
+    Events {
+        events: Vec<EventFrame>,
+    },
+    MemberRevoked {
+        member_id: i32,
+    },
+    MembershipRevoked {
+        member_id: i32,
+        channel: String,
+    },
+    /// The sender could not publish something: what the others heard may be incomplete.
+    Recheck,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -43,7 +57,7 @@ struct RedisBus {
     node: String,
     topic: String,
     client: redis::Client,
-    publisher: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    publisher: tokio::sync::Mutex<Publisher>,
     up: AtomicBool,
     gauge: IntGauge,
     /// Another node's change may be visible in the public area: its cached answers are stale.
@@ -70,7 +84,7 @@ impl Bus {
             node: uuid::Uuid::new_v4().to_string(),
             topic: topic.to_owned(),
             client,
-            publisher: tokio::sync::Mutex::new(None),
+            publisher: tokio::sync::Mutex::new(Publisher::default()),
             up: AtomicBool::new(false),
             gauge,
             public_cache,
@@ -98,31 +112,74 @@ impl Bus {
     }
 }
 
+/// The connection messages are published on, and whether a publish has failed since the other
+/// nodes were last told to recheck. Behind one lock, so that no failure can slip in between the
+/// `Recheck` that repairs earlier ones and the flag being cleared.
+#[derive(Default)]
+struct Publisher {
+    connection: Option<redis::aio::MultiplexedConnection>,
+    owes_recheck: bool,
+}
+
 impl RedisBus {
-    async fn publish(&self, message: &BusMessage) -> anyhow::Result<()> {
+    async fn publish(self: &Arc<Self>, message: &BusMessage) -> anyhow::Result<()> {
+        let mut publisher = self.publisher.lock().await;
+        let result = self.publish_locked(&mut publisher, Some(message)).await;
+        if result.is_err() && !std::mem::replace(&mut publisher.owes_recheck, true) {
+            tokio::spawn(repair(self.clone()));
+        }
+        result
+    }
+
+    /// Publishes `message`, preceded by the `Recheck` owed for an earlier failure; on failure
+    /// the connection is dropped, to be made again next time.
+    async fn publish_locked(&self, publisher: &mut Publisher, message: Option<&BusMessage>) -> anyhow::Result<()> {
+        let result = self.send_all(publisher, message).await;
+        if result.is_err() {
+            publisher.connection = None;
+        }
+        result
+    }
+
+    async fn send_all(&self, publisher: &mut Publisher, message: Option<&BusMessage>) -> anyhow::Result<()> {
+        let connection = match &mut publisher.connection {
+            Some(connection) => connection,
+            None => publisher.connection.insert(
+                tokio::time::timeout(Duration::from_secs(1), self.client.get_multiplexed_async_connection()).await??,
+            ),
+        };
+        if publisher.owes_recheck {
+            self.send_on(connection, &BusMessage::Recheck).await?;
+            publisher.owes_recheck = false;
+            tracing::info!("bus publishing again; the other nodes recheck their sessions");
+        }
+        match message {
+            Some(message) => self.send_on(connection, message).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn send_on(
+        &self,
+        connection: &mut redis::aio::MultiplexedConnection,
+        message: &BusMessage,
+    ) -> anyhow::Result<()> {
         let payload = serde_json::to_string(&Envelope {
             node: self.node.clone(),
             message: clone_message(message),
         })?;
-        let mut publisher = self.publisher.lock().await;
-        if publisher.is_none() {
-            let connection =
-                tokio::time::timeout(Duration::from_secs(1), self.client.get_multiplexed_async_connection()).await??;
-            *publisher = Some(connection);
-        }
-        let Some(connection) = publisher.as_mut() else {
-            return Ok(());
-        };
-        let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+        redis::cmd("PUBLISH")
             .arg(&self.topic)
             .arg(payload)
-            .query_async(connection)
-            .await;
-        if let Err(error) = result {
-            *publisher = None;
-            return Err(error.into());
-        }
+            .query_async::<i64>(connection)
+            .await?;
         Ok(())
+    }
+
+    /// Sends the `Recheck` owed for a failed publish if Redis is back; whether it is still owed.
+    async fn try_repair(&self) -> bool {
+        let mut publisher = self.publisher.lock().await;
+        publisher.owes_recheck && self.publish_locked(&mut publisher, None).await.is_err()
     }
 
     fn set_up(&self, up: bool) {
@@ -139,6 +196,20 @@ fn clone_message(message: &BusMessage) -> BusMessage {
             member_id: *member_id,
             channel: channel.clone(),
         },
+        BusMessage::Recheck => BusMessage::Recheck,
+    }
+}
+
+/// Keeps trying to tell the other nodes to recheck after a failed publish, even if this node
+/// has nothing more to publish (the next publish would otherwise carry it).
+async fn repair(bus: Arc<RedisBus>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        tokio::time::sleep(backoff).await;
+        if !bus.try_repair().await {
+            return;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -151,6 +222,8 @@ async fn listen(bus: Arc<RedisBus>, broker: Addr<Broker>) {
                 Ok(()) => {
                     bus.set_up(true);
                     tracing::info!(topic = %bus.topic, "bus connected");
+                    // Whatever the other nodes published while we were not listening is lost.
+                    broker.do_send(RecheckAll);
                     backoff = Duration::from_millis(100);
                     let mut messages = pubsub.into_on_message();
                     while let Some(message) = messages.next().await {
@@ -191,5 +264,6 @@ fn relay(bus: &RedisBus, broker: &Addr<Broker>, payload: &[u8]) {
         BusMessage::MembershipRevoked { member_id, channel } => {
             broker.do_send(MembershipRevoked { member_id, channel })
         }
+        BusMessage::Recheck => broker.do_send(RecheckAll),
     }
 }

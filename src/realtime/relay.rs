@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::prelude::*;
 
-use super::session::{ChannelRevoked, Drain, GoingAway, Overloaded, Revoked, WsSession};
+use super::session::{ChannelRevoked, Drain, GoingAway, Overloaded, Recheck, Revoked, WsSession};
 
 pub struct Relay;
 
@@ -45,6 +45,8 @@ pub enum Notice {
     Overloaded,
     /// The node is stopping.
     GoingAway,
+    /// What the Broker was told may be incomplete: check from the database.
+    Recheck,
 }
 
 #[derive(Message)]
@@ -63,6 +65,7 @@ impl Handler<Tell> for Relay {
             Notice::ChannelRevoked(channel) => session.do_send(ChannelRevoked { channel }),
             Notice::Overloaded => session.do_send(Overloaded),
             Notice::GoingAway => session.do_send(GoingAway),
+            Notice::Recheck => session.do_send(Recheck),
         }
     }
 }

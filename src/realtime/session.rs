@@ -15,8 +15,9 @@ use bytestring::ByteString;
 use super::broker::{Connect, Disconnect, SessionId, Subscribe, Unsubscribe};
 use super::outbox::{Delivery, Outbox};
 use super::protocol::{ClientFrame, ServerFrame};
-use crate::auth::extract::authenticate;
+use crate::auth::extract::{authenticate, member_still_authorized};
 use crate::committees;
+use crate::error::ApiError;
 use crate::events::{self, Channel, Replay};
 use crate::state::AppState;
 
@@ -56,6 +57,8 @@ pub struct WsSession {
 
 struct AuthenticatedMember {
     id: i32,
+    /// The `token_version` of the token it authenticated with: a later bump revokes the socket.
+    token_version: i32,
 }
 
 enum Subscription {
@@ -267,15 +270,18 @@ impl WsSession {
             let member = authenticate(&state, &token).await?;
             let claims = state.tokens.decode(&token)?;
             let channels = committees::service::readable_channels(&state, &member).await?;
-            Ok::<_, crate::error::ApiError>((member, claims.exp, channels))
+            Ok::<_, ApiError>((member, claims, channels))
         };
         ctx.wait(check.into_actor(self).map(|result, session, ctx| match result {
-            Ok((member, exp, channels)) => {
+            Ok((member, claims, channels)) => {
                 if session.member.as_ref().is_some_and(|current| current.id != member.id) {
                     return Self::close(ctx, CloseCode::Policy, "re-authentication as another member");
                 }
-                session.member = Some(AuthenticatedMember { id: member.id });
-                session.schedule_expiry(exp, ctx);
+                session.member = Some(AuthenticatedMember {
+                    id: member.id,
+                    token_version: claims.ver,
+                });
+                session.schedule_expiry(claims.exp, ctx);
                 if let Some(handle) = session.auth_timeout.take() {
                     ctx.cancel_future(handle);
                 }
@@ -321,7 +327,8 @@ impl WsSession {
                 "already subscribed to this channel",
             );
         }
-        let Some(member_id) = self.member.as_ref().map(|member| member.id) else {
+        let Some((member_id, token_version)) = self.member.as_ref().map(|member| (member.id, member.token_version))
+        else {
             return;
         };
         self.subscribe_attempts += 1;
@@ -344,7 +351,7 @@ impl WsSession {
                 })
                 .await
                 .map_err(anyhow::Error::from)?;
-            let member = crate::auth::extract::member_by_id(&state, member_id).await?;
+            let member = member_still_authorized(&state, member_id, token_version).await?;
             if !committees::service::can_read_channel(&state, &member, channel).await? {
                 return Ok(None);
             }
@@ -355,7 +362,7 @@ impl WsSession {
                 },
                 Some(after) => replay_all(&state, &key, after).await?,
             };
-            Ok::<_, crate::error::ApiError>(Some(replay))
+            Ok::<_, ApiError>(Some(replay))
         };
         ctx.spawn(
             work.into_actor(self)
@@ -367,7 +374,7 @@ impl WsSession {
         &mut self,
         channel: Arc<str>,
         attempt: u64,
-        result: Result<Option<Replay>, crate::error::ApiError>,
+        result: Result<Option<Replay>, ApiError>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         match self.subscriptions.get_mut(&channel) {
@@ -401,6 +408,8 @@ impl WsSession {
                     "you may not subscribe to this channel",
                 );
             }
+            // Suspended or revoked while the Broker's notice was on its way: it closes us anyway.
+            Err(ApiError::Unauthorized) => return self.revoke(ctx),
             Err(error) => {
                 tracing::warn!(error = %error, channel = %channel, "subscribe failed");
                 self.state.broker.do_send(Unsubscribe {
@@ -528,6 +537,105 @@ impl WsSession {
         self.accept(channel, first, frame, ctx);
     }
 
+    /// Checks again, from the database, what the Broker may not have been told (the bus between
+    /// nodes was down): whether the member may still use the workspace and each channel, and
+    /// which events were committed after the last one delivered.
+    fn recheck(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(&AuthenticatedMember { id, token_version }) = self.member.as_ref() else {
+            return;
+        };
+        let live: Vec<(Arc<str>, i64)> = self
+            .subscriptions
+            .0
+            .iter()
+            .filter_map(|(name, subscription)| match subscription {
+                Subscription::Live { last_offset, .. } => Some((name.clone(), *last_offset)),
+                Subscription::Replaying { .. } => None,
+            })
+            .collect();
+        let state = self.state.clone();
+        let work = async move {
+            let member = member_still_authorized(&state, id, token_version).await?;
+            let mut found = Vec::with_capacity(live.len());
+            for (name, after) in live {
+                let readable = match name.parse::<Channel>() {
+                    Ok(channel) => committees::service::can_read_channel(&state, &member, channel).await?,
+                    Err(_) => false,
+                };
+                let replay = match readable {
+                    true => Some(replay_all(&state, &name, after).await?),
+                    false => None,
+                };
+                found.push((name, replay));
+            }
+            Ok::<_, ApiError>(found)
+        };
+        ctx.spawn(work.into_actor(self).map(|result, session, ctx| match result {
+            Ok(found) => {
+                for (channel, replay) in found {
+                    session.catch_up(channel, replay, ctx);
+                }
+            }
+            Err(ApiError::Unauthorized) => session.revoke(ctx),
+            Err(error) => {
+                tracing::warn!(error = %error, "could not recheck a session; retrying");
+                ctx.run_later(GAP_RETRY, |session, ctx| session.recheck(ctx));
+            }
+        }));
+    }
+
+    /// Applies what a recheck found for one channel: no longer readable, or what was missed.
+    fn catch_up(&mut self, channel: Arc<str>, replay: Option<Replay>, ctx: &mut ws::WebsocketContext<Self>) {
+        match replay {
+            None => {
+                self.revoke_channel(&channel, ctx);
+                self.state.broker.do_send(Unsubscribe { id: self.id, channel });
+            }
+            Some(Replay::Events { events, .. }) => {
+                for event in events {
+                    let frame = ByteString::from(serde_json::to_string(&event).unwrap_or_default());
+                    self.accept(&channel, event.offset, frame, ctx);
+                }
+            }
+            Some(Replay::Reset { head }) => {
+                Self::send(ctx, ServerFrame::Reset { channel: &channel });
+                self.skip_to(&channel, head, ctx);
+            }
+        }
+    }
+
+    /// The client was told to reload the channel up to `head`: deliver what comes after it.
+    fn skip_to(&mut self, channel: &Arc<str>, head: i64, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(Subscription::Live { last_offset, ahead, .. }) = self.subscriptions.get_mut(channel) else {
+            return;
+        };
+        let next = (*last_offset).max(head) + 1;
+        *last_offset = next - 1;
+        ahead.retain(|offset, _| *offset >= next);
+        if let Some(frame) = ahead.remove(&next) {
+            self.accept(channel, next, frame, ctx);
+        }
+    }
+
+    /// The member may no longer use the workspace (suspended, or their tokens revoked).
+    fn revoke(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.member = None;
+        Self::close(ctx, CloseCode::Policy, "access revoked");
+    }
+
+    /// The member may no longer see `channel`.
+    fn revoke_channel(&mut self, channel: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.subscriptions.remove(channel).is_some() {
+            Self::send(
+                ctx,
+                ServerFrame::Unsubscribed {
+                    channel,
+                    reason: "access_revoked",
+                },
+            );
+        }
+    }
+
     fn unsubscribe(&mut self, name: &str, ctx: &mut ws::WebsocketContext<Self>) {
         let Some((key, _)) = self.subscriptions.remove_entry(name) else {
             return Self::error(ctx, "not_subscribed", Some(name), "not subscribed to this channel");
@@ -547,7 +655,7 @@ impl WsSession {
 }
 
 /// Reads every event after `after`, page by page, or answers `Reset` when too much was missed.
-async fn replay_all(state: &AppState, channel: &str, after: i64) -> Result<Replay, crate::error::ApiError> {
+async fn replay_all(state: &AppState, channel: &str, after: i64) -> Result<Replay, ApiError> {
     let head = events::head(state.db.conn(), channel).await?;
     if head - after > MAX_REPLAY || after > head {
         return Ok(Replay::Reset { head });
@@ -661,8 +769,7 @@ impl Handler<Revoked> for WsSession {
     type Result = ();
 
     fn handle(&mut self, _: Revoked, ctx: &mut Self::Context) {
-        self.member = None;
-        Self::close(ctx, CloseCode::Policy, "access revoked");
+        self.revoke(ctx);
     }
 }
 
@@ -677,15 +784,20 @@ impl Handler<ChannelRevoked> for WsSession {
     type Result = ();
 
     fn handle(&mut self, message: ChannelRevoked, ctx: &mut Self::Context) {
-        if self.subscriptions.remove(&message.channel).is_some() {
-            Self::send(
-                ctx,
-                ServerFrame::Unsubscribed {
-                    channel: &message.channel,
-                    reason: "access_revoked",
-                },
-            );
-        }
+        self.revoke_channel(&message.channel, ctx);
+    }
+}
+
+/// The Broker may have missed revocations and events (the bus was down): check from the database.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Recheck;
+
+impl Handler<Recheck> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Recheck, ctx: &mut Self::Context) {
+        self.recheck(ctx);
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dcports::settings::Settings;
@@ -456,4 +458,150 @@ async fn of_task_updates_racing_from_one_version_on_two_nodes_exactly_one_wins()
     assert_eq!(sorted(statuses), one_winner(8));
     let (_, stored) = node_a.get(&path, &admin).await;
     assert_eq!(stored["version"], 2);
+}
+
+/// A TCP link to Redis that a test can cut (every connection dropped, new ones refused) and
+/// mend: one node's network trouble while the other nodes keep their own connections.
+struct RedisLink {
+    url: String,
+    open: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl RedisLink {
+    async fn start() -> Self {
+        let redis = redis_url();
+        let target = redis
+            .trim_start_matches("redis://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let (open, connections) = (Arc::new(AtomicBool::new(true)), Arc::new(Mutex::new(Vec::new())));
+        let (accepting, tracked) = (open.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let target = target.clone();
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tracked.lock().unwrap().push(forward.abort_handle());
+            }
+        });
+        Self { url, open, connections }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.connections.lock().unwrap().drain(..).for_each(|c| c.abort());
+    }
+
+    fn mend(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn suspend(base: &str, admin: &str, member_id: i64) {
+    let request = reqwest::Client::new().patch(format!("{base}/api/admin/members/{member_id}"));
+    let status = status_of(request.bearer_auth(admin).json(&json!({ "status": "suspended" }))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn remove_member(base: &str, admin: &str, committee_id: i64, member_id: i64) {
+    let url = format!("{base}/api/admin/committees/{committee_id}/members/{member_id}");
+    let status = status_of(reqwest::Client::new().delete(url).bearer_auth(admin)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// Reads events until the one renamed to `description`, checking that the offsets follow on
+/// from `head` without a gap.
+async fn events_through(client: &mut WsClient, head: i64, description: &str) {
+    let mut expected = head + 1;
+    loop {
+        let event = client.next_event().await;
+        assert_eq!(event["offset"], expected, "{event}");
+        expected += 1;
+        if event["data"]["description"] == description {
+            return;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_node_that_lost_the_bus_rechecks_its_sockets_when_it_comes_back() {
+    let node_a = first_node(redis_url()).await;
+    let link = RedisLink::start().await;
+    let mut settings = node_a.settings.clone();
+    settings.bus.redis_url = link.url.clone();
+    let node_b = second_node(&settings).await;
+    wait_for_bus(&node_a.address, "redis").await;
+    wait_for_bus(&node_b, "redis").await;
+    let admin = node_a.secretariat("admin@sela.org").await;
+    let c = committee(&node_a, &admin, "Committee A").await;
+    let channel = format!("committee:{c}");
+    let (_, stays) = member_of(&node_a, &admin, c, "stays@port.pe", "member").await;
+    let (removed_id, removed) = member_of(&node_a, &admin, c, "removed@port.pe", "member").await;
+    let (suspended_id, suspended) = member_of(&node_a, &admin, c, "suspended@port.pe", "member").await;
+    let (mut staying_on_b, _) = WsClient::authenticated_at(&node_b, &stays).await;
+    let (_, head) = staying_on_b.subscribe(&channel, None).await;
+    let (mut removed_on_b, _) = WsClient::authenticated_at(&node_b, &removed).await;
+    removed_on_b.subscribe(&channel, None).await;
+    let (mut suspended_on_b, _) = WsClient::authenticated_at(&node_b, &suspended).await;
+    suspended_on_b.subscribe(&channel, None).await;
+
+    // Node B is cut off from Redis while node A removes, suspends and writes: B hears nothing.
+    link.cut();
+    wait_for_bus(&node_b, "redis unreachable").await;
+    remove_member(&node_a.address, &admin, c, removed_id).await;
+    suspend(&node_a.address, &admin, suspended_id).await;
+    assert_eq!(
+        rename(&node_a.address, &admin, c, "while B was away").await,
+        StatusCode::OK
+    );
+
+    // Back on the bus, B checks its sockets against the database.
+    link.mend();
+    events_through(&mut staying_on_b, head, "while B was away").await;
+    let revoked = removed_on_b.next_of_type("unsubscribed").await;
+    assert_eq!(revoked["channel"], channel);
+    assert_eq!(revoked["reason"], "access_revoked");
+    assert_eq!(close_code(&suspended_on_b.ended().await), Some(1008));
+}
+
+#[actix_web::test]
+async fn a_node_that_could_not_publish_has_the_others_recheck_once_it_can() {
+    let link = RedisLink::start().await;
+    let node_a = first_node(link.url.clone()).await;
+    let mut settings = node_a.settings.clone();
+    settings.bus.redis_url = redis_url();
+    let node_b = second_node(&settings).await;
+    wait_for_bus(&node_a.address, "redis").await;
+    wait_for_bus(&node_b, "redis").await;
+    let admin = node_a.secretariat("admin@sela.org").await;
+    let c = committee(&node_a, &admin, "Committee A").await;
+    let channel = format!("committee:{c}");
+    let (_, stays) = member_of(&node_a, &admin, c, "stays@port.pe", "member").await;
+    let (suspended_id, suspended) = member_of(&node_a, &admin, c, "suspended@port.pe", "member").await;
+    let (mut staying_on_b, _) = WsClient::authenticated_at(&node_b, &stays).await;
+    let (_, head) = staying_on_b.subscribe(&channel, None).await;
+    let (mut suspended_on_b, _) = WsClient::authenticated_at(&node_b, &suspended).await;
+    suspended_on_b.subscribe(&channel, None).await;
+
+    // Node A cannot publish what it does; B's own subscription never drops.
+    link.cut();
+    wait_for_bus(&node_a.address, "redis unreachable").await;
+    suspend(&node_a.address, &admin, suspended_id).await;
+    assert_eq!(rename(&node_a.address, &admin, c, "unpublished").await, StatusCode::OK);
+
+    // Once A can publish again, it has B recheck, without anything else being written.
+    link.mend();
+    events_through(&mut staying_on_b, head, "unpublished").await;
+    assert_eq!(close_code(&suspended_on_b.ended().await), Some(1008));
 }

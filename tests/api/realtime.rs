@@ -302,6 +302,31 @@ async fn suspending_an_account_closes_its_sockets() {
     wait_for_broker(&app, |stats| stats.sessions == 0).await;
 }
 
+/// A subscribe that finds the account suspended (the Broker's notice not yet there) closes the
+/// socket as the suspension would, rather than answering an error and staying open.
+#[actix_web::test]
+async fn a_subscribe_that_finds_the_account_suspended_closes_the_socket() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (id, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    // Suspended in the database only: nothing tells the Broker.
+    entity::member::Entity::update_many()
+        .col_expr(entity::member::Column::Status, Expr::value("suspended"))
+        .filter(entity::member::Column::Id.eq(id as i32))
+        .exec(app.db.conn())
+        .await
+        .unwrap();
+    client
+        .send(json!({ "type": "subscribe", "channel": format!("committee:{a}") }))
+        .await;
+    let (frames, code) = client.frames_until_close().await;
+    assert_eq!(code, Some(1008), "{frames:?}");
+    assert!(frames.is_empty(), "{frames:?}");
+}
+
 #[actix_web::test]
 async fn a_socket_that_never_authenticates_is_closed_with_1008() {
     let app = spawn_app_with(|settings| settings.realtime.auth_timeout_secs = 1).await;

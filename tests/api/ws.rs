@@ -128,10 +128,12 @@ impl WsClient {
         self.next_of_type("event").await
     }
 
-    /// Reads until the server ends the socket, ignoring frames before.
+    /// Reads until the server ends the socket, ignoring frames before; within one wait, however
+    /// many pings come meanwhile.
     pub async fn ended(&mut self) -> Ended {
+        let deadline = tokio::time::Instant::now() + WAIT * 6;
         loop {
-            match tokio::time::timeout(WAIT * 6, self.stream.next())
+            match tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("the socket ends in time")
             {
@@ -144,9 +146,10 @@ impl WsClient {
 
     /// Reads frames until the server closes, returning those frames and the close code.
     pub async fn frames_until_close(&mut self) -> (Vec<Value>, Option<u16>) {
+        let deadline = tokio::time::Instant::now() + WAIT * 6;
         let mut frames = Vec::new();
         loop {
-            match tokio::time::timeout(WAIT * 6, self.stream.next())
+            match tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("the socket ends in time")
             {
