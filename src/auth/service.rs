@@ -1,7 +1,7 @@
 //! Sessions: login, refresh-token rotation, logout, invitations and password resets.
 
 use chrono::{Duration, Utc};
-use entity::{member, one_time_token, refresh_token};
+use entity::{calendar_feed, member, one_time_token, refresh_token};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter,
@@ -403,8 +403,10 @@ async fn revoke_family(conn: &impl ConnectionTrait, family_id: &str) -> ApiResul
     Ok(())
 }
 
-/// Ends every session of a member: access tokens (by bumping `token_version`) and refresh tokens.
+/// Ends every session of a member: access tokens (by bumping `token_version`), refresh tokens,
+/// and the calendar feed's secret URL, which whoever held the account could have made.
 pub async fn revoke_sessions(conn: &impl ConnectionTrait, member_id: i32) -> ApiResult<()> {
+    calendar_feed::Entity::delete_by_id(member_id).exec(conn).await?;
     member::Entity::update_many()
         .col_expr(
             member::Column::TokenVersion,

@@ -312,11 +312,23 @@ async fn forgot_password_answers_202_for_unknown_addresses_and_sends_nothing() {
 }
 
 #[actix_web::test]
-async fn changing_ones_password_needs_the_current_one_and_ends_every_session() {
+async fn changing_ones_password_needs_the_current_one_and_ends_every_session_and_the_calendar_feed() {
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
     let pair = app.member(&admin, "m@port.pe").await;
     let access = pair["access_token"].as_str().unwrap();
+    // The calendar feed's secret URL is a credential too: whoever knew the password could have
+    // made one.
+    let (status, feed) = app
+        .call(Method::POST, "/api/me/calendar-token", Some(access), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let feed = app.url(&format!(
+        "/api/me/calendar.ics?token={}",
+        feed["token"].as_str().unwrap()
+    ));
+    let feed_status = || async { app.client.get(&feed).send().await.unwrap().status() };
+    assert_eq!(feed_status().await, StatusCode::OK);
 
     let (status, body) = app
         .call(
@@ -341,6 +353,7 @@ async fn changing_ones_password_needs_the_current_one_and_ends_every_session() {
     assert_eq!(body["name"], "Renamed");
     assert_eq!(body["locale"], "es");
     assert_eq!(app.get("/api/me", access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(feed_status().await, StatusCode::NOT_FOUND);
     assert_eq!(app.login("m@port.pe", "a new long passphrase").await.0, StatusCode::OK);
 }
 
