@@ -121,6 +121,9 @@ pub struct AuthSettings {
     pub max_failures_per_account: u32,
     pub max_failures_per_ip: u32,
     pub failure_window_secs: u64,
+    /// Password-reset requests per address and per client IP in `failure_window_secs`.
+    pub max_reset_requests_per_account: u32,
+    pub max_reset_requests_per_ip: u32,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,

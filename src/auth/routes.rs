@@ -87,7 +87,7 @@ async fn forgot_password(
     ip: ClientIp,
     body: web::Json<ForgotPasswordRequest>,
 ) -> ApiResult<HttpResponse> {
-    service::forgot_password(&state, &body.email, ip.to_text()).await?;
+    service::forgot_password(state, &body.email, ip.to_text()).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 

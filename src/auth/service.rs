@@ -11,13 +11,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::dto::{TokenPairResponse, UpdateMeRequest};
-use super::throttle::{account_key, ip_key};
+use super::throttle::{account_key, ip_key, reset_account_key, reset_ip_key};
 use super::tokens::{OpaqueKind, hash_opaque_of_kind, new_opaque};
 use crate::audit::{self, AuditEntry};
 use crate::domain::{Email, Locale, MemberStatus, Password, Validator, required_text};
 use crate::error::{ApiError, ApiResult};
 use crate::mail::{self, templates};
 use crate::state::AppState;
+use actix_web::web;
 
 /// Logs a member in. Every failure, whatever its cause, is the same 401 after the same work.
 #[tracing::instrument(skip_all)]
@@ -221,12 +222,33 @@ pub async fn accept_invitation(
     Ok(pair)
 }
 
-/// Mails a reset link when the address belongs to an active account; says nothing either way.
+/// Mails a reset link when the address belongs to an active account; says nothing either way,
+/// not even by taking longer: the lookup and the mail happen after the answer. Requests are
+/// limited per address (known or not) and per client IP.
 #[tracing::instrument(skip_all)]
-pub async fn forgot_password(state: &AppState, email: &str, ip: Option<String>) -> ApiResult<()> {
+pub async fn forgot_password(state: web::Data<AppState>, email: &str, ip: Option<String>) -> ApiResult<()> {
     let Ok(email) = Email::parse("email", email) else {
         return Ok(());
     };
+    let auth = &state.settings.auth;
+    let ip_limit = reset_ip_key(ip.as_deref().unwrap_or("unknown"));
+    for (key, limit) in [
+        (reset_account_key(email.as_str()), auth.max_reset_requests_per_account),
+        (ip_limit, auth.max_reset_requests_per_ip),
+    ] {
+        if let Some(retry_after_secs) = state.throttle.take_attempt(&key, limit).await {
+            return Err(ApiError::RateLimited { retry_after_secs });
+        }
+    }
+    actix_web::rt::spawn(async move {
+        if let Err(error) = queue_reset_if_active(&state, &email, ip).await {
+            tracing::error!(error = %error, "could not queue a password reset");
+        }
+    });
+    Ok(())
+}
+
+async fn queue_reset_if_active(state: &AppState, email: &Email, ip: Option<String>) -> ApiResult<()> {
     let found = member::Entity::find()
         .filter(member::Column::Email.eq(email.as_str()))
         .one(state.db.conn())

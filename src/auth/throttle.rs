@@ -225,6 +225,14 @@ pub fn ip_key(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+pub fn reset_account_key(email: &str) -> String {
+    format!("reset-account:{email}")
+}
+
+pub fn reset_ip_key(ip: &str) -> String {
+    format!("reset-ip:{ip}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

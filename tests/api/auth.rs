@@ -311,6 +311,44 @@ async fn forgot_password_answers_202_for_unknown_addresses_and_sends_nothing() {
     assert!(app.mails_to("ghost@nowhere.org").is_empty());
 }
 
+/// A reset link is a mail in someone's inbox: requests are limited per address, known or not
+/// (so the limit tells nothing about who has an account), and per client IP.
+#[actix_web::test]
+async fn password_reset_requests_are_limited_per_address_known_or_not_and_per_ip() {
+    let app = spawn_app_with(|settings| {
+        settings.auth.max_reset_requests_per_account = 2;
+        settings.auth.max_reset_requests_per_ip = 5;
+    })
+    .await;
+    let admin = app.secretariat("admin@sela.org").await;
+    app.member(&admin, "m@port.pe").await;
+    let forgot = |email: &'static str| app.post("/api/auth/password/forgot", None, json!({ "email": email }));
+    for email in ["m@port.pe", "ghost@nowhere.org"] {
+        assert_eq!(forgot(email).await.0, StatusCode::ACCEPTED);
+        assert_eq!(forgot(email).await.0, StatusCode::ACCEPTED);
+        let (status, body) = forgot(email).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{email}");
+        assert_eq!(body["code"], "rate_limited");
+    }
+    // Four requests counted from this address: one more, then the IP's limit.
+    assert_eq!(forgot("other@nowhere.org").await.0, StatusCode::ACCEPTED);
+    assert_eq!(forgot("another@nowhere.org").await.0, StatusCode::TOO_MANY_REQUESTS);
+    let resets = || {
+        app.mails_to("m@port.pe")
+            .into_iter()
+            .filter(|mail| mail.text.contains("/password-reset"))
+            .count()
+    };
+    for _ in 0..100 {
+        if resets() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(resets(), 2);
+}
+
 #[actix_web::test]
 async fn changing_ones_password_needs_the_current_one_and_ends_every_session_and_the_calendar_feed() {
     let app = spawn_app().await;
