@@ -74,9 +74,51 @@ enum Subscription {
     /// closed shortly, the missing events are read from the database.
     Live {
         last_offset: i64,
-        ahead: BTreeMap<i64, ByteString>,
+        ahead: HeldBack,
         filling: bool,
     },
+}
+
+/// Events held back behind a missing one, by offset, and their size.
+#[derive(Default)]
+struct HeldBack {
+    frames: BTreeMap<i64, ByteString>,
+    bytes: usize,
+}
+
+impl HeldBack {
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn first(&self) -> Option<i64> {
+        self.frames.keys().next().copied()
+    }
+
+    fn insert(&mut self, offset: i64, frame: ByteString) {
+        self.bytes += frame.len();
+        if let Some(replaced) = self.frames.insert(offset, frame) {
+            self.bytes -= replaced.len();
+        }
+    }
+
+    fn remove(&mut self, offset: i64) -> Option<ByteString> {
+        let frame = self.frames.remove(&offset)?;
+        self.bytes -= frame.len();
+        Some(frame)
+    }
+
+    fn pop_first(&mut self) -> Option<(i64, ByteString)> {
+        let (offset, frame) = self.frames.pop_first()?;
+        self.bytes -= frame.len();
+        Some((offset, frame))
+    }
+
+    fn drop_before(&mut self, offset: i64) {
+        while self.first().is_some_and(|first| first < offset) {
+            self.pop_first();
+        }
+    }
 }
 
 /// A session's subscriptions by channel name. A session has a handful, so a vector searched in
@@ -438,7 +480,7 @@ impl WsSession {
         );
         let live = Subscription::Live {
             last_offset,
-            ahead: BTreeMap::new(),
+            ahead: HeldBack::default(),
             filling: false,
         };
         self.subscriptions.insert(channel.clone(), live);
@@ -466,7 +508,11 @@ impl WsSession {
             return ctx.text(frame);
         }
         ahead.insert(offset, frame);
-        while let Some(frame) = ahead.remove(&(*last_offset + 1)) {
+        // Counted against the outbox's bound: they are frames this client has yet to receive.
+        if ahead.bytes > self.state.settings.realtime.max_pending_bytes {
+            return Self::close(ctx, CloseCode::Again, "too far behind; reconnect and resume");
+        }
+        while let Some(frame) = ahead.remove(*last_offset + 1) {
             *last_offset += 1;
             ctx.text(frame);
         }
@@ -487,7 +533,7 @@ impl WsSession {
         else {
             return;
         };
-        let Some(&first_ahead) = ahead.keys().next() else {
+        let Some(first_ahead) = ahead.first() else {
             *filling = false;
             return;
         };
@@ -611,8 +657,8 @@ impl WsSession {
         };
         let next = (*last_offset).max(head) + 1;
         *last_offset = next - 1;
-        ahead.retain(|offset, _| *offset >= next);
-        if let Some(frame) = ahead.remove(&next) {
+        ahead.drop_before(next);
+        if let Some(frame) = ahead.remove(next) {
             self.accept(channel, next, frame, ctx);
         }
     }
