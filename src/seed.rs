@@ -215,7 +215,7 @@ pub async fn demo(state: &AppState, actor: &member::Model) -> anyhow::Result<boo
                 )
                 .await
                 .map_err(err)?;
-                crate::indicators::service::review(state, actor.id, submitted.id, true)
+                crate::indicators::service::review(state, actor.id, submitted.id, IfMatch(None), true)
                     .await
                     .map_err(err)?;
             }

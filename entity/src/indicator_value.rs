@@ -14,6 +14,8 @@ pub struct Model {
     pub validated_by: Option<i32>,
     pub submitted_at: DateTimeUtc,
     pub validated_at: Option<DateTimeUtc>,
+    /// Moves on every submission and review; `If-Match` on a review names the value reviewed.
+    pub version: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261128_000004_tasks_meetings;
 mod m20261128_000005_public_area;
 mod m20261129_000006_meeting_minutes_document;
 mod m20261129_000007_search_text_unbounded;
+mod m20261129_000008_indicator_value_version;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_public_area::Migration),
             Box::new(m20261129_000006_meeting_minutes_document::Migration),
             Box::new(m20261129_000007_search_text_unbounded::Migration),
+            Box::new(m20261129_000008_indicator_value_version::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, get, post, web};
 use super::service::{self, *};
 use crate::auth::{CurrentMember, Secretariat};
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
 
 pub fn configure_member(cfg: &mut web::ServiceConfig) {
@@ -28,7 +29,8 @@ async fn submit_value(
     code: web::Path<String>,
     body: Deferred<web::Json<ValueRequest>>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Created().json(service::submit(&state, &me.0, &code, body?.into_inner()).await?))
+    let value = service::submit(&state, &me.0, &code, body?.into_inner()).await?;
+    Ok(HttpResponse::Created().insert_header(etag(value.version)).json(value))
 }
 
 /// Defines an indicator.
@@ -60,26 +62,32 @@ async fn list_values_for_review(
     Ok(HttpResponse::Ok().json(service::values_of_every_indicator(state.db.conn(), status, None).await?))
 }
 
-/// Validates a value: it becomes public.
+/// Validates a value: it becomes public. `If-Match` names the version reviewed.
 #[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 200, body = ValueResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ValueResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
 #[post("/indicators/values/{id}/validate")]
 async fn validate_value(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
     id: web::Path<i32>,
+    if_match: Deferred<IfMatch>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(service::review(&state, actor.id(), *id, true).await?))
+    reviewed(service::review(&state, actor.id(), *id, if_match?, true).await?)
 }
 
-/// Rejects a value.
+/// Rejects a value. `If-Match` names the version reviewed.
 #[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 200, body = ValueResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ValueResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
 #[post("/indicators/values/{id}/reject")]
 async fn reject_value(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
     id: web::Path<i32>,
+    if_match: Deferred<IfMatch>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(service::review(&state, actor.id(), *id, false).await?))
+    reviewed(service::review(&state, actor.id(), *id, if_match?, false).await?)
+}
+
+fn reviewed(value: ValueResponse) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().insert_header(etag(value.version)).json(value))
 }

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::{Role, Validator, required_text, string_enum};
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::events::{self, Channel};
+use crate::preconditions::IfMatch;
 use crate::realtime;
 use crate::state::AppState;
 
@@ -74,6 +75,8 @@ pub struct ValueResponse {
     pub year: i32,
     pub value: f64,
     pub status: String,
+    /// Moves on every submission and review: send it as `If-Match` with a review.
+    pub version: i32,
 }
 
 #[derive(Deserialize, IntoParams, Default)]
@@ -184,11 +187,17 @@ pub async fn submit(
         .one(&*txn)
         .await?;
     let mut active = match existing {
-        Some(row) => row.into_active_model(),
+        Some(row) => {
+            let version = row.version + 1;
+            let mut active = row.into_active_model();
+            active.version = Set(version);
+            active
+        }
         None => indicator_value::ActiveModel {
             indicator_id: Set(definition.id),
             port_id: Set(port.id),
             year: Set(request.year),
+            version: Set(1),
             ..Default::default()
         },
     };
@@ -213,19 +222,28 @@ fn present(row: indicator_value::Model, definition: &indicator_definition::Model
         year: row.year,
         value: row.value,
         status: row.status,
+        version: row.version,
     }
 }
 
 /// The secretariat validates (publishes) or rejects a submitted value, or rejects a validated
 /// one (takes it off the public area). A rejected value is not reviewed again: its port submits
-/// it anew. Read locked, so that of two reviews at once the second sees the first's.
-pub async fn review(state: &AppState, actor_id: i32, value_id: i32, validate: bool) -> ApiResult<ValueResponse> {
+/// it anew. Read locked, so that of two reviews at once the second sees the first's; with
+/// `If-Match`, a value resubmitted since the reviewer read it is not the one reviewed (412).
+pub async fn review(
+    state: &AppState,
+    actor_id: i32,
+    value_id: i32,
+    if_match: IfMatch,
+    validate: bool,
+) -> ApiResult<ValueResponse> {
     let txn = state.db.begin_write().await?;
     let row = indicator_value::Entity::find_by_id(value_id)
         .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if_match.check(row.version)?;
     let reviewable = match ValueStatus::from_db(&row.status)? {
         ValueStatus::Submitted => true,
         ValueStatus::Validated => !validate,
@@ -242,7 +260,9 @@ pub async fn review(state: &AppState, actor_id: i32, value_id: i32, validate: bo
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let version = row.version + 1;
     let mut active = row.into_active_model();
+    active.version = Set(version);
     let status = if validate {
         ValueStatus::Validated
     } else {

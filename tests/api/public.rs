@@ -292,6 +292,64 @@ async fn only_validated_indicator_values_are_public() {
     assert!(chart.contains("Callao"));
 }
 
+/// A review names the version the reviewer saw: a value its port resubmitted in between is not
+/// the one published.
+#[actix_web::test]
+async fn a_review_of_a_value_resubmitted_since_it_was_read_fails_with_412() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (status, _) = app
+        .post("/api/admin/indicators", Some(&admin), json!({ "code": "berth_occupancy", "name_en": "Berth occupancy", "name_es": "Ocupación de muelle", "unit": "%", "higher_is_better": false }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ports = public_json(&app, "/api/public/port-communities?country=PE").await;
+    let callao = ports[0]["ports"][0]["id"].as_i64().unwrap();
+    let submit = |value: f64| {
+        app.post(
+            "/api/indicators/berth_occupancy/values",
+            Some(&admin),
+            json!({ "port_id": callao, "year": 2018, "value": value }),
+        )
+    };
+    let (status, first) = submit(71.5).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, pending) = app.get("/api/admin/indicators/values", &admin).await;
+    let seen = pending[0]["version"].as_i64().unwrap();
+    assert_eq!(seen, first["version"].as_i64().unwrap());
+    let (status, second) = submit(99.9).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(second["id"], first["id"]);
+    assert!(second["version"].as_i64().unwrap() > seen);
+
+    let review = |action: &'static str, version: i64| {
+        app.client
+            .post(app.url(&format!("/api/admin/indicators/values/{}/{action}", first["id"])))
+            .bearer_auth(&admin)
+            .header("if-match", format!("\"{version}\""))
+            .send()
+    };
+    for action in ["validate", "reject"] {
+        let response = review(action, seen).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED, "{action}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "precondition_failed");
+    }
+    assert_eq!(
+        public_json(&app, "/api/public/indicators/berth_occupancy/values").await,
+        json!([])
+    );
+
+    let current = second["version"].as_i64().unwrap();
+    let response = review("validate", current).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let validated: Value = response.json().await.unwrap();
+    assert_eq!(etag, format!("\"{}\"", validated["version"]));
+    assert!(validated["version"].as_i64().unwrap() > current);
+    let values = public_json(&app, "/api/public/indicators/berth_occupancy/values").await;
+    assert_eq!(values[0]["value"], 99.9);
+}
+
 #[actix_web::test]
 async fn public_routes_send_validators_answer_304_and_refuse_writes() {
     let app = spawn_app().await;
