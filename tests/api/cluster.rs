@@ -534,27 +534,41 @@ async fn events_through(client: &mut WsClient, head: i64, description: &str) {
     }
 }
 
-#[actix_web::test]
-async fn a_node_that_lost_the_bus_rechecks_its_sockets_when_it_comes_back() {
-    let node_a = first_node(redis_url()).await;
-    let link = RedisLink::start().await;
+/// Two nodes on Redis, one of them (A when `a_behind_link`, else B) through `link`.
+async fn nodes_one_behind(link: &RedisLink, a_behind_link: bool) -> (TestApp, String) {
+    let (a_redis, b_redis) = match a_behind_link {
+        true => (link.url.clone(), redis_url()),
+        false => (redis_url(), link.url.clone()),
+    };
+    let node_a = first_node(a_redis).await;
     let mut settings = node_a.settings.clone();
-    settings.bus.redis_url = link.url.clone();
+    settings.bus.redis_url = b_redis;
     let node_b = second_node(&settings).await;
     wait_for_bus(&node_a.address, "redis").await;
     wait_for_bus(&node_b, "redis").await;
+    (node_a, node_b)
+}
+
+/// A member's socket at `base`, subscribed to `channel`; with the channel's head.
+async fn subscribed_at(base: &str, token: &str, channel: &str) -> (WsClient, i64) {
+    let (mut client, _) = WsClient::authenticated_at(base, token).await;
+    let (_, head) = client.subscribe(channel, None).await;
+    (client, head)
+}
+
+#[actix_web::test]
+async fn a_node_that_lost_the_bus_rechecks_its_sockets_when_it_comes_back() {
+    let link = RedisLink::start().await;
+    let (node_a, node_b) = nodes_one_behind(&link, false).await;
     let admin = node_a.secretariat("admin@sela.org").await;
     let c = committee(&node_a, &admin, "Committee A").await;
     let channel = format!("committee:{c}");
     let (_, stays) = member_of(&node_a, &admin, c, "stays@port.pe", "member").await;
     let (removed_id, removed) = member_of(&node_a, &admin, c, "removed@port.pe", "member").await;
     let (suspended_id, suspended) = member_of(&node_a, &admin, c, "suspended@port.pe", "member").await;
-    let (mut staying_on_b, _) = WsClient::authenticated_at(&node_b, &stays).await;
-    let (_, head) = staying_on_b.subscribe(&channel, None).await;
-    let (mut removed_on_b, _) = WsClient::authenticated_at(&node_b, &removed).await;
-    removed_on_b.subscribe(&channel, None).await;
-    let (mut suspended_on_b, _) = WsClient::authenticated_at(&node_b, &suspended).await;
-    suspended_on_b.subscribe(&channel, None).await;
+    let (mut staying_on_b, head) = subscribed_at(&node_b, &stays, &channel).await;
+    let (mut removed_on_b, _) = subscribed_at(&node_b, &removed, &channel).await;
+    let (mut suspended_on_b, _) = subscribed_at(&node_b, &suspended, &channel).await;
 
     // Node B is cut off from Redis while node A removes, suspends and writes: B hears nothing.
     link.cut();
@@ -578,21 +592,14 @@ async fn a_node_that_lost_the_bus_rechecks_its_sockets_when_it_comes_back() {
 #[actix_web::test]
 async fn a_node_that_could_not_publish_has_the_others_recheck_once_it_can() {
     let link = RedisLink::start().await;
-    let node_a = first_node(link.url.clone()).await;
-    let mut settings = node_a.settings.clone();
-    settings.bus.redis_url = redis_url();
-    let node_b = second_node(&settings).await;
-    wait_for_bus(&node_a.address, "redis").await;
-    wait_for_bus(&node_b, "redis").await;
+    let (node_a, node_b) = nodes_one_behind(&link, true).await;
     let admin = node_a.secretariat("admin@sela.org").await;
     let c = committee(&node_a, &admin, "Committee A").await;
     let channel = format!("committee:{c}");
     let (_, stays) = member_of(&node_a, &admin, c, "stays@port.pe", "member").await;
     let (suspended_id, suspended) = member_of(&node_a, &admin, c, "suspended@port.pe", "member").await;
-    let (mut staying_on_b, _) = WsClient::authenticated_at(&node_b, &stays).await;
-    let (_, head) = staying_on_b.subscribe(&channel, None).await;
-    let (mut suspended_on_b, _) = WsClient::authenticated_at(&node_b, &suspended).await;
-    suspended_on_b.subscribe(&channel, None).await;
+    let (mut staying_on_b, head) = subscribed_at(&node_b, &stays, &channel).await;
+    let (mut suspended_on_b, _) = subscribed_at(&node_b, &suspended, &channel).await;
 
     // Node A cannot publish what it does; B's own subscription never drops.
     link.cut();

@@ -178,16 +178,21 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     );
 }
 
+/// Defines the `berth_occupancy` indicator; returns the id of Callao's port.
+async fn berth_occupancy_for_callao(app: &TestApp, admin: &str) -> i64 {
+    let (status, _) = app
+        .post("/api/admin/indicators", Some(admin), json!({ "code": "berth_occupancy", "name_en": "Berth occupancy", "name_es": "Ocupación de muelle", "unit": "%", "higher_is_better": false }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ports = public_json(app, "/api/public/port-communities?country=PE").await;
+    ports[0]["ports"][0]["id"].as_i64().unwrap()
+}
+
 #[actix_web::test]
 async fn only_validated_indicator_values_are_public() {
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
-    let (status, _) = app
-        .post("/api/admin/indicators", Some(&admin), json!({ "code": "berth_occupancy", "name_en": "Berth occupancy", "name_es": "Ocupación de muelle", "unit": "%", "higher_is_better": false }))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let ports = public_json(&app, "/api/public/port-communities?country=PE").await;
-    let callao = ports[0]["ports"][0]["id"].as_i64().unwrap();
+    let callao = berth_occupancy_for_callao(&app, &admin).await;
     // A member outside Callao's community may not submit for it.
     let c = committee(&app, &admin, "C").await;
     let (_, outsider) = member_of(&app, &admin, c, "m@port.cl", "member").await;
@@ -298,12 +303,7 @@ async fn only_validated_indicator_values_are_public() {
 async fn a_review_of_a_value_resubmitted_since_it_was_read_fails_with_412() {
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
-    let (status, _) = app
-        .post("/api/admin/indicators", Some(&admin), json!({ "code": "berth_occupancy", "name_en": "Berth occupancy", "name_es": "Ocupación de muelle", "unit": "%", "higher_is_better": false }))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let ports = public_json(&app, "/api/public/port-communities?country=PE").await;
-    let callao = ports[0]["ports"][0]["id"].as_i64().unwrap();
+    let callao = berth_occupancy_for_callao(&app, &admin).await;
     let submit = |value: f64| {
         app.post(
             "/api/indicators/berth_occupancy/values",

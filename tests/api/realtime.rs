@@ -719,6 +719,26 @@ async fn retention_removes_a_prefix_of_offsets_never_one_from_the_middle() {
     assert_eq!(page["reset"], true, "{page}");
 }
 
+/// Commits one `committee.updated` event per `data` into the committee's channel, without
+/// publishing them: the Broker knows nothing of them until the test hands them over.
+async fn committed_unpublished(
+    app: &TestApp,
+    committee_id: i64,
+    data: impl Iterator<Item = serde_json::Value>,
+) -> Vec<events::EventFrame> {
+    let txn = app.state.db.begin_write().await.unwrap();
+    let mut frames = Vec::new();
+    for data in data {
+        let channel = [Channel::Committee(committee_id as i32)];
+        let recorded = events::record(&*txn, &channel, "committee.updated", None, data)
+            .await
+            .unwrap();
+        frames.extend(recorded.0);
+    }
+    txn.commit().await.unwrap();
+    frames
+}
+
 /// A gap that can no longer be filled (retention removed the missing event before the session
 /// fetched it) answers reset and moves on: the events held back after it, and the channel's
 /// next ones, are still delivered.
@@ -735,21 +755,7 @@ async fn a_gap_that_cannot_be_filled_answers_reset_and_the_channel_goes_on() {
 
     // Two events committed but not published; then the first of them is gone, and only the
     // second reaches the Broker (as from another node).
-    let txn = app.state.db.begin_write().await.unwrap();
-    let mut frames = Vec::new();
-    for n in 1..=2 {
-        let recorded = events::record(
-            &*txn,
-            &[Channel::Committee(a as i32)],
-            "committee.updated",
-            None,
-            json!({ "n": n }),
-        )
-        .await
-        .unwrap();
-        frames.extend(recorded.0);
-    }
-    txn.commit().await.unwrap();
+    let mut frames = committed_unpublished(&app, a, (1..=2).map(|n| json!({ "n": n }))).await;
     entity::event::Entity::delete_many()
         .filter(entity::event::Column::Channel.eq(&channel))
         .filter(entity::event::Column::Offset.eq(head + 1))
@@ -787,16 +793,8 @@ async fn events_held_back_behind_an_unreadable_gap_are_bounded() {
     let (_, head) = client.subscribe(&format!("committee:{a}"), None).await;
 
     // Committed but not published, so the first is missing when the others arrive.
-    let txn = app.state.db.begin_write().await.unwrap();
-    let mut frames = Vec::new();
-    for n in 0..20 {
-        let data = json!({ "n": n, "padding": "x".repeat(100) });
-        let recorded = events::record(&*txn, &[Channel::Committee(a as i32)], "committee.updated", None, data)
-            .await
-            .unwrap();
-        frames.extend(recorded.0);
-    }
-    txn.commit().await.unwrap();
+    let data = (0..20).map(|n| json!({ "n": n, "padding": "x".repeat(100) }));
+    let frames = committed_unpublished(&app, a, data).await;
     // And the missing one cannot be read.
     app.db
         .conn()
