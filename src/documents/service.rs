@@ -617,10 +617,63 @@ pub async fn delete(state: &AppState, caller: &member::Model, document_id: i32) 
     active.deleted_at = Set(Some(Utc::now()));
     let deleted = active.update(&*txn).await?;
     audit_document(&*txn, caller.id, "document.deleted", document_id, json!({})).await?;
-    let (_, recorded) = emit(&*txn, caller.id, "document.deleted", deleted).await?;
+    let withdrawn = withdraw_publications(&*txn, &deleted, caller.id).await?;
+    let (_, mut recorded) = emit(&*txn, caller.id, "document.deleted", deleted).await?;
+    recorded.extend(withdrawn);
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(())
+}
+
+/// A deleted document leaves the public area: its approved publications are withdrawn, and so
+/// are pending ones, which could no longer be approved.
+async fn withdraw_publications(
+    conn: &impl ConnectionTrait,
+    document: &document::Model,
+    actor_id: i32,
+) -> ApiResult<Recorded> {
+    let live = publication::Entity::find()
+        .filter(publication::Column::DocumentId.eq(document.id))
+        .filter(publication::Column::Status.is_in([
+            PublicationStatus::Pending.as_str(),
+            PublicationStatus::Approved.as_str(),
+        ]))
+        .lock_exclusive()
+        .all(conn)
+        .await?;
+    let mut recorded = Recorded::default();
+    for row in live {
+        let was_public = row.status == PublicationStatus::Approved.as_str();
+        let mut active = row.into_active_model();
+        active.status = Set(PublicationStatus::Withdrawn.as_str().to_owned());
+        let response = PublicationResponse::from(active.update(conn).await?);
+        audit::record(
+            conn,
+            AuditEntry {
+                actor_id: Some(actor_id),
+                action: "publication.withdrawn",
+                target_type: "publication",
+                target_id: Some(response.id),
+                details: json!({ "document_id": document.id, "because": "document deleted" }),
+                ip: None,
+            },
+        )
+        .await?;
+        let mut channels = vec![Channel::Committee(document.committee_id)];
+        if was_public {
+            channels.push(Channel::Public);
+        }
+        let event = events::record(
+            conn,
+            &channels,
+            "publication.withdrawn",
+            Some(actor_id),
+            json!(response),
+        )
+        .await?;
+        recorded.extend(event);
+    }
+    Ok(recorded)
 }
 
 /// Shares the document with another committee (or changes the access of a share).

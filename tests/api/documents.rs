@@ -591,6 +591,61 @@ async fn a_document_reaches_the_public_area_only_between_approval_and_withdrawal
     assert_eq!(kinds, ["document.published", "publication.withdrawn"]);
 }
 
+/// Deleting a document takes it out of the public area: its publication is withdrawn, list, page
+/// and file alike, and the public channel hears of it.
+#[actix_web::test]
+async fn deleting_a_published_document_withdraws_its_publication() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let id = upload_document(&app, &chair, c, "Port study", pdf("study")).await["id"]
+        .as_i64()
+        .unwrap();
+    let request = json!({ "kind": "study", "summary": { "en": "A study", "es": "Un estudio" } });
+    let (status, publication) = app
+        .post(&format!("/api/documents/{id}/publish"), Some(&chair), request)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{publication}");
+    let pid = publication["id"].as_i64().unwrap();
+    let approve = format!("/api/admin/publications/{pid}/approve");
+    assert_eq!(
+        app.call(Method::POST, &approve, Some(&admin), None).await.0,
+        StatusCode::OK
+    );
+    let app = &app;
+    let public_status = |path: String| async move { app.client.get(app.url(&path)).send().await.unwrap().status() };
+    let file = format!("/api/public/publications/{pid}/file");
+    assert_eq!(public_status(file.clone()).await, StatusCode::OK);
+
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/api/documents/{id}"), Some(&chair), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        public_status(format!("/api/public/publications/{pid}")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(public_status(file).await, StatusCode::NOT_FOUND);
+    let list = app
+        .client
+        .get(app.url("/api/public/publications"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.json::<Value>().await.unwrap()["items"], json!([]));
+    let page = app.client.get(app.url("/publications")).send().await.unwrap();
+    assert!(!page.text().await.unwrap().contains("Port study"));
+    let (_, feed) = app.get("/api/events?channel=public", &admin).await;
+    let kinds: Vec<&str> = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["document.published", "publication.withdrawn"]);
+}
+
 #[actix_web::test]
 async fn a_rejected_request_never_appears_and_carries_its_reason() {
     let app = spawn_app().await;
