@@ -23,6 +23,10 @@ const PRESENCE_INTERVAL: Duration = Duration::from_millis(250);
 pub struct Broker {
     sessions: HashMap<SessionId, SessionEntry>,
     channels: HashMap<Arc<str>, HashSet<SessionId>>,
+    /// The sessions of each channel whose access has been confirmed (`Present`): only they count
+    /// as online and receive presence. A session is routed before its access is checked, and a
+    /// subscribe that is then refused must neither see who is online nor be seen.
+    present: HashMap<Arc<str>, HashSet<SessionId>>,
     presence_dirty: HashSet<Arc<str>>,
     presence_sent: HashMap<Arc<str>, Vec<i32>>,
     /// Sessions that subscribed since the last presence flush: they get the channel's presence
@@ -100,6 +104,7 @@ impl Broker {
         Self {
             sessions: HashMap::new(),
             channels: HashMap::new(),
+            present: HashMap::new(),
             presence_dirty: HashSet::new(),
             presence_sent: HashMap::new(),
             presence_joiners: HashMap::new(),
@@ -109,10 +114,12 @@ impl Broker {
     }
 
     fn remove_from_channel(&mut self, id: SessionId, channel: &Arc<str>) {
-        if let Some(members) = self.channels.get_mut(channel) {
-            members.remove(&id);
-            if members.is_empty() {
-                self.channels.remove(channel);
+        for sessions in [&mut self.channels, &mut self.present] {
+            if let Some(members) = sessions.get_mut(channel) {
+                members.remove(&id);
+                if members.is_empty() {
+                    sessions.remove(channel);
+                }
             }
         }
         self.presence_dirty.insert(channel.clone());
@@ -169,7 +176,7 @@ impl Broker {
         let (mut overloaded, mut wakes) = (Vec::new(), Wakes::default());
         for channel in std::mem::take(&mut self.presence_dirty) {
             let online: Vec<i32> = self
-                .channels
+                .present
                 .get(&channel)
                 .into_iter()
                 .flatten()
@@ -187,7 +194,7 @@ impl Broker {
                 online: &online,
             }
             .to_text();
-            if let Some(subscribers) = self.channels.get(&channel) {
+            if let Some(subscribers) = self.present.get(&channel) {
                 // Unchanged, only the newcomers need it; changed, everyone.
                 let newcomers: HashSet<SessionId>;
                 let recipients = if unchanged {
@@ -279,7 +286,32 @@ impl Handler<Subscribe> for Broker {
             return false;
         };
         entry.channels.insert(message.channel.clone());
-        self.channels
+        self.channels.entry(message.channel).or_default().insert(message.id);
+        true
+    }
+}
+
+/// The session's access to `channel` was confirmed: it is online there, and gets presence.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Present {
+    pub id: SessionId,
+    pub channel: Arc<str>,
+}
+
+impl Handler<Present> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, message: Present, _: &mut Self::Context) {
+        // Revoked or unsubscribed since: not routed any more, so not present either.
+        let routed = self
+            .sessions
+            .get(&message.id)
+            .is_some_and(|entry| entry.channels.contains(&message.channel));
+        if !routed {
+            return;
+        }
+        self.present
             .entry(message.channel.clone())
             .or_default()
             .insert(message.id);
@@ -288,7 +320,6 @@ impl Handler<Subscribe> for Broker {
             .or_default()
             .insert(message.id);
         self.presence_dirty.insert(message.channel);
-        true
     }
 }
 

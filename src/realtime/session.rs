@@ -12,7 +12,7 @@ use actix_web::web;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use bytestring::ByteString;
 
-use super::broker::{Connect, Disconnect, SessionId, Subscribe, Unsubscribe};
+use super::broker::{Connect, Disconnect, Present, SessionId, Subscribe, Unsubscribe};
 use super::outbox::{Delivery, Outbox};
 use super::protocol::{ClientFrame, ServerFrame};
 use crate::auth::extract::{authenticate, member_still_authorized};
@@ -484,6 +484,10 @@ impl WsSession {
             filling: false,
         };
         self.subscriptions.insert(channel.clone(), live);
+        self.state.broker.do_send(Present {
+            id: self.id,
+            channel: channel.clone(),
+        });
         for (offset, frame) in buffered {
             self.accept(&channel, offset, frame, ctx);
         }

@@ -327,6 +327,53 @@ async fn a_subscribe_that_finds_the_account_suspended_closes_the_socket() {
     assert!(frames.iter().all(|frame| frame["type"] == "presence"), "{frames:?}");
 }
 
+/// A subscribe is routed before its access is checked; one that is then refused must neither
+/// have seen who is online in the channel nor have been shown there.
+#[actix_web::test]
+async fn a_refused_subscribe_neither_sees_who_is_online_nor_is_seen() {
+    use sea_orm::TransactionTrait;
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (a, b) = (committee(&app, &admin, "A").await, committee(&app, &admin, "B").await);
+    let (intruder_id, intruder_token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (insider_id, insider_token) = member_of(&app, &admin, b, "b1@port.pe", "member").await;
+    let channel = format!("committee:{b}");
+    let (mut insider, _) = WsClient::authenticated(&app, &insider_token).await;
+    insider.subscribe(&channel, None).await;
+    let presence = insider.next_any().await;
+    assert_eq!(
+        (&presence["type"], &presence["online"]),
+        (&json!("presence"), &json!([insider_id]))
+    );
+    let (mut intruder, _) = WsClient::authenticated(&app, &intruder_token).await;
+
+    // Every pooled connection held: the access check waits for one past a presence flush.
+    let mut held = Vec::new();
+    for _ in 0..app.settings.database.max_connections {
+        held.push(app.state.db.conn().begin().await.unwrap());
+    }
+    intruder.send(json!({ "type": "subscribe", "channel": channel })).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    drop(held);
+    // Presence frames included: the intruder must see none before its refusal.
+    let refused = intruder.next_any().await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("forbidden")),
+        "{refused}"
+    );
+
+    // The insider's next event comes after any presence the intruder could have caused.
+    rename(&app, &admin, b, "sentinel").await;
+    loop {
+        let frame = insider.next_any().await;
+        assert_ne!(frame["type"], "presence", "{frame} (intruder {intruder_id})");
+        if frame["type"] == "event" {
+            break;
+        }
+    }
+}
+
 #[actix_web::test]
 async fn a_socket_that_never_authenticates_is_closed_with_1008() {
     let app = spawn_app_with(|settings| settings.realtime.auth_timeout_secs = 1).await;
