@@ -1035,8 +1035,11 @@ pub async fn minutes(state: &AppState, caller: &member::Model, meeting_id: i32) 
     let tz = timezone_of(&meeting)?;
     let agenda = agenda(conn, &meeting).await?;
     let attendance = attendance(conn, meeting_id).await?;
+    // The owner committee's action items only: an invited committee may link tasks of its own
+    // to the meeting, and those are for its members, not for everyone the minutes reach.
     let tasks = task::Entity::find()
         .filter(task::Column::MeetingId.eq(meeting_id))
+        .filter(task::Column::CommitteeId.eq(meeting.committee_id))
         .filter(task::Column::DeletedAt.is_null())
         .order_by_asc(task::Column::Id)
         .all(conn)

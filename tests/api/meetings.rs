@@ -326,12 +326,27 @@ async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
         (task["meeting_id"].as_i64(), task["agenda_item_id"].as_i64()),
         (Some(id), Some(items[3]))
     );
+    // The invited committee links a task of its own to the item: it stays its own business.
+    let (status, own) = app
+        .post(
+            &format!("/api/committees/{technical}/tasks"),
+            Some(&guest),
+            json!({ "title": "Technical's private follow-up", "agenda_item_id": items[3] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{own}");
     let (status, minutes) = app.get(&format!("/api/meetings/{id}/minutes"), &guest).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(minutes["attendance"][0]["present"], true);
     let signature = &minutes["items"][0];
     assert_eq!(signature["outcome"], "MOU signed by 13 countries.");
-    assert_eq!(signature["action_items"][0]["title"], "Send signed copies");
+    let action_items: Vec<&str> = signature["action_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(action_items, ["Send signed copies"], "the owner committee's only");
     assert_eq!(signature["planned_minutes"], 20);
     let markdown = app
         .client
@@ -346,6 +361,7 @@ async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
     assert!(markdown.starts_with("# IV Regional Meeting"), "{markdown}");
     assert!(markdown.contains("**Outcome:** MOU signed by 13 countries."));
     assert!(markdown.contains("- [ ] Send signed copies — Member, due 2027-01-15"));
+    assert!(!markdown.contains("private follow-up"), "{markdown}");
 
     // Filed as a document of the committee; filing again adds a version.
     let (status, document) = app
