@@ -37,6 +37,9 @@ pub struct DocAccess {
     pub manage: bool,
     /// The owner committee is archived: the document can be read, not changed.
     pub archived: bool,
+    /// The secretariat or a member of the owner committee, not someone it is shared with: who
+    /// else it is shared with is the owner's business.
+    pub owner_side: bool,
 }
 
 impl DocAccess {
@@ -85,6 +88,7 @@ pub async fn access(
                 write: true,
                 manage: true,
                 archived,
+                owner_side: true,
             },
         ));
     }
@@ -106,6 +110,7 @@ pub async fn access(
                 write,
                 manage: role == CommitteeRole::Chair,
                 archived,
+                owner_side: true,
             },
         ));
     }
@@ -123,6 +128,7 @@ pub async fn access(
             write: write || best.is_some_and(|b| b.write),
             manage: false,
             archived,
+            owner_side: false,
         });
     }
     best.map(|access| (document, access)).ok_or(ApiError::NotFound)
@@ -517,17 +523,26 @@ pub async fn list(
 }
 
 pub async fn detail(state: &AppState, caller: &member::Model, document_id: i32) -> ApiResult<DocumentDetailResponse> {
-    let (document, _) = access(state.db.conn(), caller, document_id).await?;
+    let (document, access) = access(state.db.conn(), caller, document_id).await?;
     let versions = document_version::Entity::find()
         .filter(document_version::Column::DocumentId.eq(document_id))
         .order_by_asc(document_version::Column::Number)
         .all(state.db.conn())
         .await?;
-    let shares = document_share::Entity::find()
+    let mut shares = document_share::Entity::find()
         .filter(document_share::Column::DocumentId.eq(document_id))
-        .order_by_asc(document_share::Column::CommitteeId)
-        .all(state.db.conn())
-        .await?;
+        .order_by_asc(document_share::Column::CommitteeId);
+    if !access.owner_side {
+        // Only the shares that let the caller in: the other sharing committees are not theirs
+        // to know of.
+        let own = committee_membership::Entity::find()
+            .select_only()
+            .column(committee_membership::Column::CommitteeId)
+            .filter(committee_membership::Column::MemberId.eq(caller.id))
+            .into_query();
+        shares = shares.filter(document_share::Column::CommitteeId.in_subquery(own));
+    }
+    let shares = shares.all(state.db.conn()).await?;
     Ok(DocumentDetailResponse {
         document: present(state.db.conn(), document).await?,
         versions: versions.into_iter().map(VersionResponse::from).collect(),

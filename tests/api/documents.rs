@@ -646,6 +646,48 @@ async fn deleting_a_published_document_withdraws_its_publication() {
     assert_eq!(kinds, ["document.published", "publication.withdrawn"]);
 }
 
+/// A committee a document is shared with sees its own share, not which other committees the
+/// owner shared it with; the owner committee sees them all.
+#[actix_web::test]
+async fn a_share_recipient_sees_only_its_own_share() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (a, b, c) = (
+        committee(&app, &admin, "A").await,
+        committee(&app, &admin, "B").await,
+        committee(&app, &admin, "C").await,
+    );
+    let (_, chair_a) = member_of(&app, &admin, a, "chair@a.pe", "chair").await;
+    let (_, member_a) = member_of(&app, &admin, a, "member@a.pe", "member").await;
+    let (_, member_b) = member_of(&app, &admin, b, "member@b.pe", "member").await;
+    let id = upload_document(&app, &chair_a, a, "Shared twice", pdf("twice")).await["id"]
+        .as_i64()
+        .unwrap();
+    for (committee_id, access) in [(b, "read"), (c, "write")] {
+        let path = format!("/api/documents/{id}/shares/{committee_id}");
+        let (status, body) = app
+            .call(Method::PUT, &path, Some(&chair_a), Some(json!({ "access": access })))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let shares_seen_by = |token: String| {
+        let app = &app;
+        async move {
+            let (status, detail) = app.get(&format!("/api/documents/{id}"), &token).await;
+            assert_eq!(status, StatusCode::OK, "{detail}");
+            detail["shares"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|share| share["committee_id"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(shares_seen_by(member_a).await, [b, c]);
+    assert_eq!(shares_seen_by(admin.clone()).await, [b, c]);
+    assert_eq!(shares_seen_by(member_b).await, [b]);
+}
+
 #[actix_web::test]
 async fn a_rejected_request_never_appears_and_carries_its_reason() {
     let app = spawn_app().await;
