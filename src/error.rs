@@ -226,8 +226,9 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
-/// Whether PostgreSQL refused a value as too long for its column or out of its type's range
-/// (SQLSTATE class 22: 22001, 22003, 22008). SQLite stores such values as they come.
+/// Whether PostgreSQL refused a value as too long for its column or out of its type's range, or
+/// a character it cannot store (SQLSTATE class 22: 22001, 22003, 22008; 22021 and 22P05, which
+/// `input::refuse_nul` keeps from happening). SQLite stores such values as they come.
 fn is_out_of_range(error: &sea_orm::DbErr) -> bool {
     use sea_orm::{DbErr, RuntimeErr, sqlx};
     let (DbErr::Query(RuntimeErr::SqlxError(sqlx_error)) | DbErr::Exec(RuntimeErr::SqlxError(sqlx_error))) = error
@@ -237,7 +238,10 @@ fn is_out_of_range(error: &sea_orm::DbErr) -> bool {
     let sqlx::Error::Database(database_error) = &**sqlx_error else {
         return false;
     };
-    matches!(database_error.code().as_deref(), Some("22001" | "22003" | "22008"))
+    matches!(
+        database_error.code().as_deref(),
+        Some("22001" | "22003" | "22008" | "22021" | "22P05")
+    )
 }
 
 impl<E: std::fmt::Debug + std::fmt::Display> From<sea_orm::TransactionError<E>> for ApiError

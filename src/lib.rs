@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod group_commit;
 pub mod indicators;
+pub mod input;
 pub mod mail;
 pub mod meetings;
 pub mod openapi;

@@ -194,6 +194,7 @@ fn build_app(
         )
         .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::BadRequest(error.to_string()).into()))
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+        .wrap(actix_web::middleware::from_fn(crate::input::refuse_nul))
         // CORS inside the error handlers and the security headers: its own refusals are
         // errors like any other.
         .wrap(cors(settings))

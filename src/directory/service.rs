@@ -394,6 +394,9 @@ pub async fn export_csv(state: &AppState) -> ApiResult<String> {
 /// Imports contacts (creating their organizations by name and country when new), all or
 /// nothing: one bad row and nothing is written, with the row named.
 pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResult<ImportReport> {
+    if body.contains(&0) {
+        return Err(ApiError::validation("csv", crate::input::NUL_REFUSED));
+    }
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(body);
     let headers = reader
         .headers()

@@ -132,6 +132,9 @@ async fn read_fields(
                 value.extend_from_slice(&chunk);
             }
             let text = String::from_utf8(value).map_err(|_| ApiError::validation(&name, "must be UTF-8 text"))?;
+            if text.contains('\0') {
+                return Err(ApiError::validation(&name, crate::input::NUL_REFUSED).into());
+            }
             fields.insert(name, text);
         }
     }

@@ -390,3 +390,72 @@ async fn values_at_the_limits_of_what_the_database_stores_are_stored_or_refused_
     let (_, tasks) = app.get(&format!("/api/committees/{c}/tasks"), &admin).await;
     assert_eq!(tasks["items"], json!([]));
 }
+
+/// A NUL character (U+0000) is refused wherever text comes in, as 400 on both databases
+/// (PostgreSQL cannot store it, and answered 500), and nothing is written.
+#[actix_web::test]
+async fn text_with_a_nul_character_is_refused_everywhere_and_writes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = crate::committees::committee(&app, &admin, "C").await;
+    let tasks = format!("/api/committees/{c}/tasks");
+
+    // JSON: as an escape in a string, in any field, at any depth.
+    for body in [
+        json!({ "title": "a\u{0}b" }),
+        json!({ "title": "ok", "description": "x\u{0}" }),
+    ] {
+        let (status, problem) = app.post(&tasks, Some(&admin), body).await;
+        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let (status, problem) = app
+        .call(Method::PATCH, "/api/me", Some(&admin), Some(json!({ "name": "\u{0}" })))
+        .await;
+    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "bad_request");
+    let (_, list) = app.get(&tasks, &admin).await;
+    assert_eq!(list["items"], json!([]), "nothing was written");
+    // A backslash followed by the letters u0000 is text like any other.
+    let (status, task) = app.post(&tasks, Some(&admin), json!({ "title": "a\\u0000b" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    assert_eq!(task["title"], "a\\u0000b");
+
+    // Query strings and paths, the public area's included.
+    for path in [
+        "/api/public/directory?q=%00",
+        "/api/public/port-communities?country=%00",
+        "/api/public/indicators/%00/values",
+    ] {
+        let (status, problem) = app.call(Method::GET, path, None, None).await;
+        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let (status, problem) = app.get(&format!("{tasks}?q=%00"), &admin).await;
+    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "bad_request");
+
+    // A multipart text field; the file itself may hold any bytes.
+    let pdf = crate::documents::pdf("with a \0 inside");
+    let documents = format!("/api/committees/{c}/documents");
+    let (status, problem) = app
+        .upload(&documents, &admin, "a.pdf", pdf.clone(), &[("title", "a\0b")], None)
+        .await;
+    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+    let (status, document) = app
+        .upload(&documents, &admin, "a.pdf", pdf, &[("title", "Binary inside")], None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{document}");
+
+    // A CSV import.
+    let csv = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public\n\
+               Autoridad\0 Portuaria,port_authority,EC,,,María Ruiz,Gerente,,,true\n";
+    let response = app
+        .client
+        .post(app.url("/api/admin/directory/import"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let problem: Value = response.json().await.unwrap();
+    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+}
