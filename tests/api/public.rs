@@ -350,6 +350,24 @@ async fn a_review_of_a_value_resubmitted_since_it_was_read_fails_with_412() {
     assert_eq!(values[0]["value"], 99.9);
 }
 
+/// A form field with nothing chosen is empty, not the word for nothing.
+#[actix_web::test]
+async fn public_forms_show_no_placeholder_for_what_is_not_chosen() {
+    let app = spawn_app().await;
+    for path in ["/indicators", "/directory", "/publications"] {
+        let page = app
+            .client
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!page.to_lowercase().contains("value=\"none\""), "{path}: {page}");
+    }
+}
+
 #[actix_web::test]
 async fn public_routes_send_validators_answer_304_and_refuse_writes() {
     let app = spawn_app().await;
