@@ -10,6 +10,7 @@ mod m20261128_000005_public_area;
 mod m20261129_000006_meeting_minutes_document;
 mod m20261129_000007_search_text_unbounded;
 mod m20261129_000008_indicator_value_version;
+mod m20261129_000009_indicator_review_queue;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_meeting_minutes_document::Migration),
             Box::new(m20261129_000007_search_text_unbounded::Migration),
             Box::new(m20261129_000008_indicator_value_version::Migration),
+            Box::new(m20261129_000009_indicator_review_queue::Migration),
         ]
     }
 }

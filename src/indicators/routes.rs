@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, get, post, web};
 use super::service::{self, *};
 use crate::auth::{CurrentMember, Secretariat};
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
 
@@ -46,20 +47,22 @@ async fn create_definition(
 }
 
 /// Values by review status (submitted by default).
-#[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), params(ReviewFilter),
-    responses((status = 200, body = Vec<ValueResponse>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), params(ReviewFilter, PageQuery),
+    responses((status = 200, body = Paginated<ValueResponse>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 #[get("/indicators/values")]
 async fn list_values_for_review(
     state: web::Data<AppState>,
     _: Secretariat,
     filter: Deferred<web::Query<ReviewFilter>>,
+    page: Deferred<web::Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
+    let page = page?.page()?;
     let status = match filter?.status.as_deref() {
         None => ValueStatus::Submitted,
         Some(status) => ValueStatus::from_db(status)
             .map_err(|_| ApiError::validation("status", "must be submitted, validated or rejected"))?,
     };
-    Ok(HttpResponse::Ok().json(service::values_of_every_indicator(state.db.conn(), status, None).await?))
+    Ok(HttpResponse::Ok().json(service::review_queue(state.db.conn(), status, page).await?))
 }
 
 /// Validates a value: it becomes public. `If-Match` names the version reviewed.

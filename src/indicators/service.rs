@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::{Role, Validator, required_text, string_enum};
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::events::{self, Channel};
+use crate::pagination::{Page, Paginated};
 use crate::preconditions::IfMatch;
 use crate::realtime;
 use crate::state::AppState;
@@ -375,9 +376,41 @@ fn with_ports<'a>(
     })
 }
 
+/// One page of the values in `status`, oldest first: the secretariat's review queue.
+pub async fn review_queue(
+    conn: &impl sea_orm::ConnectionTrait,
+    status: ValueStatus,
+    page: Page,
+) -> ApiResult<Paginated<ValueResponse>> {
+    let mut query = indicator_value::Entity::find()
+        .filter(indicator_value::Column::Status.eq(status.as_str()))
+        .order_by_asc(indicator_value::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(indicator_value::Column::Id.gt(after));
+    }
+    let rows = query.all(conn).await?;
+    // Both small (the Network's indicators and ports), and a page may name any of them.
+    let definitions = indicator_definition::Entity::find().all(conn).await?;
+    let ports = port::Entity::find().all(conn).await?;
+    let described: Vec<_> = rows
+        .into_iter()
+        .filter_map(|row| {
+            let definition = definitions.iter().find(|d| d.id == row.indicator_id)?;
+            let port = ports.iter().find(|p| p.id == row.port_id)?;
+            Some((row, definition, port))
+        })
+        .collect();
+    Ok(Paginated::from_rows(
+        described,
+        page,
+        |(row, _, _)| row.id.into(),
+        |(row, definition, port)| present(row, definition, port),
+    ))
+}
+
 /// The values in `status` of every indicator (by code, then year and port), of one port when
-/// `port_id` is given: three queries, however many indicators there are. The secretariat's
-/// review lists them all.
+/// `port_id` is given: three queries, however many indicators there are.
 pub async fn values_of_every_indicator(
     conn: &impl sea_orm::ConnectionTrait,
     status: ValueStatus,

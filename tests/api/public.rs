@@ -217,7 +217,7 @@ async fn only_validated_indicator_values_are_public() {
         json!([])
     );
     let (_, pending) = app.get("/api/admin/indicators/values", &admin).await;
-    assert_eq!(pending[0]["value"], 71.5);
+    assert_eq!(pending["items"][0]["value"], 71.5);
     let (status, _) = app
         .call(
             Method::POST,
@@ -276,7 +276,7 @@ async fn only_validated_indicator_values_are_public() {
         "validated values only, by indicator code: {port}"
     );
     let (_, pending) = app.get("/api/admin/indicators/values", &admin).await;
-    let pending: Vec<i64> = pending
+    let pending: Vec<i64> = pending["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -314,7 +314,7 @@ async fn a_review_of_a_value_resubmitted_since_it_was_read_fails_with_412() {
     let (status, first) = submit(71.5).await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, pending) = app.get("/api/admin/indicators/values", &admin).await;
-    let seen = pending[0]["version"].as_i64().unwrap();
+    let seen = pending["items"][0]["version"].as_i64().unwrap();
     assert_eq!(seen, first["version"].as_i64().unwrap());
     let (status, second) = submit(99.9).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -348,6 +348,44 @@ async fn a_review_of_a_value_resubmitted_since_it_was_read_fails_with_412() {
     assert!(validated["version"].as_i64().unwrap() > current);
     let values = public_json(&app, "/api/public/indicators/berth_occupancy/values").await;
     assert_eq!(values[0]["value"], 99.9);
+}
+
+/// The review queue is a list like the others: pages of `{items, next_cursor}`, oldest first.
+#[actix_web::test]
+async fn the_review_queue_pages_through_every_waiting_value_oldest_first() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let callao = berth_occupancy_for_callao(&app, &admin).await;
+    let mut submitted = Vec::new();
+    for year in 2000..2005 {
+        let (status, value) = app
+            .post(
+                "/api/indicators/berth_occupancy/values",
+                Some(&admin),
+                json!({ "port_id": callao, "year": year, "value": 50.0 }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{value}");
+        submitted.push(value["id"].as_i64().unwrap());
+    }
+    let (mut seen, mut path) = (Vec::new(), "/api/admin/indicators/values?limit=2".to_owned());
+    loop {
+        let (status, page) = app.get(&path, &admin).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|v| v["id"].as_i64().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/admin/indicators/values?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, submitted);
+    let (status, problem) = app.get("/api/admin/indicators/values?limit=0", &admin).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("validation_failed"))
+    );
 }
 
 /// A form field with nothing chosen is empty, not the word for nothing.
