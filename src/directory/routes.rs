@@ -1,11 +1,11 @@
 //! `/api/admin/directory/*`: the secretariat manages the directory.
 
-use actix_web::{HttpResponse, delete, get, http::header, patch, post, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, delete, get, http::header, patch, post, web};
 
 use super::dto::*;
 use super::service;
 use crate::auth::Secretariat;
-use crate::error::{ApiResult, Deferred, Problem};
+use crate::error::{ApiError, ApiResult, Deferred, Problem};
 use crate::pagination::{PageQuery, Paginated};
 use crate::state::AppState;
 
@@ -174,14 +174,24 @@ async fn export_directory(state: web::Data<AppState>, _: Secretariat) -> ApiResu
         .body(service::export_csv(&state).await?))
 }
 
-/// Imports contacts from CSV (the export's columns); all rows or none.
+/// Imports contacts from CSV (the export's columns, `Content-Type: text/csv`); all rows or none.
 #[utoipa::path(context_path = "/api/admin", tag = "directory", security(("bearer" = [])), request_body(content_type = "text/csv", content = String),
-    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem)))]
+    responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)))]
 #[post("/directory/import")]
 async fn import_directory(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
-    body: web::Bytes,
+    request: HttpRequest,
+    body: Deferred<web::Bytes>,
 ) -> ApiResult<HttpResponse> {
+    let body = body?;
+    let csv = request
+        .mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|mime| mime.essence_str() == "text/csv");
+    if !csv {
+        return Err(ApiError::UnsupportedMediaType);
+    }
     Ok(HttpResponse::Ok().json(service::import_csv(&state, actor.id(), &body).await?))
 }

@@ -130,6 +130,21 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     let csv = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public\n\
                Autoridad Portuaria de Guayaquil,port_authority,EC,,https://apg.gob.ec,María Ruiz,Gerente,maria@apg.gob.ec,+593 4 000,true\n\
                Autoridad Portuaria de Guayaquil,port_authority,EC,,https://apg.gob.ec,Luis Vera,Analista,,,false\n";
+    // CSV is said to be CSV: the same rows sent as anything else are not read.
+    for content_type in ["application/json", "text/plain", "multipart/form-data; boundary=x"] {
+        let response = app
+            .client
+            .post(app.url("/api/admin/directory/import"))
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "unsupported_media_type");
+    }
     let response = app
         .client
         .post(app.url("/api/admin/directory/import"))
@@ -160,6 +175,7 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
         .client
         .post(app.url("/api/admin/directory/import"))
         .bearer_auth(&admin)
+        .header("content-type", "text/csv; charset=utf-8")
         .body(bad)
         .send()
         .await
