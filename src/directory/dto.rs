@@ -121,4 +121,6 @@ pub struct DirectoryEntry {
 pub struct ImportReport {
     pub organizations_created: usize,
     pub contacts_created: usize,
+    /// Rows naming a contact the organization already has (by name): updated, not added again.
+    pub contacts_updated: usize,
 }

@@ -412,6 +412,7 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
     let mut report = ImportReport {
         organizations_created: 0,
         contacts_created: 0,
+        contacts_updated: 0,
     };
     for (index, record) in reader.records().enumerate() {
         let row = index + 2;
@@ -471,31 +472,45 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             }
             other => other,
         })?;
-        contact::ActiveModel {
-            organization_id: Set(organization_id),
-            search_text: Set(search::index_text(&[
-                &name,
-                &position,
-                email.as_deref().unwrap_or_default(),
-            ])),
-            name: Set(name),
-            position: Set(position),
-            email: Set(email),
-            phone: Set(phone),
-            public: Set(request.public),
-            created_at: Set(Utc::now()),
-            updated_at: Set(Utc::now()),
-            ..Default::default()
-        }
-        .insert(&*txn)
-        .await?;
-        report.contacts_created += 1;
+        // A contact of the same name in the same organization is the same person: an export
+        // edited and imported back updates its rows rather than adding them again.
+        let existing = contact::Entity::find()
+            .filter(contact::Column::OrganizationId.eq(organization_id))
+            .filter(contact::Column::Name.eq(&name))
+            .one(&*txn)
+            .await?;
+        let mut active = match existing {
+            Some(row) => {
+                report.contacts_updated += 1;
+                row.into_active_model()
+            }
+            None => {
+                report.contacts_created += 1;
+                contact::ActiveModel {
+                    organization_id: Set(organization_id),
+                    created_at: Set(Utc::now()),
+                    ..Default::default()
+                }
+            }
+        };
+        active.search_text = Set(search::index_text(&[
+            &name,
+            &position,
+            email.as_deref().unwrap_or_default(),
+        ]));
+        active.name = Set(name);
+        active.position = Set(position);
+        active.email = Set(email);
+        active.phone = Set(phone);
+        active.public = Set(request.public);
+        active.updated_at = Set(Utc::now());
+        active.save(&*txn).await?;
     }
     let recorded = emit_public(
         &*txn,
         actor_id,
         "directory.updated",
-        json!({ "imported": report.contacts_created }),
+        json!({ "imported": report.contacts_created + report.contacts_updated }),
     )
     .await?;
     txn.commit().await?;

@@ -145,30 +145,39 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["code"], "unsupported_media_type");
     }
-    let response = app
-        .client
-        .post(app.url("/api/admin/directory/import"))
-        .bearer_auth(&admin)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let report: Value = response.json().await.unwrap();
-    assert_eq!(report, json!({ "organizations_created": 1, "contacts_created": 2 }));
-    let exported = app
-        .client
-        .get(app.url("/api/admin/directory/export.csv"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let import = |body: String| {
+        let request = app.client.post(app.url("/api/admin/directory/import"));
+        let request = request.bearer_auth(&admin).header("content-type", "text/csv");
+        async move {
+            let response = request.body(body).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let export = || async {
+        let request = app.client.get(app.url("/api/admin/directory/export.csv"));
+        let response = request.bearer_auth(&admin).send().await.unwrap();
+        response.text().await.unwrap()
+    };
+    let (status, report) = import(csv.to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        report,
+        json!({ "organizations_created": 1, "contacts_created": 2, "contacts_updated": 0 })
+    );
+    let exported = export().await;
     assert_eq!(exported.lines().count(), 3);
     assert!(exported.contains("María Ruiz,Gerente,maria@apg.gob.ec"));
+
+    // The export, edited and imported back, updates the same contacts: nothing is doubled.
+    let (status, report) = import(exported.replace("Gerente", "Gerenta General")).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report,
+        json!({ "organizations_created": 0, "contacts_created": 0, "contacts_updated": 2 })
+    );
+    let exported = export().await;
+    assert_eq!(exported.lines().count(), 3, "{exported}");
+    assert!(exported.contains("María Ruiz,Gerenta General,maria@apg.gob.ec"));
 
     let bad = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public\nX,port_authority,EC,,,Good Row,,,,true\nY,castle,EC,,,Bad Row,,,,true\n";
     let response = app
