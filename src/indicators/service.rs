@@ -152,6 +152,8 @@ pub async fn create_definition(
     Ok(row.into())
 }
 
+const MAX_VALUE: f64 = 1e15;
+
 /// A member of a port community submits (or corrects) the value of one of its ports; it waits
 /// for the secretariat's validation before it is public.
 pub async fn submit(
@@ -160,8 +162,9 @@ pub async fn submit(
     code: &str,
     request: ValueRequest,
 ) -> ApiResult<ValueResponse> {
-    if !request.value.is_finite() {
-        return Err(ApiError::validation("value", "must be a number"));
+    // Far beyond any port's figure (tonnes, TEU, dollars), and still printed in plain digits.
+    if !request.value.is_finite() || request.value.abs() > MAX_VALUE {
+        return Err(ApiError::validation("value", "must be a number between -1e15 and 1e15"));
     }
     if !(1990..=2100).contains(&request.year) {
         return Err(ApiError::validation("year", "must be between 1990 and 2100"));

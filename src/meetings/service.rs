@@ -226,6 +226,20 @@ async fn set_invited(conn: &impl ConnectionTrait, meeting: &meeting::Model, comm
     Ok(())
 }
 
+/// The longest a meeting may last: a conference of several days, not a season.
+const MAX_MEETING_DAYS: i64 = 14;
+
+/// What is wrong with a meeting running from `starts_at` to `ends_at`, if anything.
+fn span_problem(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Option<&'static str> {
+    if ends_at <= starts_at {
+        Some("must be after starts_at")
+    } else if ends_at - starts_at > chrono::Duration::days(MAX_MEETING_DAYS) {
+        Some("must be at most 14 days after starts_at")
+    } else {
+        None
+    }
+}
+
 fn check_location(validator: &mut Validator, location: Option<&str>) {
     if location.is_some_and(|l| l.chars().count() > 300) {
         validator.add("location", "must be at most 300 characters long");
@@ -242,8 +256,8 @@ pub async fn create(
     let mut validator = Validator::default();
     let title = validator.check(required_text("title", &request.title, 300));
     let timezone = validator.check(parse_timezone(&request.timezone));
-    if request.ends_at <= request.starts_at {
-        validator.add("ends_at", "must be after starts_at");
+    if let Some(problem) = span_problem(request.starts_at, request.ends_at) {
+        validator.add("ends_at", problem);
     }
     validator.year_in_range("starts_at", Some(request.starts_at.year()));
     validator.year_in_range("ends_at", Some(request.ends_at.year()));
@@ -373,8 +387,8 @@ pub async fn update(
     }
     let starts_at = request.starts_at.unwrap_or(meeting.starts_at);
     let ends_at = request.ends_at.unwrap_or(meeting.ends_at);
-    if ends_at <= starts_at {
-        return Err(ApiError::validation("ends_at", "must be after starts_at"));
+    if let Some(problem) = span_problem(starts_at, ends_at) {
+        return Err(ApiError::validation("ends_at", problem));
     }
     let cancelling = request.status == Some(MeetingStatus::Cancelled) && current != MeetingStatus::Cancelled;
     let calendar_changed = request.starts_at.is_some()

@@ -1099,3 +1099,37 @@ async fn live_mode_and_the_agenda_move_the_meetings_version_and_own_its_live_sta
         );
     }
 }
+
+/// A meeting lasts at most 14 days: a conference of several days, never until the year 9999.
+#[actix_web::test]
+async fn a_meeting_lasts_at_most_fourteen_days() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
+    let path = format!("/api/committees/{c}/meetings");
+    for ends in [starts + Duration::days(15), "9999-12-31T00:00:00Z".parse().unwrap()] {
+        let body = json!({ "title": "Forever", "starts_at": starts, "ends_at": ends, "timezone": "UTC" });
+        let (status, problem) = app.post(&path, Some(&admin), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "ends_at");
+    }
+    let fortnight = starts + Duration::days(14);
+    let meeting = create_meeting(
+        &app,
+        &admin,
+        c,
+        json!({ "title": "Conference", "starts_at": starts, "ends_at": fortnight, "timezone": "UTC" }),
+    )
+    .await;
+    let (status, problem) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/meetings/{}", meeting["id"]),
+            Some(&admin),
+            Some(json!({ "ends_at": starts + Duration::days(15) })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "ends_at");
+}

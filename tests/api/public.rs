@@ -413,6 +413,27 @@ async fn the_review_queue_pages_through_every_waiting_value_oldest_first() {
     );
 }
 
+/// An indicator value is a plausible figure: not 1e308, which the page would print in 309 digits.
+#[actix_web::test]
+async fn an_indicator_value_beyond_any_ports_figure_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let callao = berth_occupancy_for_callao(&app, &admin).await;
+    let submit = |value: f64| {
+        app.post(
+            "/api/indicators/berth_occupancy/values",
+            Some(&admin),
+            json!({ "port_id": callao, "year": 2020, "value": value }),
+        )
+    };
+    for value in [1e308, -1e16] {
+        let (status, problem) = submit(value).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{value}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "value");
+    }
+    assert_eq!(submit(1e15).await.0, StatusCode::CREATED);
+}
+
 /// A form field with nothing chosen is empty, not the word for nothing.
 #[actix_web::test]
 async fn public_forms_show_no_placeholder_for_what_is_not_chosen() {
