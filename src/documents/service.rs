@@ -289,7 +289,12 @@ async fn with_upload<T>(
     .await;
     match outcome {
         Ok((value, recorded)) => {
-            state.storage.promote(upload.file).await?;
+            // Committed: the write succeeded, whatever happens to the file now. One that cannot
+            // be moved into place stays in staging, where the storage sweep promotes it (its
+            // version is committed); answering an error would only have the client send it again.
+            if let Err(error) = state.storage.promote(upload.file).await {
+                tracing::error!(error = %error, "a committed upload stays in staging until the storage sweep promotes it");
+            }
             realtime::publish(state, recorded);
             Ok(value)
         }

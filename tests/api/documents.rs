@@ -782,6 +782,35 @@ async fn a_failed_transaction_leaves_no_visible_document_and_the_sweep_removes_i
     assert_eq!(std::fs::read(&blob).unwrap(), bytes);
 }
 
+/// A committed upload whose file cannot be moved into place is still a success: answering an
+/// error would have the client upload it again as a second version. The file waits in staging
+/// and the storage sweep puts it in place.
+#[actix_web::test]
+async fn an_upload_committed_but_not_moved_into_place_succeeds_and_the_sweep_places_it() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let bytes = pdf("blocked");
+    let digest = sha(&bytes);
+    // A file where the blob's folder would go: the move into place fails.
+    let blocker = app.settings.documents.storage_dir.join("blobs").join(&digest[..2]);
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"in the way").unwrap();
+
+    let doc = upload_document(&app, &admin, c, "Blocked", bytes.clone()).await;
+    assert_eq!(doc["file"]["sha256"], digest);
+    let (_, list) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    std::fs::remove_file(&blocker).unwrap();
+    dcports::scheduler::sweep_staging(&app.db, &app.state.storage, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let response = download(&app, &admin, &format!("/api/documents/{}/content", doc["id"])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
+}
+
 #[actix_web::test]
 async fn documents_are_listed_with_filters_and_deleted_softly_by_the_right_people() {
     let app = spawn_app().await;
