@@ -8,7 +8,7 @@
 
 use actix_web::HttpMessage as _;
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Decompress, Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes, BytesMut};
@@ -31,12 +31,24 @@ pub async fn refuse_nul(
         let limit = request
             .app_data::<web::Data<AppState>>()
             .map_or(0, |state| state.settings.server.json_limit_bytes);
-        let Some(body) = read_within(request.take_payload(), limit).await? else {
-            return Ok(refused(request, ApiError::PayloadTooLarge));
+        // Read as the JSON extractor will read it: decompressed (a gzip header holds zero bytes
+        // of its own, and a NUL inside would otherwise pass unseen), within the same limit.
+        let payload = Decompress::from_headers(request.take_payload(), request.headers());
+        let body = match read_within(payload, limit).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return Ok(refused(request, ApiError::PayloadTooLarge)),
+            Err(error) => {
+                let problem = ApiError::BadRequest(format!("could not read the body: {error}"));
+                return Ok(refused(request, problem));
+            }
         };
         if json_has_nul(&body) {
             return Ok(refused(request, ApiError::BadRequest(NUL_REFUSED.to_owned())));
         }
+        // Handed on decompressed, and said so.
+        let headers = request.headers_mut();
+        headers.remove(header::CONTENT_ENCODING);
+        headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(body.len()));
         request.set_payload(payload_of(body));
     }
     next.call(request).await.map(ServiceResponse::map_into_left_body)
@@ -66,7 +78,10 @@ fn has_json_body(request: &ServiceRequest) -> bool {
 }
 
 /// The whole body, or `None` when it is longer than `limit` (the JSON extractor's own limit).
-async fn read_within(mut payload: Payload, limit: usize) -> Result<Option<Bytes>, actix_web::Error> {
+async fn read_within(
+    mut payload: Decompress<Payload>,
+    limit: usize,
+) -> Result<Option<Bytes>, actix_web::error::PayloadError> {
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk?;

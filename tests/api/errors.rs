@@ -419,6 +419,31 @@ async fn text_with_a_nul_character_is_refused_everywhere_and_writes_nothing() {
     assert_eq!(status, StatusCode::CREATED, "{task}");
     assert_eq!(task["title"], "a\\u0000b");
 
+    // A compressed body is read as the endpoint reads it: decompressed. A plain one goes through
+    // (a gzip header holds zero bytes of its own); a NUL inside is found.
+    let gzip = |body: Value| {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(body.to_string().as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    };
+    for (body, expected) in [
+        (json!({ "title": "compressed" }), StatusCode::CREATED),
+        (json!({ "title": "com\u{0}pressed" }), StatusCode::BAD_REQUEST),
+    ] {
+        let response = app
+            .client
+            .post(app.url(&tasks))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(gzip(body))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
+
     // Query strings and paths, the public area's included.
     for path in [
         "/api/public/directory?q=%00",
