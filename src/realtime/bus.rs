@@ -22,6 +22,8 @@ use crate::events::EventFrame;
 use crate::public::cache::PublicCache;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest one publish (connecting included) may take.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What nodes tell each other.
 #[derive(Debug, Serialize, Deserialize)]
@@ -124,62 +126,63 @@ struct Publisher {
 impl RedisBus {
     async fn publish(self: &Arc<Self>, message: &BusMessage) -> anyhow::Result<()> {
         let mut publisher = self.publisher.lock().await;
-        let result = self.publish_locked(&mut publisher, Some(message)).await;
-        if result.is_err() && !std::mem::replace(&mut publisher.owes_recheck, true) {
+        // A `Recheck` is owed: the other nodes will catch up from the database anyway, so the
+        // message is dropped, not queued behind a Redis that is not answering.
+        if publisher.owes_recheck {
+            return Ok(());
+        }
+        let result = self.send_locked(&mut publisher, message).await;
+        if result.is_err() {
+            publisher.owes_recheck = true;
             tokio::spawn(repair(self.clone()));
         }
         result
     }
 
-    /// Publishes `message`, preceded by the `Recheck` owed for an earlier failure; on failure
-    /// the connection is dropped, to be made again next time.
-    async fn publish_locked(&self, publisher: &mut Publisher, message: Option<&BusMessage>) -> anyhow::Result<()> {
-        let result = self.send_all(publisher, message).await;
-        if result.is_err() {
-            publisher.connection = None;
+    /// Sends the `Recheck` owed for a failed publish if Redis is back; whether it is still owed.
+    async fn try_repair(&self) -> bool {
+        let mut publisher = self.publisher.lock().await;
+        if !publisher.owes_recheck {
+            return false;
         }
-        result
+        if self.send_locked(&mut publisher, &BusMessage::Recheck).await.is_err() {
+            return true;
+        }
+        publisher.owes_recheck = false;
+        tracing::info!("bus publishing again; the other nodes recheck their sessions");
+        false
     }
 
-    async fn send_all(&self, publisher: &mut Publisher, message: Option<&BusMessage>) -> anyhow::Result<()> {
-        let connection = match &mut publisher.connection {
-            Some(connection) => connection,
-            None => publisher.connection.insert(
-                tokio::time::timeout(Duration::from_secs(1), self.client.get_multiplexed_async_connection()).await??,
-            ),
-        };
-        if publisher.owes_recheck {
-            self.send_on(connection, &BusMessage::Recheck).await?;
-            publisher.owes_recheck = false;
-            tracing::info!("bus publishing again; the other nodes recheck their sessions");
-        }
-        match message {
-            Some(message) => self.send_on(connection, message).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn send_on(
-        &self,
-        connection: &mut redis::aio::MultiplexedConnection,
-        message: &BusMessage,
-    ) -> anyhow::Result<()> {
+    /// Publishes on the publisher's connection (made if need be), within `PUBLISH_TIMEOUT`: the
+    /// lock is held meanwhile, and a Redis that accepts but never answers must not hold it
+    /// for ever. On failure the connection is dropped, to be made again next time.
+    async fn send_locked(&self, publisher: &mut Publisher, message: &BusMessage) -> anyhow::Result<()> {
         let payload = serde_json::to_string(&Envelope {
             node: self.node.clone(),
             message: clone_message(message),
         })?;
-        redis::cmd("PUBLISH")
-            .arg(&self.topic)
-            .arg(payload)
-            .query_async::<i64>(connection)
-            .await?;
-        Ok(())
-    }
-
-    /// Sends the `Recheck` owed for a failed publish if Redis is back; whether it is still owed.
-    async fn try_repair(&self) -> bool {
-        let mut publisher = self.publisher.lock().await;
-        publisher.owes_recheck && self.publish_locked(&mut publisher, None).await.is_err()
+        let send = async {
+            let connection = match &mut publisher.connection {
+                Some(connection) => connection,
+                None => publisher
+                    .connection
+                    .insert(self.client.get_multiplexed_async_connection().await?),
+            };
+            redis::cmd("PUBLISH")
+                .arg(&self.topic)
+                .arg(payload)
+                .query_async::<i64>(connection)
+                .await
+        };
+        let result = match tokio::time::timeout(PUBLISH_TIMEOUT, send).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(anyhow::Error::from(error)),
+            Err(_) => Err(anyhow::anyhow!("Redis did not answer within {PUBLISH_TIMEOUT:?}")),
+        };
+        if result.is_err() {
+            publisher.connection = None;
+        }
+        result
     }
 
     fn set_up(&self, up: bool) {
@@ -265,5 +268,49 @@ fn relay(bus: &RedisBus, broker: &Addr<Broker>, payload: &[u8]) {
             broker.do_send(MembershipRevoked { member_id, channel })
         }
         BusMessage::Recheck => broker.do_send(RecheckAll),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Redis that accepts connections and never answers (a black-holed network, a stalled
+    /// server): its connections stay open, so only a timeout ends a publish.
+    async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        (url, held)
+    }
+
+    fn bus_at(url: &str) -> Arc<RedisBus> {
+        Arc::new(RedisBus {
+            node: "test".to_owned(),
+            topic: "dcports-test".to_owned(),
+            client: redis::Client::open(url).unwrap(),
+            publisher: tokio::sync::Mutex::new(Publisher::default()),
+            up: AtomicBool::new(false),
+            gauge: IntGauge::new("test_bus_up", "test").unwrap(),
+            public_cache: Arc::new(PublicCache::new(Duration::ZERO, 0)),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_publish_to_a_redis_that_never_answers_gives_up_and_later_ones_are_dropped_at_once() {
+        let (url, _held) = black_hole().await;
+        let bus = bus_at(&url);
+        let message = BusMessage::MemberRevoked { member_id: 1 };
+        let first = tokio::time::timeout(PUBLISH_TIMEOUT * 3, bus.publish(&message)).await;
+        assert!(matches!(first, Ok(Err(_))), "the publish gives up within its timeout");
+        assert!(bus.publisher.lock().await.owes_recheck);
+        // Owing a recheck, the node drops what it would publish instead of waiting again.
+        let second = tokio::time::timeout(Duration::from_millis(100), bus.publish(&message)).await;
+        assert!(matches!(second, Ok(Ok(()))));
     }
 }
