@@ -39,6 +39,11 @@ pub struct Broker {
     /// relay (one message); below, each session is woken directly, which is quicker to the
     /// first frame when there are few.
     relay_from: usize,
+    /// A recheck sweep is under way; `recheck_again`: another was asked for meanwhile, and runs
+    /// once this one ends (several nodes' `Recheck`s after one outage make one or two sweeps,
+    /// not one each).
+    rechecking: bool,
+    recheck_again: bool,
 }
 
 struct SessionEntry {
@@ -110,6 +115,8 @@ impl Broker {
             presence_joiners: HashMap::new(),
             max_pending_bytes,
             relay_from,
+            rechecking: false,
+            recheck_again: false,
         }
     }
 
@@ -450,10 +457,22 @@ impl Handler<RecheckAll> for Broker {
     type Result = ();
 
     fn handle(&mut self, _: RecheckAll, ctx: &mut Self::Context) {
+        if self.rechecking {
+            self.recheck_again = true;
+        } else {
+            self.start_recheck(ctx);
+        }
+    }
+}
+
+impl Broker {
+    fn start_recheck(&mut self, ctx: &mut Context<Self>) {
+        self.rechecking = true;
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
         tracing::info!(sessions = ids.len(), "rechecking every session after a bus outage");
-        for (n, batch) in ids.chunks(RECHECK_BATCH).enumerate() {
-            let batch = batch.to_vec();
+        let batches = ids.chunks(RECHECK_BATCH).map(<[SessionId]>::to_vec).collect::<Vec<_>>();
+        let count = batches.len() as u32;
+        for (n, batch) in batches.into_iter().enumerate() {
             ctx.run_later(RECHECK_PACE * n as u32, move |broker, _| {
                 for id in batch {
                     if let Some(entry) = broker.sessions.get(&id) {
@@ -462,6 +481,12 @@ impl Handler<RecheckAll> for Broker {
                 }
             });
         }
+        ctx.run_later(RECHECK_PACE * count, |broker, ctx| {
+            broker.rechecking = false;
+            if std::mem::take(&mut broker.recheck_again) {
+                broker.start_recheck(ctx);
+            }
+        });
     }
 }
 

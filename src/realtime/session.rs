@@ -53,6 +53,8 @@ pub struct WsSession {
     subscribe_attempts: u64,
     /// Whether the Broker knows this session (from the first `auth` frame on).
     connected: bool,
+    /// A recheck found a subscription still replaying: recheck again once it is live.
+    recheck_pending: bool,
 }
 
 struct AuthenticatedMember {
@@ -73,6 +75,9 @@ enum Subscription {
     /// published in the other order, or from another node) wait in `ahead`; if the gap is not
     /// closed shortly, the missing events are read from the database.
     Live {
+        /// The subscribe this came from, as in `Replaying`: a recheck's findings apply to the
+        /// subscription it read for, not to a later one to the same channel.
+        attempt: u64,
         last_offset: i64,
         ahead: HeldBack,
         filling: bool,
@@ -210,6 +215,7 @@ impl WsSession {
             fragments: None,
             subscribe_attempts: 0,
             connected: false,
+            recheck_pending: false,
         }
     }
 
@@ -479,6 +485,7 @@ impl WsSession {
             },
         );
         let live = Subscription::Live {
+            attempt,
             last_offset,
             ahead: HeldBack::default(),
             filling: false,
@@ -491,6 +498,10 @@ impl WsSession {
         for (offset, frame) in buffered {
             self.accept(&channel, offset, frame, ctx);
         }
+        // A recheck ran while this was replaying: it could not check this channel then.
+        if std::mem::take(&mut self.recheck_pending) {
+            self.recheck(ctx);
+        }
     }
 
     /// Delivers a live event in offset order, holding it back if one before it is missing.
@@ -499,6 +510,7 @@ impl WsSession {
             last_offset,
             ahead,
             filling,
+            ..
         }) = self.subscriptions.get_mut(channel)
         else {
             return;
@@ -512,13 +524,14 @@ impl WsSession {
             return ctx.text(frame);
         }
         ahead.insert(offset, frame);
-        // Counted against the outbox's bound: they are frames this client has yet to receive.
-        if ahead.bytes > self.state.settings.realtime.max_pending_bytes {
-            return Self::close(ctx, CloseCode::Again, "too far behind; reconnect and resume");
-        }
         while let Some(frame) = ahead.remove(*last_offset + 1) {
             *last_offset += 1;
             ctx.text(frame);
+        }
+        // What is still held back counts against the outbox's bound: frames this client has yet
+        // to receive.
+        if ahead.bytes > self.state.settings.realtime.max_pending_bytes {
+            return Self::close(ctx, CloseCode::Again, "too far behind; reconnect and resume");
         }
         if !ahead.is_empty() && !*filling {
             *filling = true;
@@ -533,6 +546,7 @@ impl WsSession {
             last_offset,
             ahead,
             filling,
+            ..
         }) = self.subscriptions.get_mut(&channel)
         else {
             return;
@@ -594,20 +608,21 @@ impl WsSession {
         let Some(&AuthenticatedMember { id, token_version }) = self.member.as_ref() else {
             return;
         };
-        let live: Vec<(Arc<str>, i64)> = self
-            .subscriptions
-            .0
-            .iter()
-            .filter_map(|(name, subscription)| match subscription {
-                Subscription::Live { last_offset, .. } => Some((name.clone(), *last_offset)),
-                Subscription::Replaying { .. } => None,
-            })
-            .collect();
+        let mut live: Vec<(Arc<str>, u64, i64)> = Vec::new();
+        for (name, subscription) in &self.subscriptions.0 {
+            match subscription {
+                Subscription::Live {
+                    attempt, last_offset, ..
+                } => live.push((name.clone(), *attempt, *last_offset)),
+                // Checked once its replay is done (`finish_subscribe`).
+                Subscription::Replaying { .. } => self.recheck_pending = true,
+            }
+        }
         let state = self.state.clone();
         let work = async move {
             let member = member_still_authorized(&state, id, token_version).await?;
             let mut found = Vec::with_capacity(live.len());
-            for (name, after) in live {
+            for (name, attempt, after) in live {
                 let readable = match name.parse::<Channel>() {
                     Ok(channel) => committees::service::can_read_channel(&state, &member, channel).await?,
                     Err(_) => false,
@@ -616,14 +631,14 @@ impl WsSession {
                     true => Some(replay_all(&state, &name, after).await?),
                     false => None,
                 };
-                found.push((name, replay));
+                found.push((name, attempt, replay));
             }
             Ok::<_, ApiError>(found)
         };
         ctx.spawn(work.into_actor(self).map(|result, session, ctx| match result {
             Ok(found) => {
-                for (channel, replay) in found {
-                    session.catch_up(channel, replay, ctx);
+                for (channel, attempt, replay) in found {
+                    session.catch_up(channel, attempt, replay, ctx);
                 }
             }
             Err(ApiError::Unauthorized) => session.revoke(ctx),
@@ -635,7 +650,20 @@ impl WsSession {
     }
 
     /// Applies what a recheck found for one channel: no longer readable, or what was missed.
-    fn catch_up(&mut self, channel: Arc<str>, replay: Option<Replay>, ctx: &mut ws::WebsocketContext<Self>) {
+    fn catch_up(
+        &mut self,
+        channel: Arc<str>,
+        attempt: u64,
+        replay: Option<Replay>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let same = matches!(
+            self.subscriptions.get_mut(&channel),
+            Some(Subscription::Live { attempt: current, .. }) if *current == attempt
+        );
+        if !same {
+            return;
+        }
         match replay {
             None => {
                 self.revoke_channel(&channel, ctx);

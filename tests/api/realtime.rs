@@ -861,3 +861,53 @@ async fn events_held_back_behind_an_unreadable_gap_are_bounded() {
     assert_eq!(code, Some(1013), "{frames:?}");
     assert!(frames.iter().all(|frame| frame["type"] != "event"), "{frames:?}");
 }
+
+/// Held-back events are measured after the ones that can go out have gone: the event that
+/// closes the gap delivers them all, rather than tipping the count over the bound.
+#[actix_web::test]
+async fn the_event_that_closes_a_gap_delivers_what_was_held_back_even_near_the_bound() {
+    let data = (0..7).map(|n| json!({ "n": n, "padding": "x".repeat(100) }));
+    let (app, a, token) = {
+        let app = spawn_app().await;
+        let admin = app.secretariat("admin@sela.org").await;
+        let a = committee(&app, &admin, "Committee A").await;
+        let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+        (app, a, token)
+    };
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let (_, head) = client.subscribe(&format!("committee:{a}"), None).await;
+    let frames = committed_unpublished(&app, a, data).await;
+    let size = |frame: &events::EventFrame| serde_json::to_string(frame).unwrap().len();
+    let held_back: usize = frames[1..].iter().map(size).sum();
+    // Room for what is held back, not for that and the missing one together.
+    let bound = held_back + size(&frames[0]) / 2;
+    drop((app, client));
+
+    let app = spawn_app_with(|settings| settings.realtime.max_pending_bytes = bound).await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let (_, head_here) = client.subscribe(&format!("committee:{a}"), None).await;
+    assert_eq!(head_here, head);
+    let data = (0..7).map(|n| json!({ "n": n, "padding": "x".repeat(100) }));
+    let mut frames = committed_unpublished(&app, a, data).await;
+    let first = frames.remove(0);
+    for frame in frames {
+        app.state
+            .broker
+            .send(dcports::realtime::Publish(vec![frame]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.state
+        .broker
+        .send(dcports::realtime::Publish(vec![first]))
+        .await
+        .unwrap();
+    for n in 0..7 {
+        let event = client.next_event().await;
+        assert_eq!(event["offset"], head + 1 + n, "{event}");
+    }
+}
