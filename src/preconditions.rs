@@ -38,6 +38,10 @@ fn parse(req: &HttpRequest) -> Result<IfMatch, ApiError> {
         .to_str()
         .map_err(|_| ApiError::BadRequest("If-Match is not valid text".to_owned()))?
         .trim();
+    // `*`: any current version (RFC 9110 §13.1.1); the resource exists, or the write is a 404.
+    if text == "*" {
+        return Ok(IfMatch(None));
+    }
     let unquoted = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     unquoted
         .parse::<i32>()

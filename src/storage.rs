@@ -122,13 +122,16 @@ impl LocalStorage {
             let sha256 = hash_file(&path).await?;
             if is_referenced(sha256.clone()).await? && !self.blob_path(&sha256).exists() {
                 let size = metadata.len();
-                self.promote(StagedFile {
+                let staged = StagedFile {
                     path,
                     sha256,
                     size,
                     head: Vec::new(),
-                })
-                .await?;
+                };
+                // One file that cannot be placed does not keep the others waiting.
+                if let Err(error) = self.promote(staged).await {
+                    tracing::error!(error = %error, "a committed upload could not be moved into place; trying again next sweep");
+                }
             } else {
                 tokio::fs::remove_file(&path).await?;
                 removed += 1;

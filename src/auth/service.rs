@@ -41,17 +41,8 @@ pub async fn login(
     ];
     // Counted before the password is checked, so that attempts sent together cannot all pass
     // while their hashes are still being computed; forgiven below if the login succeeds.
-    let mut counted = Vec::with_capacity(keys.len());
-    for (key, limit) in &keys {
-        match state.throttle.take_attempt(key, *limit).await {
-            None => counted.push(key),
-            Some(retry_after_secs) => {
-                for key in counted {
-                    state.throttle.forgive(key).await;
-                }
-                return Err(ApiError::RateLimited { retry_after_secs });
-            }
-        }
+    if let Some(retry_after_secs) = state.throttle.take_attempts(&keys).await {
+        return Err(ApiError::RateLimited { retry_after_secs });
     }
 
     let found = member::Entity::find()
@@ -232,13 +223,12 @@ pub async fn forgot_password(state: web::Data<AppState>, email: &str, ip: Option
     };
     let auth = &state.settings.auth;
     let ip_limit = reset_ip_key(ip.as_deref().unwrap_or("unknown"));
-    for (key, limit) in [
+    let keys = [
         (reset_account_key(email.as_str()), auth.max_reset_requests_per_account),
         (ip_limit, auth.max_reset_requests_per_ip),
-    ] {
-        if let Some(retry_after_secs) = state.throttle.take_attempt(&key, limit).await {
-            return Err(ApiError::RateLimited { retry_after_secs });
-        }
+    ];
+    if let Some(retry_after_secs) = state.throttle.take_attempts(&keys).await {
+        return Err(ApiError::RateLimited { retry_after_secs });
     }
     actix_web::rt::spawn(async move {
         if let Err(error) = queue_reset_if_active(&state, &email, ip).await {

@@ -122,6 +122,20 @@ impl LoginThrottle {
         self.memory.take_attempt(key, limit)
     }
 
+    /// Counts an attempt on every key, or refuses it with `Some(seconds to wait)` when one of
+    /// them is at its limit; a refused attempt counts on none of them.
+    pub async fn take_attempts(&self, keys: &[(String, u32)]) -> Option<u64> {
+        for (taken, (key, limit)) in keys.iter().enumerate() {
+            if let Some(retry_after_secs) = self.take_attempt(key, *limit).await {
+                for (counted, _) in &keys[..taken] {
+                    self.forgive(counted).await;
+                }
+                return Some(retry_after_secs);
+            }
+        }
+        None
+    }
+
     /// Uncounts an attempt that succeeded (where it was counted: Redis, or this node's memory).
     pub async fn forgive(&self, key: &str) {
         if let Some(redis) = &self.redis

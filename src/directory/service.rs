@@ -477,6 +477,7 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
         let existing = contact::Entity::find()
             .filter(contact::Column::OrganizationId.eq(organization_id))
             .filter(contact::Column::Name.eq(&name))
+            .order_by_asc(contact::Column::Id)
             .one(&*txn)
             .await?;
         let mut active = match existing {

@@ -637,9 +637,9 @@ pub async fn delete(state: &AppState, caller: &member::Model, document_id: i32) 
     active.deleted_at = Set(Some(Utc::now()));
     let deleted = active.update(&*txn).await?;
     audit_document(&*txn, caller.id, "document.deleted", document_id, json!({})).await?;
-    let withdrawn = withdraw_publications(&*txn, &deleted, caller.id).await?;
-    let (_, mut recorded) = emit(&*txn, caller.id, "document.deleted", deleted).await?;
-    recorded.extend(withdrawn);
+    // Recorded in this order, published in it: a channel's offsets go out ascending.
+    let (_, mut recorded) = emit(&*txn, caller.id, "document.deleted", deleted.clone()).await?;
+    recorded.extend(withdraw_publications(&*txn, &deleted, caller.id).await?);
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(())
@@ -778,8 +778,12 @@ pub async fn unshare(state: &AppState, caller: &member::Model, document_id: i32,
         json!({ "committee_id": committee_id }),
     )
     .await?;
-    let mut channels = channels_of(&*txn, &document).await?;
-    channels.push(Channel::Committee(committee_id));
+    // The owner and the committee concerned: the other committees it is shared with have no
+    // business knowing with whom else it was.
+    let channels = [
+        Channel::Committee(document.committee_id),
+        Channel::Committee(committee_id),
+    ];
     let data = json!({ "id": document_id, "committee_id": committee_id });
     let recorded = events::record(&*txn, &channels, "document.unshared", Some(caller.id), data).await?;
     txn.commit().await?;

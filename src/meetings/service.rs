@@ -387,7 +387,10 @@ pub async fn update(
     }
     let starts_at = request.starts_at.unwrap_or(meeting.starts_at);
     let ends_at = request.ends_at.unwrap_or(meeting.ends_at);
-    if let Some(problem) = span_problem(starts_at, ends_at) {
+    // Checked when the dates change: a meeting stored before the 14-day bound still takes
+    // its other changes (a cancellation, a new title).
+    let moved = request.starts_at.is_some() || request.ends_at.is_some();
+    if let Some(problem) = span_problem(starts_at, ends_at).filter(|_| moved) {
         return Err(ApiError::validation("ends_at", problem));
     }
     let cancelling = request.status == Some(MeetingStatus::Cancelled) && current != MeetingStatus::Cancelled;

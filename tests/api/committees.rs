@@ -137,6 +137,12 @@ async fn committee_updates_are_guarded_by_if_match_and_names_are_unique() {
     assert_eq!(body["code"], "precondition_failed");
     let bad = patch("version two", json!({})).await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    // `*` matches whatever version the committee has (RFC 9110).
+    let any = patch("*", json!({ "description": "Academia, ports and customs" }))
+        .await
+        .unwrap();
+    assert_eq!(any.status(), StatusCode::OK);
+    assert_eq!(any.headers()["etag"], "\"3\"");
 
     committee(&app, &admin, "Technical Committee 2").await;
     let (status, body) = app
@@ -166,8 +172,8 @@ async fn committee_updates_are_guarded_by_if_match_and_names_are_unique() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     let (_, detail) = app.get(&format!("/api/committees/{id}"), &admin).await;
-    assert_eq!(detail["description"], "Academia and ports");
-    assert_eq!(detail["version"], 2);
+    assert_eq!(detail["description"], "Academia, ports and customs");
+    assert_eq!(detail["version"], 3);
 }
 
 #[actix_web::test]

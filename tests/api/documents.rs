@@ -685,7 +685,24 @@ async fn a_share_recipient_sees_only_its_own_share() {
     };
     assert_eq!(shares_seen_by(member_a).await, [b, c]);
     assert_eq!(shares_seen_by(admin.clone()).await, [b, c]);
-    assert_eq!(shares_seen_by(member_b).await, [b]);
+    assert_eq!(shares_seen_by(member_b.clone()).await, [b]);
+
+    // Nor does B hear of C's share ending: its next event is its own committee's.
+    let (mut socket_b, _) = WsClient::authenticated(&app, &member_b).await;
+    socket_b.subscribe(&format!("committee:{b}"), None).await;
+    let path = format!("/api/documents/{id}/shares/{c}");
+    let (status, _) = app.call(Method::DELETE, &path, Some(&chair_a), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/committees/{b}"),
+            Some(&admin),
+            Some(json!({ "description": "sentinel" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(socket_b.next_event().await["kind"], "committee.updated");
 }
 
 #[actix_web::test]

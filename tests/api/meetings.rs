@@ -1132,4 +1132,25 @@ async fn a_meeting_lasts_at_most_fourteen_days() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "ends_at");
+
+    // A meeting stored longer than that before the bound existed still takes other changes.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    entity::meeting::Entity::update_many()
+        .col_expr(
+            entity::meeting::Column::EndsAt,
+            Expr::value(starts + Duration::days(30)),
+        )
+        .filter(entity::meeting::Column::Id.eq(meeting["id"].as_i64().unwrap() as i32))
+        .exec(app.db.conn())
+        .await
+        .unwrap();
+    let (status, renamed) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/meetings/{}", meeting["id"]),
+            Some(&admin),
+            Some(json!({ "title": "Renamed", "status": "cancelled" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
 }
