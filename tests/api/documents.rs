@@ -436,6 +436,17 @@ async fn another_committee_sees_a_document_only_while_it_is_shared_and_only_as_s
     );
 }
 
+/// The kinds of the events on the public channel, oldest first.
+async fn public_event_kinds(app: &TestApp, token: &str) -> Vec<String> {
+    let (_, feed) = app.get("/api/events?channel=public", token).await;
+    feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[actix_web::test]
 async fn a_document_reaches_the_public_area_only_between_approval_and_withdrawal() {
     let app = spawn_app().await;
@@ -581,14 +592,10 @@ async fn a_document_reaches_the_public_area_only_between_approval_and_withdrawal
 
     let (_, audit) = app.get("/api/admin/audit?action=document.published", &admin).await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1);
-    let (_, feed) = app.get("/api/events?channel=public", &admin).await;
-    let kinds: Vec<&str> = feed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["document.published", "publication.withdrawn"]);
+    assert_eq!(
+        public_event_kinds(&app, &admin).await,
+        ["document.published", "publication.withdrawn"]
+    );
 }
 
 /// Deleting a document takes it out of the public area: its publication is withdrawn, list, page
@@ -636,14 +643,10 @@ async fn deleting_a_published_document_withdraws_its_publication() {
     assert_eq!(list.json::<Value>().await.unwrap()["items"], json!([]));
     let page = app.client.get(app.url("/publications")).send().await.unwrap();
     assert!(!page.text().await.unwrap().contains("Port study"));
-    let (_, feed) = app.get("/api/events?channel=public", &admin).await;
-    let kinds: Vec<&str> = feed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["document.published", "publication.withdrawn"]);
+    assert_eq!(
+        public_event_kinds(app, &admin).await,
+        ["document.published", "publication.withdrawn"]
+    );
 }
 
 /// A committee a document is shared with sees its own share, not which other committees the

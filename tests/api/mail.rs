@@ -90,13 +90,16 @@ async fn queued_mail_survives_a_restart_and_is_sent_by_the_next_process() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    // First process: SMTP unreachable, so the invitation stays queued.
+    // First process: SMTP unreachable, so the invitation stays queued. It tries once, when the
+    // invitation wakes its mailer, and does not poll again during the test: as a process that
+    // stopped, it must not win the message back from the next one (a flaky race under load).
     let app = spawn_app_with(|settings| {
         settings.mail.transport = MailTransportKind::Smtp;
         settings.mail.smtp.host = "127.0.0.1".to_owned();
         settings.mail.smtp.port = dead_port;
         settings.mail.smtp.security = SmtpSecurity::None;
         settings.mail.retry_base_ms = 50;
+        settings.mail.poll_interval_ms = 600_000;
     })
     .await;
     let admin = app.secretariat("admin@sela.org").await;
@@ -115,6 +118,7 @@ async fn queued_mail_survives_a_restart_and_is_sent_by_the_next_process() {
     // Second process on the same database, with a working SMTP server.
     let mut settings = app.settings.clone();
     settings.mail.smtp.port = smtp.port;
+    settings.mail.poll_interval_ms = 100;
     let second = dcports::startup::Application::build(settings).await.unwrap();
     actix_web::rt::spawn(second.run_until_stopped());
     for _ in 0..400 {

@@ -213,6 +213,13 @@ async fn berth_occupancy_for_callao(app: &TestApp, admin: &str) -> i64 {
     ports[0]["ports"][0]["id"].as_i64().unwrap()
 }
 
+/// Submits Callao's `berth_occupancy` for `year`.
+async fn submit_berth_occupancy(app: &TestApp, token: &str, port: i64, year: i32, value: f64) -> (StatusCode, Value) {
+    let body = json!({ "port_id": port, "year": year, "value": value });
+    app.post("/api/indicators/berth_occupancy/values", Some(token), body)
+        .await
+}
+
 #[actix_web::test]
 async fn only_validated_indicator_values_are_public() {
     let app = spawn_app().await;
@@ -329,13 +336,7 @@ async fn a_review_of_a_value_resubmitted_since_it_was_read_fails_with_412() {
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
     let callao = berth_occupancy_for_callao(&app, &admin).await;
-    let submit = |value: f64| {
-        app.post(
-            "/api/indicators/berth_occupancy/values",
-            Some(&admin),
-            json!({ "port_id": callao, "year": 2018, "value": value }),
-        )
-    };
+    let submit = |value: f64| submit_berth_occupancy(&app, &admin, callao, 2018, value);
     let (status, first) = submit(71.5).await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, pending) = app.get("/api/admin/indicators/values", &admin).await;
@@ -383,13 +384,7 @@ async fn the_review_queue_pages_through_every_waiting_value_oldest_first() {
     let callao = berth_occupancy_for_callao(&app, &admin).await;
     let mut submitted = Vec::new();
     for year in 2000..2005 {
-        let (status, value) = app
-            .post(
-                "/api/indicators/berth_occupancy/values",
-                Some(&admin),
-                json!({ "port_id": callao, "year": year, "value": 50.0 }),
-            )
-            .await;
+        let (status, value) = submit_berth_occupancy(&app, &admin, callao, year, 50.0).await;
         assert_eq!(status, StatusCode::CREATED, "{value}");
         submitted.push(value["id"].as_i64().unwrap());
     }
@@ -419,13 +414,7 @@ async fn an_indicator_value_beyond_any_ports_figure_is_refused() {
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
     let callao = berth_occupancy_for_callao(&app, &admin).await;
-    let submit = |value: f64| {
-        app.post(
-            "/api/indicators/berth_occupancy/values",
-            Some(&admin),
-            json!({ "port_id": callao, "year": 2020, "value": value }),
-        )
-    };
+    let submit = |value: f64| submit_berth_occupancy(&app, &admin, callao, 2020, value);
     for value in [1e308, -1e16] {
         let (status, problem) = submit(value).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{value}: {problem}");
