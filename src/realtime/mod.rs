@@ -11,6 +11,7 @@ pub mod routes;
 mod session;
 
 pub use broker::{Broker, BrokerStats, MemberRevoked, MembershipRevoked, Publish, Shutdown, Stats};
+pub use session::HELD_BACK_TOO_LONG;
 
 use actix::Addr;
 

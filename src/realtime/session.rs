@@ -168,6 +168,9 @@ impl Subscriptions {
     }
 }
 
+/// Why a session closes when the events held back behind a gap pass the outbox's bound.
+pub const HELD_BACK_TOO_LONG: &str = "too many events held back behind a gap; reconnect and resume";
+
 /// How long an out-of-order event waits for the ones before it before they are fetched.
 const GAP_WAIT: Duration = Duration::from_millis(200);
 /// How long before fetching them again when the database could not be read.
@@ -531,7 +534,7 @@ impl WsSession {
         // What is still held back counts against the outbox's bound: frames this client has yet
         // to receive.
         if ahead.bytes > self.state.settings.realtime.max_pending_bytes {
-            return Self::close(ctx, CloseCode::Again, "too far behind; reconnect and resume");
+            return Self::close(ctx, CloseCode::Again, HELD_BACK_TOO_LONG);
         }
         if !ahead.is_empty() && !*filling {
             *filling = true;

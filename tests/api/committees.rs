@@ -260,10 +260,12 @@ async fn the_event_feed_over_http_validates_its_query_and_hides_other_channels()
     let admin = app.secretariat("admin@sela.org").await;
     let mine = committee(&app, &admin, "Mine").await;
     let other = committee(&app, &admin, "Other").await;
-    let (member_id, member) = member_of(&app, &admin, mine, "m@port.pe", "member").await;
+    let (_, member) = member_of(&app, &admin, mine, "m@port.pe", "member").await;
+    // A member who exists and shares a committee with the caller.
+    let (colleague_id, _) = member_of(&app, &admin, mine, "colleague@port.pe", "member").await;
     for path in [
         format!("/api/events?channel=committee:{other}"),
-        format!("/api/events?channel=member:{}", member_id + 1),
+        format!("/api/events?channel=member:{colleague_id}"),
     ] {
         assert_eq!(app.get(&path, &member).await.0, StatusCode::NOT_FOUND, "{path}");
     }
@@ -285,7 +287,8 @@ async fn the_event_feed_over_http_validates_its_query_and_hides_other_channels()
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["offset"], 2);
     assert_eq!(page["reset"], false);
-    assert_eq!(page["head"], 2);
+    // committee.created, then the two memberships.
+    assert_eq!(page["head"], 3);
 }
 
 #[actix_web::test]

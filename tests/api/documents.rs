@@ -505,15 +505,19 @@ async fn a_document_reaches_the_public_area_only_between_approval_and_withdrawal
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // A later version does not sneak in: the requested version is the one published.
-    app.upload(
-        &format!("/api/documents/{id}/versions"),
-        &chair,
-        "draft.pdf",
-        pdf("unreviewed draft"),
-        &[],
-        None,
-    )
-    .await;
+    let (status, later) = app
+        .upload(
+            &format!("/api/documents/{id}/versions"),
+            &chair,
+            "draft.pdf",
+            pdf("unreviewed draft"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{later}");
+    let (_, detail) = app.get(&format!("/api/documents/{id}"), &chair).await;
+    assert_eq!(detail["current_version"], 2, "{detail}");
 
     let (_, pending) = app.get("/api/admin/publications?status=pending", &admin).await;
     assert_eq!(pending["items"][0]["id"], pid);

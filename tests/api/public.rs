@@ -563,59 +563,76 @@ async fn nothing_private_ever_reaches_the_public_area() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    // Every private thing below must exist, or the crawl proves nothing about it.
+    let created = |(status, body): (StatusCode, Value)| {
+        assert!(status.is_success(), "{status}: {body}");
+        body
+    };
     // A publication request that is never approved.
-    app.post(
-        &format!("/api/documents/{}/publish", doc["id"]),
-        Some(&chair),
-        json!({ "kind": "study", "summary": MARKER }),
-    )
-    .await;
-    app.post(
-        &format!("/api/committees/{c}/tasks"),
-        Some(&chair),
-        json!({ "title": MARKER, "description": MARKER, "assignee_id": chair_id }),
-    )
-    .await;
+    created(
+        app.post(
+            &format!("/api/documents/{}/publish", doc["id"]),
+            Some(&chair),
+            json!({ "kind": "study", "summary": MARKER }),
+        )
+        .await,
+    );
+    created(
+        app.post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&chair),
+            json!({ "title": MARKER, "description": MARKER, "assignee_id": chair_id }),
+        )
+        .await,
+    );
     let starts = Utc::now() + Duration::days(10);
-    let (_, private_meeting) = app
+    let private_meeting = created(app
         .post(&format!("/api/committees/{c}/meetings"), Some(&chair), json!({ "title": MARKER, "starts_at": starts, "ends_at": starts + Duration::hours(2), "timezone": "UTC", "location": MARKER }))
-        .await;
-    app.post(
-        &format!("/api/meetings/{}/agenda", private_meeting["id"]),
-        Some(&chair),
-        json!({ "title": MARKER, "kind": "decision", "duration_minutes": 10 }),
-    )
-    .await;
+        .await);
+    created(
+        app.post(
+            &format!("/api/meetings/{}/agenda", private_meeting["id"]),
+            Some(&chair),
+            json!({ "title": MARKER, "kind": "decision", "duration_minutes": 10 }),
+        )
+        .await,
+    );
     // A public meeting whose agenda is not published: its items stay private.
-    let (_, public_meeting) = app
+    let public_meeting = created(app
         .post(&format!("/api/committees/{c}/meetings"), Some(&chair), json!({ "title": "Open regional meeting", "starts_at": starts, "ends_at": starts + Duration::hours(2), "timezone": "UTC", "public": true }))
-        .await;
-    app.post(
-        &format!("/api/meetings/{}/agenda", public_meeting["id"]),
-        Some(&chair),
-        json!({ "title": MARKER, "kind": "information", "duration_minutes": 10 }),
-    )
-    .await;
-    app.call(
-        Method::PATCH,
-        &format!("/api/meetings/{}", public_meeting["id"]),
-        Some(&chair),
-        Some(json!({ "status": "scheduled" })),
-    )
-    .await;
+        .await);
+    created(
+        app.post(
+            &format!("/api/meetings/{}/agenda", public_meeting["id"]),
+            Some(&chair),
+            json!({ "title": MARKER, "kind": "information", "duration_minutes": 10 }),
+        )
+        .await,
+    );
+    created(
+        app.call(
+            Method::PATCH,
+            &format!("/api/meetings/{}", public_meeting["id"]),
+            Some(&chair),
+            Some(json!({ "status": "scheduled" })),
+        )
+        .await,
+    );
     let org = organization(&app, &admin, "Public Organization", "ministry", "CL").await;
     contact(&app, &admin, org, &format!("Secret {MARKER}"), false).await;
     contact(&app, &admin, org, "Visible Person", true).await;
-    app.post("/api/admin/indicators", Some(&admin), json!({ "code": "dwell_time", "name_en": "Dwell time", "name_es": "Tiempo de permanencia", "unit": "days", "higher_is_better": false })).await;
+    created(app.post("/api/admin/indicators", Some(&admin), json!({ "code": "dwell_time", "name_en": "Dwell time", "name_es": "Tiempo de permanencia", "unit": "days", "higher_is_better": false })).await);
     let ports = public_json(&app, "/api/public/port-communities").await;
     let port_id = ports[0]["ports"][0]["id"].as_i64().unwrap();
     // 4242.4242 stands for an unvalidated value: it must never be shown.
-    app.post(
-        "/api/indicators/dwell_time/values",
-        Some(&admin),
-        json!({ "port_id": port_id, "year": 2019, "value": 4242.4242 }),
-    )
-    .await;
+    created(
+        app.post(
+            "/api/indicators/dwell_time/values",
+            Some(&admin),
+            json!({ "port_id": port_id, "year": 2019, "value": 4242.4242 }),
+        )
+        .await,
+    );
 
     let mut queue: VecDeque<String> = [
         "/",
