@@ -43,10 +43,12 @@ pub enum BusMessage {
     Recheck,
 }
 
+/// A message as it crosses the bus, with the node that sent it. Borrowed to publish (the
+/// events are serialized where they lie), owned when received.
 #[derive(Serialize, Deserialize)]
-struct Envelope {
-    node: String,
-    message: BusMessage,
+struct Envelope<N, M> {
+    node: N,
+    message: M,
 }
 
 /// The bus of this node: Redis, or nothing beyond the local Broker.
@@ -158,8 +160,8 @@ impl RedisBus {
     /// for ever. On failure the connection is dropped, to be made again next time.
     async fn send_locked(&self, publisher: &mut Publisher, message: &BusMessage) -> anyhow::Result<()> {
         let payload = serde_json::to_string(&Envelope {
-            node: self.node.clone(),
-            message: clone_message(message),
+            node: self.node.as_str(),
+            message,
         })?;
         let send = async {
             let connection = match &mut publisher.connection {
@@ -188,18 +190,6 @@ impl RedisBus {
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);
         self.gauge.set(i64::from(up));
-    }
-}
-
-fn clone_message(message: &BusMessage) -> BusMessage {
-    match message {
-        BusMessage::Events { events } => BusMessage::Events { events: events.clone() },
-        BusMessage::MemberRevoked { member_id } => BusMessage::MemberRevoked { member_id: *member_id },
-        BusMessage::MembershipRevoked { member_id, channel } => BusMessage::MembershipRevoked {
-            member_id: *member_id,
-            channel: channel.clone(),
-        },
-        BusMessage::Recheck => BusMessage::Recheck,
     }
 }
 
@@ -250,7 +240,7 @@ async fn listen(bus: Arc<RedisBus>, broker: Addr<Broker>) {
 }
 
 fn relay(bus: &RedisBus, broker: &Addr<Broker>, payload: &[u8]) {
-    let envelope: Envelope = match serde_json::from_slice(payload) {
+    let envelope: Envelope<String, BusMessage> = match serde_json::from_slice(payload) {
         Ok(envelope) => envelope,
         Err(error) => {
             tracing::warn!(error = %error, "ignoring a malformed bus message");
