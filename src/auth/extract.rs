@@ -46,18 +46,11 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
 /// Resolves an access token to its member, refusing suspended accounts and revoked tokens.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<member::Model, ApiError> {
     let claims = state.tokens.decode(token)?;
-    let member = member::Entity::find_by_id(claims.member_id()?)
-        .one(state.db.conn())
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    if member.status != MemberStatus::Active.as_str() || member.token_version != claims.ver {
-        return Err(ApiError::Unauthorized);
-    }
-    Ok(member)
+    member_still_authorized(state, claims.member_id()?, claims.ver).await
 }
 
-/// Reloads the member a socket authenticated as, refusing a suspended account and a token of an
-/// older `token_version` (revoked since the socket authenticated).
+/// Reloads the member a token names, refusing a suspended account and a token of an older
+/// `token_version` (revoked since it was issued, or since a socket authenticated with it).
 pub async fn member_still_authorized(
     state: &AppState,
     member_id: i32,

@@ -15,7 +15,7 @@ use bytestring::ByteString;
 use super::broker::{Connect, Disconnect, Present, SessionId, Subscribe, Unsubscribe};
 use super::outbox::{Delivery, Outbox};
 use super::protocol::{ClientFrame, ServerFrame};
-use crate::auth::extract::{authenticate, member_still_authorized};
+use crate::auth::extract::member_still_authorized;
 use crate::committees;
 use crate::error::ApiError;
 use crate::events::{self, Channel, Replay};
@@ -304,8 +304,10 @@ impl WsSession {
         // The Broker learns of the session before its account is read: a suspension committed
         // after that read reaches the Broker after this, and closes the session. (Registered
         // after the read, the session could miss it and outlive the suspension.)
+        // The token is decoded once, here; the account is read below.
+        let claims = self.state.tokens.decode(&token);
         if !self.connected
-            && let Ok(member_id) = self.state.tokens.decode(&token).and_then(|claims| claims.member_id())
+            && let Some(member_id) = claims.as_ref().ok().and_then(|claims| claims.member_id().ok())
         {
             self.connected = true;
             self.state.broker.do_send(Connect {
@@ -318,8 +320,8 @@ impl WsSession {
         }
         let state = self.state.clone();
         let check = async move {
-            let member = authenticate(&state, &token).await?;
-            let claims = state.tokens.decode(&token)?;
+            let claims = claims?;
+            let member = member_still_authorized(&state, claims.member_id()?, claims.ver).await?;
             let channels = committees::service::readable_channels(&state, &member).await?;
             Ok::<_, ApiError>((member, claims, channels))
         };
@@ -577,7 +579,7 @@ impl WsSession {
                 // back go out after the reset, so that the channel does not stop here.
                 Ok(Replay::Reset { .. }) => {
                     Self::send(ctx, ServerFrame::Reset { channel: &channel });
-                    session.skip_gap(&channel, ctx);
+                    session.skip_to(&channel, first_ahead - 1, ctx);
                 }
                 // Read again shortly: held-back events must not wait for the channel's next one.
                 Err(error) => {
@@ -589,19 +591,6 @@ impl WsSession {
                 }
             }
         }));
-    }
-
-    /// Moves past missing events that can no longer be read: delivers what was held back after
-    /// them, in order.
-    fn skip_gap(&mut self, channel: &Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
-        let Some(Subscription::Live { last_offset, ahead, .. }) = self.subscriptions.get_mut(channel) else {
-            return;
-        };
-        let Some((first, frame)) = ahead.pop_first() else {
-            return;
-        };
-        *last_offset = first - 1;
-        self.accept(channel, first, frame, ctx);
     }
 
     /// Checks again, from the database, what the Broker may not have been told (the bus between
@@ -685,7 +674,8 @@ impl WsSession {
         }
     }
 
-    /// The client was told to reload the channel up to `head`: deliver what comes after it.
+    /// Moves past everything up to `head`, which the client was told to reload (or which can no
+    /// longer be read): delivers what was held back after it, in order.
     fn skip_to(&mut self, channel: &Arc<str>, head: i64, ctx: &mut ws::WebsocketContext<Self>) {
         let Some(Subscription::Live { last_offset, ahead, .. }) = self.subscriptions.get_mut(channel) else {
             return;
