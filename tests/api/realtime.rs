@@ -38,6 +38,17 @@ async fn wait_for_broker(app: &TestApp, check: impl Fn(BrokerStats) -> bool) -> 
     panic!("broker never reached the expected state: {:?}", broker_stats(app).await);
 }
 
+/// A secretariat token, a committee, and one member's socket subscribed to the committee's
+/// channel, with the channel's head at that moment.
+async fn one_subscribed_member(app: &TestApp) -> (String, i64, WsClient, i64) {
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(app, &admin, "Committee A").await;
+    let (_, token) = member_of(app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(app, &token).await;
+    let (_, head) = client.subscribe(&format!("committee:{a}"), None).await;
+    (admin, a, client, head)
+}
+
 #[actix_web::test]
 async fn a_change_reaches_every_member_of_its_committee_in_order_and_no_one_else() {
     let app = spawn_app().await;
@@ -171,11 +182,7 @@ async fn events_written_during_the_replay_are_delivered_once_after_it() {
 #[actix_web::test]
 async fn a_rolled_back_change_emits_nothing_and_takes_no_offset() {
     let app = spawn_app().await;
-    let admin = app.secretariat("admin@sela.org").await;
-    let a = committee(&app, &admin, "Committee A").await;
-    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
-    let (mut client, _) = WsClient::authenticated(&app, &token).await;
-    let (_, head) = client.subscribe(&format!("committee:{a}"), None).await;
+    let (admin, a, mut client, head) = one_subscribed_member(&app).await;
 
     {
         let txn = app.state.db.begin_write().await.unwrap();
@@ -804,12 +811,8 @@ async fn committed_unpublished(
 async fn a_gap_that_cannot_be_filled_answers_reset_and_the_channel_goes_on() {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let app = spawn_app().await;
-    let admin = app.secretariat("admin@sela.org").await;
-    let a = committee(&app, &admin, "Committee A").await;
-    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (admin, a, mut client, head) = one_subscribed_member(&app).await;
     let channel = format!("committee:{a}");
-    let (mut client, _) = WsClient::authenticated(&app, &token).await;
-    let (_, head) = client.subscribe(&channel, None).await;
 
     // Two events committed but not published; then the first of them is gone, and only the
     // second reaches the Broker (as from another node).
@@ -844,11 +847,7 @@ async fn a_gap_that_cannot_be_filled_answers_reset_and_the_channel_goes_on() {
 async fn events_held_back_behind_an_unreadable_gap_are_bounded() {
     use sea_orm::ConnectionTrait;
     let app = spawn_app_with(|settings| settings.realtime.max_pending_bytes = 2048).await;
-    let admin = app.secretariat("admin@sela.org").await;
-    let a = committee(&app, &admin, "Committee A").await;
-    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
-    let (mut client, _) = WsClient::authenticated(&app, &token).await;
-    let (_, head) = client.subscribe(&format!("committee:{a}"), None).await;
+    let (_, a, mut client, head) = one_subscribed_member(&app).await;
 
     // Committed but not published, so the first is missing when the others arrive.
     let data = (0..20).map(|n| json!({ "n": n, "padding": "x".repeat(100) }));
@@ -883,15 +882,8 @@ async fn events_held_back_behind_an_unreadable_gap_are_bounded() {
 #[actix_web::test]
 async fn the_event_that_closes_a_gap_delivers_what_was_held_back_even_near_the_bound() {
     let data = (0..7).map(|n| json!({ "n": n, "padding": "x".repeat(100) }));
-    let (app, a, token) = {
-        let app = spawn_app().await;
-        let admin = app.secretariat("admin@sela.org").await;
-        let a = committee(&app, &admin, "Committee A").await;
-        let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
-        (app, a, token)
-    };
-    let (mut client, _) = WsClient::authenticated(&app, &token).await;
-    let (_, head) = client.subscribe(&format!("committee:{a}"), None).await;
+    let app = spawn_app().await;
+    let (_, a, client, head) = one_subscribed_member(&app).await;
     let frames = committed_unpublished(&app, a, data).await;
     let size = |frame: &events::EventFrame| serde_json::to_string(frame).unwrap().len();
     let held_back: usize = frames[1..].iter().map(size).sum();
@@ -900,11 +892,7 @@ async fn the_event_that_closes_a_gap_delivers_what_was_held_back_even_near_the_b
     drop((app, client));
 
     let app = spawn_app_with(|settings| settings.realtime.max_pending_bytes = bound).await;
-    let admin = app.secretariat("admin@sela.org").await;
-    let a = committee(&app, &admin, "Committee A").await;
-    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
-    let (mut client, _) = WsClient::authenticated(&app, &token).await;
-    let (_, head_here) = client.subscribe(&format!("committee:{a}"), None).await;
+    let (_, a, mut client, head_here) = one_subscribed_member(&app).await;
     assert_eq!(head_here, head);
     let data = (0..7).map(|n| json!({ "n": n, "padding": "x".repeat(100) }));
     let mut frames = committed_unpublished(&app, a, data).await;
