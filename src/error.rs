@@ -86,6 +86,10 @@ pub enum ApiError {
     /// 503, with the seconds to wait: more writes are queued than the database can take soon.
     #[error("the server is busy; try again shortly")]
     Overloaded { retry_after_secs: u64 },
+    /// 503, with the seconds to wait: a committed file not yet moved into place (the storage
+    /// sweep places it).
+    #[error("the file is stored but not yet in place; try again later")]
+    ContentUnavailable { retry_after_secs: u64 },
     /// 500: the cause is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -130,6 +134,11 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
         Unprocessable { code, .. } => (code, StatusCode::UNPROCESSABLE_ENTITY, "Unprocessable request"),
         RateLimited { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
         Overloaded { .. } => ("overloaded", StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+        ContentUnavailable { .. } => (
+            "content_unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Content unavailable",
+        ),
         Internal(_) => (
             "internal_error",
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -210,7 +219,10 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if let ApiError::RateLimited { retry_after_secs } | ApiError::Overloaded { retry_after_secs } = self {
+        if let ApiError::RateLimited { retry_after_secs }
+        | ApiError::Overloaded { retry_after_secs }
+        | ApiError::ContentUnavailable { retry_after_secs } = self
+        {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
         }
         response.body(serde_json::to_vec(&self.problem()).unwrap_or_default())

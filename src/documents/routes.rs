@@ -1,5 +1,7 @@
 //! Document endpoints under `/api`, and the publication review under `/api/admin`.
 
+use std::io::ErrorKind;
+
 use actix_files::NamedFile;
 use actix_multipart::Multipart;
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType, ExtendedValue};
@@ -98,7 +100,7 @@ async fn get_document(state: web::Data<AppState>, me: CurrentMember, id: web::Pa
 /// Downloads a version (the current one by default), with `ETag`, `If-None-Match` and `Range`.
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])), params(("id" = i32, Path), VersionQuery),
-    responses((status = 200, description = "the file"), (status = 206, description = "a range"), (status = 304), (status = 401, body = Problem), (status = 404, body = Problem))
+    responses((status = 200, description = "the file"), (status = 206, description = "a range"), (status = 304), (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, description = "content_unavailable", body = Problem))
 )]
 #[get("/documents/{id}/content")]
 async fn download_document(
@@ -119,6 +121,10 @@ async fn download_document(
     .await
 }
 
+/// What a download of content not yet in place tells the client to wait: the storage sweep
+/// places such a file once it is past its grace in staging.
+const CONTENT_RETRY_AFTER_SECS: u64 = 300;
+
 /// Serves a stored blob as a download named `file_name`.
 pub async fn serve_file(
     state: &AppState,
@@ -128,10 +134,25 @@ pub async fn serve_file(
     file_name: &str,
 ) -> ApiResult<HttpResponse> {
     let path = state.storage.blob_path(sha256);
-    let file = tokio::task::spawn_blocking(move || NamedFile::open(path))
+    let file = match tokio::task::spawn_blocking(move || NamedFile::open(path))
         .await
         .map_err(anyhow::Error::from)?
-        .map_err(|error| ApiError::Internal(anyhow::Error::new(error).context("stored content is missing")))?;
+    {
+        Ok(file) => file,
+        // Committed, but its move into place failed: it waits in staging for the storage sweep.
+        // (Not a directory: what was in the way of its folder is what made the move fail.)
+        Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            tracing::warn!(sha256, "a download asked for content that is not in place yet");
+            return Err(ApiError::ContentUnavailable {
+                retry_after_secs: CONTENT_RETRY_AFTER_SECS,
+            });
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error)
+                .context("stored content cannot be read")
+                .into());
+        }
+    };
     let mime: mime::Mime = content_type.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
     let ascii_name: String = file_name
         .chars()

@@ -826,11 +826,19 @@ async fn an_upload_committed_but_not_moved_into_place_succeeds_and_the_sweep_pla
     let (_, list) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
+    // Until then a download says so, with a time to come back, instead of failing.
+    let content = format!("/api/documents/{}/content", doc["id"]);
+    let response = download(&app, &admin, &content).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "300");
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "content_unavailable");
+
     std::fs::remove_file(&blocker).unwrap();
     dcports::scheduler::sweep_staging(&app.db, &app.state.storage, std::time::Duration::ZERO)
         .await
         .unwrap();
-    let response = download(&app, &admin, &format!("/api/documents/{}/content", doc["id"])).await;
+    let response = download(&app, &admin, &content).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
 }
