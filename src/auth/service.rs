@@ -126,6 +126,7 @@ pub async fn refresh(state: &AppState, token: &SecretString) -> ApiResult<TokenP
         .await?;
         txn.commit().await?;
         tracing::warn!(member_id = stored.member_id, "refresh token reused; family revoked");
+        crate::realtime::end_session(state, stored.member_id, stored.family_id);
         return Err(ApiError::Unauthorized);
     }
     let member = member::Entity::find_by_id(stored.member_id)
@@ -150,7 +151,7 @@ pub async fn logout(state: &AppState, token: &SecretString, ip: Option<String>) 
         .filter(refresh_token::Column::TokenHash.eq(hash))
         .one(&*txn)
         .await?;
-    if let Some(stored) = stored {
+    if let Some(stored) = &stored {
         revoke_family(&*txn, &stored.family_id).await?;
         audit::record(
             &*txn,
@@ -166,6 +167,9 @@ pub async fn logout(state: &AppState, token: &SecretString, ip: Option<String>) 
         .await?;
     }
     txn.commit().await?;
+    if let Some(stored) = stored {
+        crate::realtime::end_session(state, stored.member_id, stored.family_id);
+    }
     Ok(())
 }
 
@@ -386,9 +390,10 @@ async fn issue_pair(
 ) -> ApiResult<TokenPairResponse> {
     let (refresh_token, refresh_hash) = new_opaque(OpaqueKind::Refresh);
     let now = Utc::now();
+    let family = family.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     refresh_token::ActiveModel {
         member_id: Set(member.id),
-        family_id: Set(family.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())),
+        family_id: Set(family.clone()),
         token_hash: Set(refresh_hash),
         expires_at: Set(now + Duration::days(state.settings.auth.refresh_token_ttl_days)),
         created_at: Set(now),
@@ -397,7 +402,7 @@ async fn issue_pair(
     .insert(conn)
     .await?;
     Ok(TokenPairResponse {
-        access_token: state.tokens.issue(member.id, member.token_version)?,
+        access_token: state.tokens.issue(member.id, member.token_version, &family)?,
         refresh_token,
         token_type: "Bearer",
         expires_in: state.tokens.ttl_secs(),

@@ -29,6 +29,9 @@ pub struct AccessClaims {
     pub typ: String,
     /// The member's `token_version` when issued; a bump revokes every older token.
     pub ver: i32,
+    /// The login session (refresh-token family) it belongs to; logging that session out
+    /// revokes it.
+    pub sid: String,
 }
 
 impl AccessClaims {
@@ -69,7 +72,7 @@ impl AccessTokens {
         self.ttl_secs
     }
 
-    pub fn issue(&self, member_id: i32, token_version: i32) -> anyhow::Result<String> {
+    pub fn issue(&self, member_id: i32, token_version: i32, session: &str) -> anyhow::Result<String> {
         let now = Utc::now().timestamp();
         let claims = AccessClaims {
             sub: member_id.to_string(),
@@ -80,6 +83,7 @@ impl AccessTokens {
             jti: uuid::Uuid::new_v4().to_string(),
             typ: ACCESS_TYPE.to_owned(),
             ver: token_version,
+            sid: session.to_owned(),
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

@@ -407,6 +407,28 @@ impl Handler<MemberRevoked> for Broker {
     }
 }
 
+/// One login session of the member ended (logout, a stolen refresh token): its sockets close.
+/// The Broker does not know which session each socket authenticated with (a socket may
+/// re-authenticate), so it tells the member's sessions and each compares its own.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    pub member_id: i32,
+    pub login: Arc<str>,
+}
+
+impl Handler<SessionEnded> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, message: SessionEnded, _: &mut Self::Context) {
+        for entry in self.sessions.values() {
+            if entry.member_id == message.member_id {
+                entry.tell(Notice::SessionEnded(message.login.clone()));
+            }
+        }
+    }
+}
+
 /// The member may no longer see `channel` (removed from the committee): stop its delivery now.
 #[derive(Message)]
 #[rtype(result = "()")]

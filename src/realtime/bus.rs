@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use prometheus::IntGauge;
 use serde::{Deserialize, Serialize};
 
-use super::broker::{Broker, MemberRevoked, MembershipRevoked, Publish, RecheckAll};
+use super::broker::{Broker, MemberRevoked, MembershipRevoked, Publish, RecheckAll, SessionEnded};
 use crate::events::EventFrame;
 use crate::public::cache::PublicCache;
 
@@ -38,6 +38,10 @@ pub enum BusMessage {
     MembershipRevoked {
         member_id: i32,
         channel: String,
+    },
+    SessionEnded {
+        member_id: i32,
+        login: String,
     },
     /// The sender could not publish something: what the others heard may be incomplete.
     Recheck,
@@ -257,6 +261,10 @@ fn relay(bus: &RedisBus, broker: &Addr<Broker>, payload: &[u8]) {
         BusMessage::MembershipRevoked { member_id, channel } => {
             broker.do_send(MembershipRevoked { member_id, channel })
         }
+        BusMessage::SessionEnded { member_id, login } => broker.do_send(SessionEnded {
+            member_id,
+            login: Arc::from(login),
+        }),
         BusMessage::Recheck => broker.do_send(RecheckAll),
     }
 }

@@ -13,6 +13,8 @@ mod session;
 pub use broker::{Broker, BrokerStats, MemberRevoked, MembershipRevoked, Publish, Shutdown, Stats};
 pub use session::HELD_BACK_TOO_LONG;
 
+use std::sync::Arc;
+
 use actix::Addr;
 
 use crate::events::Recorded;
@@ -44,6 +46,18 @@ fn publish_to(bus: &Bus, broker: &Addr<Broker>, recorded: Recorded) {
 pub fn revoke_member(state: &AppState, member_id: i32) {
     state.bus.send(bus::BusMessage::MemberRevoked { member_id });
     state.broker.do_send(MemberRevoked { member_id });
+}
+
+/// One login session of the member ended: close the sockets it authenticated, on every node.
+pub fn end_session(state: &AppState, member_id: i32, login: String) {
+    state.bus.send(bus::BusMessage::SessionEnded {
+        member_id,
+        login: login.clone(),
+    });
+    state.broker.do_send(broker::SessionEnded {
+        member_id,
+        login: Arc::from(login),
+    });
 }
 
 /// The member lost one channel: stop its delivery on every node.

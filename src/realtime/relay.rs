@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::prelude::*;
 
-use super::session::{ChannelRevoked, Drain, GoingAway, Overloaded, Recheck, Revoked, WsSession};
+use super::session::{ChannelRevoked, Drain, GoingAway, Overloaded, Recheck, Revoked, SessionEnded, WsSession};
 
 pub struct Relay;
 
@@ -39,6 +39,8 @@ impl Handler<WakeAll> for Relay {
 pub enum Notice {
     /// The member lost the workspace.
     Revoked,
+    /// One login session of the member ended (logout): the sockets it authenticated close.
+    SessionEnded(Arc<str>),
     /// The member lost one channel.
     ChannelRevoked(Arc<str>),
     /// The session fell too far behind.
@@ -62,6 +64,7 @@ impl Handler<Tell> for Relay {
     fn handle(&mut self, Tell { session, notice }: Tell, _: &mut Self::Context) {
         match notice {
             Notice::Revoked => session.do_send(Revoked),
+            Notice::SessionEnded(login) => session.do_send(SessionEnded { login }),
             Notice::ChannelRevoked(channel) => session.do_send(ChannelRevoked { channel }),
             Notice::Overloaded => session.do_send(Overloaded),
             Notice::GoingAway => session.do_send(GoingAway),

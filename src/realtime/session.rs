@@ -57,10 +57,20 @@ pub struct WsSession {
     recheck_pending: bool,
 }
 
+#[derive(Clone)]
 struct AuthenticatedMember {
     id: i32,
     /// The `token_version` of the token it authenticated with: a later bump revokes the socket.
     token_version: i32,
+    /// The login session (`sid`) of that token: its logout closes the socket.
+    login: Arc<str>,
+}
+
+impl AuthenticatedMember {
+    /// Whether the account, its token and its login session are all still valid.
+    async fn still_authorized(&self, state: &AppState) -> Result<entity::member::Model, ApiError> {
+        member_still_authorized(state, self.id, self.token_version, &self.login).await
+    }
 }
 
 enum Subscription {
@@ -321,7 +331,7 @@ impl WsSession {
         let state = self.state.clone();
         let check = async move {
             let claims = claims?;
-            let member = member_still_authorized(&state, claims.member_id()?, claims.ver).await?;
+            let member = member_still_authorized(&state, claims.member_id()?, claims.ver, &claims.sid).await?;
             let channels = committees::service::readable_channels(&state, &member).await?;
             Ok::<_, ApiError>((member, claims, channels))
         };
@@ -333,6 +343,7 @@ impl WsSession {
                 session.member = Some(AuthenticatedMember {
                     id: member.id,
                     token_version: claims.ver,
+                    login: Arc::from(claims.sid),
                 });
                 session.schedule_expiry(claims.exp, ctx);
                 if let Some(handle) = session.auth_timeout.take() {
@@ -380,8 +391,7 @@ impl WsSession {
                 "already subscribed to this channel",
             );
         }
-        let Some((member_id, token_version)) = self.member.as_ref().map(|member| (member.id, member.token_version))
-        else {
+        let Some(credentials) = self.member.clone() else {
             return;
         };
         self.subscribe_attempts += 1;
@@ -404,7 +414,7 @@ impl WsSession {
                 })
                 .await
                 .map_err(anyhow::Error::from)?;
-            let member = member_still_authorized(&state, member_id, token_version).await?;
+            let member = credentials.still_authorized(&state).await?;
             if !committees::service::can_read_channel(&state, &member, channel).await? {
                 return Ok(None);
             }
@@ -597,7 +607,7 @@ impl WsSession {
     /// nodes was down): whether the member may still use the workspace and each channel, and
     /// which events were committed after the last one delivered.
     fn recheck(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let Some(&AuthenticatedMember { id, token_version }) = self.member.as_ref() else {
+        let Some(credentials) = self.member.clone() else {
             return;
         };
         let mut live: Vec<(Arc<str>, u64, i64)> = Vec::new();
@@ -612,7 +622,7 @@ impl WsSession {
         }
         let state = self.state.clone();
         let work = async move {
-            let member = member_still_authorized(&state, id, token_version).await?;
+            let member = credentials.still_authorized(&state).await?;
             let mut found = Vec::with_capacity(live.len());
             for (name, attempt, after) in live {
                 let readable = match name.parse::<Channel>() {
@@ -841,6 +851,27 @@ impl Handler<Revoked> for WsSession {
 
     fn handle(&mut self, _: Revoked, ctx: &mut Self::Context) {
         self.revoke(ctx);
+    }
+}
+
+/// A login session of the member ended: this socket closes if it authenticated with it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    pub login: Arc<str>,
+}
+
+impl Handler<SessionEnded> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, message: SessionEnded, ctx: &mut Self::Context) {
+        if self
+            .member
+            .as_ref()
+            .is_some_and(|member| *member.login == *message.login)
+        {
+            self.revoke(ctx);
+        }
     }
 }
 

@@ -75,6 +75,17 @@ async fn an_invited_member_accepts_logs_in_refreshes_and_logs_out() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The session's access tokens end with it, the one from before the refresh included; the
+    // invitation's session is another one and goes on.
+    assert_eq!(
+        app.get("/api/me", refreshed["access_token"].as_str().unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get("/api/me", access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/api/me", pair["access_token"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
 
     let (_, audit) = app.get(&format!("/api/admin/audit?actor_id={member_id}"), &admin).await;
     let actions: Vec<&str> = audit["items"]
@@ -102,6 +113,10 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/me", second["access_token"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
     // The stolen first token comes back: refused, and the legitimate second one dies with it.
     let (status, body) = app
         .post(
@@ -120,6 +135,15 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // And so do the family's access tokens, whoever holds them.
+    assert_eq!(
+        app.get("/api/me", second["access_token"].as_str().unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/me", first["access_token"].as_str().unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[actix_web::test]
@@ -436,15 +460,19 @@ async fn tokens_of_one_kind_cannot_stand_in_for_another() {
 
 #[actix_web::test]
 async fn an_access_token_signed_with_another_key_or_algorithm_is_refused() {
+    use base64::Engine as _;
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
-    let (_, me) = app.get("/api/me", &admin).await;
-    let now = chrono::Utc::now().timestamp();
-    let claims = json!({
-        "sub": me["id"].to_string(), "iss": "dcports", "aud": "dcports-api", "exp": now + 600, "iat": now,
-        "jti": "x", "typ": "access", "ver": 0
-    });
+    // The genuine token's claims, with a later expiry: only the signature differs.
+    let payload = admin.split('.').nth(1).unwrap();
+    let mut claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["exp"] = json!(chrono::Utc::now().timestamp() + 600);
     let forged = encode(
         &Header::new(Algorithm::HS256),
         &claims,

@@ -115,6 +115,28 @@ async fn a_change_on_one_node_reaches_a_socket_on_another_and_a_suspension_cross
         assert_eq!(event["data"]["title"], format!("task {n}"));
     }
 
+    // A second login's socket on node B; that session logs out through node A. Its socket
+    // closes; the first session's socket on node B goes on receiving.
+    let (status, second) = node_a.login("m@port.pe", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let (mut second_on_b, _) = WsClient::authenticated_at(&node_b, second["access_token"].as_str().unwrap()).await;
+    let (status, _) = node_a
+        .post(
+            "/api/auth/logout",
+            None,
+            json!({ "refresh_token": second["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(close_code(&second_on_b.ended().await), Some(1008));
+    assert_eq!(
+        rename(&node_a.address, &admin, c, "after a logout").await,
+        StatusCode::OK
+    );
+    let event = on_b.next_event().await;
+    assert_eq!(event["offset"], head + 26);
+    assert_eq!(event["data"]["description"], "after a logout");
+
     // A socket on node A; the suspension is made through node B.
     let (mut on_a, _) = WsClient::authenticated(&node_a, &member).await;
     on_a.subscribe(&format!("committee:{c}"), None).await;

@@ -320,6 +320,46 @@ async fn suspending_an_account_closes_its_sockets() {
     wait_for_broker(&app, |stats| stats.sessions == 0).await;
 }
 
+/// Logging out ends that login session everywhere it is used: its access token and the sockets
+/// it authenticated, but not the member's other sessions.
+#[actix_web::test]
+async fn logging_out_closes_the_sockets_of_that_session_only() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, first_access) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (status, second) = app.login("a1@port.pe", crate::helpers::PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let second_access = second["access_token"].as_str().unwrap();
+    let channel = format!("committee:{a}");
+    let (mut stays, _) = WsClient::authenticated(&app, &first_access).await;
+    let (_, head) = stays.subscribe(&channel, None).await;
+    let (mut leaves, _) = WsClient::authenticated(&app, second_access).await;
+    leaves.subscribe(&channel, None).await;
+
+    let (status, _) = app
+        .post(
+            "/api/auth/logout",
+            None,
+            json!({ "refresh_token": second["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(close_code(&leaves.ended().await), Some(1008));
+    assert_eq!(app.get("/api/me", second_access).await.0, StatusCode::UNAUTHORIZED);
+    // Nor can the ended session's token open a new socket.
+    let mut again = WsClient::connect(&app).await;
+    again.send(json!({ "type": "auth", "token": second_access })).await;
+    assert_eq!(close_code(&again.ended().await), Some(1008));
+
+    // The first session goes on: its token works and its socket still receives.
+    assert_eq!(app.get("/api/me", &first_access).await.0, StatusCode::OK);
+    rename(&app, &admin, a, "after the logout").await;
+    let event = stays.next_event().await;
+    assert_eq!(event["offset"], head + 1);
+    assert_eq!(event["data"]["description"], "after the logout");
+}
+
 /// A subscribe that finds the account suspended (the Broker's notice not yet there) closes the
 /// socket as the suspension would, rather than answering an error and staying open.
 #[actix_web::test]
