@@ -120,14 +120,7 @@ async fn a_change_on_one_node_reaches_a_socket_on_another_and_a_suspension_cross
     let (status, second) = node_a.login("m@port.pe", PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
     let (mut second_on_b, _) = WsClient::authenticated_at(&node_b, second["access_token"].as_str().unwrap()).await;
-    let (status, _) = node_a
-        .post(
-            "/api/auth/logout",
-            None,
-            json!({ "refresh_token": second["refresh_token"] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    node_a.logout(&second).await;
     assert_eq!(close_code(&second_on_b.ended().await), Some(1008));
     assert_eq!(
         rename(&node_a.address, &admin, c, "after a logout").await,

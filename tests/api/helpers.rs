@@ -250,6 +250,13 @@ impl TestApp {
             .await
     }
 
+    /// Logs out the session that `pair` (the answer of a login or refresh) belongs to.
+    pub async fn logout(&self, pair: &Value) {
+        let body = json!({ "refresh_token": pair["refresh_token"] });
+        let (status, _) = self.post("/api/auth/logout", None, body).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+
     /// An active secretariat account, created as `dcports admin create` does, and its access token.
     pub async fn secretariat(&self, email: &str) -> String {
         dcports::bootstrap::create_secretariat(

@@ -337,14 +337,7 @@ async fn logging_out_closes_the_sockets_of_that_session_only() {
     let (mut leaves, _) = WsClient::authenticated(&app, second_access).await;
     leaves.subscribe(&channel, None).await;
 
-    let (status, _) = app
-        .post(
-            "/api/auth/logout",
-            None,
-            json!({ "refresh_token": second["refresh_token"] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.logout(&second).await;
     assert_eq!(close_code(&leaves.ended().await), Some(1008));
     assert_eq!(app.get("/api/me", second_access).await.0, StatusCode::UNAUTHORIZED);
     // Nor can the ended session's token open a new socket.
