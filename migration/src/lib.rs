@@ -11,6 +11,7 @@ mod m20261129_000006_meeting_minutes_document;
 mod m20261129_000007_search_text_unbounded;
 mod m20261129_000008_indicator_value_version;
 mod m20261129_000009_indicator_review_queue;
+mod m20261129_000010_open_sessions;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_search_text_unbounded::Migration),
             Box::new(m20261129_000008_indicator_value_version::Migration),
             Box::new(m20261129_000009_indicator_review_queue::Migration),
+            Box::new(m20261129_000010_open_sessions::Migration),
         ]
     }
 }
