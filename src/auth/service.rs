@@ -5,7 +5,7 @@ use entity::{calendar_feed, member, one_time_token, refresh_token};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter,
-    Set,
+    QuerySelect, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -95,11 +95,15 @@ pub async fn login(
 pub async fn refresh(state: &AppState, token: &SecretString) -> ApiResult<TokenPairResponse> {
     let hash = hash_opaque_of_kind(OpaqueKind::Refresh, token.expose_secret()).ok_or(ApiError::Unauthorized)?;
     let txn = state.db.begin_write().await?;
-    let stored = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash))
-        .one(&*txn)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let find = || {
+        refresh_token::Entity::find()
+            .filter(refresh_token::Column::TokenHash.eq(hash.clone()))
+            .one(&*txn)
+    };
+    let member_id = find().await?.ok_or(ApiError::Unauthorized)?.member_id;
+    // Read again once the account's sessions are ours: a logout that committed meanwhile is seen.
+    let member = lock_sessions_of(&*txn, member_id).await?;
+    let stored = find().await?.ok_or(ApiError::Unauthorized)?;
     if stored.revoked_at.is_some() || stored.expires_at <= Utc::now() {
         return Err(ApiError::Unauthorized);
     }
@@ -108,6 +112,7 @@ pub async fn refresh(state: &AppState, token: &SecretString) -> ApiResult<TokenP
         .col_expr(refresh_token::Column::UsedAt, Expr::value(Utc::now()))
         .filter(refresh_token::Column::Id.eq(stored.id))
         .filter(refresh_token::Column::UsedAt.is_null())
+        .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(&*txn)
         .await?;
     if spent.rows_affected == 0 {
@@ -129,9 +134,7 @@ pub async fn refresh(state: &AppState, token: &SecretString) -> ApiResult<TokenP
         crate::realtime::end_session(state, stored.member_id, stored.family_id);
         return Err(ApiError::Unauthorized);
     }
-    let member = member::Entity::find_by_id(stored.member_id)
-        .one(&*txn)
-        .await?
+    let member = member
         .filter(|member| member.status == MemberStatus::Active.as_str())
         .ok_or(ApiError::Unauthorized)?;
     let pair = issue_pair(state, &*txn, member, Some(stored.family_id)).await?;
@@ -152,6 +155,8 @@ pub async fn logout(state: &AppState, token: &SecretString, ip: Option<String>) 
         .one(&*txn)
         .await?;
     if let Some(stored) = &stored {
+        // A refresh of this session in flight commits first, and its new token is revoked too.
+        lock_sessions_of(&*txn, stored.member_id).await?;
         revoke_family(&*txn, &stored.family_id).await?;
         audit::record(
             &*txn,
@@ -410,6 +415,15 @@ async fn issue_pair(
     })
 }
 
+/// Takes the member's row lock (PostgreSQL; SQLite runs one write at a time anyway), which every
+/// change to the member's sessions takes first: a refresh, a logout, and `revoke_sessions` (by
+/// updating the row). Without it, on PostgreSQL a logout could revoke a family while a refresh
+/// of it was adding a token the logout's statement did not see, and the session would go on.
+/// Returns the member, read under the lock.
+async fn lock_sessions_of(conn: &impl ConnectionTrait, member_id: i32) -> ApiResult<Option<member::Model>> {
+    Ok(member::Entity::find_by_id(member_id).lock_exclusive().one(conn).await?)
+}
+
 async fn revoke_family(conn: &impl ConnectionTrait, family_id: &str) -> ApiResult<()> {
     refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
@@ -424,6 +438,8 @@ async fn revoke_family(conn: &impl ConnectionTrait, family_id: &str) -> ApiResul
 /// and the calendar feed's secret URL, which whoever held the account could have made.
 pub async fn revoke_sessions(conn: &impl ConnectionTrait, member_id: i32) -> ApiResult<()> {
     calendar_feed::Entity::delete_by_id(member_id).exec(conn).await?;
+    // The member's row first: that takes the lock a refresh holds (`lock_sessions_of`), so the
+    // refresh tokens' update below also sees a token a refresh in flight adds.
     member::Entity::update_many()
         .col_expr(
             member::Column::TokenVersion,

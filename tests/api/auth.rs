@@ -1,7 +1,10 @@
+use entity::{member, refresh_token};
 use reqwest::{Method, StatusCode};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn an_invited_member_accepts_logs_in_refreshes_and_logs_out() {
@@ -137,6 +140,97 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
         app.get("/api/me", first["access_token"].as_str().unwrap()).await.0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The member's refresh tokens as they are in the database.
+async fn refresh_tokens_of(app: &TestApp, member_id: i32) -> Vec<refresh_token::Model> {
+    refresh_token::Entity::find()
+        .filter(refresh_token::Column::MemberId.eq(member_id))
+        .all(app.db.conn())
+        .await
+        .unwrap()
+}
+
+/// A logout that commits while a refresh of the same session is under way: the refresh must not
+/// mint a token in the ended session (on PostgreSQL it used to read the token before the logout
+/// committed, and spend it after).
+#[actix_web::test]
+async fn a_refresh_racing_a_logout_does_not_reopen_the_session() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let pair = app.member(&admin, "m@port.pe").await;
+    let member_id = pair["member"]["id"].as_i64().unwrap() as i32;
+    // The logout, as the server runs it: the member's row, then the family's tokens; held open.
+    let logout = app.state.db.begin_write().await.unwrap();
+    member::Entity::find_by_id(member_id)
+        .lock_exclusive()
+        .one(&*logout)
+        .await
+        .unwrap();
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(chrono::Utc::now()))
+        .filter(refresh_token::Column::MemberId.eq(member_id))
+        .exec(&*logout)
+        .await
+        .unwrap();
+    let body = json!({ "refresh_token": pair["refresh_token"] });
+    let ((status, _), ()) = tokio::join!(app.post("/api/auth/refresh", None, body), async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        logout.commit().await.unwrap();
+    });
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refresh_tokens_of(&app, member_id)
+            .await
+            .iter()
+            .all(|token| token.revoked_at.is_some())
+    );
+    let access = pair["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/me", access).await.0, StatusCode::UNAUTHORIZED);
+}
+
+/// A refresh that commits while a logout of the same session is under way: the token it adds is
+/// revoked with the rest (on PostgreSQL the logout's update used to miss it).
+#[actix_web::test]
+async fn a_logout_racing_a_refresh_revokes_the_token_the_refresh_adds() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let pair = app.member(&admin, "m@port.pe").await;
+    let member_id = pair["member"]["id"].as_i64().unwrap() as i32;
+    let first = refresh_tokens_of(&app, member_id).await.remove(0);
+    // The refresh, as the server runs it: the member's row, the spend, the new token; held open.
+    let refresh = app.state.db.begin_write().await.unwrap();
+    member::Entity::find_by_id(member_id)
+        .lock_exclusive()
+        .one(&*refresh)
+        .await
+        .unwrap();
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(chrono::Utc::now()))
+        .filter(refresh_token::Column::Id.eq(first.id))
+        .exec(&*refresh)
+        .await
+        .unwrap();
+    refresh_token::ActiveModel {
+        member_id: Set(member_id),
+        family_id: Set(first.family_id.clone()),
+        token_hash: Set("added by the racing refresh".to_owned()),
+        expires_at: Set(chrono::Utc::now() + chrono::Duration::days(1)),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(&*refresh)
+    .await
+    .unwrap();
+    let body = json!({ "refresh_token": pair["refresh_token"] });
+    let ((status, _), ()) = tokio::join!(app.post("/api/auth/logout", None, body), async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        refresh.commit().await.unwrap();
+    });
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let tokens = refresh_tokens_of(&app, member_id).await;
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens.iter().all(|token| token.revoked_at.is_some()), "{tokens:?}");
 }
 
 #[actix_web::test]
@@ -455,6 +549,7 @@ async fn tokens_of_one_kind_cannot_stand_in_for_another() {
 async fn an_access_token_signed_with_another_key_or_algorithm_is_refused() {
     use base64::Engine as _;
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use secrecy::ExposeSecret;
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
     // The genuine token's claims, with a later expiry: only the signature differs.
@@ -466,6 +561,15 @@ async fn an_access_token_signed_with_another_key_or_algorithm_is_refused() {
     )
     .unwrap();
     claims["exp"] = json!(chrono::Utc::now().timestamp() + 600);
+    // Signed with the server's key, these claims are accepted: what is refused below is the key.
+    let secret = app.settings.auth.jwt_secret.expose_secret().as_bytes();
+    let genuine = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(app.get("/api/me", &genuine).await.0, StatusCode::OK);
     let forged = encode(
         &Header::new(Algorithm::HS256),
         &claims,
