@@ -264,6 +264,11 @@ impl Settings {
         if self.auth.access_token_ttl_secs <= 0 || self.auth.refresh_token_ttl_days <= 0 {
             bail!("settings auth.access_token_ttl_secs and auth.refresh_token_ttl_days must be positive");
         }
+        // An access token is good only while its session's refresh tokens exist, and the
+        // housekeeping deletes them once expired: a longer-lived access token would end early.
+        if self.auth.access_token_ttl_secs > self.auth.refresh_token_ttl_days.saturating_mul(86_400) {
+            bail!("setting auth.access_token_ttl_secs must not exceed auth.refresh_token_ttl_days");
+        }
         if self.auth.argon2_memory_kib < 8 * self.auth.argon2_parallelism.max(1) {
             bail!("setting auth.argon2_memory_kib is too small for argon2");
         }

@@ -142,7 +142,11 @@ pub async fn serve_file(
         // Committed, but its move into place failed: it waits in staging for the storage sweep.
         // (Not a directory: what was in the way of its folder is what made the move fail.)
         Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-            tracing::warn!(sha256, "a download asked for content that is not in place yet");
+            // An error, not a warning: a file truly lost answers the same, and must be seen.
+            tracing::error!(
+                sha256,
+                "a download asked for content that is not in place (waiting in staging, or lost)"
+            );
             return Err(ApiError::ContentUnavailable {
                 retry_after_secs: CONTENT_RETRY_AFTER_SECS,
             });

@@ -46,6 +46,19 @@ fn a_bad_setting_stops_start_up_with_a_message_naming_it() {
     assert!(stderr.contains("server.port"), "{stderr}");
 
     let output = dcports(dir.path())
+        .env("DCPORTS__AUTH__REFRESH_TOKEN_TTL_DAYS", "1")
+        .env("DCPORTS__AUTH__ACCESS_TOKEN_TTL_SECS", "86401")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("auth.access_token_ttl_secs must not exceed"),
+        "{stderr}"
+    );
+
+    let output = dcports(dir.path())
         .env("DCPORTS_ENV", "staging")
         .arg("migrate")
         .output()
