@@ -353,6 +353,38 @@ async fn logging_out_closes_the_sockets_of_that_session_only() {
     assert_eq!(event["data"]["description"], "after the logout");
 }
 
+/// A socket belongs to the session of the token it last authenticated with: the end of the one
+/// it left does not close it, the end of the one it moved to does, a reused refresh token
+/// (theft) included.
+#[actix_web::test]
+async fn a_socket_follows_the_session_it_last_authenticated_with() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (_, left) = app.login("a1@port.pe", crate::helpers::PASSWORD).await;
+    let (_, moved_to) = app.login("a1@port.pe", crate::helpers::PASSWORD).await;
+    let (mut client, _) = WsClient::authenticated(&app, left["access_token"].as_str().unwrap()).await;
+    client
+        .send(json!({ "type": "auth", "token": moved_to["access_token"] }))
+        .await;
+    assert_eq!(client.next_of_type("ready").await["type"], "ready");
+    let (_, head) = client.subscribe(&format!("committee:{a}"), None).await;
+
+    app.logout(&left).await;
+    rename(&app, &admin, a, "after the first logout").await;
+    let event = client.next_event().await;
+    assert_eq!(event["offset"], head + 1);
+
+    // The session moved to is refreshed, then its spent token comes back: the family ends.
+    let spent = json!({ "refresh_token": moved_to["refresh_token"] });
+    let (status, _) = app.post("/api/auth/refresh", None, spent.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.post("/api/auth/refresh", None, spent).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(close_code(&client.ended().await), Some(1008));
+}
+
 /// A subscribe that finds the account suspended (the Broker's notice not yet there) closes the
 /// socket as the suspension would, rather than answering an error and staying open.
 #[actix_web::test]
