@@ -151,6 +151,32 @@ async fn refresh_tokens_of(app: &TestApp, member_id: i32) -> Vec<refresh_token::
         .unwrap()
 }
 
+/// A write transaction holding the member's row, as the server's refresh and logout take it.
+async fn hold_sessions_of(app: &TestApp, member_id: i32) -> dcports::db::WriteTxn {
+    let txn = app.state.db.begin_write().await.unwrap();
+    member::Entity::find_by_id(member_id)
+        .lock_exclusive()
+        .one(&*txn)
+        .await
+        .unwrap();
+    txn
+}
+
+/// Posts `pair`'s refresh token to `path` while `held` commits half a second later.
+async fn post_while_committing(
+    app: &TestApp,
+    path: &str,
+    pair: &serde_json::Value,
+    held: dcports::db::WriteTxn,
+) -> StatusCode {
+    let body = json!({ "refresh_token": pair["refresh_token"] });
+    let ((status, _), ()) = tokio::join!(app.post(path, None, body), async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        held.commit().await.unwrap();
+    });
+    status
+}
+
 /// A logout that commits while a refresh of the same session is under way: the refresh must not
 /// mint a token in the ended session (on PostgreSQL it used to read the token before the logout
 /// committed, and spend it after).
@@ -161,23 +187,14 @@ async fn a_refresh_racing_a_logout_does_not_reopen_the_session() {
     let pair = app.member(&admin, "m@port.pe").await;
     let member_id = pair["member"]["id"].as_i64().unwrap() as i32;
     // The logout, as the server runs it: the member's row, then the family's tokens; held open.
-    let logout = app.state.db.begin_write().await.unwrap();
-    member::Entity::find_by_id(member_id)
-        .lock_exclusive()
-        .one(&*logout)
-        .await
-        .unwrap();
+    let logout = hold_sessions_of(&app, member_id).await;
     refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(chrono::Utc::now()))
         .filter(refresh_token::Column::MemberId.eq(member_id))
         .exec(&*logout)
         .await
         .unwrap();
-    let body = json!({ "refresh_token": pair["refresh_token"] });
-    let ((status, _), ()) = tokio::join!(app.post("/api/auth/refresh", None, body), async {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        logout.commit().await.unwrap();
-    });
+    let status = post_while_committing(&app, "/api/auth/refresh", &pair, logout).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
         refresh_tokens_of(&app, member_id)
@@ -199,12 +216,7 @@ async fn a_logout_racing_a_refresh_revokes_the_token_the_refresh_adds() {
     let member_id = pair["member"]["id"].as_i64().unwrap() as i32;
     let first = refresh_tokens_of(&app, member_id).await.remove(0);
     // The refresh, as the server runs it: the member's row, the spend, the new token; held open.
-    let refresh = app.state.db.begin_write().await.unwrap();
-    member::Entity::find_by_id(member_id)
-        .lock_exclusive()
-        .one(&*refresh)
-        .await
-        .unwrap();
+    let refresh = hold_sessions_of(&app, member_id).await;
     refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::UsedAt, Expr::value(chrono::Utc::now()))
         .filter(refresh_token::Column::Id.eq(first.id))
@@ -222,11 +234,7 @@ async fn a_logout_racing_a_refresh_revokes_the_token_the_refresh_adds() {
     .insert(&*refresh)
     .await
     .unwrap();
-    let body = json!({ "refresh_token": pair["refresh_token"] });
-    let ((status, _), ()) = tokio::join!(app.post("/api/auth/logout", None, body), async {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        refresh.commit().await.unwrap();
-    });
+    let status = post_while_committing(&app, "/api/auth/logout", &pair, refresh).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let tokens = refresh_tokens_of(&app, member_id).await;
     assert_eq!(tokens.len(), 2);
