@@ -584,12 +584,18 @@ async fn a_node_that_lost_the_bus_rechecks_its_sockets_when_it_comes_back() {
     let (mut staying_on_b, head) = subscribed_at(&node_b, &stays, &channel).await;
     let (mut removed_on_b, _) = subscribed_at(&node_b, &removed, &channel).await;
     let (mut suspended_on_b, _) = subscribed_at(&node_b, &suspended, &channel).await;
+    let (status, logging_out) = node_a.login("stays@port.pe", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = logging_out["access_token"].as_str().unwrap();
+    let (mut logged_out_on_b, _) = subscribed_at(&node_b, token, &channel).await;
 
-    // Node B is cut off from Redis while node A removes, suspends and writes: B hears nothing.
+    // Node B is cut off from Redis while node A removes, suspends, logs a session out and
+    // writes: B hears nothing.
     link.cut();
     wait_for_bus(&node_b, "redis unreachable").await;
     remove_member(&node_a.address, &admin, c, removed_id).await;
     suspend(&node_a.address, &admin, suspended_id).await;
+    node_a.logout(&logging_out).await;
     assert_eq!(
         rename(&node_a.address, &admin, c, "while B was away").await,
         StatusCode::OK
@@ -602,6 +608,7 @@ async fn a_node_that_lost_the_bus_rechecks_its_sockets_when_it_comes_back() {
     assert_eq!(revoked["channel"], channel);
     assert_eq!(revoked["reason"], "access_revoked");
     assert_eq!(close_code(&suspended_on_b.ended().await), Some(1008));
+    assert_eq!(close_code(&logged_out_on_b.ended().await), Some(1008));
 }
 
 #[actix_web::test]
