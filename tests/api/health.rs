@@ -21,15 +21,7 @@ async fn metrics_count_requests_by_route_and_status() {
     let app = spawn_app().await;
     app.client.get(app.url("/healthz")).send().await.unwrap();
     app.client.get(app.url("/api/nowhere")).send().await.unwrap();
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics", None).await;
     assert!(text.contains("dcports_http_requests_total"), "{text}");
     assert!(text.contains("endpoint=\"/healthz\""), "{text}");
     assert!(text.contains("status=\"404\""), "{text}");

@@ -230,6 +230,21 @@ impl TestApp {
         (status, value)
     }
 
+    /// The body of a GET as text (pages, CSV, Markdown, metrics), with an optional bearer token.
+    pub async fn text(&self, path: &str, token: Option<&str>) -> String {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("body read")
+    }
+
     /// The served OpenAPI document.
     pub async fn openapi(&self) -> Value {
         let response = self.client.get(self.url("/api/openapi.json")).send().await.unwrap();

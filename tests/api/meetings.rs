@@ -349,15 +349,8 @@ async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
     assert_eq!(action_items, ["Send signed copies"], "the owner committee's only");
     assert_eq!(signature["planned_minutes"], 20);
     let markdown = app
-        .client
-        .get(app.url(&format!("/api/meetings/{id}/minutes?format=markdown")))
-        .bearer_auth(&guest)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text(&format!("/api/meetings/{id}/minutes?format=markdown"), Some(&guest))
+        .await;
     assert!(markdown.starts_with("# IV Regional Meeting"), "{markdown}");
     assert!(markdown.contains("**Outcome:** MOU signed by 13 countries."));
     assert!(markdown.contains("- [ ] Send signed copies — Member, due 2027-01-15"));
@@ -398,15 +391,8 @@ async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
         (document["id"].clone(), json!(2))
     );
     let filed = app
-        .client
-        .get(app.url(&format!("/api/documents/{}/content", document["id"])))
-        .bearer_auth(&chair)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text(&format!("/api/documents/{}/content", document["id"]), Some(&chair))
+        .await;
     assert!(filed.contains("**Outcome:** MOU signed by 13 countries."));
 }
 

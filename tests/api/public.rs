@@ -153,11 +153,7 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
             (response.status(), response.json::<Value>().await.unwrap())
         }
     };
-    let export = || async {
-        let request = app.client.get(app.url("/api/admin/directory/export.csv"));
-        let response = request.bearer_auth(&admin).send().await.unwrap();
-        response.text().await.unwrap()
-    };
+    let export = || async { app.text("/api/admin/directory/export.csv", Some(&admin)).await };
     let (status, report) = import(csv.to_owned()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -316,15 +312,7 @@ async fn only_validated_indicator_values_are_public() {
         .collect();
     assert_eq!(pending, [2019], "the one value still waiting for review");
 
-    let chart = app
-        .client
-        .get(app.url("/indicators?code=berth_occupancy&year=2018"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let chart = app.text("/indicators?code=berth_occupancy&year=2018", None).await;
     assert!(chart.contains("<svg role=\"img\""), "the chart is inline SVG");
     assert!(chart.contains("Callao"));
 }
@@ -428,15 +416,7 @@ async fn an_indicator_value_beyond_any_ports_figure_is_refused() {
 async fn public_forms_show_no_placeholder_for_what_is_not_chosen() {
     let app = spawn_app().await;
     for path in ["/indicators", "/directory", "/publications"] {
-        let page = app
-            .client
-            .get(app.url(path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = app.text(path, None).await;
         assert!(!page.to_lowercase().contains("value=\"none\""), "{path}: {page}");
     }
 }
@@ -512,17 +492,9 @@ async fn the_public_area_is_rate_limited_per_address() {
 #[actix_web::test]
 async fn pages_speak_english_and_spanish() {
     let app = spawn_app().await;
-    let english = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let english = app.text("/", None).await;
     assert!(english.contains("<html lang=\"en\">") && english.contains("Port indicators"));
-    let spanish = app
-        .client
-        .get(app.url("/?lang=es"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let spanish = app.text("/?lang=es", None).await;
     assert!(spanish.contains("<html lang=\"es\">") && spanish.contains("Indicadores portuarios"));
     let negotiated = app
         .client
@@ -586,9 +558,16 @@ async fn nothing_private_ever_reaches_the_public_area() {
         .await,
     );
     let starts = Utc::now() + Duration::days(10);
-    let private_meeting = created(app
-        .post(&format!("/api/committees/{c}/meetings"), Some(&chair), json!({ "title": MARKER, "starts_at": starts, "ends_at": starts + Duration::hours(2), "timezone": "UTC", "location": MARKER }))
-        .await);
+    // The private meeting carries the marker in its title and place; the public one, neither.
+    let meeting = |title: &str, location: Option<&str>, public: bool| {
+        json!({ "title": title, "starts_at": starts, "ends_at": starts + Duration::hours(2),
+                "timezone": "UTC", "location": location, "public": public })
+    };
+    let meetings = format!("/api/committees/{c}/meetings");
+    let private_meeting = created(
+        app.post(&meetings, Some(&chair), meeting(MARKER, Some(MARKER), false))
+            .await,
+    );
     created(
         app.post(
             &format!("/api/meetings/{}/agenda", private_meeting["id"]),
@@ -598,9 +577,10 @@ async fn nothing_private_ever_reaches_the_public_area() {
         .await,
     );
     // A public meeting whose agenda is not published: its items stay private.
-    let public_meeting = created(app
-        .post(&format!("/api/committees/{c}/meetings"), Some(&chair), json!({ "title": "Open regional meeting", "starts_at": starts, "ends_at": starts + Duration::hours(2), "timezone": "UTC", "public": true }))
-        .await);
+    let public_meeting = created(
+        app.post(&meetings, Some(&chair), meeting("Open regional meeting", None, true))
+            .await,
+    );
     created(
         app.post(
             &format!("/api/meetings/{}/agenda", public_meeting["id"]),
@@ -733,7 +713,7 @@ async fn the_demo_data_set_loads_once_and_fills_the_public_area() {
     assert_eq!(values.as_array().unwrap().len(), 10);
     let directory = public_json(&app, "/api/public/directory?limit=200").await;
     assert_eq!(directory["items"].as_array().unwrap().len(), 8);
-    let home = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let home = app.text("/", None).await;
     for count in [
         "<strong>13</strong>",
         "<strong>15</strong>",
