@@ -11,6 +11,7 @@ use entity::{member, refresh_token};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use crate::auth::tokens::AccessClaims;
 use crate::domain::{MemberStatus, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -46,7 +47,11 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
 
 /// Resolves an access token to its member, refusing suspended accounts and revoked tokens.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<member::Model, ApiError> {
-    let claims = state.tokens.decode(token)?;
+    authorize(state, &state.tokens.decode(token)?).await
+}
+
+/// The member an already decoded access token names, if it is still good.
+pub async fn authorize(state: &AppState, claims: &AccessClaims) -> Result<member::Model, ApiError> {
     member_still_authorized(state, claims.member_id()?, claims.ver, &claims.sid).await
 }
 

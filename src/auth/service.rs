@@ -101,8 +101,12 @@ pub async fn refresh(state: &AppState, token: &SecretString) -> ApiResult<TokenP
             .one(&*txn)
     };
     let member_id = find().await?.ok_or(ApiError::Unauthorized)?.member_id;
-    // Read again once the account's sessions are ours: a logout that committed meanwhile is seen.
-    let member = lock_sessions_of(&*txn, member_id).await?;
+    // Read again under the member's row lock (see `SESSIONS_LOCK`): a logout that committed
+    // meanwhile is seen.
+    let member = member::Entity::find_by_id(member_id)
+        .lock_exclusive()
+        .one(&*txn)
+        .await?;
     let stored = find().await?.ok_or(ApiError::Unauthorized)?;
     if stored.revoked_at.is_some() || stored.expires_at <= Utc::now() {
         return Err(ApiError::Unauthorized);
@@ -112,7 +116,6 @@ pub async fn refresh(state: &AppState, token: &SecretString) -> ApiResult<TokenP
         .col_expr(refresh_token::Column::UsedAt, Expr::value(Utc::now()))
         .filter(refresh_token::Column::Id.eq(stored.id))
         .filter(refresh_token::Column::UsedAt.is_null())
-        .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(&*txn)
         .await?;
     if spent.rows_affected == 0 {
@@ -155,8 +158,9 @@ pub async fn logout(state: &AppState, token: &SecretString, ip: Option<String>) 
         .one(&*txn)
         .await?;
     if let Some(stored) = &stored {
-        // A refresh of this session in flight commits first, and its new token is revoked too.
-        lock_sessions_of(&*txn, stored.member_id).await?;
+        // A refresh of this session in flight commits first, and its new token is revoked too
+        // (`SESSIONS_LOCK`).
+        crate::db::lock_row::<member::Entity>(&*txn, stored.member_id).await?;
         revoke_family(&*txn, &stored.family_id).await?;
         audit::record(
             &*txn,
@@ -415,14 +419,11 @@ async fn issue_pair(
     })
 }
 
-/// Takes the member's row lock (PostgreSQL; SQLite runs one write at a time anyway), which every
-/// change to the member's sessions takes first: a refresh, a logout, and `revoke_sessions` (by
-/// updating the row). Without it, on PostgreSQL a logout could revoke a family while a refresh
-/// of it was adding a token the logout's statement did not see, and the session would go on.
-/// Returns the member, read under the lock.
-async fn lock_sessions_of(conn: &impl ConnectionTrait, member_id: i32) -> ApiResult<Option<member::Model>> {
-    Ok(member::Entity::find_by_id(member_id).lock_exclusive().one(conn).await?)
-}
+// SESSIONS_LOCK: every change to a member's sessions takes the member's row lock first (on
+// PostgreSQL; SQLite runs one write at a time anyway): a refresh, a logout, and
+// `revoke_sessions` (by updating the row). Without it a logout could revoke a family while a
+// refresh of it was adding a token the logout's statement did not see, and the session would
+// go on.
 
 async fn revoke_family(conn: &impl ConnectionTrait, family_id: &str) -> ApiResult<()> {
     refresh_token::Entity::update_many()
@@ -438,7 +439,7 @@ async fn revoke_family(conn: &impl ConnectionTrait, family_id: &str) -> ApiResul
 /// and the calendar feed's secret URL, which whoever held the account could have made.
 pub async fn revoke_sessions(conn: &impl ConnectionTrait, member_id: i32) -> ApiResult<()> {
     calendar_feed::Entity::delete_by_id(member_id).exec(conn).await?;
-    // The member's row first: that takes the lock a refresh holds (`lock_sessions_of`), so the
+    // The member's row first: that takes the lock a refresh holds (`SESSIONS_LOCK`), so the
     // refresh tokens' update below also sees a token a refresh in flight adds.
     member::Entity::update_many()
         .col_expr(

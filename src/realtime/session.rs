@@ -15,7 +15,7 @@ use bytestring::ByteString;
 use super::broker::{Connect, Disconnect, Present, SessionId, Subscribe, Unsubscribe};
 use super::outbox::{Delivery, Outbox};
 use super::protocol::{ClientFrame, ServerFrame};
-use crate::auth::extract::member_still_authorized;
+use crate::auth::extract::{authorize, member_still_authorized};
 use crate::committees;
 use crate::error::ApiError;
 use crate::events::{self, Channel, Replay};
@@ -331,7 +331,7 @@ impl WsSession {
         let state = self.state.clone();
         let check = async move {
             let claims = claims?;
-            let member = member_still_authorized(&state, claims.member_id()?, claims.ver, &claims.sid).await?;
+            let member = authorize(&state, &claims).await?;
             let channels = committees::service::readable_channels(&state, &member).await?;
             Ok::<_, ApiError>((member, claims, channels))
         };
