@@ -172,6 +172,26 @@ pub async fn get_organization(state: &AppState, id: i32) -> ApiResult<organizati
         .ok_or(ApiError::NotFound)
 }
 
+/// Sets a contact's validated fields (as `validate_contact` returns them) and its search text.
+fn fill_contact(
+    active: &mut contact::ActiveModel,
+    (name, position, email, phone): (String, String, Option<String>, Option<String>),
+    public: bool,
+    now: chrono::DateTime<Utc>,
+) {
+    active.search_text = Set(search::index_text(&[
+        &name,
+        &position,
+        email.as_deref().unwrap_or_default(),
+    ]));
+    active.name = Set(name);
+    active.position = Set(position);
+    active.email = Set(email);
+    active.phone = Set(phone);
+    active.public = Set(public);
+    active.updated_at = Set(now);
+}
+
 fn validate_contact(request: &ContactRequest) -> ApiResult<(String, String, Option<String>, Option<String>)> {
     let mut validator = Validator::default();
     let name = validator.check(required_text("name", &request.name, 200));
@@ -218,18 +238,8 @@ pub async fn save_contact(
             ..Default::default()
         },
     };
-    active.search_text = Set(search::index_text(&[
-        &name,
-        &position,
-        email.as_deref().unwrap_or_default(),
-    ]));
     active.organization_id = Set(request.organization_id);
-    active.name = Set(name);
-    active.position = Set(position);
-    active.email = Set(email);
-    active.phone = Set(phone);
-    active.public = Set(request.public);
-    active.updated_at = Set(now);
+    fill_contact(&mut active, (name, position, email, phone), request.public, now);
     let saved: contact::Model = active.save(&*txn).await?.try_into_model()?;
     let response = ContactResponse::from(saved);
     // A private contact's details never go to the public channel: only that something changed.
@@ -494,17 +504,7 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
                 }
             }
         };
-        active.search_text = Set(search::index_text(&[
-            &name,
-            &position,
-            email.as_deref().unwrap_or_default(),
-        ]));
-        active.name = Set(name);
-        active.position = Set(position);
-        active.email = Set(email);
-        active.phone = Set(phone);
-        active.public = Set(request.public);
-        active.updated_at = Set(Utc::now());
+        fill_contact(&mut active, (name, position, email, phone), request.public, Utc::now());
         active.save(&*txn).await?;
     }
     let recorded = emit_public(
