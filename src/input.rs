@@ -28,9 +28,13 @@ pub async fn refuse_nul(
         return Ok(refused(request, ApiError::BadRequest(NUL_REFUSED.to_owned())));
     }
     if has_json_body(&request) {
-        let limit = request
+        let Some(limit) = request
             .app_data::<web::Data<AppState>>()
-            .map_or(0, |state| state.settings.server.json_limit_bytes);
+            .map(|state| state.settings.server.json_limit_bytes)
+        else {
+            let missing = anyhow::anyhow!("application state is not registered");
+            return Ok(refused(request, ApiError::Internal(missing)));
+        };
         // Read as the JSON extractor will read it: decompressed (a gzip header holds zero bytes
         // of its own, and a NUL inside would otherwise pass unseen), within the same limit.
         let payload = Decompress::from_headers(request.take_payload(), request.headers());
