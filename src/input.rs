@@ -3,19 +3,25 @@
 //! databases would answer differently (a 500 on one); no field of the API has a use for it. So
 //! it is refused at the door, the same way on both: 400 `bad_request`.
 //!
+//! A JSON body is not read here: its payload is wrapped in a scanner that looks at each chunk as
+//! the JSON extractor reads it, and fails the read with [`NulInBody`] when it meets a NUL. The
+//! extractor keeps its own limit and reports the failure through `startup::json_error`.
+//!
 //! Text that arrives otherwise is checked where it is read: multipart fields in
 //! `documents::upload`, CSV in `directory::service::import_csv`.
+
+use std::io;
 
 use actix_web::HttpMessage as _;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Decompress, Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
-use actix_web::web::{self, Bytes, BytesMut};
-use futures_util::StreamExt;
+use actix_web::web::Bytes;
+use futures_util::StreamExt as _;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub const NUL_REFUSED: &str = "text must not contain the NUL character (U+0000)";
 
@@ -25,41 +31,46 @@ pub async fn refuse_nul(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let uri = request.uri();
     if has_encoded_nul(uri.path()) || uri.query().is_some_and(has_encoded_nul) {
-        return Ok(refused(request, ApiError::BadRequest(NUL_REFUSED.to_owned())));
+        let problem = ApiError::BadRequest(NUL_REFUSED.to_owned());
+        return Ok(request.error_response(problem).map_into_right_body());
     }
     if has_json_body(&request) {
-        let Some(limit) = request
-            .app_data::<web::Data<AppState>>()
-            .map(|state| state.settings.server.json_limit_bytes)
-        else {
-            let missing = anyhow::anyhow!("application state is not registered");
-            return Ok(refused(request, ApiError::Internal(missing)));
-        };
-        // Read as the JSON extractor will read it: decompressed (a gzip header holds zero bytes
-        // of its own, and a NUL inside would otherwise pass unseen), within the same limit.
+        // Scanned as the extractor will read it: decompressed (a gzip header holds zero bytes of
+        // its own, and a NUL inside would otherwise pass unseen). So it is handed on
+        // decompressed, and said so; its decompressed length is not known in advance.
         let payload = Decompress::from_headers(request.take_payload(), request.headers());
-        let body = match read_within(payload, limit).await {
-            Ok(Some(body)) => body,
-            Ok(None) => return Ok(refused(request, ApiError::PayloadTooLarge)),
-            Err(error) => {
-                let problem = ApiError::BadRequest(format!("could not read the body: {error}"));
-                return Ok(refused(request, problem));
-            }
-        };
-        if json_has_nul(&body) {
-            return Ok(refused(request, ApiError::BadRequest(NUL_REFUSED.to_owned())));
-        }
-        // Handed on decompressed, and said so.
         let headers = request.headers_mut();
-        headers.remove(header::CONTENT_ENCODING);
-        headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(body.len()));
-        request.set_payload(payload_of(body));
+        if headers.remove(header::CONTENT_ENCODING).next().is_some() {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        request.set_payload(scanned(payload));
     }
     next.call(request).await.map(ServiceResponse::map_into_left_body)
 }
 
-fn refused<B>(request: ServiceRequest, error: ApiError) -> ServiceResponse<EitherBody<B>> {
-    request.error_response(error).map_into_right_body()
+/// Why a JSON body's read failed: it holds a NUL. Carried inside the [`PayloadError`] the
+/// extractor sees, and recognised by [`is_nul_in_body`].
+#[derive(Debug, thiserror::Error)]
+#[error("{NUL_REFUSED}")]
+pub struct NulInBody;
+
+/// Whether a body's read failed because [`refuse_nul`] found a NUL in it.
+pub fn is_nul_in_body(error: &PayloadError) -> bool {
+    matches!(error, PayloadError::Io(error) if error.get_ref().is_some_and(|inner| inner.is::<NulInBody>()))
+}
+
+fn scanned(payload: Decompress<Payload>) -> Payload {
+    let mut scan = JsonScan::default();
+    let stream = payload.map(move |chunk| {
+        let chunk: Bytes = chunk?;
+        scan = scan
+            .feed(&chunk)
+            .ok_or_else(|| PayloadError::Io(io::Error::new(io::ErrorKind::InvalidData, NulInBody)))?;
+        Ok(chunk)
+    });
+    Payload::Stream {
+        payload: Box::pin(stream),
+    }
 }
 
 /// `%00` in a path or a query string: a NUL once decoded (a raw one cannot reach us in a URI).
@@ -81,49 +92,48 @@ fn has_json_body(request: &ServiceRequest) -> bool {
     writes && json
 }
 
-/// The whole body, or `None` when it is longer than `limit` (the JSON extractor's own limit).
-async fn read_within(
-    mut payload: Decompress<Payload>,
-    limit: usize,
-) -> Result<Option<Bytes>, actix_web::error::PayloadError> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk?;
-        if body.len() + chunk.len() > limit {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body.freeze()))
+/// Where a scan of JSON text stands between two bytes, so that a body can be scanned chunk by
+/// chunk. A NUL is the escape `\u0000` in a string (JSON allows it no other way), or a raw one,
+/// which makes the body invalid anyway. Escapes are stepped over whole, so the text `\\u0000`
+/// (a backslash, then `u0000`) is not one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum JsonScan {
+    #[default]
+    Text,
+    /// Just after a backslash that begins an escape.
+    Escape,
+    /// Inside `\u`, after this many zeros.
+    Unicode(u8),
 }
 
-fn payload_of(body: Bytes) -> Payload {
-    let (_, mut payload) = actix_http::h1::Payload::create(true);
-    payload.unread_data(body);
-    Payload::from(payload)
-}
+impl JsonScan {
+    /// The state after `bytes`, or `None` if they complete a NUL.
+    fn feed(mut self, bytes: &[u8]) -> Option<Self> {
+        for &byte in bytes {
+            self = self.step(byte)?;
+        }
+        Some(self)
+    }
 
-/// Whether JSON text holds a NUL: as the escape `\u0000` in a string (JSON allows it no other
-/// way), or raw, which makes the body invalid anyway. Escapes are stepped over whole, so the
-/// text `\\u0000` (a backslash, then `u0000`) is not one.
-fn json_has_nul(body: &[u8]) -> bool {
-    let mut index = 0;
-    while let Some(&byte) = body.get(index) {
-        match byte {
-            0 => return true,
-            b'\\' if body.get(index + 1) == Some(&b'u') && body.get(index + 2..index + 6) == Some(b"0000") => {
-                return true;
-            }
-            b'\\' => index += 2,
-            _ => index += 1,
+    fn step(self, byte: u8) -> Option<Self> {
+        match (self, byte) {
+            (_, 0) | (Self::Unicode(3), b'0') => None,
+            (Self::Unicode(zeros), b'0') => Some(Self::Unicode(zeros + 1)),
+            (Self::Escape, b'u') => Some(Self::Unicode(0)),
+            (Self::Escape, _) => Some(Self::Text),
+            (Self::Text | Self::Unicode(_), b'\\') => Some(Self::Escape),
+            (Self::Text | Self::Unicode(_), _) => Some(Self::Text),
         }
     }
-    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn json_has_nul(body: &[u8]) -> bool {
+        JsonScan::default().feed(body).is_none()
+    }
 
     #[test]
     fn a_nul_is_found_as_an_escape_or_raw_and_only_then() {
@@ -139,6 +149,26 @@ mod tests {
         );
         assert!(!json_has_nul(br#"{"title":"a\u0001b\"\u00e9"}"#));
         assert!(!json_has_nul(br#"{"title":"trailing\"#));
+    }
+
+    /// A body split into chunks anywhere gives the answer the whole body gives.
+    #[test]
+    fn a_scan_carries_its_state_across_chunks() {
+        let bodies: [&[u8]; 5] = [
+            br#"{"title":"a\u0000b"}"#,
+            br#"{"title":"a\\u0000b"}"#,
+            br#"{"title":"a\\\u0000b"}"#,
+            br#"{"t":"\u00\\u0000","u":"\u0000"}"#,
+            br#"{"title":"\u0010\u0100"}"#,
+        ];
+        for body in bodies {
+            let whole = JsonScan::default().feed(body);
+            for split in 0..=body.len() {
+                let (first, second) = body.split_at(split);
+                let chunked = JsonScan::default().feed(first).and_then(|scan| scan.feed(second));
+                assert_eq!(chunked, whole, "{} split at {split}", String::from_utf8_lossy(body));
+            }
+        }
     }
 
     #[test]

@@ -251,6 +251,9 @@ fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
     match error {
         Overflow { .. } | OverflowKnownLength { .. } => ApiError::PayloadTooLarge,
         ContentType => ApiError::UnsupportedMediaType,
+        Payload(error) if crate::input::is_nul_in_body(&error) => {
+            ApiError::BadRequest(crate::input::NUL_REFUSED.to_owned())
+        }
         Deserialize(error) => ApiError::BadRequest(format!("invalid JSON body: {error}")),
         other => ApiError::BadRequest(format!("could not read the body: {other}")),
     }

@@ -507,7 +507,7 @@ async fn the_calendar_file_parses_keeps_its_uid_counts_changes_and_marks_cancell
 }
 
 #[actix_web::test]
-async fn a_reminder_is_sent_once_even_across_a_restart() {
+async fn a_reminder_is_sent_once_even_by_a_second_process_on_the_same_database() {
     let app = spawn_app_with(|settings| settings.meetings.reminder_check_secs = 3600).await;
     let admin = app.secretariat("admin@sela.org").await;
     let c = committee(&app, &admin, "C").await;
@@ -543,7 +543,8 @@ async fn a_reminder_is_sent_once_even_across_a_restart() {
         0,
         "not twice"
     );
-    // A restart: a second process on the same database runs its own reminder check at once.
+    // A second process on the same database (a restarted node, or another node) runs its own
+    // reminder check at once: what was sent is known from the database, not from memory.
     let mut settings = app.settings.clone();
     settings.meetings.reminder_check_secs = 1;
     let second = dcports::startup::Application::build(settings).await.unwrap();
