@@ -2,6 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::error::ApiError;
 use crate::settings::{LogFormat, LogSettings};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`.
@@ -36,14 +37,39 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
             otel.status_code = tracing::field::Empty,
             request_id = %request_id.map(|id| id.to_string()).unwrap_or_default(),
             exception.message = tracing::field::Empty,
-            exception.details = tracing::field::Empty,
         )
     }
 
+    /// Records the status, and what went wrong. A client error is recorded by its problem code
+    /// only: its detail can quote the request (serde quotes the value it could not read, which
+    /// may be a password), and logged at debug: refusals are the clients' business, not the
+    /// operators'. A server error is logged here, unless it is an `ApiError::Internal`,
+    /// which logged its cause where it was answered.
     fn on_request_end<B: actix_web::body::MessageBody>(
         span: tracing::Span,
         outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
     ) {
-        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+        let (status, error) = match outcome {
+            Ok(response) => (response.status(), response.response().error()),
+            Err(error) => (error.as_response_error().status_code(), Some(error)),
+        };
+        span.record("http.status_code", status.as_u16());
+        span.record(
+            "otel.status_code",
+            if status.is_server_error() { "ERROR" } else { "OK" },
+        );
+        let Some(error) = error else { return };
+        let api_error = error.as_error::<ApiError>();
+        if status.is_server_error() {
+            let message = error.to_string();
+            span.record("exception.message", message.as_str());
+            if !matches!(api_error, Some(ApiError::Internal(_))) {
+                span.in_scope(|| tracing::error!(error = %message, "request failed"));
+            }
+        } else {
+            let code = api_error.map_or("framework_error", ApiError::code);
+            span.record("exception.message", code);
+            span.in_scope(|| tracing::debug!(status = status.as_u16(), code, "request refused"));
+        }
     }
 }

@@ -193,13 +193,18 @@ fn passwords_and_tokens_never_reach_the_logs() {
         let refresh = client
             .post(format!("{base}/api/auth/refresh"))
             .json(&serde_json::json!({ "refresh_token": "dcr_SECRETREFRESH-8a8a" }));
+        // A JSON string where an object belongs: serde's message quotes it.
+        let quoted = client
+            .post(format!("{base}/api/auth/login"))
+            .header("content-type", "application/json")
+            .body(r#""SECRETQUOTED-3c3c""#);
         let mut statuses = Vec::new();
-        for request in [login, feed, me, refresh] {
+        for request in [login, feed, me, refresh, quoted] {
             statuses.push(request.send().await.unwrap().status().as_u16());
         }
         statuses
     });
-    assert_eq!(statuses, [401, 404, 401, 401]);
+    assert_eq!(statuses, [401, 404, 401, 401, 400]);
     child.kill().unwrap();
     child.wait().unwrap();
     let log = reader.join().unwrap();
@@ -217,6 +222,7 @@ fn passwords_and_tokens_never_reach_the_logs() {
         "SECRETFEEDTOKEN-9b2c",
         "SECRETBEARER-4d1e",
         "SECRETREFRESH-8a8a",
+        "SECRETQUOTED-3c3c",
     ] {
         assert!(!log.contains(secret), "{secret} appears in the log");
     }
