@@ -57,10 +57,11 @@ impl DocAccess {
         if self.manage { Ok(()) } else { Err(ApiError::Forbidden) }
     }
 
-    /// The chair, the secretariat, or a writer who created the document.
+    /// The chair, the secretariat, or a writer of the owner committee who created the document
+    /// (one who has left it and writes only through a share is no longer its author there).
     fn require_manage_or_author(&self, document: &document::Model, caller: &member::Model) -> ApiResult<()> {
         self.require_open()?;
-        if self.manage || (self.write && document.created_by == caller.id) {
+        if self.manage || (self.write && self.owner_side && document.created_by == caller.id) {
             Ok(())
         } else {
             Err(ApiError::Forbidden)
@@ -118,12 +119,27 @@ pub async fn access(
         .filter(document_share::Column::DocumentId.eq(document_id))
         .all(conn)
         .await?;
+    // A committee archived since the share was made still reads through it, and writes no more.
+    let archived_sharers: Vec<i32> = if shares.iter().any(|share| role_in(share.committee_id).is_some()) {
+        entity::committee::Entity::find()
+            .select_only()
+            .column(entity::committee::Column::Id)
+            .filter(entity::committee::Column::Id.is_in(shares.iter().map(|share| share.committee_id)))
+            .filter(entity::committee::Column::Archived.eq(true))
+            .into_tuple()
+            .all(conn)
+            .await?
+    } else {
+        Vec::new()
+    };
     let mut best: Option<DocAccess> = None;
     for share in shares {
         let Some(role) = role_in(share.committee_id) else {
             continue;
         };
-        let write = share.access == ShareAccess::Write.as_str() && role != CommitteeRole::Observer;
+        let write = share.access == ShareAccess::Write.as_str()
+            && role != CommitteeRole::Observer
+            && !archived_sharers.contains(&share.committee_id);
         best = Some(DocAccess {
             write: write || best.is_some_and(|b| b.write),
             manage: false,
@@ -717,10 +733,15 @@ pub async fn share(
             "the document already belongs to this committee",
         ));
     }
-    entity::committee::Entity::find_by_id(committee_id)
+    let target = entity::committee::Entity::find_by_id(committee_id)
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if target.archived {
+        return Err(ApiError::Conflict(
+            "the committee is archived and takes no new work".to_owned(),
+        ));
+    }
     match document_share::Entity::find_by_id((document_id, committee_id))
         .one(&*txn)
         .await?

@@ -198,18 +198,35 @@ fn check_url(validator: &mut Validator, url: Option<&String>) {
     }
 }
 
+/// The most committees one meeting may invite: every committee of the Network, with room.
+const MAX_INVITED: usize = 100;
+
+/// Replaces the meeting's invited committees. A committee newly invited must be open: an
+/// archived one takes no new work (one invited before it was archived may stay).
 async fn set_invited(conn: &impl ConnectionTrait, meeting: &meeting::Model, committee_ids: &[i32]) -> ApiResult<()> {
     let wanted: BTreeSet<i32> = committee_ids
         .iter()
         .copied()
         .filter(|id| *id != meeting.committee_id)
         .collect();
-    let existing = committee::Entity::find()
-        .filter(committee::Column::Id.is_in(wanted.clone()))
+    if wanted.len() > MAX_INVITED {
+        return Err(ApiError::validation(
+            "invited_committee_ids",
+            &format!("at most {MAX_INVITED} committees"),
+        ));
+    }
+    let already: BTreeSet<i32> = invited_of(conn, meeting.id).await?.into_iter().collect();
+    let newly: Vec<i32> = wanted.difference(&already).copied().collect();
+    let open = committee::Entity::find()
+        .filter(committee::Column::Id.is_in(newly.iter().copied()))
+        .filter(committee::Column::Archived.eq(false))
         .count(conn)
         .await?;
-    if existing != wanted.len() as u64 {
-        return Err(ApiError::validation("invited_committee_ids", "no such committee"));
+    if open != newly.len() as u64 {
+        return Err(ApiError::validation(
+            "invited_committee_ids",
+            "no such committee, or it is archived",
+        ));
     }
     meeting_committee::Entity::delete_many()
         .filter(meeting_committee::Column::MeetingId.eq(meeting.id))
@@ -565,12 +582,21 @@ async fn check_allocation(conn: &impl ConnectionTrait, meeting: &meeting::Model)
     Ok(())
 }
 
+/// The most documents one agenda item may link: each is checked for the caller's access.
+const MAX_ITEM_DOCUMENTS: usize = 50;
+
 async fn set_documents(
     conn: &impl ConnectionTrait,
     caller: &member::Model,
     item_id: i32,
     document_ids: &[i32],
 ) -> ApiResult<()> {
+    if document_ids.len() > MAX_ITEM_DOCUMENTS {
+        return Err(ApiError::validation(
+            "document_ids",
+            &format!("at most {MAX_ITEM_DOCUMENTS} documents"),
+        ));
+    }
     agenda_item_document::Entity::delete_many()
         .filter(agenda_item_document::Column::AgendaItemId.eq(item_id))
         .exec(conn)

@@ -506,10 +506,14 @@ impl WsSession {
             filling: false,
         };
         self.subscriptions.insert(channel.clone(), live);
-        self.state.broker.do_send(Present {
-            id: self.id,
-            channel: channel.clone(),
-        });
+        // Presence is who works in a committee now. In `public`, which every account may read,
+        // it would tell anyone who is online across all committees; in `member:{id}` only oneself.
+        if matches!(channel.parse(), Ok(Channel::Committee(_))) {
+            self.state.broker.do_send(Present {
+                id: self.id,
+                channel: channel.clone(),
+            });
+        }
         for (offset, frame) in buffered {
             self.accept(&channel, offset, frame, ctx);
         }

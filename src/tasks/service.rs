@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::dto::*;
 use crate::committees::service::{self as committees, Access};
-use crate::domain::{Locale, Role, Validator, required_text};
+use crate::domain::{Locale, MemberStatus, Role, Validator, required_text};
 use crate::error::{ApiError, ApiResult};
 use crate::events::Channel;
 use crate::group_commit::Batch;
@@ -51,9 +51,14 @@ async fn access_in(batch: &Batch, caller: &member::Model, task_id: i32) -> ApiRe
     Ok((task, access))
 }
 
-/// Whether `member_id` can see `committee_id` (a member of it, or the secretariat).
+/// Whether `member_id` can see `committee_id`: an active account, a member of it or of the
+/// secretariat. (A suspended or not yet active account could not open the task it is given.)
 async fn can_see_committee(conn: &impl ConnectionTrait, member_id: i32, committee_id: i32) -> ApiResult<bool> {
-    let Some(member) = member::Entity::find_by_id(member_id).one(conn).await? else {
+    let Some(member) = member::Entity::find_by_id(member_id)
+        .filter(member::Column::Status.eq(MemberStatus::Active.as_str()))
+        .one(conn)
+        .await?
+    else {
         return Ok(false);
     };
     if member.role == Role::Secretariat.as_str() {
@@ -71,7 +76,7 @@ async fn check_assignee(conn: &impl ConnectionTrait, assignee_id: i32, committee
     } else {
         Err(ApiError::unprocessable(
             "invalid_assignee",
-            "the assignee must be able to see the committee",
+            "the assignee must be an active account that can see the committee",
         ))
     }
 }

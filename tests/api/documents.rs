@@ -1069,3 +1069,81 @@ async fn a_publication_is_decided_once_when_reviews_arrive_at_once() {
             .len();
     assert_eq!(decided, 1);
 }
+
+/// An archived committee takes no new share, and one archived after a document was shared with
+/// it reads the document still but writes no more. An author who has left the owner committee
+/// and writes through a share may edit the document, not delete it.
+#[actix_web::test]
+async fn shares_respect_archived_committees_and_an_author_who_has_left() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "A").await;
+    let b = committee(&app, &admin, "B").await;
+    let closed = committee(&app, &admin, "Closed").await;
+    let (_, chair_a) = member_of(&app, &admin, a, "chair@a.org", "chair").await;
+    let (author_id, author) = member_of(&app, &admin, a, "author@a.org", "member").await;
+    crate::committees::add(&app, &admin, b, author_id, "member").await;
+    let (_, writer_b) = member_of(&app, &admin, b, "writer@b.org", "member").await;
+    let id = upload_document(&app, &author, a, "Estudio", pdf("estudio")).await["id"]
+        .as_i64()
+        .unwrap();
+    let share = async |committee: i64| {
+        app.call(
+            Method::PUT,
+            &format!("/api/documents/{id}/shares/{committee}"),
+            Some(&chair_a),
+            Some(json!({ "access": "write" })),
+        )
+        .await
+    };
+    let archive = async |committee: i64, archived: bool| {
+        app.call(
+            Method::PATCH,
+            &format!("/api/admin/committees/{committee}"),
+            Some(&admin),
+            Some(json!({ "archived": archived })),
+        )
+        .await
+    };
+    let rename = async |token: &str, title: &str| {
+        app.call(
+            Method::PATCH,
+            &format!("/api/documents/{id}"),
+            Some(token),
+            Some(json!({ "title": title })),
+        )
+        .await
+    };
+
+    assert_eq!(archive(closed, true).await.0, StatusCode::OK);
+    let (status, problem) = share(closed).await;
+    crate::errors::assert_problem(status, &problem, StatusCode::CONFLICT, "conflict");
+    assert_eq!(share(b).await.0, StatusCode::OK);
+
+    assert_eq!(rename(&writer_b, "Edited in B").await.0, StatusCode::OK);
+    assert_eq!(archive(b, true).await.0, StatusCode::OK);
+    assert_eq!(rename(&writer_b, "Edited in archived B").await.0, StatusCode::FORBIDDEN);
+    let (status, read) = app.get(&format!("/api/documents/{id}"), &writer_b).await;
+    assert_eq!((status, &read["title"]), (StatusCode::OK, &json!("Edited in B")));
+    assert_eq!(archive(b, false).await.0, StatusCode::OK);
+
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/committees/{a}/members/{author_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(rename(&author, "Edited by the former author").await.0, StatusCode::OK);
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/api/documents/{id}"), Some(&author), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, read) = app.get(&format!("/api/documents/{id}"), &chair_a).await;
+    assert_eq!(
+        (status, &read["title"]),
+        (StatusCode::OK, &json!("Edited by the former author"))
+    );
+}

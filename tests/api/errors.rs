@@ -8,7 +8,7 @@ async fn member_count(app: &crate::helpers::TestApp, admin: &str) -> usize {
     list["items"].as_array().unwrap().len()
 }
 
-fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+pub fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], expected.as_u16());

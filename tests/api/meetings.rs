@@ -1141,3 +1141,72 @@ async fn a_meeting_lasts_at_most_fourteen_days() {
         .await;
     assert_eq!(status, StatusCode::OK, "{renamed}");
 }
+
+/// A meeting newly invites only open committees (one archived after it was invited may stay),
+/// at most a hundred, and an agenda item links at most fifty documents: a list of any length
+/// would be one query parameter or one access check per entry.
+#[actix_web::test]
+async fn invitations_and_linked_documents_are_bounded_and_archived_committees_are_not_newly_invited() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let owner = committee(&app, &admin, "Owner").await;
+    let open = committee(&app, &admin, "Open").await;
+    let closed = committee(&app, &admin, "Closed").await;
+    let (_, chair) = member_of(&app, &admin, owner, "chair@o.org", "chair").await;
+    let archive = async |committee: i64| {
+        app.call(
+            Method::PATCH,
+            &format!("/api/admin/committees/{committee}"),
+            Some(&admin),
+            Some(json!({ "archived": true })),
+        )
+        .await
+    };
+    assert_eq!(archive(closed).await.0, StatusCode::OK);
+    let starts = Utc::now() + Duration::days(7);
+    let meeting = |invited: Vec<i64>| {
+        json!({ "title": "Regional", "starts_at": starts, "ends_at": starts + Duration::hours(2),
+                "timezone": "America/Lima", "invited_committee_ids": invited })
+    };
+    let meetings = format!("/api/committees/{owner}/meetings");
+    for (invited, message) in [
+        (vec![closed], "no such committee, or it is archived"),
+        ((1_000..1_101).collect(), "at most 100 committees"),
+    ] {
+        let (status, problem) = app.post(&meetings, Some(&chair), meeting(invited)).await;
+        crate::errors::assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+        assert_eq!(
+            problem["errors"][0],
+            json!({ "field": "invited_committee_ids", "message": message })
+        );
+    }
+    let created = create_meeting(&app, &chair, owner, meeting(vec![open])).await;
+    let path = format!("/api/meetings/{}", created["id"]);
+
+    assert_eq!(archive(open).await.0, StatusCode::OK);
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&chair),
+            Some(json!({ "title": "Renamed", "invited_committee_ids": [open] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["invited_committee_ids"], json!([open]));
+
+    let (status, problem) = app
+        .post(
+            &format!("{path}/agenda"),
+            Some(&chair),
+            json!({ "title": "Item", "kind": "information", "duration_minutes": 10, "document_ids": (1..=51).collect::<Vec<i64>>() }),
+        )
+        .await;
+    crate::errors::assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+    assert_eq!(
+        problem["errors"][0],
+        json!({ "field": "document_ids", "message": "at most 50 documents" })
+    );
+    let (_, agenda) = app.get(&format!("{path}/agenda"), &chair).await;
+    assert_eq!(agenda["items"], json!([]), "{agenda}");
+}

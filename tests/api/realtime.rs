@@ -984,3 +984,38 @@ async fn the_event_that_closes_a_gap_delivers_what_was_held_back_even_near_the_b
         assert_eq!(event["offset"], head + 1 + n, "{event}");
     }
 }
+
+/// Presence is who works in a committee now. In `public`, which every account may read, it
+/// would tell anyone who is online in any committee: there is none there.
+#[actix_web::test]
+async fn the_public_channel_carries_no_presence() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let b = committee(&app, &admin, "Committee B").await;
+    let (_, in_a) = member_of(&app, &admin, a, "a@port.pe", "member").await;
+    let (_, in_b) = member_of(&app, &admin, b, "b@port.cl", "member").await;
+    let (mut watcher, _) = WsClient::authenticated(&app, &in_a).await;
+    watcher.subscribe("public", None).await;
+    let (mut other, _) = WsClient::authenticated(&app, &in_b).await;
+    other.subscribe("public", None).await;
+    // Longer than the Broker's presence flush, several times.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let (status, _) = app
+        .post(
+            "/api/admin/directory/organizations",
+            Some(&admin),
+            json!({ "name": "Puerto Nuevo", "kind": "port_authority", "country_code": "PE" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for client in [&mut watcher, &mut other] {
+        let frame = client.next_any().await;
+        assert_eq!(
+            (&frame["type"], &frame["channel"]),
+            (&json!("event"), &json!("public")),
+            "{frame}"
+        );
+    }
+}

@@ -477,3 +477,67 @@ async fn task_writes_refuse_a_token_that_no_longer_stands_and_tell_it_nothing() 
         .await;
     assert_eq!(status, StatusCode::CREATED);
 }
+
+/// A suspended account cannot open the committee's tasks, so none is given to it: not when the
+/// task is created, nor by a change of assignee. Once reactivated it can be given one again.
+#[actix_web::test]
+async fn a_task_is_given_only_to_an_active_account() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, author) = member_of(&app, &admin, c, "author@port.pe", "member").await;
+    let (assignee_id, _) = member_of(&app, &admin, c, "assignee@port.pe", "member").await;
+    let set_status = async |status: &'static str| {
+        app.call(
+            Method::PATCH,
+            &format!("/api/admin/members/{assignee_id}"),
+            Some(&admin),
+            Some(json!({ "status": status })),
+        )
+        .await
+    };
+    let path = format!("/api/committees/{c}/tasks");
+    let (status, task) = app.post(&path, Some(&author), json!({ "title": "Unassigned" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+
+    assert_eq!(set_status("suspended").await.0, StatusCode::OK);
+    let (status, body) = app
+        .post(
+            &path,
+            Some(&author),
+            json!({ "title": "Draft MOU", "assignee_id": assignee_id }),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("invalid_assignee"))
+    );
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/tasks/{}", task["id"]),
+            Some(&author),
+            Some(json!({ "assignee_id": assignee_id })),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("invalid_assignee"))
+    );
+    let (_, list) = app.get(&path, &author).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+
+    assert_eq!(set_status("active").await.0, StatusCode::OK);
+    let (status, body) = app
+        .post(
+            &path,
+            Some(&author),
+            json!({ "title": "Draft MOU", "assignee_id": assignee_id }),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["assignee_id"]),
+        (StatusCode::CREATED, &json!(assignee_id)),
+        "{body}"
+    );
+}
