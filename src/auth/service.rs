@@ -228,7 +228,8 @@ pub async fn accept_invitation(
 
 /// Mails a reset link when the address belongs to an active account; says nothing either way,
 /// not even by taking longer: the lookup and the mail happen after the answer. Requests are
-/// limited per address (known or not) and per client IP.
+/// limited per address (known or not) and per client IP; one over a limit is answered the same
+/// (API.md: "202 always") and sends nothing.
 #[tracing::instrument(skip_all)]
 pub async fn forgot_password(state: web::Data<AppState>, email: &str, ip: Option<String>) -> ApiResult<()> {
     let Ok(email) = Email::parse("email", email) else {
@@ -240,8 +241,9 @@ pub async fn forgot_password(state: web::Data<AppState>, email: &str, ip: Option
         (reset_account_key(email.as_str()), auth.max_reset_requests_per_account),
         (ip_limit, auth.max_reset_requests_per_ip),
     ];
-    if let Some(retry_after_secs) = state.throttle.take_attempts(&keys).await {
-        return Err(ApiError::RateLimited { retry_after_secs });
+    if state.throttle.take_attempts(&keys).await.is_some() {
+        tracing::info!("a password reset request over its limit was not sent");
+        return Ok(());
     }
     actix_web::rt::spawn(async move {
         if let Err(error) = queue_reset_if_active(&state, &email, ip).await {
