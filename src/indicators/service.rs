@@ -329,15 +329,43 @@ async fn audit(
     Ok(())
 }
 
-/// Values of one indicator in a status, with their ports, filtered.
+/// Where a page of one indicator's values ends: they are listed by year, then port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct YearPort {
+    year: i32,
+    port_id: i32,
+}
+
+impl std::fmt::Display for YearPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.year, self.port_id)
+    }
+}
+
+impl std::str::FromStr for YearPort {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (year, port_id) = text.split_once('/').ok_or(())?;
+        Ok(YearPort {
+            year: year.parse().map_err(|_| ())?,
+            port_id: port_id.parse().map_err(|_| ())?,
+        })
+    }
+}
+
+/// One page of the values of one indicator in a status, with their ports, filtered.
 pub async fn values(
     conn: &impl sea_orm::ConnectionTrait,
     code: &str,
     status: ValueStatus,
     filter: &ValueFilter,
-) -> ApiResult<Vec<ValueResponse>> {
+    page: Page<YearPort>,
+) -> ApiResult<Paginated<ValueResponse>> {
     let definition = definition(conn, code).await?;
-    let mut query = values_in(status).filter(indicator_value::Column::IndicatorId.eq(definition.id));
+    let mut query = values_in(status)
+        .filter(indicator_value::Column::IndicatorId.eq(definition.id))
+        .limit(page.limit + 1);
     let ports = port::Entity::find().all(conn).await?;
     if let Some(wanted) = &filter.port {
         let port = ports
@@ -355,8 +383,39 @@ pub async fn values(
     if let Some(to) = filter.to_year {
         query = query.filter(indicator_value::Column::Year.lte(to));
     }
-    let rows = query.all(conn).await?;
-    Ok(with_ports(rows, &definition, &ports).collect())
+    if let Some(after) = page.after {
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(indicator_value::Column::Year.gt(after.year))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(indicator_value::Column::Year.eq(after.year))
+                        .add(indicator_value::Column::PortId.gt(after.port_id)),
+                ),
+        );
+    }
+    let rows: Vec<ValueResponse> = with_ports(query.all(conn).await?, &definition, &ports).collect();
+    let key = |value: &ValueResponse| YearPort {
+        year: value.year,
+        port_id: value.port_id,
+    };
+    Ok(Paginated::from_rows(rows, page, key, |value| value))
+}
+
+/// The latest year in which `code` has a value in `status`.
+pub async fn latest_year(
+    conn: &impl sea_orm::ConnectionTrait,
+    code: &str,
+    status: ValueStatus,
+) -> ApiResult<Option<i32>> {
+    let definition = definition(conn, code).await?;
+    let latest = indicator_value::Entity::find()
+        .filter(indicator_value::Column::IndicatorId.eq(definition.id))
+        .filter(indicator_value::Column::Status.eq(status.as_str()))
+        .order_by_desc(indicator_value::Column::Year)
+        .one(conn)
+        .await?;
+    Ok(latest.map(|value| value.year))
 }
 
 /// The values in `status`, by year then port: where both listings start.

@@ -1,7 +1,7 @@
 //! The rules of meetings and agendas: who sees and runs them, the allocation guideline, and
 //! who hears about every change.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike as _, Duration, Utc};
 use chrono_tz::Tz;
@@ -504,6 +504,36 @@ pub async fn items_of(conn: &impl ConnectionTrait, meeting_id: i32) -> ApiResult
         .order_by_asc(agenda_item::Column::Id)
         .all(conn)
         .await?;
+    Ok(in_agenda_order(rows))
+}
+
+/// The agendas of several meetings, each as [`items_of`] gives it, in one query.
+pub async fn items_of_each(
+    conn: &impl ConnectionTrait,
+    meeting_ids: &[i32],
+) -> ApiResult<HashMap<i32, Vec<agenda_item::Model>>> {
+    let mut by_meeting: HashMap<i32, Vec<agenda_item::Model>> =
+        meeting_ids.iter().map(|id| (*id, Vec::new())).collect();
+    if meeting_ids.is_empty() {
+        return Ok(by_meeting);
+    }
+    let rows = agenda_item::Entity::find()
+        .filter(agenda_item::Column::MeetingId.is_in(meeting_ids.iter().copied()))
+        .order_by_asc(agenda_item::Column::Position)
+        .order_by_asc(agenda_item::Column::Id)
+        .all(conn)
+        .await?;
+    for row in rows {
+        by_meeting.entry(row.meeting_id).or_default().push(row);
+    }
+    Ok(by_meeting
+        .into_iter()
+        .map(|(id, rows)| (id, in_agenda_order(rows)))
+        .collect())
+}
+
+/// Items sorted by position, each top-level item followed by its sub-items.
+fn in_agenda_order(rows: Vec<agenda_item::Model>) -> Vec<agenda_item::Model> {
     let (top, subs): (Vec<_>, Vec<_>) = rows.into_iter().partition(|item| item.parent_id.is_none());
     let mut ordered = Vec::with_capacity(top.len() + subs.len());
     for item in top {
@@ -511,7 +541,7 @@ pub async fn items_of(conn: &impl ConnectionTrait, meeting_id: i32) -> ApiResult
         ordered.push(item);
         ordered.extend(subs.iter().filter(|sub| sub.parent_id == Some(id)).cloned());
     }
-    Ok(ordered)
+    ordered
 }
 
 /// Planned starts: top-level items one after the other from the meeting's start; sub-items one

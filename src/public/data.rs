@@ -3,13 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use entity::{country, meeting, port, port_community};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::indicators::service::{self as indicators, ValueResponse, ValueStatus};
 use crate::meetings::dto::MeetingStatus;
+use crate::pagination::{Page, Paginated};
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct CountryResponse {
@@ -133,36 +134,67 @@ pub async fn port(conn: &impl ConnectionTrait, id: i32) -> ApiResult<PortRespons
     })
 }
 
-pub async fn public_meetings(conn: &impl ConnectionTrait) -> ApiResult<Vec<PublicMeeting>> {
-    let rows = meeting::Entity::find()
+/// Where a page of public meetings ends. They are listed latest first: by start, then by id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeetingKey {
+    starts_at: DateTime<Utc>,
+    id: i32,
+}
+
+impl std::fmt::Display for MeetingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let starts_at = self.starts_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        write!(f, "{starts_at}/{}", self.id)
+    }
+}
+
+impl std::str::FromStr for MeetingKey {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (starts_at, id) = text.rsplit_once('/').ok_or(())?;
+        Ok(MeetingKey {
+            starts_at: DateTime::parse_from_rfc3339(starts_at).map_err(|_| ())?.to_utc(),
+            id: id.parse().map_err(|_| ())?,
+        })
+    }
+}
+
+/// One page of the meetings marked public (drafts excepted), latest first, each with its agenda
+/// once published: two queries, however many meetings the page holds.
+pub async fn public_meetings(
+    conn: &impl ConnectionTrait,
+    page: Page<MeetingKey>,
+) -> ApiResult<Paginated<PublicMeeting>> {
+    let mut query = meeting::Entity::find()
         .filter(meeting::Column::Public.eq(true))
         .filter(meeting::Column::Status.ne(MeetingStatus::Draft.as_str()))
         .order_by_desc(meeting::Column::StartsAt)
-        .all(conn)
-        .await?;
-    let mut meetings = Vec::with_capacity(rows.len());
-    for row in rows {
-        let agenda = match row.agenda_published_at {
-            Some(_) => {
-                let items = crate::meetings::service::items_of(conn, row.id).await?;
-                let starts = crate::meetings::service::plan(&row, &items);
-                Some(
-                    items
-                        .into_iter()
-                        .zip(starts)
-                        .filter(|(item, _)| item.parent_id.is_none())
-                        .map(|(item, starts_at)| PublicAgendaItem {
-                            title: item.title,
-                            kind: item.kind,
-                            duration_minutes: item.duration_minutes,
-                            starts_at,
-                        })
-                        .collect(),
-                )
-            }
-            None => None,
-        };
-        meetings.push(PublicMeeting {
+        .order_by_desc(meeting::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = &page.after {
+        query = query.filter(
+            Condition::any().add(meeting::Column::StartsAt.lt(after.starts_at)).add(
+                Condition::all()
+                    .add(meeting::Column::StartsAt.eq(after.starts_at))
+                    .add(meeting::Column::Id.lt(after.id)),
+            ),
+        );
+    }
+    let rows = query.all(conn).await?;
+    let published: Vec<i32> = rows
+        .iter()
+        .filter(|row| row.agenda_published_at.is_some())
+        .map(|row| row.id)
+        .collect();
+    let mut agendas = crate::meetings::service::items_of_each(conn, &published).await?;
+    let page_key = |row: &meeting::Model| MeetingKey {
+        starts_at: row.starts_at,
+        id: row.id,
+    };
+    Ok(Paginated::from_rows(rows, page, page_key, |row| {
+        let agenda = agendas.remove(&row.id).map(|items| public_agenda(&row, items));
+        PublicMeeting {
             id: row.id,
             title: row.title,
             starts_at: row.starts_at,
@@ -171,9 +203,24 @@ pub async fn public_meetings(conn: &impl ConnectionTrait) -> ApiResult<Vec<Publi
             location: row.location,
             status: row.status,
             agenda,
-        });
-    }
-    Ok(meetings)
+        }
+    }))
+}
+
+/// A published agenda as the public sees it: its top-level items, each with its start.
+fn public_agenda(meeting: &meeting::Model, items: Vec<entity::agenda_item::Model>) -> Vec<PublicAgendaItem> {
+    let starts = crate::meetings::service::plan(meeting, &items);
+    items
+        .into_iter()
+        .zip(starts)
+        .filter(|(item, _)| item.parent_id.is_none())
+        .map(|(item, starts_at)| PublicAgendaItem {
+            title: item.title,
+            kind: item.kind,
+            duration_minutes: item.duration_minutes,
+            starts_at,
+        })
+        .collect()
 }
 
 /// How many public contacts and approved publications there are (counted, not loaded).

@@ -364,8 +364,14 @@ async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiRe
 
 #[route("/meetings", method = "GET", method = "HEAD")]
 async fn meetings(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<HttpResponse> {
-    let rows: Vec<Value> = data::public_meetings(state.db.conn())
+    // The latest meetings, as many as one page of the API holds.
+    let latest = crate::pagination::Page {
+        limit: crate::pagination::MAX_LIMIT,
+        after: None,
+    };
+    let rows: Vec<Value> = data::public_meetings(state.db.conn(), latest)
         .await?
+        .items
         .into_iter()
         .map(|m| {
             let tz: Tz = m.timezone.parse().unwrap_or(Tz::UTC);
@@ -407,16 +413,25 @@ async fn indicators_page(
         .as_ref()
         .and_then(|code| definitions.iter().find(|d| &d.code == code))
     {
-        let all = indicators::values(
-            state.db.conn(),
-            &definition.code,
-            ValueStatus::Validated,
-            &ValueFilter::default(),
-        )
-        .await?;
-        let chosen = year.or_else(|| all.iter().map(|v| v.year).max());
-        values = all.into_iter().filter(|v| Some(v.year) == chosen).collect();
-        year = chosen;
+        let conn = state.db.conn();
+        year = match year {
+            Some(year) => Some(year),
+            None => indicators::latest_year(conn, &definition.code, ValueStatus::Validated).await?,
+        };
+        if let Some(year) = year {
+            // One year holds one value per port: fewer than a page.
+            let filter = ValueFilter {
+                year: Some(year),
+                ..ValueFilter::default()
+            };
+            let every_port = crate::pagination::Page {
+                limit: crate::pagination::MAX_LIMIT,
+                after: None,
+            };
+            values = indicators::values(conn, &definition.code, ValueStatus::Validated, &filter, every_port)
+                .await?
+                .items;
+        }
         unit = unit_label(&definition.unit, lang).to_owned();
         name = if lang == Lang::En {
             definition.name_en.clone()

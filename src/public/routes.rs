@@ -200,10 +200,12 @@ async fn download_publication(
 }
 
 /// The Network's member countries.
-#[utoipa::path(get, context_path = "/api/public", tag = "public", responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<data::CountryResponse>)))]
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::CountryResponse>), (status = 400, body = Problem)))]
 #[route("/countries", method = "GET", method = "HEAD")]
-async fn list_countries(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(data::countries(state.db.conn()).await?))
+async fn list_countries(state: web::Data<AppState>, page: Deferred<web::Query<PageQuery>>) -> ApiResult<HttpResponse> {
+    let page = page?.page_by::<String>()?;
+    let countries = data::countries(state.db.conn()).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_list(countries, page, |c| c.code.clone())?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -213,13 +215,16 @@ pub struct CountryFilter {
 }
 
 /// Logistic port communities with their ports.
-#[utoipa::path(get, context_path = "/api/public", tag = "public", params(CountryFilter), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<data::PortCommunityResponse>), (status = 400, body = Problem)))]
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(CountryFilter, PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::PortCommunityResponse>), (status = 400, body = Problem)))]
 #[route("/port-communities", method = "GET", method = "HEAD")]
 async fn list_port_communities(
     state: web::Data<AppState>,
     filter: Deferred<web::Query<CountryFilter>>,
+    page: Deferred<web::Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(data::port_communities(state.db.conn(), filter?.country.as_deref()).await?))
+    let (filter, page) = (filter?, page?.page()?);
+    let communities = data::port_communities(state.db.conn(), filter.country.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_list(communities, page, |c| i64::from(c.id))?))
 }
 
 /// One port, with its community and validated indicator values.
@@ -244,30 +249,34 @@ async fn directory(
 }
 
 /// Regional meetings marked public: title, dates, place and the published agenda.
-#[utoipa::path(get, context_path = "/api/public", tag = "public", responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<data::PublicMeeting>)))]
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::PublicMeeting>), (status = 400, body = Problem)))]
 #[route("/meetings", method = "GET", method = "HEAD")]
-async fn public_meetings(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(data::public_meetings(state.db.conn()).await?))
+async fn public_meetings(state: web::Data<AppState>, page: Deferred<web::Query<PageQuery>>) -> ApiResult<HttpResponse> {
+    let page = page?.page_by::<data::MeetingKey>()?;
+    Ok(HttpResponse::Ok().json(data::public_meetings(state.db.conn(), page).await?))
 }
 
 /// Indicator definitions.
-#[utoipa::path(get, context_path = "/api/public", tag = "public", responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<crate::indicators::service::DefinitionResponse>)))]
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<crate::indicators::service::DefinitionResponse>), (status = 400, body = Problem)))]
 #[route("/indicators", method = "GET", method = "HEAD")]
-async fn list_indicators(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(crate::indicators::service::definitions(state.db.conn()).await?))
+async fn list_indicators(state: web::Data<AppState>, page: Deferred<web::Query<PageQuery>>) -> ApiResult<HttpResponse> {
+    let page = page?.page_by::<String>()?;
+    let definitions = crate::indicators::service::definitions(state.db.conn()).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_list(definitions, page, |d| d.code.clone())?))
 }
 
 /// Validated values of an indicator: across ports for a `year`, or one `port` across years.
-#[utoipa::path(get, context_path = "/api/public", tag = "public", params(("code" = String, Path), ValueFilter),
-    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Vec<crate::indicators::service::ValueResponse>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(("code" = String, Path), ValueFilter, PageQuery),
+    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<crate::indicators::service::ValueResponse>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 #[route("/indicators/{code}/values", method = "GET", method = "HEAD")]
 async fn indicator_values(
     state: web::Data<AppState>,
     code: web::Path<String>,
     filter: Deferred<web::Query<ValueFilter>>,
+    page: Deferred<web::Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
+    let (filter, page) = (filter?, page?.page_by()?);
     let values =
-        crate::indicators::service::values(state.db.conn(), &code, ValueStatus::Validated, &filter?.into_inner())
-            .await?;
+        crate::indicators::service::values(state.db.conn(), &code, ValueStatus::Validated, &filter, page).await?;
     Ok(HttpResponse::Ok().json(values))
 }

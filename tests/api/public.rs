@@ -40,10 +40,17 @@ async fn public_json(app: &TestApp, path: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// The items of a public list that fits in one page.
+async fn public_items(app: &TestApp, path: &str) -> Value {
+    let mut page = public_json(app, path).await;
+    assert_eq!(page["next_cursor"], Value::Null, "{path} fits in one page");
+    page["items"].take()
+}
+
 #[actix_web::test]
 async fn reference_data_is_loaded_once_and_served() {
     let app = spawn_app().await;
-    let countries = public_json(&app, "/api/public/countries").await;
+    let countries = public_items(&app, "/api/public/countries").await;
     assert_eq!(countries.as_array().unwrap().len(), 13);
     assert!(
         countries
@@ -52,7 +59,7 @@ async fn reference_data_is_loaded_once_and_served() {
             .iter()
             .any(|c| c["code"] == "PA" && c["name_es"] == "Panamá")
     );
-    let chile = public_json(&app, "/api/public/port-communities?country=cl").await;
+    let chile = public_items(&app, "/api/public/port-communities?country=cl").await;
     let names: Vec<&str> = chile
         .as_array()
         .unwrap()
@@ -67,7 +74,7 @@ async fn reference_data_is_loaded_once_and_served() {
         .unwrap();
     drop(second);
     assert_eq!(
-        public_json(&app, "/api/public/port-communities")
+        public_items(&app, "/api/public/port-communities")
             .await
             .as_array()
             .unwrap()
@@ -205,7 +212,7 @@ async fn berth_occupancy_for_callao(app: &TestApp, admin: &str) -> i64 {
         .post("/api/admin/indicators", Some(admin), json!({ "code": "berth_occupancy", "name_en": "Berth occupancy", "name_es": "Ocupación de muelle", "unit": "%", "higher_is_better": false }))
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let ports = public_json(app, "/api/public/port-communities?country=PE").await;
+    let ports = public_items(app, "/api/public/port-communities?country=PE").await;
     ports[0]["ports"][0]["id"].as_i64().unwrap()
 }
 
@@ -241,7 +248,7 @@ async fn only_validated_indicator_values_are_public() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{value}");
     assert_eq!(
-        public_json(&app, "/api/public/indicators/berth_occupancy/values").await,
+        public_items(&app, "/api/public/indicators/berth_occupancy/values").await,
         json!([])
     );
     let (_, pending) = app.get("/api/admin/indicators/values", &admin).await;
@@ -255,7 +262,7 @@ async fn only_validated_indicator_values_are_public() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let values = public_json(
+    let values = public_items(
         &app,
         "/api/public/indicators/berth_occupancy/values?port=PECLL&from_year=2010",
     )
@@ -349,7 +356,7 @@ async fn a_review_of_a_value_resubmitted_since_it_was_read_fails_with_412() {
         assert_eq!(problem["code"], "precondition_failed");
     }
     assert_eq!(
-        public_json(&app, "/api/public/indicators/berth_occupancy/values").await,
+        public_items(&app, "/api/public/indicators/berth_occupancy/values").await,
         json!([])
     );
 
@@ -360,7 +367,7 @@ async fn a_review_of_a_value_resubmitted_since_it_was_read_fails_with_412() {
     let validated: Value = response.json().await.unwrap();
     assert_eq!(etag, format!("\"{}\"", validated["version"]));
     assert!(validated["version"].as_i64().unwrap() > current);
-    let values = public_json(&app, "/api/public/indicators/berth_occupancy/values").await;
+    let values = public_items(&app, "/api/public/indicators/berth_occupancy/values").await;
     assert_eq!(values[0]["value"], 99.9);
 }
 
@@ -602,7 +609,7 @@ async fn nothing_private_ever_reaches_the_public_area() {
     contact(&app, &admin, org, &format!("Secret {MARKER}"), false).await;
     contact(&app, &admin, org, "Visible Person", true).await;
     created(app.post("/api/admin/indicators", Some(&admin), json!({ "code": "dwell_time", "name_en": "Dwell time", "name_es": "Tiempo de permanencia", "unit": "days", "higher_is_better": false })).await);
-    let ports = public_json(&app, "/api/public/port-communities").await;
+    let ports = public_items(&app, "/api/public/port-communities").await;
     let port_id = ports[0]["ports"][0]["id"].as_i64().unwrap();
     // 4242.4242 stands for an unvalidated value: it must never be shown.
     created(
@@ -680,7 +687,7 @@ async fn nothing_private_ever_reaches_the_public_area() {
         }
     }
     assert!(seen.len() > 60, "the crawl covered {} pages", seen.len());
-    let meetings = public_json(&app, "/api/public/meetings").await;
+    let meetings = public_items(&app, "/api/public/meetings").await;
     assert_eq!(meetings[0]["title"], "Open regional meeting");
     assert_eq!(
         meetings[0]["agenda"],
@@ -707,9 +714,9 @@ async fn the_demo_data_set_loads_once_and_fills_the_public_area() {
     );
     let publications = public_json(&app, "/api/public/publications").await;
     assert_eq!(publications["items"].as_array().unwrap().len(), 1);
-    let meetings = public_json(&app, "/api/public/meetings").await;
+    let meetings = public_items(&app, "/api/public/meetings").await;
     assert_eq!(meetings[0]["agenda"].as_array().unwrap().len(), 5);
-    let values = public_json(&app, "/api/public/indicators/teu_throughput/values?year=2018").await;
+    let values = public_items(&app, "/api/public/indicators/teu_throughput/values?year=2018").await;
     assert_eq!(values.as_array().unwrap().len(), 10);
     let directory = public_json(&app, "/api/public/directory?limit=200").await;
     assert_eq!(directory["items"].as_array().unwrap().len(), 8);
@@ -738,7 +745,7 @@ async fn the_demo_data_set_loads_once_and_fills_the_public_area() {
 async fn public_answers_are_cached_until_a_write_and_no_longer_than_their_time_to_live() {
     let app = spawn_app_with(|settings| settings.public.cache_ttl_secs = 2).await;
     let admin = app.secretariat("admin@sela.org").await;
-    let countries = public_json(&app, "/api/public/countries").await;
+    let countries = public_items(&app, "/api/public/countries").await;
 
     // A change behind the application's back (a `dcports seed` run in another process) is not
     // seen while the cached answer lives, and is seen once it has lived out its time.
@@ -750,9 +757,9 @@ async fn public_answers_are_cached_until_a_write_and_no_longer_than_their_time_t
     .insert(app.db.conn())
     .await
     .unwrap();
-    assert_eq!(public_json(&app, "/api/public/countries").await, countries);
+    assert_eq!(public_items(&app, "/api/public/countries").await, countries);
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    let refreshed = public_json(&app, "/api/public/countries").await;
+    let refreshed = public_items(&app, "/api/public/countries").await;
     assert!(refreshed.to_string().contains("Cacheland"), "{refreshed}");
 
     // A write through the API is seen by the very next request.
@@ -787,7 +794,7 @@ async fn an_indicator_value_is_reviewed_once_and_a_rejected_one_stays_off_the_pu
         .post("/api/admin/indicators", Some(&admin), json!({ "code": "dwell_time", "name_en": "Dwell time", "name_es": "Tiempo de permanencia", "unit": "h", "higher_is_better": false }))
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let ports = public_json(&app, "/api/public/port-communities?country=PE").await;
+    let ports = public_items(&app, "/api/public/port-communities?country=PE").await;
     let callao = ports[0]["ports"][0]["id"].as_i64().unwrap();
     let (status, value) = app
         .post(
@@ -811,7 +818,7 @@ async fn an_indicator_value_is_reviewed_once_and_a_rejected_one_stays_off_the_pu
         "{statuses:?}"
     );
 
-    let public = || public_json(&app, "/api/public/indicators/dwell_time/values");
+    let public = || public_items(&app, "/api/public/indicators/dwell_time/values");
     assert_eq!(public().await[0]["value"], 48.0);
     assert_eq!(
         review("reject").await,
@@ -822,4 +829,108 @@ async fn an_indicator_value_is_reviewed_once_and_a_rejected_one_stays_off_the_pu
     assert_eq!(review("validate").await, StatusCode::CONFLICT);
     assert_eq!(review("reject").await, StatusCode::CONFLICT);
     assert_eq!(public().await, json!([]));
+}
+
+/// Every item of a list, page after page of `limit` following `next_cursor`, and how many
+/// pages that took.
+async fn every_page(app: &TestApp, path: &str, limit: u64) -> (Vec<Value>, usize) {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let (mut items, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let url = match &cursor {
+            None => format!("{path}{separator}limit={limit}"),
+            Some(cursor) => format!("{path}{separator}limit={limit}&cursor={cursor}"),
+        };
+        let page = public_json(app, &url).await;
+        let page_items = page["items"].as_array().unwrap();
+        assert!(page_items.len() as u64 <= limit, "{url}");
+        items.extend(page_items.iter().cloned());
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return (items, pages),
+        }
+    }
+}
+
+/// API.md: every list answers `{items, next_cursor}` and pages with `?limit=&cursor=`, the
+/// public area's reference lists, meetings and indicator values included. Paging gives the
+/// same items in the same order as one page, whatever the page size, ties included.
+#[actix_web::test]
+async fn every_public_list_pages_through_the_same_items_in_the_same_order() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app().await;
+    let token = app.secretariat("admin@sela.org").await;
+    let admin = entity::member::Entity::find()
+        .filter(entity::member::Column::Email.eq("admin@sela.org"))
+        .one(app.db.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dcports::seed::demo(&app.state, &admin).await.unwrap());
+    // Two more public meetings starting at the same instant: a tie the cursor must break.
+    let (_, committees) = app.get("/api/committees", &token).await;
+    let committee = committees["items"][0]["id"].as_i64().unwrap();
+    let starts = chrono::Utc::now() + chrono::Duration::days(30);
+    for title in ["Tied one", "Tied two"] {
+        let (status, meeting) = app
+            .post(
+                &format!("/api/committees/{committee}/meetings"),
+                Some(&token),
+                json!({ "title": title, "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1),
+                        "timezone": "America/Panama", "public": true }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{meeting}");
+        let (status, _) = app
+            .call(
+                Method::PATCH,
+                &format!("/api/meetings/{}", meeting["id"]),
+                Some(&token),
+                Some(json!({ "status": "scheduled" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    for (path, limit) in [
+        ("/api/public/countries", 5),
+        ("/api/public/port-communities", 4),
+        ("/api/public/port-communities?country=CL", 1),
+        ("/api/public/indicators", 1),
+        ("/api/public/indicators/teu_throughput/values", 7),
+        ("/api/public/meetings", 1),
+    ] {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let whole = public_items(&app, &format!("{path}{separator}limit=200")).await;
+        let whole = whole.as_array().unwrap();
+        let (paged, pages) = every_page(&app, path, limit).await;
+        assert_eq!(&paged, whole, "{path}");
+        assert!(pages > 1, "{path}: {} items in {pages} page(s)", whole.len());
+    }
+
+    // Meetings come latest first, and the tie in start by id, latest first too.
+    let meetings = public_items(&app, "/api/public/meetings?limit=200").await;
+    let keys: Vec<(String, i64)> = meetings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["starts_at"].as_str().unwrap().to_owned(), m["id"].as_i64().unwrap()))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(keys, sorted);
+    assert!(keys.windows(2).any(|pair| pair[0].0 == pair[1].0), "a tie was listed");
+
+    // A cursor that is not one, or is another list's, is refused.
+    let countries_cursor = public_json(&app, "/api/public/countries?limit=1").await["next_cursor"].clone();
+    for path in [
+        "/api/public/countries?cursor=nonsense".to_owned(),
+        format!("/api/public/meetings?cursor={}", countries_cursor.as_str().unwrap()),
+    ] {
+        let response = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "validation_failed", "{path}");
+    }
 }
