@@ -110,7 +110,9 @@ pub async fn present(conn: &impl ConnectionTrait, meeting: meeting::Model) -> Ap
     Ok(MeetingResponse::new(meeting, invited))
 }
 
-/// Records `kind` into the channels of the owner and every invited committee.
+/// Records `kind` into the channels of the owner and every invited committee; and, when the
+/// change shows in the public area (a public meeting's details, or its agenda once published),
+/// into `public` too, carrying the meeting as the public sees it.
 pub async fn emit(
     conn: &impl ConnectionTrait,
     meeting: &meeting::Model,
@@ -123,7 +125,28 @@ pub async fn emit(
         .into_iter()
         .map(Channel::Committee)
         .collect();
-    Ok(events::record(conn, &channels, kind, Some(actor_id), data).await?)
+    let mut recorded = events::record(conn, &channels, kind, Some(actor_id), data).await?;
+    let shown = match kind.split_once('.').map_or(kind, |(resource, _)| resource) {
+        "meeting" => true,
+        "agenda" | "agenda_item" => meeting.agenda_published_at.is_some(),
+        _ => false,
+    };
+    if shown && crate::public::data::shows(meeting) {
+        let view = crate::public::data::public_meeting(conn, meeting).await?;
+        recorded.extend(events::record(conn, &[Channel::Public], kind, Some(actor_id), json!(view)).await?);
+    }
+    Ok(recorded)
+}
+
+/// A meeting the public area showed and shows no more (made private, or back to draft): the
+/// `public` channel hears that it is gone.
+async fn emit_withdrawn_from_public(
+    conn: &impl ConnectionTrait,
+    meeting: &meeting::Model,
+    actor_id: i32,
+) -> ApiResult<Recorded> {
+    let data = json!({ "id": meeting.id, "public": false });
+    Ok(events::record(conn, &[Channel::Public], "meeting.updated", Some(actor_id), data).await?)
 }
 
 /// Active members of the owner and invited committees.
@@ -457,7 +480,10 @@ pub async fn update(
         notify_invitees(state, &*txn, &updated, templates::MeetingNotice::Cancelled).await?;
     }
     let response = present(&*txn, updated.clone()).await?;
-    let recorded = emit(&*txn, &updated, caller.id, "meeting.updated", json!(response)).await?;
+    let mut recorded = emit(&*txn, &updated, caller.id, "meeting.updated", json!(response)).await?;
+    if crate::public::data::shows(&meeting) && !crate::public::data::shows(&updated) {
+        recorded.extend(emit_withdrawn_from_public(&*txn, &updated, caller.id).await?);
+    }
     txn.commit().await?;
     realtime::publish(state, recorded);
     if cancelling {

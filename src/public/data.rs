@@ -193,18 +193,37 @@ pub async fn public_meetings(
         id: row.id,
     };
     Ok(Paginated::from_rows(rows, page, page_key, |row| {
-        let agenda = agendas.remove(&row.id).map(|items| public_agenda(&row, items));
-        PublicMeeting {
-            id: row.id,
-            title: row.title,
-            starts_at: row.starts_at,
-            ends_at: row.ends_at,
-            timezone: row.timezone,
-            location: row.location,
-            status: row.status,
-            agenda,
-        }
+        let agenda = agendas.remove(&row.id);
+        as_public(row, agenda)
     }))
+}
+
+/// Whether the public area shows `meeting`: marked public, and past its draft.
+pub fn shows(meeting: &meeting::Model) -> bool {
+    meeting.public && meeting.status != MeetingStatus::Draft.as_str()
+}
+
+/// `meeting` as the public area shows it (see [`shows`]), with its agenda once published.
+pub async fn public_meeting(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<PublicMeeting> {
+    let agenda = match meeting.agenda_published_at {
+        Some(_) => Some(crate::meetings::service::items_of(conn, meeting.id).await?),
+        None => None,
+    };
+    Ok(as_public(meeting.clone(), agenda))
+}
+
+/// A meeting's public fields; `agenda` is its items when the agenda is published.
+fn as_public(row: meeting::Model, agenda: Option<Vec<entity::agenda_item::Model>>) -> PublicMeeting {
+    PublicMeeting {
+        agenda: agenda.map(|items| public_agenda(&row, items)),
+        id: row.id,
+        title: row.title,
+        starts_at: row.starts_at,
+        ends_at: row.ends_at,
+        timezone: row.timezone,
+        location: row.location,
+        status: row.status,
+    }
 }
 
 /// A published agenda as the public sees it: its top-level items, each with its start.

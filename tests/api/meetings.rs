@@ -1210,3 +1210,61 @@ async fn invitations_and_linked_documents_are_bounded_and_archived_committees_ar
     let (_, agenda) = app.get(&format!("{path}/agenda"), &chair).await;
     assert_eq!(agenda["items"], json!([]), "{agenda}");
 }
+
+/// DESIGN.md: `public` carries the changes to the public area. A public meeting's changes reach
+/// it as the public sees the meeting (no link, no description); a private or draft meeting's do
+/// not; one that leaves the public area says so.
+#[actix_web::test]
+async fn a_public_meetings_changes_reach_the_public_channel_as_the_public_sees_them() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let (_, outsider) = member_of(
+        &app,
+        &admin,
+        committee(&app, &admin, "Other").await,
+        "o@port.cl",
+        "member",
+    )
+    .await;
+    let (mut public, _) = crate::ws::WsClient::authenticated(&app, &outsider).await;
+    public.subscribe("public", None).await;
+    let starts = Utc::now() + Duration::days(10);
+    let body = |title: &str, public: bool| {
+        json!({ "title": title, "starts_at": starts, "ends_at": starts + Duration::hours(2), "timezone": "America/Lima",
+                "public": public, "online_url": "https://meet.example/secret-room", "description": "internal notes" })
+    };
+    let patch = async |id: &Value, body: Value| {
+        let (status, meeting) = app
+            .call(Method::PATCH, &format!("/api/meetings/{id}"), Some(&chair), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{meeting}");
+    };
+    let private = create_meeting(&app, &chair, c, body("Private", false)).await;
+    let open = create_meeting(&app, &chair, c, body("Open", true)).await;
+    // Neither shows yet (one private, both drafts): the first public event is the open one's
+    // scheduling, the private one's coming before it.
+    patch(&private["id"], json!({ "status": "scheduled" })).await;
+    patch(&open["id"], json!({ "status": "scheduled" })).await;
+    let event = public.next_event().await;
+    assert_eq!(
+        (&event["channel"], &event["kind"]),
+        (&json!("public"), &json!("meeting.updated"))
+    );
+    assert_eq!(event["data"]["id"], open["id"]);
+    assert_eq!(event["data"]["title"], "Open");
+    assert_eq!(event["data"]["status"], "scheduled");
+    let text = event.to_string();
+    assert!(
+        !text.contains("secret-room") && !text.contains("internal notes"),
+        "{text}"
+    );
+
+    patch(&private["id"], json!({ "title": "Still private" })).await;
+    patch(&open["id"], json!({ "public": false })).await;
+    let gone = public.next_event().await;
+    assert_eq!(gone["data"], json!({ "id": open["id"], "public": false }), "{gone}");
+    let (_, listed) = app.get("/api/public/meetings", &outsider).await;
+    assert_eq!(listed["items"], json!([]));
+}
