@@ -32,6 +32,7 @@ pub fn configure_member(cfg: &mut web::ServiceConfig) {
 
 pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.service(list_publications)
+        .service(get_publication)
         .service(approve_publication)
         .service(reject_publication)
         .service(withdraw_publication);
@@ -334,6 +335,17 @@ async fn list_publications(
         |p| p.id.into(),
         PublicationResponse::from,
     )))
+}
+
+/// One publication request, in any status.
+#[utoipa::path(
+    context_path = "/api/admin", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, body = PublicationResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+#[get("/publications/{id}")]
+async fn get_publication(state: web::Data<AppState>, _: Secretariat, id: web::Path<i32>) -> ApiResult<HttpResponse> {
+    let publication = service::publication(state.db.conn(), *id).await?;
+    Ok(HttpResponse::Ok().json(PublicationResponse::from(publication)))
 }
 
 /// Approves a pending publication (of the requested version, or of `version_number`).

@@ -907,6 +907,13 @@ pub async fn list_publications(
     Ok(query.all(state.db.conn()).await?)
 }
 
+pub async fn publication(conn: &impl ConnectionTrait, id: i32) -> ApiResult<publication::Model> {
+    publication::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
 /// A review decision of the secretariat: moves a publication from one of `from` to `to`.
 pub enum Review {
     Approve { version_number: Option<i32> },

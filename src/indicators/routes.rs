@@ -43,7 +43,13 @@ async fn create_definition(
     Secretariat(actor): Secretariat,
     body: Deferred<web::Json<DefinitionRequest>>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Created().json(service::create_definition(&state, actor.id(), body?.into_inner()).await?))
+    let definition = service::create_definition(&state, actor.id(), body?.into_inner()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/public/indicators/{}", definition.code),
+        ))
+        .json(definition))
 }
 
 /// Values by review status (submitted by default).

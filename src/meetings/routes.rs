@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(update_meeting)
         .service(get_agenda)
         .service(add_agenda_item)
+        .service(get_agenda_item)
         .service(update_agenda_item)
         .service(delete_agenda_item)
         .service(reorder_agenda)
@@ -136,6 +137,17 @@ async fn add_agenda_item(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/agenda-items/{}", item.id)))
         .json(item))
+}
+
+/// One agenda item, with its planned start.
+#[utoipa::path(
+    context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, body = AgendaItemResponse), (status = 401, body = Problem), (status = 404, body = Problem))
+)]
+#[get("/agenda-items/{id}")]
+async fn get_agenda_item(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {
+    let item = service::get_item(state.db.conn(), &me.0, *id).await?;
+    Ok(HttpResponse::Ok().insert_header(etag(item.version)).json(item))
 }
 
 /// Changes an agenda item, or records its outcome.

@@ -694,6 +694,30 @@ fn finalized(meeting: &meeting::Model) -> bool {
     meeting.agenda_status == AgendaStatus::Finalized.as_str()
 }
 
+/// One agenda item, for whoever may see its meeting.
+pub async fn get_item(
+    conn: &impl ConnectionTrait,
+    caller: &member::Model,
+    item_id: i32,
+) -> ApiResult<AgendaItemResponse> {
+    let item = agenda_item::Entity::find_by_id(item_id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let (meeting, _) = access(conn, caller, item.meeting_id).await?;
+    item_of(conn, &meeting, item_id).await
+}
+
+/// The item `item_id` of `meeting`'s agenda, as the agenda lists it.
+async fn item_of(conn: &impl ConnectionTrait, meeting: &meeting::Model, item_id: i32) -> ApiResult<AgendaItemResponse> {
+    let agenda = agenda(conn, meeting).await?;
+    agenda
+        .items
+        .into_iter()
+        .find(|i| i.id == item_id)
+        .ok_or(ApiError::NotFound)
+}
+
 async fn emit_item(
     conn: &impl ConnectionTrait,
     meeting: &meeting::Model,
@@ -701,12 +725,7 @@ async fn emit_item(
     kind: &str,
     item_id: i32,
 ) -> ApiResult<(AgendaItemResponse, Recorded)> {
-    let agenda = agenda(conn, meeting).await?;
-    let item = agenda
-        .items
-        .into_iter()
-        .find(|i| i.id == item_id)
-        .ok_or(ApiError::NotFound)?;
+    let item = item_of(conn, meeting, item_id).await?;
     let mut data = json!(item);
     data["after_finalized"] = json!(finalized(meeting));
     let recorded = emit(conn, meeting, actor_id, kind, data).await?;

@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(directory)
         .service(public_meetings)
         .service(list_indicators)
+        .service(get_indicator)
         .service(indicator_values);
 }
 
@@ -263,6 +264,14 @@ async fn list_indicators(state: web::Data<AppState>, page: Deferred<web::Query<P
     let page = page?.page_by::<String>()?;
     let definitions = crate::indicators::service::definitions(state.db.conn()).await?;
     Ok(HttpResponse::Ok().json(Paginated::from_list(definitions, page, |d| d.code.clone())?))
+}
+
+/// One indicator's definition.
+#[utoipa::path(get, context_path = "/api/public", tag = "public", params(("code" = String, Path)), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = crate::indicators::service::DefinitionResponse), (status = 404, body = Problem)))]
+#[route("/indicators/{code}", method = "GET", method = "HEAD")]
+async fn get_indicator(state: web::Data<AppState>, code: web::Path<String>) -> ApiResult<HttpResponse> {
+    let definition = crate::indicators::service::definition(state.db.conn(), &code).await?;
+    Ok(HttpResponse::Ok().json(crate::indicators::service::DefinitionResponse::from(definition)))
 }
 
 /// Validated values of an indicator: across ports for a `year`, or one `port` across years.

@@ -1268,3 +1268,70 @@ async fn a_public_meetings_changes_reach_the_public_channel_as_the_public_sees_t
     let (_, listed) = app.get("/api/public/meetings", &outsider).await;
     assert_eq!(listed["items"], json!([]));
 }
+
+/// API.md: a create answers 201 with the resource and a `Location` header; what it names can be
+/// read back, by whoever could create it, as the same resource.
+#[actix_web::test]
+async fn every_location_a_create_answers_reads_back_the_created_resource() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let create = async |token: &str, path: String, body: Value| {
+        let response = app
+            .client
+            .post(app.url(&path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{path}");
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        (location, response.json::<Value>().await.unwrap())
+    };
+    let starts = Utc::now() + Duration::days(3);
+    let meeting_body = json!({ "title": "M", "starts_at": starts, "ends_at": starts + Duration::hours(2), "timezone": "America/Lima" });
+    let (meeting_at, meeting) = create(&chair, format!("/api/committees/{c}/meetings"), meeting_body).await;
+    let document =
+        crate::documents::upload_document(&app, &chair, c, "Estudio", crate::documents::pdf("estudio")).await;
+    let created = [
+        (meeting_at, meeting.clone(), chair.clone()),
+        {
+            let (at, item) = create(
+                &chair,
+                format!("/api/meetings/{}/agenda", meeting["id"]),
+                json!({ "title": "Item", "kind": "discussion", "duration_minutes": 30 }),
+            )
+            .await;
+            (at, item, chair.clone())
+        },
+        {
+            let (at, task) = create(&chair, format!("/api/committees/{c}/tasks"), json!({ "title": "T" })).await;
+            (at, task, chair.clone())
+        },
+        {
+            let (at, request) = create(
+                &chair,
+                format!("/api/documents/{}/publish", document["id"]),
+                json!({ "kind": "study", "summary": "A study" }),
+            )
+            .await;
+            (at, request, admin.clone())
+        },
+        {
+            let (at, definition) = create(
+                &admin,
+                "/api/admin/indicators".to_owned(),
+                json!({ "code": "crane_moves", "name_en": "Crane moves", "name_es": "Movimientos de grúa", "unit": "moves/h", "higher_is_better": true }),
+            )
+            .await;
+            (at, definition, admin.clone())
+        },
+    ];
+    for (location, resource, reader) in created {
+        let (status, read) = app.get(&location, &reader).await;
+        assert_eq!(status, StatusCode::OK, "{location}: {read}");
+        assert_eq!(read, resource, "{location}");
+    }
+}
