@@ -695,19 +695,14 @@ async fn withdraw_publications(
             },
         )
         .await?;
-        let mut channels = vec![Channel::Committee(document.committee_id)];
-        if was_public {
-            channels.push(Channel::Public);
-        }
-        let event = events::record(
-            conn,
-            &channels,
-            "publication.withdrawn",
-            Some(actor_id),
-            json!(response),
-        )
-        .await?;
+        let owner = [Channel::Committee(document.committee_id)];
+        let event = events::record(conn, &owner, "publication.withdrawn", Some(actor_id), json!(response)).await?;
         recorded.extend(event);
+        if was_public {
+            let gone = json!({ "id": response.id, "public": false });
+            let event = events::record(conn, &[Channel::Public], "publication.withdrawn", Some(actor_id), gone).await?;
+            recorded.extend(event);
+        }
     }
     Ok(recorded)
 }
@@ -973,7 +968,7 @@ pub async fn review(
     };
     active.status = Set(new_status.as_str().to_owned());
     let updated = active.update(&*txn).await?;
-    let response = PublicationResponse::from(updated);
+    let response = PublicationResponse::from(updated.clone());
     audit::record(
         &*txn,
         AuditEntry {
@@ -986,14 +981,37 @@ pub async fn review(
         },
     )
     .await?;
-    let mut channels = vec![Channel::Committee(document.committee_id)];
-    if status == PublicationStatus::Approved || new_status == PublicationStatus::Approved {
-        channels.push(Channel::Public);
+    // A rejection is the owner committee's business; a publication or a withdrawal changes
+    // what the public sees of the document, which every committee it is shared with hears too.
+    let channels = match new_status {
+        PublicationStatus::Rejected => vec![Channel::Committee(document.committee_id)],
+        _ => channels_of(&*txn, &document).await?,
+    };
+    let mut recorded = events::record(&*txn, &channels, kind, Some(actor_id), json!(response)).await?;
+    if let Some(public) = public_change(&*txn, &updated, status).await? {
+        recorded.extend(events::record(&*txn, &[Channel::Public], kind, Some(actor_id), public).await?);
     }
-    let recorded = events::record(&*txn, &channels, kind, Some(actor_id), json!(response)).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
+}
+
+/// What the `public` channel hears of a publication that moved from `before`: the publication
+/// as the public sees it once approved, `{id, public: false}` once it has left the public area,
+/// nothing while it was never public (the requester's and reviewer's ids stay inside).
+async fn public_change(
+    conn: &impl ConnectionTrait,
+    publication: &publication::Model,
+    before: PublicationStatus,
+) -> ApiResult<Option<serde_json::Value>> {
+    if publication.status == PublicationStatus::Approved.as_str() {
+        let version = version_of(conn, publication.document_id, publication.version_number).await?;
+        return Ok(Some(json!(crate::public::data::public_publication(
+            publication.clone(),
+            version
+        ))));
+    }
+    Ok((before == PublicationStatus::Approved).then(|| json!({ "id": publication.id, "public": false })))
 }
 
 /// Whether any committed version holds this content (for the storage sweep).

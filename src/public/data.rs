@@ -2,11 +2,12 @@
 //! that has been explicitly published.
 
 use chrono::{DateTime, Utc};
-use entity::{country, meeting, port, port_community};
+use entity::{country, document_version, meeting, port, port_community, publication};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::documents::dto::Summary;
 use crate::error::{ApiError, ApiResult};
 use crate::indicators::service::{self as indicators, ValueResponse, ValueStatus};
 use crate::meetings::dto::MeetingStatus;
@@ -132,6 +133,46 @@ pub async fn port(conn: &impl ConnectionTrait, id: i32) -> ApiResult<PortRespons
         community: community(community_row, &ports),
         indicators: values,
     })
+}
+
+/// A publication as the public sees it: what was approved, nothing else.
+#[derive(Serialize, ToSchema)]
+pub struct PublicPublication {
+    pub id: i32,
+    pub kind: String,
+    pub title: String,
+    pub summary: Summary,
+    pub country_codes: Vec<String>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub file: Option<PublicFile>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PublicFile {
+    pub file_name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub url: String,
+}
+
+pub fn public_publication(row: publication::Model, version: Option<document_version::Model>) -> PublicPublication {
+    PublicPublication {
+        id: row.id,
+        kind: row.kind,
+        title: row.title,
+        summary: Summary {
+            en: row.summary_en,
+            es: row.summary_es,
+        },
+        country_codes: serde_json::from_value(row.country_codes).unwrap_or_default(),
+        published_at: row.published_at,
+        file: version.map(|v| PublicFile {
+            file_name: v.file_name,
+            content_type: v.content_type,
+            size_bytes: v.size_bytes,
+            url: format!("/api/public/publications/{}/file", row.id),
+        }),
+    }
 }
 
 /// Where a page of public meetings ends. They are listed latest first: by start, then by id.

@@ -1,16 +1,15 @@
 //! `/api/public/*`: GET only, no authentication, published data only.
 
 use actix_web::{HttpRequest, HttpResponse, route, web};
-use chrono::{DateTime, Utc};
 use entity::{document_version, publication};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::directory::dto::DirectoryEntry;
 use crate::directory::dto::DirectoryFilter;
-use crate::documents::dto::{PublicationKind, PublicationStatus, Summary};
+use crate::documents::dto::{PublicationKind, PublicationStatus};
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
 use crate::indicators::service::{ValueFilter, ValueStatus};
 use crate::pagination::{PageQuery, Paginated};
@@ -44,46 +43,6 @@ pub struct PublicPublicationFilter {
     pub q: Option<String>,
 }
 
-/// A publication as the public sees it: what was approved, nothing else.
-#[derive(Serialize, ToSchema)]
-pub struct PublicPublication {
-    pub id: i32,
-    pub kind: String,
-    pub title: String,
-    pub summary: Summary,
-    pub country_codes: Vec<String>,
-    pub published_at: Option<DateTime<Utc>>,
-    pub file: Option<PublicFile>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PublicFile {
-    pub file_name: String,
-    pub content_type: String,
-    pub size_bytes: i64,
-    pub url: String,
-}
-
-fn present(row: publication::Model, version: Option<document_version::Model>) -> PublicPublication {
-    PublicPublication {
-        id: row.id,
-        kind: row.kind,
-        title: row.title,
-        summary: Summary {
-            en: row.summary_en,
-            es: row.summary_es,
-        },
-        country_codes: serde_json::from_value(row.country_codes).unwrap_or_default(),
-        published_at: row.published_at,
-        file: version.map(|v| PublicFile {
-            file_name: v.file_name,
-            content_type: v.content_type,
-            size_bytes: v.size_bytes,
-            url: format!("/api/public/publications/{}/file", row.id),
-        }),
-    }
-}
-
 async fn approved(state: &AppState, id: i32) -> ApiResult<(publication::Model, document_version::Model)> {
     let row = publication::Entity::find_by_id(id)
         .filter(publication::Column::Status.eq(PublicationStatus::Approved.as_str()))
@@ -102,7 +61,7 @@ async fn approved(state: &AppState, id: i32) -> ApiResult<(publication::Model, d
 /// Approved publications, newest first.
 #[utoipa::path(
     get, context_path = "/api/public", tag = "public", params(PublicPublicationFilter, PageQuery),
-    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<PublicPublication>), (status = 400, body = Problem))
+    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::PublicPublication>), (status = 400, body = Problem))
 )]
 #[route("/publications", method = "GET", method = "HEAD")]
 async fn list_publications(
@@ -163,19 +122,19 @@ async fn list_publications(
         rows,
         page,
         |p| p.id.into(),
-        |row| present(row, None),
+        |row| data::public_publication(row, None),
     )))
 }
 
 /// One approved publication.
 #[utoipa::path(
     get, context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
-    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = PublicPublication), (status = 404, body = Problem))
+    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = data::PublicPublication), (status = 404, body = Problem))
 )]
 #[route("/publications/{id}", method = "GET", method = "HEAD")]
 async fn get_publication(state: web::Data<AppState>, id: web::Path<i32>) -> ApiResult<HttpResponse> {
     let (row, version) = approved(&state, *id).await?;
-    Ok(HttpResponse::Ok().json(present(row, Some(version))))
+    Ok(HttpResponse::Ok().json(data::public_publication(row, Some(version))))
 }
 
 /// The file of an approved publication (the approved version only).

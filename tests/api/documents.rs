@@ -1147,3 +1147,85 @@ async fn shares_respect_archived_committees_and_an_author_who_has_left() {
         (StatusCode::OK, &json!("Edited by the former author"))
     );
 }
+
+/// The public channel hears a publication as the public area shows it (no requester, reviewer
+/// or document ids), and its withdrawal as `{id, public: false}`; a committee the document is
+/// shared with hears both, and not the owner's request.
+#[actix_web::test]
+async fn a_publication_reaches_the_public_channel_as_the_public_sees_it_and_sharers_hear_of_it() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "A").await;
+    let b = committee(&app, &admin, "B").await;
+    let (_, chair) = member_of(&app, &admin, a, "chair@a.org", "chair").await;
+    let (_, reader) = member_of(&app, &admin, b, "reader@b.org", "member").await;
+    let id = upload_document(&app, &chair, a, "Shared study", pdf("shared study")).await["id"]
+        .as_i64()
+        .unwrap();
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/documents/{id}/shares/{b}"),
+            Some(&chair),
+            Some(json!({ "access": "read" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, request) = app
+        .post(
+            &format!("/api/documents/{id}/publish"),
+            Some(&chair),
+            json!({ "kind": "study", "summary": { "en": "A study", "es": "Un estudio" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    let pid = request["id"].as_i64().unwrap();
+    let review = async |action: &str| {
+        let (status, body) = app
+            .post(
+                &format!("/api/admin/publications/{pid}/{action}"),
+                Some(&admin),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    };
+    let feed = async |channel: String, token: &str| {
+        let (status, feed) = app.get(&format!("/api/events?channel={channel}"), token).await;
+        assert_eq!(status, StatusCode::OK, "{feed}");
+        feed["items"].as_array().unwrap().clone()
+    };
+
+    review("approve").await;
+    let shown = app.text(&format!("/api/public/publications/{pid}"), None).await;
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    review("withdraw").await;
+
+    let public: Vec<(Value, Value)> = feed("public".to_owned(), &reader)
+        .await
+        .into_iter()
+        .map(|event| (event["kind"].clone(), event["data"].clone()))
+        .collect();
+    assert_eq!(
+        public,
+        [
+            (json!("document.published"), shown),
+            (json!("publication.withdrawn"), json!({ "id": pid, "public": false })),
+        ]
+    );
+    let kinds: Vec<Value> = feed(format!("committee:{b}"), &reader)
+        .await
+        .into_iter()
+        .map(|event| event["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "committee.updated",
+            "membership.added",
+            "document.shared",
+            "document.published",
+            "publication.withdrawn"
+        ]
+    );
+}
