@@ -40,6 +40,7 @@ pub async fn ensure_secretariat(db: &Db, settings: &Settings) -> anyhow::Result<
         locale: Set(Locale::En.as_str().to_owned()),
         organization_id: Set(None),
         token_version: Set(0),
+        version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -84,6 +85,7 @@ pub async fn create_secretariat(
         locale: Set(Locale::En.as_str().to_owned()),
         organization_id: Set(None),
         token_version: Set(0),
+        version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

@@ -153,6 +153,7 @@ async fn demo_author(state: &crate::state::AppState) -> anyhow::Result<entity::m
         locale: Set("en".to_owned()),
         organization_id: Set(None),
         token_version: Set(0),
+        version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

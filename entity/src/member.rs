@@ -14,6 +14,8 @@ pub struct Model {
     pub locale: String,
     pub organization_id: Option<i32>,
     pub token_version: i32,
+    /// Moves on every change of what `MemberResponse` shows: the `If-Match` of a PATCH.
+    pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -8,6 +8,7 @@ use crate::auth::dto::MemberResponse;
 use crate::auth::{ClientIp, Secretariat};
 use crate::error::{ApiResult, Deferred, Problem};
 use crate::pagination::{PageQuery, Paginated};
+use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -66,14 +67,17 @@ async fn list_members(
 )]
 #[get("/members/{id}")]
 async fn get_member(state: web::Data<AppState>, _: Secretariat, id: web::Path<i32>) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(MemberResponse::from(service::get_member(&state, *id).await?)))
+    let member = service::get_member(&state, *id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(member.version))
+        .json(MemberResponse::from(member)))
 }
 
 /// Renames, changes the role or organization, suspends or reactivates an account.
 /// Suspending revokes every session and closes the member's sockets.
 #[utoipa::path(
     context_path = "/api/admin", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)), request_body = UpdateMemberRequest,
-    responses((status = 200, body = MemberResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses((status = 200, body = MemberResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem))
 )]
 #[patch("/members/{id}")]
 async fn update_member(
@@ -81,10 +85,13 @@ async fn update_member(
     Secretariat(actor): Secretariat,
     ip: ClientIp,
     id: web::Path<i32>,
+    if_match: Deferred<IfMatch>,
     body: Deferred<web::Json<UpdateMemberRequest>>,
 ) -> ApiResult<HttpResponse> {
-    let member = service::update_member(&state, &actor, *id, body?.into_inner(), ip.to_text()).await?;
-    Ok(HttpResponse::Ok().json(MemberResponse::from(member)))
+    let member = service::update_member(&state, &actor, *id, if_match?, body?.into_inner(), ip.to_text()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(member.version))
+        .json(MemberResponse::from(member)))
 }
 
 /// Sends a fresh invitation; the previous link stops working.

@@ -17,6 +17,7 @@ use crate::domain::{Email, Locale, MemberStatus, Role, Validator, required_text}
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::mail;
 use crate::pagination::Page;
+use crate::preconditions::IfMatch;
 use crate::state::AppState;
 
 const EMAIL_TAKEN: &str = "an account with this email already exists";
@@ -50,6 +51,7 @@ pub async fn create_member(
         locale: Set(request.locale.unwrap_or(Locale::En).as_str().to_owned()),
         organization_id: Set(request.organization_id),
         token_version: Set(0),
+        version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -118,6 +120,7 @@ pub async fn update_member(
     state: &AppState,
     actor: &CurrentMember,
     member_id: i32,
+    if_match: IfMatch,
     request: UpdateMemberRequest,
     ip: Option<String>,
 ) -> ApiResult<member::Model> {
@@ -142,12 +145,15 @@ pub async fn update_member(
     }
 
     let txn = state.db.begin_write().await?;
+    crate::db::lock_row::<member::Entity>(&*txn, member_id).await?;
     let existing = member::Entity::find_by_id(member_id)
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;
+    if_match.check(existing.version)?;
     let was = existing.clone();
     let mut active = existing.into_active_model();
+    active.version = Set(was.version + 1);
     if let Some(name) = name {
         active.name = Set(name);
     }

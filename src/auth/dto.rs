@@ -76,6 +76,8 @@ pub struct MemberResponse {
     pub organization_id: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Moves on every change: send it as `If-Match` with a PATCH.
+    pub version: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub committees: Option<Vec<MembershipSummary>>,
 }
@@ -92,6 +94,7 @@ impl From<member::Model> for MemberResponse {
             organization_id: member.organization_id,
             created_at: member.created_at,
             updated_at: member.updated_at,
+            version: member.version,
             committees: None,
         }
     }

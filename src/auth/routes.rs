@@ -6,6 +6,7 @@ use super::dto::*;
 use super::extract::{ClientIp, CurrentMember};
 use super::service;
 use crate::error::{ApiResult, Deferred, Problem};
+use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -113,20 +114,25 @@ async fn reset_password(
 )]
 #[get("/me")]
 async fn get_me(state: web::Data<AppState>, me: CurrentMember) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(crate::committees::service::with_committees(&state, me.0).await?))
+    let version = me.0.version;
+    let me = crate::committees::service::with_committees(&state, me.0).await?;
+    Ok(HttpResponse::Ok().insert_header(etag(version)).json(me))
 }
 
 /// Changes the caller's name, language or password (which needs the current one).
 #[utoipa::path(
     context_path = "/api", tag = "me", security(("bearer" = [])), request_body = UpdateMeRequest,
-    responses((status = 200, body = MemberResponse), (status = 400, body = Problem), (status = 401, body = Problem))
+    responses((status = 200, body = MemberResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 412, body = Problem))
 )]
 #[patch("/me")]
 async fn update_me(
     state: web::Data<AppState>,
     me: CurrentMember,
+    if_match: Deferred<IfMatch>,
     body: Deferred<web::Json<UpdateMeRequest>>,
 ) -> ApiResult<HttpResponse> {
-    let member = service::update_me(&state, me.0, body?.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(crate::committees::service::with_committees(&state, member).await?))
+    let member = service::update_me(&state, me.0, if_match?, body?.into_inner()).await?;
+    let version = member.version;
+    let me = crate::committees::service::with_committees(&state, member).await?;
+    Ok(HttpResponse::Ok().insert_header(etag(version)).json(me))
 }

@@ -17,6 +17,7 @@ use crate::audit::{self, AuditEntry};
 use crate::domain::{Email, Locale, MemberStatus, Password, Validator, required_text};
 use crate::error::{ApiError, ApiResult};
 use crate::mail::{self, templates};
+use crate::preconditions::IfMatch;
 use crate::state::AppState;
 use actix_web::web;
 
@@ -203,7 +204,9 @@ pub async fn accept_invitation(
     if member.status != MemberStatus::Invited.as_str() {
         return Err(ApiError::InvalidToken);
     }
+    let version = member.version;
     let mut active = member.into_active_model();
+    active.version = Set(version + 1);
     active.name = Set(name);
     active.password_hash = Set(Some(hash));
     active.status = Set(MemberStatus::Active.as_str().to_owned());
@@ -324,7 +327,12 @@ pub async fn reset_password(
 /// Updates the caller's own profile; a new password needs the current one and ends every
 /// session of the account, this one included: whoever changes it logs in again with it.
 #[tracing::instrument(skip_all, fields(member_id = member.id))]
-pub async fn update_me(state: &AppState, member: member::Model, request: UpdateMeRequest) -> ApiResult<member::Model> {
+pub async fn update_me(
+    state: &AppState,
+    member: member::Model,
+    if_match: IfMatch,
+    request: UpdateMeRequest,
+) -> ApiResult<member::Model> {
     let mut validator = Validator::default();
     let name = request
         .name
@@ -356,7 +364,15 @@ pub async fn update_me(state: &AppState, member: member::Model, request: UpdateM
 
     let txn = state.db.begin_write().await?;
     let member_id = member.id;
+    crate::db::lock_row::<member::Entity>(&*txn, member_id).await?;
+    let member = member::Entity::find_by_id(member_id)
+        .one(&*txn)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if_match.check(member.version)?;
+    let version = member.version;
     let mut active = member.into_active_model();
+    active.version = Set(version + 1);
     if let Some(name) = name {
         active.name = Set(name);
     }

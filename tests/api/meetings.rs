@@ -762,7 +762,7 @@ async fn of_updates_racing_from_one_version_exactly_one_wins_for_every_versioned
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
     let c = committee(&app, &admin, "Steering Committee").await;
-    let (_, chair) = member_of(&app, &admin, c, "chair@sela.org", "chair").await;
+    let (chair_id, chair) = member_of(&app, &admin, c, "chair@sela.org", "chair").await;
     let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
     let meeting = create_meeting(
         &app,
@@ -800,6 +800,21 @@ async fn of_updates_racing_from_one_version_exactly_one_wins_for_every_versioned
         let version = created["version"].as_i64().unwrap();
         let statuses = app
             .racing_patches(&path, &chair, version, json!({ "title": "raced" }), 8)
+            .await;
+        assert_eq!(sorted(statuses), one_winner(8), "{path}");
+    }
+    // Accounts: the secretariat's edit, and one's own.
+    let (_, account) = app.get(&format!("/api/admin/members/{chair_id}"), &admin).await;
+    let (_, me) = app.get("/api/me", &chair).await;
+    assert_eq!(account["version"], me["version"]);
+    for (path, token) in [
+        (format!("/api/admin/members/{chair_id}"), &admin),
+        ("/api/me".to_owned(), &chair),
+    ] {
+        let (_, current) = app.get(&path, token).await;
+        let version = current["version"].as_i64().unwrap();
+        let statuses = app
+            .racing_patches(&path, token, version, json!({ "name": "raced" }), 8)
             .await;
         assert_eq!(sorted(statuses), one_winner(8), "{path}");
     }
