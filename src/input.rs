@@ -18,10 +18,14 @@ use actix_web::dev::{Decompress, Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
-use actix_web::web::Bytes;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt as _;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
 
 pub const NUL_REFUSED: &str = "text must not contain the NUL character (U+0000)";
 
@@ -73,6 +77,109 @@ fn scanned(payload: Decompress<Payload>) -> Payload {
     }
 }
 
+/// A JSON body: the extractor every endpoint reads its body with, in place of `web::Json`. It
+/// reads within `server.json_limit_bytes` (413 past it) and, where the framework's answered
+/// with serde's bare message, says which field is wrong: a body of the wrong shape (a field
+/// missing, unknown, of the wrong type or value) is 400 `validation_failed` with
+/// `errors: [{field, message}]`; one that is not JSON at all stays 400 `bad_request`.
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = request
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.settings.server.json_limit_bytes);
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+        let is_json = is_json(request.headers());
+        let payload = Decompress::from_headers(payload.take(), request.headers());
+        Box::pin(async move {
+            let Some(limit) = limit else {
+                let missing = anyhow::anyhow!("application state is not registered");
+                return Err(ApiError::Internal(missing).into());
+            };
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType.into());
+            }
+            if declared.is_some_and(|length| length > limit) {
+                return Err(ApiError::PayloadTooLarge.into());
+            }
+            let body = read_within(payload, limit).await?;
+            let mut deserializer = serde_json::Deserializer::from_slice(&body);
+            let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
+            deserializer
+                .end()
+                .map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))?;
+            Ok(Json(value))
+        })
+    }
+}
+
+/// The whole body, read within `limit`.
+async fn read_within(mut payload: Decompress<Payload>, limit: usize) -> Result<BytesMut, ApiError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| match error {
+            error if is_nul_in_body(&error) => ApiError::BadRequest(NUL_REFUSED.to_owned()),
+            PayloadError::Overflow => ApiError::PayloadTooLarge,
+            error => ApiError::BadRequest(format!("could not read the body: {error}")),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A body serde could not read: not JSON (`bad_request`), or JSON of the wrong shape, named by
+/// its field (`validation_failed`).
+fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let path = error.path().to_string();
+    let error = error.into_inner();
+    if error.classify() != Category::Data {
+        return ApiError::BadRequest(format!("invalid JSON body: {error}"));
+    }
+    let text = error.to_string();
+    // serde says where in the text; the field says it better.
+    let message = text.split(" at line ").next().unwrap_or(&text);
+    ApiError::Validation(vec![FieldError::new(field_of(&path, message), message)])
+}
+
+/// The field a serde message is about: the path it was reading (an unknown field's path ends
+/// with it), and for a missing field, the one the message names in the object at that path.
+fn field_of(path: &str, message: &str) -> String {
+    let named = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, named) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "body".to_owned(),
+        (path, Some(name)) => format!("{path}.{name}"),
+        (path, None) => path.to_owned(),
+    }
+}
+
 /// `%00` in a path or a query string: a NUL once decoded (a raw one cannot reach us in a URI).
 fn has_encoded_nul(text: &str) -> bool {
     text.as_bytes().windows(3).any(|window| window == b"%00")
@@ -83,13 +190,16 @@ fn has_json_body(request: &ServiceRequest) -> bool {
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
-    let json = request
-        .headers()
+    writes && is_json(request.headers())
+}
+
+/// `application/json`, or a type with the `+json` suffix.
+fn is_json(headers: &header::HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<mime::Mime>().ok())
-        .is_some_and(|mime| mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON));
-    writes && json
+        .is_some_and(|mime| mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
 }
 
 /// Where a scan of JSON text stands between two bytes, so that a body can be scanned chunk by
@@ -169,6 +279,18 @@ mod tests {
                 assert_eq!(chunked, whole, "{} split at {split}", String::from_utf8_lossy(body));
             }
         }
+    }
+
+    #[test]
+    fn a_body_error_names_the_field_at_its_path() {
+        assert_eq!(field_of(".", "missing field `title`"), "title");
+        assert_eq!(field_of("items[0]", "missing field `kind`"), "items[0].kind");
+        assert_eq!(field_of("role", "unknown variant `emperor`"), "role");
+        assert_eq!(field_of("extra", "unknown field `extra`, expected `name`"), "extra");
+        assert_eq!(
+            field_of(".", "invalid type: string \"x\", expected struct Login"),
+            "body"
+        );
     }
 
     #[test]

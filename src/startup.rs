@@ -187,11 +187,6 @@ fn build_app(
     let settings = &state.settings;
     App::new()
         .app_data(state.clone())
-        .app_data(
-            web::JsonConfig::default()
-                .limit(settings.server.json_limit_bytes)
-                .error_handler(|error, _| json_error(error).into()),
-        )
         .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::BadRequest(error.to_string()).into()))
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
         .wrap(actix_web::middleware::from_fn(crate::input::refuse_nul))
@@ -244,19 +239,6 @@ fn build_app(
                 .configure(public::pages::configure),
         )
         .default_service(web::to(|| async { ApiError::NotFound.error_response() }))
-}
-
-fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
-    use actix_web::error::JsonPayloadError::*;
-    match error {
-        Overflow { .. } | OverflowKnownLength { .. } => ApiError::PayloadTooLarge,
-        ContentType => ApiError::UnsupportedMediaType,
-        Payload(error) if crate::input::is_nul_in_body(&error) => {
-            ApiError::BadRequest(crate::input::NUL_REFUSED.to_owned())
-        }
-        Deserialize(error) => ApiError::BadRequest(format!("invalid JSON body: {error}")),
-        other => ApiError::BadRequest(format!("could not read the body: {other}")),
-    }
 }
 
 /// Turns any error response that is not already problem+json (unknown routes, wrong methods,

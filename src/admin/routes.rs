@@ -7,6 +7,7 @@ use super::service;
 use crate::auth::dto::MemberResponse;
 use crate::auth::{ClientIp, Secretariat};
 use crate::error::{ApiResult, Deferred, Problem};
+use crate::input::Json;
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -35,7 +36,7 @@ async fn create_member(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
     ip: ClientIp,
-    body: Deferred<web::Json<CreateMemberRequest>>,
+    body: Deferred<Json<CreateMemberRequest>>,
 ) -> ApiResult<HttpResponse> {
     let member = service::create_member(&state, &actor, body?.into_inner(), ip.to_text()).await?;
     Ok(HttpResponse::Created()
@@ -86,7 +87,7 @@ async fn update_member(
     ip: ClientIp,
     id: web::Path<i32>,
     if_match: Deferred<IfMatch>,
-    body: Deferred<web::Json<UpdateMemberRequest>>,
+    body: Deferred<Json<UpdateMemberRequest>>,
 ) -> ApiResult<HttpResponse> {
     let member = service::update_member(&state, &actor, *id, if_match?, body?.into_inner(), ip.to_text()).await?;
     Ok(HttpResponse::Ok()

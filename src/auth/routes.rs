@@ -6,6 +6,7 @@ use super::dto::*;
 use super::extract::{ClientIp, CurrentMember};
 use super::service;
 use crate::error::{ApiResult, Deferred, Problem};
+use crate::input::Json;
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
 
@@ -33,7 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
 )]
 #[post("/login")]
-async fn login(state: web::Data<AppState>, ip: ClientIp, body: web::Json<LoginRequest>) -> ApiResult<HttpResponse> {
+async fn login(state: web::Data<AppState>, ip: ClientIp, body: Json<LoginRequest>) -> ApiResult<HttpResponse> {
     let pair = service::login(&state, &body.email, &body.password, ip.to_text()).await?;
     Ok(HttpResponse::Ok().json(pair))
 }
@@ -44,7 +45,7 @@ async fn login(state: web::Data<AppState>, ip: ClientIp, body: web::Json<LoginRe
     responses((status = 200, body = TokenPairResponse), (status = 401, body = Problem))
 )]
 #[post("/refresh")]
-async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
+async fn refresh(state: web::Data<AppState>, body: Json<RefreshRequest>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service::refresh(&state, &body.refresh_token).await?))
 }
 
@@ -54,7 +55,7 @@ async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshRequest>) ->
     responses((status = 204), (status = 400, body = Problem))
 )]
 #[post("/logout")]
-async fn logout(state: web::Data<AppState>, ip: ClientIp, body: web::Json<RefreshRequest>) -> ApiResult<HttpResponse> {
+async fn logout(state: web::Data<AppState>, ip: ClientIp, body: Json<RefreshRequest>) -> ApiResult<HttpResponse> {
     service::logout(&state, &body.refresh_token, ip.to_text()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -71,7 +72,7 @@ async fn logout(state: web::Data<AppState>, ip: ClientIp, body: web::Json<Refres
 async fn accept_invitation(
     state: web::Data<AppState>,
     ip: ClientIp,
-    body: web::Json<AcceptInvitationRequest>,
+    body: Json<AcceptInvitationRequest>,
 ) -> ApiResult<HttpResponse> {
     let pair = service::accept_invitation(&state, &body.token, &body.name, &body.password, ip.to_text()).await?;
     Ok(HttpResponse::Ok().json(pair))
@@ -86,7 +87,7 @@ async fn accept_invitation(
 async fn forgot_password(
     state: web::Data<AppState>,
     ip: ClientIp,
-    body: web::Json<ForgotPasswordRequest>,
+    body: Json<ForgotPasswordRequest>,
 ) -> ApiResult<HttpResponse> {
     service::forgot_password(state, &body.email, ip.to_text()).await?;
     Ok(HttpResponse::Accepted().finish())
@@ -101,7 +102,7 @@ async fn forgot_password(
 async fn reset_password(
     state: web::Data<AppState>,
     ip: ClientIp,
-    body: web::Json<ResetPasswordRequest>,
+    body: Json<ResetPasswordRequest>,
 ) -> ApiResult<HttpResponse> {
     service::reset_password(&state, &body.token, &body.password, ip.to_text()).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -129,7 +130,7 @@ async fn update_me(
     state: web::Data<AppState>,
     me: CurrentMember,
     if_match: Deferred<IfMatch>,
-    body: Deferred<web::Json<UpdateMeRequest>>,
+    body: Deferred<Json<UpdateMeRequest>>,
 ) -> ApiResult<HttpResponse> {
     let member = service::update_me(&state, me.0, if_match?, body?.into_inner()).await?;
     let version = member.version;

@@ -6,6 +6,7 @@ use super::dto::*;
 use super::service;
 use crate::auth::{ClientIp, CurrentMember, Secretariat};
 use crate::error::{ApiResult, Deferred, Problem};
+use crate::input::Json;
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -63,7 +64,7 @@ async fn create_committee(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
     ip: ClientIp,
-    body: Deferred<web::Json<CreateCommitteeRequest>>,
+    body: Deferred<Json<CreateCommitteeRequest>>,
 ) -> ApiResult<HttpResponse> {
     let committee = service::create(&state, &actor, body?.into_inner(), ip.to_text()).await?;
     Ok(HttpResponse::Created()
@@ -89,7 +90,7 @@ async fn update_committee(
     ip: ClientIp,
     id: web::Path<i32>,
     if_match: Deferred<IfMatch>,
-    body: Deferred<web::Json<UpdateCommitteeRequest>>,
+    body: Deferred<Json<UpdateCommitteeRequest>>,
 ) -> ApiResult<HttpResponse> {
     let committee = service::update(&state, &actor, *id, if_match?, body?.into_inner(), ip.to_text()).await?;
     Ok(HttpResponse::Ok()
@@ -112,7 +113,7 @@ async fn put_membership(
     Secretariat(actor): Secretariat,
     ip: ClientIp,
     path: web::Path<(i32, i32)>,
-    body: Deferred<web::Json<MembershipRequest>>,
+    body: Deferred<Json<MembershipRequest>>,
 ) -> ApiResult<HttpResponse> {
     let (committee_id, member_id) = path.into_inner();
     let role = body?.role;

@@ -6,6 +6,7 @@ use super::dto::*;
 use super::service;
 use crate::auth::Secretariat;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::input::Json;
 use crate::pagination::{PageQuery, Paginated};
 use crate::state::AppState;
 
@@ -50,7 +51,7 @@ async fn list_organizations(
 async fn create_organization(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
-    body: Deferred<web::Json<OrganizationRequest>>,
+    body: Deferred<Json<OrganizationRequest>>,
 ) -> ApiResult<HttpResponse> {
     let org = service::save_organization(&state, actor.id(), None, body?.into_inner()).await?;
     Ok(HttpResponse::Created()
@@ -79,7 +80,7 @@ async fn update_organization(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
     id: web::Path<i32>,
-    body: Deferred<web::Json<OrganizationRequest>>,
+    body: Deferred<Json<OrganizationRequest>>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service::save_organization(&state, actor.id(), Some(*id), body?.into_inner()).await?))
 }
@@ -118,7 +119,7 @@ async fn list_contacts(
 async fn create_contact(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
-    body: Deferred<web::Json<ContactRequest>>,
+    body: Deferred<Json<ContactRequest>>,
 ) -> ApiResult<HttpResponse> {
     let contact = service::save_contact(&state, actor.id(), None, body?.into_inner()).await?;
     Ok(HttpResponse::Created()
@@ -145,7 +146,7 @@ async fn update_contact(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
     id: web::Path<i32>,
-    body: Deferred<web::Json<ContactRequest>>,
+    body: Deferred<Json<ContactRequest>>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service::save_contact(&state, actor.id(), Some(*id), body?.into_inner()).await?))
 }

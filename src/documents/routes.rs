@@ -12,6 +12,7 @@ use super::service::{self, Review};
 use super::upload;
 use crate::auth::{CurrentMember, Secretariat};
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::input::Json;
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -246,7 +247,7 @@ async fn update_document(
     me: CurrentMember,
     id: web::Path<i32>,
     if_match: Deferred<IfMatch>,
-    body: Deferred<web::Json<UpdateDocumentRequest>>,
+    body: Deferred<Json<UpdateDocumentRequest>>,
 ) -> ApiResult<HttpResponse> {
     let document = service::update(&state, &me.0, *id, if_match?, body?.into_inner()).await?;
     Ok(HttpResponse::Ok().insert_header(etag(document.version)).json(document))
@@ -274,7 +275,7 @@ async fn share_document(
     state: web::Data<AppState>,
     me: CurrentMember,
     path: web::Path<(i32, i32)>,
-    body: Deferred<web::Json<ShareRequest>>,
+    body: Deferred<Json<ShareRequest>>,
 ) -> ApiResult<HttpResponse> {
     let (id, committee_id) = path.into_inner();
     let share = service::share(&state, &me.0, id, committee_id, body?.access).await?;
@@ -307,7 +308,7 @@ async fn request_publication(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    body: Deferred<web::Json<PublishRequest>>,
+    body: Deferred<Json<PublishRequest>>,
 ) -> ApiResult<HttpResponse> {
     let publication = service::request_publication(&state, &me.0, *id, body?.into_inner()).await?;
     Ok(HttpResponse::Created()
@@ -358,7 +359,7 @@ async fn approve_publication(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
     id: web::Path<i32>,
-    body: Deferred<Option<web::Json<ApproveRequest>>>,
+    body: Deferred<Option<Json<ApproveRequest>>>,
 ) -> ApiResult<HttpResponse> {
     let version_number = body?.and_then(|body| body.version_number);
     let publication = service::review(&state, actor.id(), *id, Review::Approve { version_number }).await?;
@@ -375,7 +376,7 @@ async fn reject_publication(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
     id: web::Path<i32>,
-    body: Deferred<web::Json<RejectRequest>>,
+    body: Deferred<Json<RejectRequest>>,
 ) -> ApiResult<HttpResponse> {
     let reason = body?.into_inner().reason;
     Ok(HttpResponse::Ok().json(service::review(&state, actor.id(), *id, Review::Reject { reason }).await?))

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, get, post, web};
 use super::service::{self, *};
 use crate::auth::{CurrentMember, Secretariat};
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::input::Json;
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -28,7 +29,7 @@ async fn submit_value(
     state: web::Data<AppState>,
     me: CurrentMember,
     code: web::Path<String>,
-    body: Deferred<web::Json<ValueRequest>>,
+    body: Deferred<Json<ValueRequest>>,
 ) -> ApiResult<HttpResponse> {
     let value = service::submit(&state, &me.0, &code, body?.into_inner()).await?;
     Ok(HttpResponse::Created().insert_header(etag(value.version)).json(value))
@@ -41,7 +42,7 @@ async fn submit_value(
 async fn create_definition(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
-    body: Deferred<web::Json<DefinitionRequest>>,
+    body: Deferred<Json<DefinitionRequest>>,
 ) -> ApiResult<HttpResponse> {
     let definition = service::create_definition(&state, actor.id(), body?.into_inner()).await?;
     Ok(HttpResponse::Created()

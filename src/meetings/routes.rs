@@ -8,6 +8,7 @@ use super::dto::*;
 use super::{calendar, live, service};
 use crate::auth::CurrentMember;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::input::Json;
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -67,7 +68,7 @@ async fn create_meeting(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    body: Deferred<web::Json<CreateMeetingRequest>>,
+    body: Deferred<Json<CreateMeetingRequest>>,
 ) -> ApiResult<HttpResponse> {
     let meeting = service::create(&state, &me.0, *id, body?.into_inner()).await?;
     Ok(HttpResponse::Created()
@@ -101,7 +102,7 @@ async fn update_meeting(
     me: CurrentMember,
     id: web::Path<i32>,
     if_match: Deferred<IfMatch>,
-    body: Deferred<web::Json<UpdateMeetingRequest>>,
+    body: Deferred<Json<UpdateMeetingRequest>>,
 ) -> ApiResult<HttpResponse> {
     let meeting = service::update(&state, &me.0, *id, if_match?, body?.into_inner()).await?;
     Ok(HttpResponse::Ok().insert_header(etag(meeting.version)).json(meeting))
@@ -131,7 +132,7 @@ async fn add_agenda_item(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    body: Deferred<web::Json<CreateAgendaItemRequest>>,
+    body: Deferred<Json<CreateAgendaItemRequest>>,
 ) -> ApiResult<HttpResponse> {
     let item = service::add_item(&state, &me.0, *id, body?.into_inner()).await?;
     Ok(HttpResponse::Created()
@@ -164,7 +165,7 @@ async fn update_agenda_item(
     me: CurrentMember,
     id: web::Path<i32>,
     if_match: Deferred<IfMatch>,
-    body: Deferred<web::Json<UpdateAgendaItemRequest>>,
+    body: Deferred<Json<UpdateAgendaItemRequest>>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service::update_item(&state, &me.0, *id, if_match?, body?.into_inner()).await?))
 }
@@ -194,7 +195,7 @@ async fn reorder_agenda(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    body: Deferred<web::Json<ReorderRequest>>,
+    body: Deferred<Json<ReorderRequest>>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service::reorder(&state, &me.0, *id, &body?.item_ids).await?))
 }
@@ -258,7 +259,7 @@ async fn rsvp(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    body: Deferred<web::Json<RsvpRequest>>,
+    body: Deferred<Json<RsvpRequest>>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service::rsvp(&state, &me.0, *id, body?.response).await?))
 }
@@ -273,7 +274,7 @@ async fn record_presence(
     state: web::Data<AppState>,
     me: CurrentMember,
     path: web::Path<(i32, i32)>,
-    body: Deferred<web::Json<PresenceRequest>>,
+    body: Deferred<Json<PresenceRequest>>,
 ) -> ApiResult<HttpResponse> {
     let (id, member_id) = path.into_inner();
     Ok(HttpResponse::Ok().json(service::record_presence(&state, &me.0, id, member_id, body?.present).await?))
@@ -289,7 +290,7 @@ async fn add_action_item(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    body: Deferred<web::Json<ActionItemRequest>>,
+    body: Deferred<Json<ActionItemRequest>>,
 ) -> ApiResult<HttpResponse> {
     let task = service::add_action_item(&state, &me.0, *id, body?.into_inner()).await?;
     Ok(HttpResponse::Created()

@@ -6,6 +6,7 @@ use super::dto::*;
 use super::service;
 use crate::auth::CurrentMember;
 use crate::error::{ApiResult, Deferred, Problem};
+use crate::input::Json;
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -51,7 +52,7 @@ async fn create_task(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    body: Deferred<web::Json<CreateTaskRequest>>,
+    body: Deferred<Json<CreateTaskRequest>>,
 ) -> ApiResult<HttpResponse> {
     let task = service::create(&state, &me.0, *id, body?.into_inner()).await?;
     Ok(HttpResponse::Created()
@@ -87,7 +88,7 @@ async fn update_task(
     me: CurrentMember,
     id: web::Path<i32>,
     if_match: Deferred<IfMatch>,
-    body: Deferred<web::Json<UpdateTaskRequest>>,
+    body: Deferred<Json<UpdateTaskRequest>>,
 ) -> ApiResult<HttpResponse> {
     let task = service::update(&state, &me.0, *id, if_match?, body?.into_inner()).await?;
     Ok(HttpResponse::Ok().insert_header(etag(task.version)).json(task))
@@ -131,7 +132,7 @@ async fn create_comment(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    body: Deferred<web::Json<CommentRequest>>,
+    body: Deferred<Json<CommentRequest>>,
 ) -> ApiResult<HttpResponse> {
     let comment = service::comment(&state, &me.0, *id, &body?.body).await?;
     Ok(HttpResponse::Created().json(comment))
