@@ -4,8 +4,8 @@
 //! it is refused at the door, the same way on both: 400 `bad_request`.
 //!
 //! A JSON body is not read here: its payload is wrapped in a scanner that looks at each chunk as
-//! the JSON extractor reads it, and fails the read with [`NulInBody`] when it meets a NUL. The
-//! extractor keeps its own limit and reports the failure through `startup::json_error`.
+//! the JSON extractor ([`Json`], below) reads it, and fails the read with [`NulInBody`] when it
+//! meets a NUL. A body no handler reads is never scanned, and never stored either.
 //!
 //! Text that arrives otherwise is checked where it is read: multipart fields in
 //! `documents::upload`, CSV in `directory::service::import_csv`.
@@ -131,6 +131,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 .map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))?;
             Ok(Json(value))
         })
+    }
+}
+
+/// A JSON body that may be left out: `None` when the request has none (no `Content-Length`, or
+/// 0, and no `Content-Type`), else read as [`Json`], whose every refusal stands. (actix's
+/// `Option<Json<T>>` answers `None` for any refusal: a body with a misspelt field would be
+/// ignored instead of refused.)
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let headers = request.headers();
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+        let absent = length == Some(0) || (length.is_none() && !chunked && !headers.contains_key(header::CONTENT_TYPE));
+        if absent {
+            return Box::pin(async { Ok(OptionalJson(None)) });
+        }
+        let body = Json::<T>::from_request(request, payload);
+        Box::pin(async move { Ok(OptionalJson(Some(body.await?.into_inner()))) })
     }
 }
 

@@ -7,7 +7,7 @@ use super::extract::{ClientIp, CurrentMember};
 use super::service;
 use crate::error::{ApiResult, Deferred, Problem};
 use crate::input::Json;
-use crate::preconditions::{IfMatch, etag};
+use crate::preconditions::IfMatch;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -115,9 +115,8 @@ async fn reset_password(
 )]
 #[get("/me")]
 async fn get_me(state: web::Data<AppState>, me: CurrentMember) -> ApiResult<HttpResponse> {
-    let version = me.0.version;
-    let me = crate::committees::service::with_committees(&state, me.0).await?;
-    Ok(HttpResponse::Ok().insert_header(etag(version)).json(me))
+    // No ETag: the body holds the committees, which change without the account's version.
+    Ok(HttpResponse::Ok().json(crate::committees::service::with_committees(&state, me.0).await?))
 }
 
 /// Changes the caller's name, language or password (which needs the current one).
@@ -133,7 +132,5 @@ async fn update_me(
     body: Deferred<Json<UpdateMeRequest>>,
 ) -> ApiResult<HttpResponse> {
     let member = service::update_me(&state, me.0, if_match?, body?.into_inner()).await?;
-    let version = member.version;
-    let me = crate::committees::service::with_committees(&state, member).await?;
-    Ok(HttpResponse::Ok().insert_header(etag(version)).json(me))
+    Ok(HttpResponse::Ok().json(crate::committees::service::with_committees(&state, member).await?))
 }

@@ -299,10 +299,11 @@ pub async fn reset_password(
         return Err(ApiError::InvalidToken);
     }
     let email = member.email.clone();
-    let member_id = member.id;
+    let (member_id, version) = (member.id, member.version);
     let mut active = member.into_active_model();
     active.password_hash = Set(Some(hash));
     active.updated_at = Set(Utc::now());
+    active.version = Set(version + 1);
     active.update(&*txn).await?;
     revoke_sessions(&*txn, member_id).await?;
     audit::record(

@@ -85,7 +85,9 @@ async fn emit_public(
         },
     )
     .await?;
-    Ok(events::record(conn, &[Channel::Public], kind, Some(actor_id), data).await?)
+    // The audit names the secretariat member; the public channel, which every account reads,
+    // does not.
+    Ok(events::record(conn, &[Channel::Public], kind, None, data).await?)
 }
 
 pub async fn save_organization(
@@ -139,6 +141,16 @@ pub async fn save_organization(
 
 pub async fn delete_organization(state: &AppState, actor_id: i32, id: i32) -> ApiResult<()> {
     let txn = state.db.begin_write().await?;
+    // Its members lose their organization (ON DELETE SET NULL): a change of their accounts.
+    entity::member::Entity::update_many()
+        .col_expr(
+            entity::member::Column::Version,
+            Expr::col(entity::member::Column::Version).add(1),
+        )
+        .col_expr(entity::member::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(entity::member::Column::OrganizationId.eq(id))
+        .exec(&*txn)
+        .await?;
     let removed = organization::Entity::delete_by_id(id).exec(&*txn).await?;
     if removed.rows_affected == 0 {
         return Err(ApiError::NotFound);

@@ -12,7 +12,7 @@ use super::service::{self, Review};
 use super::upload;
 use crate::auth::{CurrentMember, Secretariat};
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
-use crate::input::Json;
+use crate::input::{Json, OptionalJson};
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -359,9 +359,9 @@ async fn approve_publication(
     state: web::Data<AppState>,
     Secretariat(actor): Secretariat,
     id: web::Path<i32>,
-    body: Deferred<Option<Json<ApproveRequest>>>,
+    body: Deferred<OptionalJson<ApproveRequest>>,
 ) -> ApiResult<HttpResponse> {
-    let version_number = body?.and_then(|body| body.version_number);
+    let version_number = body?.0.and_then(|body| body.version_number);
     let publication = service::review(&state, actor.id(), *id, Review::Approve { version_number }).await?;
     Ok(HttpResponse::Ok().json(publication))
 }

@@ -695,12 +695,24 @@ async fn withdraw_publications(
             },
         )
         .await?;
-        let owner = [Channel::Committee(document.committee_id)];
-        let event = events::record(conn, &owner, "publication.withdrawn", Some(actor_id), json!(response)).await?;
+        // As a review's withdrawal: the sharing committees hear of one that was public.
+        let channels = if was_public {
+            channels_of(conn, document).await?
+        } else {
+            vec![Channel::Committee(document.committee_id)]
+        };
+        let event = events::record(
+            conn,
+            &channels,
+            "publication.withdrawn",
+            Some(actor_id),
+            json!(response),
+        )
+        .await?;
         recorded.extend(event);
         if was_public {
             let gone = json!({ "id": response.id, "public": false });
-            let event = events::record(conn, &[Channel::Public], "publication.withdrawn", Some(actor_id), gone).await?;
+            let event = events::record(conn, &[Channel::Public], "publication.withdrawn", None, gone).await?;
             recorded.extend(event);
         }
     }
@@ -981,15 +993,17 @@ pub async fn review(
         },
     )
     .await?;
-    // A rejection is the owner committee's business; a publication or a withdrawal changes
-    // what the public sees of the document, which every committee it is shared with hears too.
-    let channels = match new_status {
-        PublicationStatus::Rejected => vec![Channel::Committee(document.committee_id)],
-        _ => channels_of(&*txn, &document).await?,
+    // A request and its fate before publication are the owner committee's business; a
+    // publication, and a withdrawal from the public area, change what the public sees of the
+    // document, which every committee it is shared with hears too.
+    let channels = if status == PublicationStatus::Approved || new_status == PublicationStatus::Approved {
+        channels_of(&*txn, &document).await?
+    } else {
+        vec![Channel::Committee(document.committee_id)]
     };
     let mut recorded = events::record(&*txn, &channels, kind, Some(actor_id), json!(response)).await?;
     if let Some(public) = public_change(&*txn, &updated, status).await? {
-        recorded.extend(events::record(&*txn, &[Channel::Public], kind, Some(actor_id), public).await?);
+        recorded.extend(events::record(&*txn, &[Channel::Public], kind, None, public).await?);
     }
     txn.commit().await?;
     realtime::publish(state, recorded);

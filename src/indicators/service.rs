@@ -291,14 +291,7 @@ pub async fn review(
     )
     .await?;
     let recorded = if validate {
-        events::record(
-            &*txn,
-            &[Channel::Public],
-            "indicator.validated",
-            Some(actor_id),
-            json!(response),
-        )
-        .await?
+        events::record(&*txn, &[Channel::Public], "indicator.validated", None, json!(response)).await?
     } else {
         events::Recorded::default()
     };

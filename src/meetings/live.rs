@@ -7,7 +7,7 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel, Set};
 use serde_json::json;
 
 use super::dto::{LiveState, MeetingStatus};
-use super::service::{emit, items_of};
+use super::service::{emit_seen, items_of};
 use crate::error::{ApiError, ApiResult};
 use crate::realtime;
 use crate::state::AppState;
@@ -122,6 +122,7 @@ pub async fn apply(
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let (meeting, access) = super::service::access(&*txn, caller, meeting_id).await?;
     access.require_manage()?;
+    let before = super::service::public_view(&*txn, &meeting).await?;
     let items = items_of(&*txn, meeting_id).await?;
     let top: Vec<&agenda_item::Model> = items.iter().filter(|item| item.parent_id.is_none()).collect();
     let now = Utc::now();
@@ -192,7 +193,7 @@ pub async fn apply(
     let updated = active.update(&*txn).await?;
     let items = items_of(&*txn, meeting_id).await?;
     let live = state_at(&updated, &items, now);
-    let recorded = emit(&*txn, &updated, caller.id, "meeting.live", json!(live)).await?;
+    let recorded = emit_seen(&*txn, before, &updated, caller.id, "meeting.live", json!(live)).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(live)

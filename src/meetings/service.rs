@@ -25,6 +25,7 @@ use crate::events::{self, Channel, Recorded};
 use crate::mail::{self, templates};
 use crate::pagination::Page;
 use crate::preconditions::IfMatch;
+use crate::public::data::PublicMeeting;
 use crate::realtime;
 use crate::state::AppState;
 use crate::tasks::dto::{CreateTaskRequest, TaskResponse};
@@ -110,9 +111,7 @@ pub async fn present(conn: &impl ConnectionTrait, meeting: meeting::Model) -> Ap
     Ok(MeetingResponse::new(meeting, invited))
 }
 
-/// Records `kind` into the channels of the owner and every invited committee; and, when the
-/// change shows in the public area (a public meeting's details, or its agenda once published),
-/// into `public` too, carrying the meeting as the public sees it.
+/// Records `kind` into the channels of the owner and every invited committee.
 pub async fn emit(
     conn: &impl ConnectionTrait,
     meeting: &meeting::Model,
@@ -125,28 +124,38 @@ pub async fn emit(
         .into_iter()
         .map(Channel::Committee)
         .collect();
-    let mut recorded = events::record(conn, &channels, kind, Some(actor_id), data).await?;
-    let shown = match kind.split_once('.').map_or(kind, |(resource, _)| resource) {
-        "meeting" => true,
-        "agenda" | "agenda_item" => meeting.agenda_published_at.is_some(),
-        _ => false,
-    };
-    if shown && crate::public::data::shows(meeting) {
-        let view = crate::public::data::public_meeting(conn, meeting).await?;
-        recorded.extend(events::record(conn, &[Channel::Public], kind, Some(actor_id), json!(view)).await?);
-    }
-    Ok(recorded)
+    Ok(events::record(conn, &channels, kind, Some(actor_id), data).await?)
 }
 
-/// A meeting the public area showed and shows no more (made private, or back to draft): the
-/// `public` channel hears that it is gone.
-async fn emit_withdrawn_from_public(
+/// What the public area shows of `meeting`, or `None` when it does not show it.
+pub async fn public_view(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<Option<PublicMeeting>> {
+    if !crate::public::data::shows(meeting) {
+        return Ok(None);
+    }
+    Ok(Some(crate::public::data::public_meeting(conn, meeting).await?))
+}
+
+/// [`emit`], and into `public` what the public sees change (`before` is what it saw): the
+/// meeting as it now shows, or `{id, public: false}` once it shows no more. A change the public
+/// cannot see (a link, a note, a live command within the same status) records nothing there.
+pub async fn emit_seen(
     conn: &impl ConnectionTrait,
+    before: Option<PublicMeeting>,
     meeting: &meeting::Model,
     actor_id: i32,
+    kind: &str,
+    data: serde_json::Value,
 ) -> ApiResult<Recorded> {
-    let data = json!({ "id": meeting.id, "public": false });
-    Ok(events::record(conn, &[Channel::Public], "meeting.updated", Some(actor_id), data).await?)
+    let mut recorded = emit(conn, meeting, actor_id, kind, data).await?;
+    let after = public_view(conn, meeting).await?;
+    let public = match (before, after) {
+        (before, Some(after)) if before.as_ref() != Some(&after) => json!(after),
+        (Some(_), None) => json!({ "id": meeting.id, "public": false }),
+        _ => return Ok(recorded),
+    };
+    // The actor stays inside: the public channel is read by every account.
+    recorded.extend(events::record(conn, &[Channel::Public], kind, None, public).await?);
+    Ok(recorded)
 }
 
 /// Active members of the owner and invited committees.
@@ -337,7 +346,7 @@ pub async fn create(
     )
     .await?;
     let response = present(&*txn, meeting.clone()).await?;
-    let recorded = emit(&*txn, &meeting, caller.id, "meeting.created", json!(response)).await?;
+    let recorded = emit_seen(&*txn, None, &meeting, caller.id, "meeting.created", json!(response)).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
@@ -415,6 +424,7 @@ pub async fn update(
     let txn = state.db.begin_write().await?;
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
+    let before = public_view(&*txn, &meeting).await?;
     if_match.check(meeting.version)?;
     let current = MeetingStatus::from_db(&meeting.status)?;
     if let Some(next) = request.status
@@ -480,10 +490,7 @@ pub async fn update(
         notify_invitees(state, &*txn, &updated, templates::MeetingNotice::Cancelled).await?;
     }
     let response = present(&*txn, updated.clone()).await?;
-    let mut recorded = emit(&*txn, &updated, caller.id, "meeting.updated", json!(response)).await?;
-    if crate::public::data::shows(&meeting) && !crate::public::data::shows(&updated) {
-        recorded.extend(emit_withdrawn_from_public(&*txn, &updated, caller.id).await?);
-    }
+    let recorded = emit_seen(&*txn, before, &updated, caller.id, "meeting.updated", json!(response)).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     if cancelling {
@@ -647,6 +654,7 @@ async fn set_documents(
     item_id: i32,
     document_ids: &[i32],
 ) -> ApiResult<()> {
+    let document_ids: BTreeSet<i32> = document_ids.iter().copied().collect();
     if document_ids.len() > MAX_ITEM_DOCUMENTS {
         return Err(ApiError::validation(
             "document_ids",
@@ -657,7 +665,7 @@ async fn set_documents(
         .filter(agenda_item_document::Column::AgendaItemId.eq(item_id))
         .exec(conn)
         .await?;
-    for document_id in document_ids.iter().copied().collect::<BTreeSet<_>>() {
+    for document_id in document_ids {
         // Only documents the caller can see may be linked.
         crate::documents::service::access(conn, caller, document_id)
             .await
@@ -720,6 +728,7 @@ async fn item_of(conn: &impl ConnectionTrait, meeting: &meeting::Model, item_id:
 
 async fn emit_item(
     conn: &impl ConnectionTrait,
+    before: Option<PublicMeeting>,
     meeting: &meeting::Model,
     actor_id: i32,
     kind: &str,
@@ -728,7 +737,7 @@ async fn emit_item(
     let item = item_of(conn, meeting, item_id).await?;
     let mut data = json!(item);
     data["after_finalized"] = json!(finalized(meeting));
-    let recorded = emit(conn, meeting, actor_id, kind, data).await?;
+    let recorded = emit_seen(conn, before, meeting, actor_id, kind, data).await?;
     Ok((item, recorded))
 }
 
@@ -749,6 +758,7 @@ pub async fn add_item(
     // the meeting, and two writes checking them side by side would both pass (db::lock_row).
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
+    let before = public_view(&*txn, &meeting).await?;
     if let Some(parent_id) = request.parent_id {
         let parent = agenda_item::Entity::find_by_id(parent_id).one(&*txn).await?;
         if !parent.is_some_and(|p| p.meeting_id == meeting_id && p.parent_id.is_none()) {
@@ -794,7 +804,7 @@ pub async fn add_item(
     )
     .await?;
     check_allocation(&*txn, &meeting).await?;
-    let (response, recorded) = emit_item(&*txn, &meeting, caller.id, "agenda_item.created", item.id).await?;
+    let (response, recorded) = emit_item(&*txn, before, &meeting, caller.id, "agenda_item.created", item.id).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
@@ -832,6 +842,7 @@ pub async fn update_item(
         .await?
         .ok_or(ApiError::NotFound)?;
     let meeting = managed(&*txn, caller, item.meeting_id).await?;
+    let before = public_view(&*txn, &meeting).await?;
     if_match.check(item.version)?;
     if let Some(presenter_id) = request.presenter_id {
         check_presenter(&*txn, &meeting, presenter_id).await?;
@@ -871,7 +882,7 @@ pub async fn update_item(
         set_documents(&*txn, caller, item_id, ids).await?;
     }
     check_allocation(&*txn, &meeting).await?;
-    let (response, recorded) = emit_item(&*txn, &meeting, caller.id, "agenda_item.updated", item_id).await?;
+    let (response, recorded) = emit_item(&*txn, before, &meeting, caller.id, "agenda_item.updated", item_id).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
@@ -885,6 +896,7 @@ pub async fn delete_item(state: &AppState, caller: &member::Model, item_id: i32)
         .await?
         .ok_or(ApiError::NotFound)?;
     let meeting = managed(&*txn, caller, item.meeting_id).await?;
+    let before = public_view(&*txn, &meeting).await?;
     if meeting.live_item_id.is_some() {
         return Err(ApiError::Conflict(
             "the meeting is live; end it before removing items".to_owned(),
@@ -899,7 +911,7 @@ pub async fn delete_item(state: &AppState, caller: &member::Model, item_id: i32)
         .exec(&*txn)
         .await?;
     let data = json!({ "id": item_id, "meeting_id": meeting.id, "after_finalized": finalized(&meeting) });
-    let recorded = emit(&*txn, &meeting, caller.id, "agenda_item.deleted", data).await?;
+    let recorded = emit_seen(&*txn, before, &meeting, caller.id, "agenda_item.deleted", data).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(())
@@ -914,6 +926,7 @@ pub async fn reorder(
 ) -> ApiResult<AgendaResponse> {
     let txn = state.db.begin_write().await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
+    let before = public_view(&*txn, &meeting).await?;
     let items = items_of(&*txn, meeting_id).await?;
     let top: BTreeSet<i32> = items.iter().filter(|i| i.parent_id.is_none()).map(|i| i.id).collect();
     let given: BTreeSet<i32> = item_ids.iter().copied().collect();
@@ -936,7 +949,7 @@ pub async fn reorder(
     }
     let response = agenda(&*txn, &meeting).await?;
     let data = json!({ "meeting_id": meeting_id, "item_ids": item_ids, "after_finalized": finalized(&meeting) });
-    let recorded = emit(&*txn, &meeting, caller.id, "agenda.reordered", data).await?;
+    let recorded = emit_seen(&*txn, before, &meeting, caller.id, "agenda.reordered", data).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
@@ -972,6 +985,7 @@ pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id
     let txn = state.db.begin_write().await?;
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
+    let before = public_view(&*txn, &meeting).await?;
     if items_of(&*txn, meeting_id).await?.is_empty() {
         return Err(ApiError::unprocessable(
             "agenda_empty",
@@ -984,8 +998,9 @@ pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id
     active.version = Set(version + 1);
     let meeting = active.update(&*txn).await?;
     let sent = notify_invitees(state, &*txn, &meeting, templates::MeetingNotice::Agenda).await?;
-    let recorded = emit(
+    let recorded = emit_seen(
         &*txn,
+        before,
         &meeting,
         caller.id,
         "agenda.published",

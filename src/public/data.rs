@@ -45,7 +45,7 @@ pub struct PortResponse {
     pub indicators: Vec<ValueResponse>,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct PublicAgendaItem {
     pub title: String,
     pub kind: String,
@@ -53,7 +53,7 @@ pub struct PublicAgendaItem {
     pub starts_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct PublicMeeting {
     pub id: i32,
     pub title: String,

@@ -149,6 +149,7 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("title", "Title", "Título"),
     ("published", "Published", "Publicado"),
     ("agenda", "Agenda", "Orden del día"),
+    ("earlier", "Earlier meetings", "Reuniones anteriores"),
     ("year", "Year", "Año"),
     ("value", "Value", "Valor"),
     ("compare", "Compare", "Comparar"),
@@ -362,15 +363,27 @@ async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiRe
     )
 }
 
+#[derive(Deserialize)]
+struct MeetingsQuery {
+    cursor: Option<String>,
+}
+
+/// The public meetings, latest first, a page at a time ("Earlier meetings" leads on).
 #[route("/meetings", method = "GET", method = "HEAD")]
-async fn meetings(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<HttpResponse> {
-    // The latest meetings, as many as one page of the API holds.
-    let latest = crate::pagination::Page {
-        limit: crate::pagination::MAX_LIMIT,
-        after: None,
-    };
-    let rows: Vec<Value> = data::public_meetings(state.db.conn(), latest)
-        .await?
+async fn meetings(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<MeetingsQuery>,
+) -> ApiResult<HttpResponse> {
+    let page = crate::pagination::PageQuery {
+        limit: None,
+        cursor: query.into_inner().cursor,
+    }
+    .page_by::<data::MeetingKey>()?;
+    let listed = data::public_meetings(state.db.conn(), page).await?;
+    // A cursor is URL-safe base64: it goes into the link as it is.
+    let earlier = listed.next_cursor;
+    let rows: Vec<Value> = listed
         .items
         .into_iter()
         .map(|m| {
@@ -387,7 +400,12 @@ async fn meetings(state: web::Data<AppState>, request: HttpRequest) -> ApiResult
             }
         })
         .collect();
-    render(&request, "meetings.html", "meetings", context! { meetings => rows })
+    render(
+        &request,
+        "meetings.html",
+        "meetings",
+        context! { meetings => rows, earlier => earlier },
+    )
 }
 
 #[derive(Deserialize)]

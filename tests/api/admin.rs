@@ -300,3 +300,63 @@ async fn the_secretariat_cannot_suspend_itself_and_can_reactivate_others() {
     assert_eq!(audit["items"].as_array().unwrap().len(), 1);
     assert_eq!(audit["items"][0]["target_id"], id);
 }
+
+/// An account's `version` moves with every change it shows, a deleted organization's included
+/// (its members lose it): an edit sent with the version from before is refused with 412.
+#[actix_web::test]
+async fn an_account_edit_from_before_a_change_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (status, organization) = app
+        .post(
+            "/api/admin/directory/organizations",
+            Some(&admin),
+            json!({ "name": "Autoridad Portuaria", "kind": "port_authority", "country_code": "PE" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{organization}");
+    let (status, member) = app
+        .post(
+            "/api/admin/members",
+            Some(&admin),
+            json!({ "email": "m@port.pe", "name": "M", "role": "member", "organization_id": organization["id"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{member}");
+    let path = format!("/api/admin/members/{}", member["id"]);
+    let (_, before) = app.get(&path, &admin).await;
+
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/directory/organizations/{}", organization["id"]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, after) = app.get(&path, &admin).await;
+    assert_eq!(after["organization_id"], Value::Null);
+    assert_eq!(after["version"].as_i64(), before["version"].as_i64().map(|v| v + 1));
+
+    let stale = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&admin)
+        .header("if-match", format!("\"{}\"", before["version"]))
+        .json(&json!({ "name": "Renamed" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let current = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&admin)
+        .header("if-match", format!("\"{}\"", after["version"]))
+        .json(&json!({ "name": "Renamed" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status(), StatusCode::OK);
+}

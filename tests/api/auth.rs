@@ -363,6 +363,8 @@ async fn a_password_reset_revokes_every_session_and_the_token_is_single_use() {
     let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
     let pair = app.member(&admin, "m@port.pe").await;
+    let account = format!("/api/admin/members/{}", pair["member"]["id"]);
+    let version_before = app.get(&account, &admin).await.1["version"].clone();
     let (status, _) = app
         .post("/api/auth/password/forgot", None, json!({ "email": "m@port.pe" }))
         .await;
@@ -391,6 +393,9 @@ async fn a_password_reset_revokes_every_session_and_the_token_is_single_use() {
         app.get("/api/me", pair["access_token"].as_str().unwrap()).await.0,
         StatusCode::UNAUTHORIZED
     );
+    // The account changed (its `updated_at` shows it): an edit from before is stale.
+    let version_after = app.get(&account, &admin).await.1["version"].clone();
+    assert_eq!(version_after.as_i64(), version_before.as_i64().map(|v| v + 1));
     let (status, _) = app
         .post(
             "/api/auth/refresh",

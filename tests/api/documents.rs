@@ -521,6 +521,22 @@ async fn a_document_reaches_the_public_area_only_between_approval_and_withdrawal
 
     let (_, pending) = app.get("/api/admin/publications?status=pending", &admin).await;
     assert_eq!(pending["items"][0]["id"], pid);
+    // A body the approval cannot read is refused, not ignored: ignored, the misspelt version
+    // would publish the requested one instead.
+    let (status, problem) = app
+        .post(
+            &format!("/api/admin/publications/{pid}/approve"),
+            Some(&admin),
+            json!({ "version": 1 }),
+        )
+        .await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (StatusCode::BAD_REQUEST, &json!("validation_failed")),
+        "{problem}"
+    );
+    let (_, still) = app.get("/api/admin/publications?status=pending", &admin).await;
+    assert_eq!(still["items"][0]["id"], pid);
     let (status, approved) = app
         .call(
             Method::POST,
@@ -1200,6 +1216,38 @@ async fn a_publication_reaches_the_public_channel_as_the_public_sees_it_and_shar
     let shown = app.text(&format!("/api/public/publications/{pid}"), None).await;
     let shown: Value = serde_json::from_str(&shown).unwrap();
     review("withdraw").await;
+    // A second request, withdrawn while pending, stays the owner's business.
+    let (status, second) = app
+        .post(
+            &format!("/api/documents/{id}/publish"),
+            Some(&chair),
+            json!({ "kind": "study", "summary": { "en": "Again", "es": "Otra vez" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let (status, _) = app
+        .post(
+            &format!("/api/admin/publications/{}/withdraw", second["id"]),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let owner_kinds: Vec<Value> = feed(format!("committee:{a}"), &chair)
+        .await
+        .into_iter()
+        .map(|event| event["kind"].clone())
+        .filter(|kind| kind.as_str().is_some_and(|kind| kind.starts_with("publication.")))
+        .collect();
+    assert_eq!(
+        owner_kinds,
+        [
+            "publication.requested",
+            "publication.withdrawn",
+            "publication.requested",
+            "publication.withdrawn"
+        ]
+    );
 
     let public: Vec<(Value, Value)> = feed("public".to_owned(), &reader)
         .await

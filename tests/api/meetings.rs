@@ -1275,8 +1275,21 @@ async fn a_public_meetings_changes_reach_the_public_channel_as_the_public_sees_t
         !text.contains("secret-room") && !text.contains("internal notes"),
         "{text}"
     );
+    assert_eq!(event["actor_id"], Value::Null, "who changed it stays inside");
 
+    // Changes the public cannot see record nothing there: the next event is the rename.
     patch(&private["id"], json!({ "title": "Still private" })).await;
+    patch(
+        &open["id"],
+        json!({ "online_url": "https://meet.example/another-room", "description": "more notes" }),
+    )
+    .await;
+    patch(&open["id"], json!({ "title": "Open, renamed" })).await;
+    let renamed = public.next_event().await;
+    assert_eq!(
+        (&renamed["data"]["id"], &renamed["data"]["title"]),
+        (&open["id"], &json!("Open, renamed"))
+    );
     patch(&open["id"], json!({ "public": false })).await;
     let gone = public.next_event().await;
     assert_eq!(gone["data"], json!({ "id": open["id"], "public": false }), "{gone}");

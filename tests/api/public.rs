@@ -922,6 +922,47 @@ async fn every_public_list_pages_through_the_same_items_in_the_same_order() {
     assert_eq!(keys, sorted);
     assert!(keys.windows(2).any(|pair| pair[0].0 == pair[1].0), "a tie was listed");
 
+    // The meetings page shows fifty, and leads to the earlier ones.
+    let shown = meetings.as_array().unwrap().len();
+    let base = chrono::Utc::now() + chrono::Duration::days(60);
+    for n in 0..(51 - shown.min(51)) {
+        let starts = base + chrono::Duration::days(n as i64);
+        let (status, meeting) = app
+            .post(
+                &format!("/api/committees/{committee}/meetings"),
+                Some(&token),
+                json!({ "title": format!("Later meeting {n}"), "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1),
+                        "timezone": "UTC", "public": true }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{meeting}");
+        let path = format!("/api/meetings/{}", meeting["id"]);
+        let (status, _) = app
+            .call(
+                Method::PATCH,
+                &path,
+                Some(&token),
+                Some(json!({ "status": "scheduled" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let oldest = meetings.as_array().unwrap().last().unwrap()["title"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = app.text("/meetings", None).await;
+    assert!(!first.contains(&oldest), "the oldest meeting is on the second page");
+    let earlier = first
+        .split("href=\"")
+        .filter_map(|rest| rest.split('"').next())
+        .find(|link| link.contains("cursor="))
+        .expect("a link to the earlier meetings")
+        .replace("&amp;", "&");
+    let second = app.text(&earlier, None).await;
+    assert!(second.contains(&oldest), "{second}");
+    assert!(!second.contains("cursor="), "the second page is the last");
+
     // A cursor that is not one, or is another list's, is refused.
     let countries_cursor = public_json(&app, "/api/public/countries?limit=1").await["next_cursor"].clone();
     for path in [
