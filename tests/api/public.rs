@@ -40,6 +40,20 @@ async fn public_json(app: &TestApp, path: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// The demo data set loaded by a secretariat account: its token and its row.
+async fn with_demo_data(app: &TestApp) -> (String, entity::member::Model) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let token = app.secretariat("admin@sela.org").await;
+    let admin = entity::member::Entity::find()
+        .filter(entity::member::Column::Email.eq("admin@sela.org"))
+        .one(app.db.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dcports::seed::demo(&app.state, &admin).await.unwrap());
+    (token, admin)
+}
+
 /// The items of a public list that fits in one page.
 async fn public_items(app: &TestApp, path: &str) -> Value {
     let mut page = public_json(app, path).await;
@@ -698,16 +712,8 @@ async fn nothing_private_ever_reaches_the_public_area() {
 
 #[actix_web::test]
 async fn the_demo_data_set_loads_once_and_fills_the_public_area() {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let app = spawn_app().await;
-    app.secretariat("admin@sela.org").await;
-    let admin = entity::member::Entity::find()
-        .filter(entity::member::Column::Email.eq("admin@sela.org"))
-        .one(app.db.conn())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(dcports::seed::demo(&app.state, &admin).await.unwrap());
+    let (_, admin) = with_demo_data(&app).await;
     assert!(
         !dcports::seed::demo(&app.state, &admin).await.unwrap(),
         "a second run changes nothing"
@@ -858,16 +864,8 @@ async fn every_page(app: &TestApp, path: &str, limit: u64) -> (Vec<Value>, usize
 /// same items in the same order as one page, whatever the page size, ties included.
 #[actix_web::test]
 async fn every_public_list_pages_through_the_same_items_in_the_same_order() {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let app = spawn_app().await;
-    let token = app.secretariat("admin@sela.org").await;
-    let admin = entity::member::Entity::find()
-        .filter(entity::member::Column::Email.eq("admin@sela.org"))
-        .one(app.db.conn())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(dcports::seed::demo(&app.state, &admin).await.unwrap());
+    let (token, _) = with_demo_data(&app).await;
     // Two more public meetings starting at the same instant: a tie the cursor must break.
     let (_, committees) = app.get("/api/committees", &token).await;
     let committee = committees["items"][0]["id"].as_i64().unwrap();

@@ -499,15 +499,17 @@ async fn a_task_is_given_only_to_an_active_account() {
     let path = format!("/api/committees/{c}/tasks");
     let (status, task) = app.post(&path, Some(&author), json!({ "title": "Unassigned" })).await;
     assert_eq!(status, StatusCode::CREATED, "{task}");
-
-    assert_eq!(set_status("suspended").await.0, StatusCode::OK);
-    let (status, body) = app
-        .post(
+    let create_assigned = async || {
+        app.post(
             &path,
             Some(&author),
             json!({ "title": "Draft MOU", "assignee_id": assignee_id }),
         )
-        .await;
+        .await
+    };
+
+    assert_eq!(set_status("suspended").await.0, StatusCode::OK);
+    let (status, body) = create_assigned().await;
     assert_eq!(
         (status, &body["code"]),
         (StatusCode::UNPROCESSABLE_ENTITY, &json!("invalid_assignee"))
@@ -528,13 +530,7 @@ async fn a_task_is_given_only_to_an_active_account() {
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
 
     assert_eq!(set_status("active").await.0, StatusCode::OK);
-    let (status, body) = app
-        .post(
-            &path,
-            Some(&author),
-            json!({ "title": "Draft MOU", "assignee_id": assignee_id }),
-        )
-        .await;
+    let (status, body) = create_assigned().await;
     assert_eq!(
         (status, &body["assignee_id"]),
         (StatusCode::CREATED, &json!(assignee_id)),
