@@ -210,10 +210,10 @@ async fn finalize_agenda(state: web::Data<AppState>, me: CurrentMember, id: web:
     Ok(HttpResponse::Ok().json(service::finalize(&state, &me.0, *id).await?))
 }
 
-/// Mails the agenda to every invited member.
+/// Mails the agenda to every invited member; again only ten minutes after the last time.
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 202), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
+    responses((status = 202), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem), (status = 429, description = "rate_limited: the agenda was mailed less than ten minutes ago", body = Problem))
 )]
 #[post("/meetings/{id}/agenda/publish")]
 async fn publish_agenda(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {

@@ -980,11 +980,22 @@ pub async fn finalize(state: &AppState, caller: &member::Model, meeting_id: i32)
     Ok(response)
 }
 
-/// Mails the agenda to every invitee.
+/// How often a meeting's agenda may be mailed: a corrected agenda goes out again, a chair's
+/// repeated clicks (or a script) do not fill every invitee's inbox.
+const AGENDA_MAIL_INTERVAL: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Mails the agenda to every invitee; again only once [`AGENDA_MAIL_INTERVAL`] has passed (429).
 pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id: i32) -> ApiResult<usize> {
     let txn = state.db.begin_write().await?;
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
+    if let Some(last) = meeting.agenda_published_at {
+        let wait = last + AGENDA_MAIL_INTERVAL - Utc::now();
+        if wait > chrono::Duration::zero() {
+            let retry_after_secs = u64::try_from(wait.num_seconds()).unwrap_or(0).max(1);
+            return Err(ApiError::RateLimited { retry_after_secs });
+        }
+    }
     let before = public_view(&*txn, &meeting).await?;
     if items_of(&*txn, meeting_id).await?.is_empty() {
         return Err(ApiError::unprocessable(

@@ -180,6 +180,26 @@ async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
             .iter()
             .any(|m| m.to == "guest@port.pe" && m.text.contains("MOU signature"))
     );
+    // Publishing again at once mails nobody again: the invitees' inboxes are not the chair's
+    // to flood (it may once the interval has passed).
+    let republish = app
+        .client
+        .post(app.url(&format!("/api/meetings/{id}/agenda/publish")))
+        .bearer_auth(&chair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(republish.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = republish.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry_after), "{retry_after}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let agenda_mails = smtp
+        .messages()
+        .iter()
+        .filter_map(|raw| parse_mail(raw))
+        .filter(|m| m.subject.starts_with("Agenda:"))
+        .count();
+    assert_eq!(agenda_mails, 2);
 
     let (status, rsvp) = app
         .call(
