@@ -2,6 +2,7 @@
 //! the change, with a per-channel offset that follows commit order without gaps.
 
 pub mod routes;
+mod visibility;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -338,10 +339,11 @@ pub async fn replay(conn: &impl ConnectionTrait, channel: &str, after: i64, limi
     if events.first().is_none_or(|first| first.offset != after + 1) {
         return Ok(Replay::Reset { head });
     }
-    Ok(Replay::Events {
-        events: events.into_iter().map(EventFrame::from).collect(),
-        head,
-    })
+    let mut events: Vec<EventFrame> = events.into_iter().map(EventFrame::from).collect();
+    if let Ok(Channel::Committee(committee_id)) = channel.parse() {
+        visibility::redact_unseen(conn, committee_id, &mut events).await?;
+    }
+    Ok(Replay::Events { events, head })
 }
 
 /// Deletes events older than `before`, and in each channel every event before the newest of

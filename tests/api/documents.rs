@@ -1277,3 +1277,91 @@ async fn a_publication_reaches_the_public_channel_as_the_public_sees_it_and_shar
         ]
     );
 }
+
+/// DESIGN.md rule 5: events reach a member as what the member may see when they are delivered,
+/// a replay included. Once a share ends, a replay of the committee's channel keeps the
+/// document's events in their places (offsets unbroken, so resuming still works) with their
+/// content redacted; the unshare itself stays. The owner's channel keeps everything.
+#[actix_web::test]
+async fn a_replay_redacts_the_events_of_a_document_no_longer_shared() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "A").await;
+    let b = committee(&app, &admin, "B").await;
+    let (_, chair) = member_of(&app, &admin, a, "chair@a.org", "chair").await;
+    let (_, reader) = member_of(&app, &admin, b, "reader@b.org", "member").await;
+    let id = upload_document(&app, &chair, a, "Confidential plan", pdf("plan")).await["id"]
+        .as_i64()
+        .unwrap();
+    let share_path = format!("/api/documents/{id}/shares/{b}");
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &share_path,
+            Some(&chair),
+            Some(json!({ "access": "read" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/documents/{id}"),
+            Some(&chair),
+            Some(json!({ "title": "Confidential plan, second draft" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let feed = async |channel: i64, token: &str| {
+        let (status, feed) = app
+            .get(&format!("/api/events?channel=committee:{channel}"), token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{feed}");
+        feed["items"].as_array().unwrap().clone()
+    };
+    let of_document = |events: &[Value]| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|event| event["kind"].as_str().is_some_and(|kind| kind.starts_with("document.")))
+            .cloned()
+            .collect()
+    };
+    let while_shared = of_document(&feed(b, &reader).await);
+    assert_eq!(while_shared.len(), 2, "shared, then updated: {while_shared:?}");
+    assert_eq!(while_shared[1]["data"]["title"], "Confidential plan, second draft");
+
+    let (status, _) = app.call(Method::DELETE, &share_path, Some(&chair), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let events = feed(b, &reader).await;
+    let offsets: Vec<i64> = events.iter().map(|event| event["offset"].as_i64().unwrap()).collect();
+    assert_eq!(offsets, (1..=offsets.len() as i64).collect::<Vec<_>>(), "no gap");
+    let after = of_document(&events);
+    let kinds: Vec<&str> = after.iter().map(|event| event["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["document.shared", "document.updated", "document.unshared"]);
+    for event in &after[..2] {
+        assert_eq!(
+            (&event["data"], &event["actor_id"]),
+            (&json!({ "redacted": true }), &Value::Null)
+        );
+    }
+    assert_eq!(after[2]["data"], json!({ "id": id, "committee_id": b }));
+    assert!(!Value::Array(events.clone()).to_string().contains("Confidential"));
+
+    // The WebSocket's replay says the same.
+    let (mut socket, _) = WsClient::authenticated(&app, &reader).await;
+    let (replayed, _) = socket.subscribe(&format!("committee:{b}"), Some(0)).await;
+    let data = |events: &[Value]| -> Vec<(Value, Value)> {
+        events
+            .iter()
+            .map(|event| (event["offset"].clone(), event["data"].clone()))
+            .collect()
+    };
+    assert_eq!(data(&replayed), data(&events));
+    // The owner's channel keeps all of it.
+    let owner = of_document(&feed(a, &chair).await);
+    assert!(
+        owner
+            .iter()
+            .any(|event| event["data"]["title"] == "Confidential plan, second draft")
+    );
+}

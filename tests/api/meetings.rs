@@ -1383,3 +1383,59 @@ async fn every_location_a_create_answers_reads_back_the_created_resource() {
         assert_eq!(read, resource, "{location}");
     }
 }
+
+/// DESIGN.md rule 5, for meetings: once a committee is no longer invited, a replay of its
+/// channel keeps the meeting's events in their places with their content (title, link)
+/// redacted.
+#[actix_web::test]
+async fn a_replay_redacts_the_events_of_a_meeting_a_committee_is_no_longer_invited_to() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let owner = committee(&app, &admin, "Owner").await;
+    let guest = committee(&app, &admin, "Guest").await;
+    let (_, chair) = member_of(&app, &admin, owner, "chair@o.org", "chair").await;
+    let (_, member) = member_of(&app, &admin, guest, "member@g.org", "member").await;
+    let starts = Utc::now() + Duration::days(5);
+    let meeting = create_meeting(
+        &app,
+        &chair,
+        owner,
+        json!({ "title": "Closed summit", "starts_at": starts, "ends_at": starts + Duration::hours(1),
+                "timezone": "UTC", "online_url": "https://meet.example/closed-room", "invited_committee_ids": [guest] }),
+    )
+    .await;
+    let channel = format!("committee:{guest}");
+    let meeting_events = |feed: Value| -> Vec<Value> {
+        feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|event| event["kind"].as_str().is_some_and(|kind| kind.starts_with("meeting.")))
+            .cloned()
+            .collect()
+    };
+    let (_, feed) = app.get(&format!("/api/events?channel={channel}"), &member).await;
+    assert_eq!(meeting_events(feed)[0]["data"]["title"], "Closed summit");
+
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/meetings/{}", meeting["id"]),
+            Some(&chair),
+            Some(json!({ "invited_committee_ids": [] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, feed) = app.get(&format!("/api/events?channel={channel}"), &member).await;
+    assert!(
+        !feed.to_string().contains("closed-room") && !feed.to_string().contains("Closed summit"),
+        "{feed}"
+    );
+    let events = meeting_events(feed);
+    assert_eq!(
+        events.len(),
+        1,
+        "the update after the invitation ended never reached the guest"
+    );
+    assert_eq!(events[0]["data"], json!({ "redacted": true }));
+}

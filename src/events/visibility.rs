@@ -1,0 +1,181 @@
+//! What a committee's channel replays of things it no longer sees.
+//!
+//! A document shared with a committee, and a meeting it is invited to, emit into its channel
+//! while the share or the invitation lasts. Once it ends, live delivery stops at once; but the
+//! events stay in the channel (retention), and DESIGN.md's rule 5 filters events by what the
+//! member may see at the moment of delivery, a replay included. So a replayed event about a
+//! document or meeting the committee can no longer see keeps its place (offsets stay gap-free,
+//! which resuming relies on) and loses its content: `data` becomes `{"redacted": true}`, and
+//! the actor is dropped.
+
+use std::collections::BTreeSet;
+
+use entity::{document, document_share, meeting, meeting_committee};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use serde_json::{Value, json};
+
+use super::EventFrame;
+
+/// What an event is about, read from its kind and payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Subject {
+    Document(i32),
+    Meeting(i32),
+}
+
+fn subject_of(kind: &str, data: &Value) -> Option<Subject> {
+    let id = |key: &str| data.get(key)?.as_i64().and_then(|id| i32::try_from(id).ok());
+    match kind.split_once('.').map_or(kind, |(resource, _)| resource) {
+        // The committee's own news that the share ended: it says no more than that.
+        _ if kind == "document.unshared" => None,
+        // A publication's events (`document.published` among them) carry it as `document_id`.
+        "document" | "publication" => id("document_id").or_else(|| id("id")).map(Subject::Document),
+        "meeting" => id("id").or_else(|| id("meeting_id")).map(Subject::Meeting),
+        "agenda" | "agenda_item" | "attendance" => id("meeting_id").map(Subject::Meeting),
+        _ => None,
+    }
+}
+
+/// Redacts, in events replayed from `committee_id`'s channel, those about a document or a
+/// meeting the committee no longer sees (neither owns nor is shared or invited to).
+pub async fn redact_unseen(
+    conn: &impl ConnectionTrait,
+    committee_id: i32,
+    frames: &mut [EventFrame],
+) -> Result<(), DbErr> {
+    let subjects: Vec<(usize, Subject)> = frames
+        .iter()
+        .enumerate()
+        .filter_map(|(index, frame)| subject_of(&frame.kind, &frame.data).map(|subject| (index, subject)))
+        .collect();
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    let documents: BTreeSet<i32> = subjects
+        .iter()
+        .filter_map(|(_, subject)| match subject {
+            Subject::Document(id) => Some(*id),
+            Subject::Meeting(_) => None,
+        })
+        .collect();
+    let meetings: BTreeSet<i32> = subjects
+        .iter()
+        .filter_map(|(_, subject)| match subject {
+            Subject::Meeting(id) => Some(*id),
+            Subject::Document(_) => None,
+        })
+        .collect();
+    let seen_documents = seen_documents(conn, committee_id, &documents).await?;
+    let seen_meetings = seen_meetings(conn, committee_id, &meetings).await?;
+    for (index, subject) in subjects {
+        let seen = match subject {
+            Subject::Document(id) => seen_documents.contains(&id),
+            Subject::Meeting(id) => seen_meetings.contains(&id),
+        };
+        if !seen {
+            let frame = &mut frames[index];
+            frame.data = json!({ "redacted": true });
+            frame.actor_id = None;
+        }
+    }
+    Ok(())
+}
+
+/// Of `ids`, the documents `committee_id` owns or has a share of.
+async fn seen_documents(
+    conn: &impl ConnectionTrait,
+    committee_id: i32,
+    ids: &BTreeSet<i32>,
+) -> Result<BTreeSet<i32>, DbErr> {
+    if ids.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let owned: Vec<i32> = document::Entity::find()
+        .select_only()
+        .column(document::Column::Id)
+        .filter(document::Column::Id.is_in(ids.iter().copied()))
+        .filter(document::Column::CommitteeId.eq(committee_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let shared: Vec<i32> = document_share::Entity::find()
+        .select_only()
+        .column(document_share::Column::DocumentId)
+        .filter(document_share::Column::DocumentId.is_in(ids.iter().copied()))
+        .filter(document_share::Column::CommitteeId.eq(committee_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(owned.into_iter().chain(shared).collect())
+}
+
+/// Of `ids`, the meetings `committee_id` owns or is invited to.
+async fn seen_meetings(
+    conn: &impl ConnectionTrait,
+    committee_id: i32,
+    ids: &BTreeSet<i32>,
+) -> Result<BTreeSet<i32>, DbErr> {
+    if ids.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let owned: Vec<i32> = meeting::Entity::find()
+        .select_only()
+        .column(meeting::Column::Id)
+        .filter(meeting::Column::Id.is_in(ids.iter().copied()))
+        .filter(meeting::Column::CommitteeId.eq(committee_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let invited: Vec<i32> = meeting_committee::Entity::find()
+        .select_only()
+        .column(meeting_committee::Column::MeetingId)
+        .filter(meeting_committee::Column::MeetingId.is_in(ids.iter().copied()))
+        .filter(meeting_committee::Column::CommitteeId.eq(committee_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(owned.into_iter().chain(invited).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_about_the_document_or_meeting_its_payload_names() {
+        let subject = |kind: &str, data: Value| subject_of(kind, &data);
+        assert_eq!(
+            subject("document.updated", json!({ "id": 4, "committee_id": 1 })),
+            Some(Subject::Document(4))
+        );
+        assert_eq!(
+            subject("document.published", json!({ "id": 9, "document_id": 4 })),
+            Some(Subject::Document(4))
+        );
+        assert_eq!(
+            subject("publication.withdrawn", json!({ "id": 9, "document_id": 4 })),
+            Some(Subject::Document(4))
+        );
+        assert_eq!(
+            subject("document.unshared", json!({ "id": 4, "committee_id": 2 })),
+            None
+        );
+        assert_eq!(
+            subject("meeting.updated", json!({ "id": 7 })),
+            Some(Subject::Meeting(7))
+        );
+        assert_eq!(
+            subject("meeting.live", json!({ "meeting_id": 7 })),
+            Some(Subject::Meeting(7))
+        );
+        assert_eq!(
+            subject("agenda_item.deleted", json!({ "id": 3, "meeting_id": 7 })),
+            Some(Subject::Meeting(7))
+        );
+        assert_eq!(
+            subject("attendance.updated", json!({ "meeting_id": 7, "member_id": 2 })),
+            Some(Subject::Meeting(7))
+        );
+        assert_eq!(subject("task.created", json!({ "id": 5 })), None);
+    }
+}
