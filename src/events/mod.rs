@@ -340,8 +340,10 @@ pub async fn replay(conn: &impl ConnectionTrait, channel: &str, after: i64, limi
         return Ok(Replay::Reset { head });
     }
     let mut events: Vec<EventFrame> = events.into_iter().map(EventFrame::from).collect();
-    if let Ok(Channel::Committee(committee_id)) = channel.parse() {
-        visibility::redact_unseen(conn, committee_id, &mut events).await?;
+    match channel.parse() {
+        Ok(Channel::Committee(committee_id)) => visibility::redact_unseen(conn, committee_id, &mut events).await?,
+        Ok(Channel::Member(member_id)) => visibility::redact_unseen_by_member(conn, member_id, &mut events).await?,
+        _ => {}
     }
     Ok(Replay::Events { events, head })
 }

@@ -1,4 +1,4 @@
-//! What a committee's channel replays of things it no longer sees.
+//! What a committee's channel, or a member's, replays of things they no longer see.
 //!
 //! A document shared with a committee, and a meeting it is invited to, emit into its channel
 //! while the share or the invitation lasts. Once it ends, live delivery stops at once; but the
@@ -6,15 +6,17 @@
 //! member may see at the moment of delivery, a replay included. So a replayed event about a
 //! document or meeting the committee can no longer see keeps its place (offsets stay gap-free,
 //! which resuming relies on) and loses its content: `data` becomes `{"redacted": true}`, and
-//! the actor is dropped.
+//! the actor is dropped. A member's own channel likewise redacts the tasks they were given in a
+//! committee they have since left.
 
 use std::collections::BTreeSet;
 
-use entity::{document, document_share, meeting, meeting_committee};
+use entity::{committee_membership, document, document_share, meeting, meeting_committee, member};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
 
 use super::EventFrame;
+use crate::domain::Role;
 
 /// What an event is about, read from its kind and payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +76,50 @@ pub async fn redact_unseen(
         };
         if !seen {
             let frame = &mut frames[index];
+            frame.data = json!({ "redacted": true });
+            frame.actor_id = None;
+        }
+    }
+    Ok(())
+}
+
+/// Redacts, in events replayed from `member_id`'s own channel, the tasks of committees the
+/// member no longer belongs to (the secretariat sees every committee).
+pub async fn redact_unseen_by_member(
+    conn: &impl ConnectionTrait,
+    member_id: i32,
+    frames: &mut [EventFrame],
+) -> Result<(), DbErr> {
+    let committee_of = |frame: &EventFrame| {
+        (frame.kind.starts_with("task."))
+            .then(|| frame.data.get("committee_id")?.as_i64())
+            .flatten()
+            .and_then(|id| i32::try_from(id).ok())
+    };
+    let committees: BTreeSet<i32> = frames.iter().filter_map(committee_of).collect();
+    if committees.is_empty() {
+        return Ok(());
+    }
+    let secretariat = member::Entity::find_by_id(member_id)
+        .filter(member::Column::Role.eq(Role::Secretariat.as_str()))
+        .one(conn)
+        .await?
+        .is_some();
+    if secretariat {
+        return Ok(());
+    }
+    let belongs: BTreeSet<i32> = committee_membership::Entity::find()
+        .select_only()
+        .column(committee_membership::Column::CommitteeId)
+        .filter(committee_membership::Column::MemberId.eq(member_id))
+        .filter(committee_membership::Column::CommitteeId.is_in(committees))
+        .into_tuple::<i32>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect();
+    for frame in frames.iter_mut() {
+        if committee_of(frame).is_some_and(|committee| !belongs.contains(&committee)) {
             frame.data = json!({ "redacted": true });
             frame.actor_id = None;
         }

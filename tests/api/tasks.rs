@@ -537,3 +537,55 @@ async fn a_task_is_given_only_to_an_active_account() {
         "{body}"
     );
 }
+
+/// DESIGN.md rule 5 in a member's own channel: once they have left a committee, a replay keeps
+/// the tasks they were given there in their places, with the content redacted; the removal
+/// itself stays readable.
+#[actix_web::test]
+async fn a_replay_of_ones_own_channel_redacts_the_tasks_of_a_committee_one_has_left() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, author) = member_of(&app, &admin, c, "author@port.pe", "member").await;
+    let (leaver_id, leaver) = member_of(&app, &admin, c, "leaver@port.pe", "member").await;
+    let (status, task) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&author),
+            json!({ "title": "Draft the port community's MOU", "assignee_id": leaver_id }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let own = format!("member:{leaver_id}");
+    let assigned = |feed: &Value| -> Vec<Value> {
+        feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|event| event["kind"] == "task.assigned")
+            .map(|event| event["data"].clone())
+            .collect()
+    };
+    let (_, feed) = app.get(&format!("/api/events?channel={own}"), &leaver).await;
+    assert_eq!(assigned(&feed)[0]["title"], "Draft the port community's MOU");
+
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/committees/{c}/members/{leaver_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, feed) = app.get(&format!("/api/events?channel={own}"), &leaver).await;
+    assert_eq!(assigned(&feed), [json!({ "redacted": true })]);
+    assert!(!feed.to_string().contains("MOU"), "{feed}");
+    let removed = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["kind"] == "membership.removed")
+        .expect("the removal is there");
+    assert_eq!(removed["data"]["committee_id"], c);
+}
