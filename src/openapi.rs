@@ -107,6 +107,8 @@ use crate::{
         directory::routes::import_directory,
         indicators::routes::submit_value,
         indicators::routes::create_definition,
+        indicators::routes::list_definitions,
+        indicators::routes::update_definition,
         indicators::routes::list_values_for_review,
         indicators::routes::validate_value,
         indicators::routes::reject_value,

@@ -1,6 +1,6 @@
 //! Indicator endpoints: submission by members, definitions and validation by the secretariat.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, patch, post, web};
 
 use super::service::{self, *};
 use crate::auth::{CurrentMember, Secretariat};
@@ -16,6 +16,8 @@ pub fn configure_member(cfg: &mut web::ServiceConfig) {
 
 pub fn configure_admin(cfg: &mut web::ServiceConfig) {
     cfg.service(create_definition)
+        .service(list_definitions)
+        .service(update_definition)
         .service(list_values_for_review)
         .service(validate_value)
         .service(reject_value);
@@ -51,6 +53,33 @@ async fn create_definition(
             format!("/api/public/indicators/{}", definition.code),
         ))
         .json(definition))
+}
+
+/// Every indicator definition, a page at a time.
+#[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Paginated<DefinitionResponse>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[get("/indicators")]
+async fn list_definitions(
+    state: web::Data<AppState>,
+    _: Secretariat,
+    page: Deferred<web::Query<PageQuery>>,
+) -> ApiResult<HttpResponse> {
+    let page = page?.page()?;
+    Ok(HttpResponse::Ok().json(service::definitions_page(state.db.conn(), page).await?))
+}
+
+/// Changes a definition (not its code).
+#[utoipa::path(context_path = "/api/admin", tag = "indicators", security(("bearer" = [])), params(("code" = String, Path)), request_body = UpdateDefinitionRequest,
+    responses((status = 200, body = DefinitionResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[patch("/indicators/{code}")]
+async fn update_definition(
+    state: web::Data<AppState>,
+    Secretariat(actor): Secretariat,
+    code: web::Path<String>,
+    body: Deferred<Json<UpdateDefinitionRequest>>,
+) -> ApiResult<HttpResponse> {
+    let body = body?.into_inner();
+    Ok(HttpResponse::Ok().json(service::update_definition(&state, actor.id(), &code, body).await?))
 }
 
 /// Values by review status (submitted by default).

@@ -35,6 +35,18 @@ pub struct DefinitionRequest {
     pub higher_is_better: bool,
 }
 
+/// A change to a definition: its names, unit, description or direction. Its code is its
+/// identity and stays.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDefinitionRequest {
+    pub name_en: Option<String>,
+    pub name_es: Option<String>,
+    pub unit: Option<String>,
+    pub description: Option<String>,
+    pub higher_is_better: Option<bool>,
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct DefinitionResponse {
     pub code: String,
@@ -148,8 +160,88 @@ pub async fn create_definition(
         json!({ "code": row.code }),
     )
     .await?;
+    let response = DefinitionResponse::from(row);
+    let recorded = events::record(&*txn, &[Channel::Public], "indicator.defined", None, json!(response)).await?;
     txn.commit().await?;
-    Ok(row.into())
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+/// One page of the definitions, in the order they were made: the secretariat's list.
+pub async fn definitions_page(
+    conn: &impl sea_orm::ConnectionTrait,
+    page: Page,
+) -> ApiResult<Paginated<DefinitionResponse>> {
+    let mut query = indicator_definition::Entity::find()
+        .order_by_asc(indicator_definition::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(indicator_definition::Column::Id.gt(after));
+    }
+    let rows = query.all(conn).await?;
+    Ok(Paginated::from_rows(
+        rows,
+        page,
+        |row| row.id.into(),
+        DefinitionResponse::from,
+    ))
+}
+
+/// Changes a definition's names, unit, description or direction; the public area shows it at
+/// once, and the `public` channel hears of it.
+pub async fn update_definition(
+    state: &AppState,
+    actor_id: i32,
+    code: &str,
+    request: UpdateDefinitionRequest,
+) -> ApiResult<DefinitionResponse> {
+    let mut validator = Validator::default();
+    let name_en = request
+        .name_en
+        .as_deref()
+        .and_then(|name| validator.check(required_text("name_en", name, 200)));
+    let name_es = request
+        .name_es
+        .as_deref()
+        .and_then(|name| validator.check(required_text("name_es", name, 200)));
+    let unit = request
+        .unit
+        .as_deref()
+        .and_then(|unit| validator.check(required_text("unit", unit, 32)));
+    validator.long_text("description", request.description.as_deref());
+    validator.finish()?;
+    let txn = state.db.begin_write().await?;
+    let row = definition(&*txn, code).await?;
+    let id = row.id;
+    let mut active = row.into_active_model();
+    if let Some(name_en) = name_en {
+        active.name_en = Set(name_en);
+    }
+    if let Some(name_es) = name_es {
+        active.name_es = Set(name_es);
+    }
+    if let Some(unit) = unit {
+        active.unit = Set(unit);
+    }
+    if let Some(description) = request.description {
+        active.description = Set(description.trim().to_owned());
+    }
+    if let Some(higher_is_better) = request.higher_is_better {
+        active.higher_is_better = Set(higher_is_better);
+    }
+    let response = DefinitionResponse::from(active.update(&*txn).await?);
+    audit(
+        &*txn,
+        actor_id,
+        "indicator.updated",
+        id,
+        json!({ "code": response.code }),
+    )
+    .await?;
+    let recorded = events::record(&*txn, &[Channel::Public], "indicator.updated", None, json!(response)).await?;
+    txn.commit().await?;
+    realtime::publish(state, recorded);
+    Ok(response)
 }
 
 const MAX_VALUE: f64 = 1e15;

@@ -973,3 +973,82 @@ async fn every_public_list_pages_through_the_same_items_in_the_same_order() {
         assert_eq!(problem["code"], "validation_failed", "{path}");
     }
 }
+
+/// The secretariat lists the indicator definitions and changes one (not its code); the public
+/// area shows the change at once, and the `public` channel hears of definitions as they come.
+#[actix_web::test]
+async fn the_secretariat_lists_and_changes_definitions_and_the_public_channel_hears_of_them() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, member) = member_of(&app, &admin, c, "m@port.pe", "member").await;
+    let (mut public, _) = crate::ws::WsClient::authenticated(&app, &member).await;
+    public.subscribe("public", None).await;
+    for (code, name) in [("crane_moves", "Crane moves"), ("berth_occupancy", "Berth occupancy")] {
+        let (status, body) = app
+            .post(
+                "/api/admin/indicators",
+                Some(&admin),
+                json!({ "code": code, "name_en": name, "name_es": name, "unit": "%", "higher_is_better": true }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let event = public.next_event().await;
+        assert_eq!(
+            (&event["kind"], &event["data"]["code"]),
+            (&json!("indicator.defined"), &json!(code))
+        );
+        assert_eq!(event["actor_id"], Value::Null);
+    }
+
+    let path = "/api/admin/indicators/crane_moves";
+    let change = json!({ "name_en": "Crane moves per hour", "unit": "moves/h" });
+    let (status, _) = app.call(Method::PATCH, path, Some(&member), Some(change.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, changed) = app.call(Method::PATCH, path, Some(&admin), Some(change)).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(
+        (&changed["name_en"], &changed["unit"], &changed["name_es"]),
+        (&json!("Crane moves per hour"), &json!("moves/h"), &json!("Crane moves"))
+    );
+    let event = public.next_event().await;
+    assert_eq!(
+        (&event["kind"], &event["data"]),
+        (&json!("indicator.updated"), &changed)
+    );
+    assert_eq!(public_json(&app, "/api/public/indicators/crane_moves").await, changed);
+
+    let (status, problem) = app
+        .call(Method::PATCH, path, Some(&admin), Some(json!({ "code": "renamed" })))
+        .await;
+    assert_eq!(
+        (status, &problem["errors"][0]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("code"))
+    );
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            "/api/admin/indicators/no_such_code",
+            Some(&admin),
+            Some(json!({ "unit": "t" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, page) = app.get("/api/admin/indicators?limit=1", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["code"], "crane_moves");
+    let (_, next) = app
+        .get(
+            &format!(
+                "/api/admin/indicators?limit=1&cursor={}",
+                page["next_cursor"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        (&next["items"][0]["code"], &next["next_cursor"]),
+        (&json!("berth_occupancy"), &Value::Null)
+    );
+}
