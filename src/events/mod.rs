@@ -69,6 +69,9 @@ pub struct EventFrame {
     pub kind: String,
     pub actor_id: Option<i32>,
     pub at: DateTime<Utc>,
+    /// The resource, as its endpoint answers it. In a replay, an event about a document or a
+    /// meeting the reader's committee no longer sees answers `{"redacted": true, "document_id"
+    /// or "meeting_id": …}` instead.
     pub data: Value,
 }
 

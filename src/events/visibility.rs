@@ -5,8 +5,8 @@
 //! events stay in the channel (retention), and DESIGN.md's rule 5 filters events by what the
 //! member may see at the moment of delivery, a replay included. So a replayed event about a
 //! document or meeting the committee can no longer see keeps its place (offsets stay gap-free,
-//! which resuming relies on) and loses its content: `data` becomes `{"redacted": true}`, and
-//! the actor is dropped. A member's own channel likewise redacts the tasks they were given in a
+//! which resuming relies on) and loses its content: `data` becomes `{"redacted": true}` with
+//! the document's or meeting's id, and the actor is dropped. A member's own channel likewise redacts the tasks they were given in a
 //! committee they have since left.
 
 use std::collections::BTreeSet;
@@ -28,8 +28,8 @@ enum Subject {
 fn subject_of(kind: &str, data: &Value) -> Option<Subject> {
     let id = |key: &str| data.get(key)?.as_i64().and_then(|id| i32::try_from(id).ok());
     match kind.split_once('.').map_or(kind, |(resource, _)| resource) {
-        // The committee's own news that the share ended: it says no more than that.
-        _ if kind == "document.unshared" => None,
+        // The committee's own news that the share or invitation ended: it says no more than that.
+        _ if kind == "document.unshared" || kind == "meeting.uninvited" => None,
         // A publication's events (`document.published` among them) carry it as `document_id`.
         "document" | "publication" => id("document_id").or_else(|| id("id")).map(Subject::Document),
         "meeting" => id("id").or_else(|| id("meeting_id")).map(Subject::Meeting),
@@ -75,8 +75,12 @@ pub async fn redact_unseen(
             Subject::Meeting(id) => seen_meetings.contains(&id),
         };
         if !seen {
+            // The id stays, so that a client can drop what it kept of the thing.
             let frame = &mut frames[index];
-            frame.data = json!({ "redacted": true });
+            frame.data = match subject {
+                Subject::Document(id) => json!({ "redacted": true, "document_id": id }),
+                Subject::Meeting(id) => json!({ "redacted": true, "meeting_id": id }),
+            };
             frame.actor_id = None;
         }
     }
@@ -120,7 +124,7 @@ pub async fn redact_unseen_by_member(
         .collect();
     for frame in frames.iter_mut() {
         if committee_of(frame).is_some_and(|committee| !belongs.contains(&committee)) {
-            frame.data = json!({ "redacted": true });
+            frame.data = json!({ "redacted": true, "task_id": frame.data.get("id") });
             frame.actor_id = None;
         }
     }

@@ -210,6 +210,14 @@ pub async fn update_definition(
         .and_then(|unit| validator.check(required_text("unit", unit, 32)));
     validator.long_text("description", request.description.as_deref());
     validator.finish()?;
+    let changes_nothing = request.name_en.is_none()
+        && request.name_es.is_none()
+        && request.unit.is_none()
+        && request.description.is_none()
+        && request.higher_is_better.is_none();
+    if changes_nothing {
+        return Ok(definition(state.db.conn(), code).await?.into());
+    }
     let txn = state.db.begin_write().await?;
     let row = definition(&*txn, code).await?;
     let id = row.id;

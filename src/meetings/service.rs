@@ -233,9 +233,14 @@ fn check_url(validator: &mut Validator, url: Option<&String>) {
 /// The most committees one meeting may invite: every committee of the Network, with room.
 const MAX_INVITED: usize = 100;
 
-/// Replaces the meeting's invited committees. A committee newly invited must be open: an
-/// archived one takes no new work (one invited before it was archived may stay).
-async fn set_invited(conn: &impl ConnectionTrait, meeting: &meeting::Model, committee_ids: &[i32]) -> ApiResult<()> {
+/// Replaces the meeting's invited committees, and answers those no longer invited. A committee
+/// newly invited must be open: an archived one takes no new work (one invited before it was
+/// archived may stay).
+async fn set_invited(
+    conn: &impl ConnectionTrait,
+    meeting: &meeting::Model,
+    committee_ids: &[i32],
+) -> ApiResult<Vec<i32>> {
     let wanted: BTreeSet<i32> = committee_ids
         .iter()
         .copied()
@@ -264,7 +269,7 @@ async fn set_invited(conn: &impl ConnectionTrait, meeting: &meeting::Model, comm
         .filter(meeting_committee::Column::MeetingId.eq(meeting.id))
         .exec(conn)
         .await?;
-    for committee_id in wanted {
+    for committee_id in wanted.iter().copied() {
         meeting_committee::ActiveModel {
             meeting_id: Set(meeting.id),
             committee_id: Set(committee_id),
@@ -272,7 +277,7 @@ async fn set_invited(conn: &impl ConnectionTrait, meeting: &meeting::Model, comm
         .insert(conn)
         .await?;
     }
-    Ok(())
+    Ok(already.difference(&wanted).copied().collect())
 }
 
 /// The longest a meeting may last: a conference of several days, not a season.
@@ -482,15 +487,22 @@ pub async fn update(
     active.version = Set(version + 1);
     active.updated_at = Set(Utc::now());
     let updated = active.update(&*txn).await?;
-    if let Some(ids) = &request.invited_committee_ids {
-        set_invited(&*txn, &updated, ids).await?;
-    }
+    let uninvited = match &request.invited_committee_ids {
+        Some(ids) => set_invited(&*txn, &updated, ids).await?,
+        None => Vec::new(),
+    };
     check_allocation(&*txn, &updated).await?;
     if cancelling {
         notify_invitees(state, &*txn, &updated, templates::MeetingNotice::Cancelled).await?;
     }
     let response = present(&*txn, updated.clone()).await?;
-    let recorded = emit_seen(&*txn, before, &updated, caller.id, "meeting.updated", json!(response)).await?;
+    let mut recorded = emit_seen(&*txn, before, &updated, caller.id, "meeting.updated", json!(response)).await?;
+    // A committee no longer invited hears that much, and no more: its cached meeting can go.
+    for committee_id in uninvited {
+        let data = json!({ "meeting_id": updated.id, "committee_id": committee_id });
+        let channel = [Channel::Committee(committee_id)];
+        recorded.extend(events::record(&*txn, &channel, "meeting.uninvited", Some(caller.id), data).await?);
+    }
     txn.commit().await?;
     realtime::publish(state, recorded);
     if cancelling {
@@ -980,8 +992,8 @@ pub async fn finalize(state: &AppState, caller: &member::Model, meeting_id: i32)
     Ok(response)
 }
 
-/// How often a meeting's agenda may be mailed: a corrected agenda goes out again, a chair's
-/// repeated clicks (or a script) do not fill every invitee's inbox.
+/// How often a meeting's agenda may be mailed: a corrected agenda goes out again once this has
+/// passed; a chair's repeated clicks (or a script) do not fill every invitee's inbox.
 const AGENDA_MAIL_INTERVAL: chrono::Duration = chrono::Duration::minutes(10);
 
 /// Mails the agenda to every invitee; again only once [`AGENDA_MAIL_INTERVAL`] has passed (429).
@@ -992,7 +1004,9 @@ pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id
     if let Some(last) = meeting.agenda_published_at {
         let wait = last + AGENDA_MAIL_INTERVAL - Utc::now();
         if wait > chrono::Duration::zero() {
-            let retry_after_secs = u64::try_from(wait.num_seconds()).unwrap_or(0).max(1);
+            // Rounded up, so that a client waiting as told is not refused again.
+            let millis = u64::try_from(wait.num_milliseconds()).unwrap_or(1);
+            let retry_after_secs = millis.div_ceil(1000).max(1);
             return Err(ApiError::RateLimited { retry_after_secs });
         }
     }

@@ -1341,7 +1341,7 @@ async fn a_replay_redacts_the_events_of_a_document_no_longer_shared() {
     for event in &after[..2] {
         assert_eq!(
             (&event["data"], &event["actor_id"]),
-            (&json!({ "redacted": true }), &Value::Null)
+            (&json!({ "redacted": true, "document_id": id }), &Value::Null)
         );
     }
     assert_eq!(after[2]["data"], json!({ "id": id, "committee_id": b }));

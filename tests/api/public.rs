@@ -1034,6 +1034,20 @@ async fn the_secretariat_lists_and_changes_definitions_and_the_public_channel_he
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // An empty change answers the definition as it is, and tells nobody anything.
+    let (status, same) = app.call(Method::PATCH, path, Some(&admin), Some(json!({}))).await;
+    assert_eq!((status, &same), (StatusCode::OK, &changed));
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            path,
+            Some(&admin),
+            Some(json!({ "description": "Moves per crane-hour" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let next = public.next_event().await;
+    assert_eq!(next["data"]["description"], "Moves per crane-hour", "{next}");
 
     let (status, page) = app.get("/api/admin/indicators?limit=1", &admin).await;
     assert_eq!(status, StatusCode::OK, "{page}");

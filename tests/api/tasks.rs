@@ -579,7 +579,7 @@ async fn a_replay_of_ones_own_channel_redacts_the_tasks_of_a_committee_one_has_l
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, feed) = app.get(&format!("/api/events?channel={own}"), &leaver).await;
-    assert_eq!(assigned(&feed), [json!({ "redacted": true })]);
+    assert_eq!(assigned(&feed), [json!({ "redacted": true, "task_id": task["id"] })]);
     assert!(!feed.to_string().contains("MOU"), "{feed}");
     let removed = feed["items"]
         .as_array()
