@@ -1,24 +1,18 @@
-//! A rule every request obeys, whatever its endpoint: no NUL character (U+0000) in its path,
-//! its query or its JSON body. PostgreSQL cannot store one in text and SQLite would, so the two
-//! databases would answer differently (a 500 on one); no field of the API has a use for it. So
-//! it is refused at the door, the same way on both: 400 `bad_request`.
+//! Reading what a request sends, and one rule every request obeys, whatever its endpoint: no
+//! NUL character (U+0000) in its path, its query or its JSON body. PostgreSQL cannot store one in
+//! text and SQLite would, so the two databases would answer differently (a 500 on one); no field
+//! of the API has a use for it. So it is refused, the same way on both: 400 `bad_request`.
 //!
-//! A JSON body is not read here: its payload is wrapped in a scanner that looks at each chunk as
-//! the JSON extractor ([`Json`], below) reads it, and fails the read with [`NulInBody`] when it
-//! meets a NUL. A body no handler reads is never scanned, and never stored either.
-//!
-//! Text that arrives otherwise is checked where it is read: multipart fields in
-//! `documents::upload`, CSV in `directory::service::import_csv`.
+//! The path and query are checked at the door ([`refuse_nul`]); a JSON body as [`Json`] reads
+//! it, chunk by chunk (a body no endpoint reads is never stored either). Text that arrives
+//! otherwise is checked where it is read: multipart fields in `documents::upload`, CSV in
+//! `directory::service::import_csv`.
 
-use std::io;
-
-use actix_web::HttpMessage as _;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Decompress, Payload, ServiceRequest, ServiceResponse};
-use actix_web::error::PayloadError;
-use actix_web::http::{Method, header};
+use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::web::{self, BytesMut};
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::StreamExt as _;
 use futures_util::future::LocalBoxFuture;
@@ -29,8 +23,9 @@ use crate::state::AppState;
 
 pub const NUL_REFUSED: &str = "text must not contain the NUL character (U+0000)";
 
+/// Refuses a request whose path or query holds an encoded NUL.
 pub async fn refuse_nul(
-    mut request: ServiceRequest,
+    request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let uri = request.uri();
@@ -38,43 +33,7 @@ pub async fn refuse_nul(
         let problem = ApiError::BadRequest(NUL_REFUSED.to_owned());
         return Ok(request.error_response(problem).map_into_right_body());
     }
-    if has_json_body(&request) {
-        // Scanned as the extractor will read it: decompressed (a gzip header holds zero bytes of
-        // its own, and a NUL inside would otherwise pass unseen). So it is handed on
-        // decompressed, and said so; its decompressed length is not known in advance.
-        let payload = Decompress::from_headers(request.take_payload(), request.headers());
-        let headers = request.headers_mut();
-        if headers.remove(header::CONTENT_ENCODING).next().is_some() {
-            headers.remove(header::CONTENT_LENGTH);
-        }
-        request.set_payload(scanned(payload));
-    }
     next.call(request).await.map(ServiceResponse::map_into_left_body)
-}
-
-/// Why a JSON body's read failed: it holds a NUL. Carried inside the [`PayloadError`] the
-/// extractor sees, and recognised by [`is_nul_in_body`].
-#[derive(Debug, thiserror::Error)]
-#[error("{NUL_REFUSED}")]
-pub struct NulInBody;
-
-/// Whether a body's read failed because [`refuse_nul`] found a NUL in it.
-pub fn is_nul_in_body(error: &PayloadError) -> bool {
-    matches!(error, PayloadError::Io(error) if error.get_ref().is_some_and(|inner| inner.is::<NulInBody>()))
-}
-
-fn scanned(payload: Decompress<Payload>) -> Payload {
-    let mut scan = JsonScan::default();
-    let stream = payload.map(move |chunk| {
-        let chunk: Bytes = chunk?;
-        scan = scan
-            .feed(&chunk)
-            .ok_or_else(|| PayloadError::Io(io::Error::new(io::ErrorKind::InvalidData, NulInBody)))?;
-        Ok(chunk)
-    });
-    Payload::Stream {
-        payload: Box::pin(stream),
-    }
 }
 
 /// A JSON body: the extractor every endpoint reads its body with, in place of `web::Json`. It
@@ -106,10 +65,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let limit = request
             .app_data::<web::Data<AppState>>()
             .map(|state| state.settings.server.json_limit_bytes);
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+        // The length sent, when it is the body's own (not a compressed one's).
+        let declared = (!request.headers().contains_key(header::CONTENT_ENCODING))
+            .then(|| {
+                request
+                    .headers()
+                    .get(header::CONTENT_LENGTH)?
+                    .to_str()
+                    .ok()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .flatten();
         let is_json = is_json(request.headers());
         let payload = Decompress::from_headers(payload.take(), request.headers());
         Box::pin(async move {
@@ -159,18 +126,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
     }
 }
 
-/// The whole body, read within `limit`.
+/// The whole body, decompressed (a gzip header holds zero bytes of its own, and a NUL inside
+/// would otherwise pass unseen), read within `limit`, and refused at the first NUL.
 async fn read_within(mut payload: Decompress<Payload>, limit: usize) -> Result<BytesMut, ApiError> {
     let mut body = BytesMut::new();
+    let mut scan = JsonScan::default();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| match error {
-            error if is_nul_in_body(&error) => ApiError::BadRequest(NUL_REFUSED.to_owned()),
-            PayloadError::Overflow => ApiError::PayloadTooLarge,
-            error => ApiError::BadRequest(format!("could not read the body: {error}")),
-        })?;
+        let chunk = chunk.map_err(|error| ApiError::BadRequest(format!("could not read the body: {error}")))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge);
         }
+        scan = scan
+            .feed(&chunk)
+            .ok_or_else(|| ApiError::BadRequest(NUL_REFUSED.to_owned()))?;
         body.extend_from_slice(&chunk);
     }
     Ok(body)
@@ -208,14 +176,6 @@ fn field_of(path: &str, message: &str) -> String {
 /// `%00` in a path or a query string: a NUL once decoded (a raw one cannot reach us in a URI).
 fn has_encoded_nul(text: &str) -> bool {
     text.as_bytes().windows(3).any(|window| window == b"%00")
-}
-
-fn has_json_body(request: &ServiceRequest) -> bool {
-    let writes = matches!(
-        *request.method(),
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    );
-    writes && is_json(request.headers())
 }
 
 /// `application/json`, or a type with the `+json` suffix.

@@ -145,8 +145,10 @@ pub async fn update_member(
     }
 
     let txn = state.db.begin_write().await?;
-    crate::db::lock_row::<member::Entity>(&*txn, member_id).await?;
+    // Read under the row's lock (PostgreSQL; SQLite's writer gate does the same), so that of two
+    // edits from one version the second sees the first's.
     let existing = member::Entity::find_by_id(member_id)
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -365,8 +365,9 @@ pub async fn update_me(
 
     let txn = state.db.begin_write().await?;
     let member_id = member.id;
-    crate::db::lock_row::<member::Entity>(&*txn, member_id).await?;
+    // Read again under the row's lock: the version checked is the one this update replaces.
     let member = member::Entity::find_by_id(member_id)
+        .lock_exclusive()
         .one(&*txn)
         .await?
         .ok_or(ApiError::Unauthorized)?;

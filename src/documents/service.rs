@@ -679,10 +679,11 @@ async fn withdraw_publications(
         .await?;
     let mut recorded = Recorded::default();
     for row in live {
-        let was_public = row.status == PublicationStatus::Approved.as_str();
+        let before = PublicationStatus::from_db(&row.status)?;
         let mut active = row.into_active_model();
         active.status = Set(PublicationStatus::Withdrawn.as_str().to_owned());
-        let response = PublicationResponse::from(active.update(conn).await?);
+        let updated = active.update(conn).await?;
+        let response = PublicationResponse::from(updated.clone());
         audit::record(
             conn,
             AuditEntry {
@@ -695,26 +696,8 @@ async fn withdraw_publications(
             },
         )
         .await?;
-        // As a review's withdrawal: the sharing committees hear of one that was public.
-        let channels = if was_public {
-            channels_of(conn, document).await?
-        } else {
-            vec![Channel::Committee(document.committee_id)]
-        };
-        let event = events::record(
-            conn,
-            &channels,
-            "publication.withdrawn",
-            Some(actor_id),
-            json!(response),
-        )
-        .await?;
-        recorded.extend(event);
-        if was_public {
-            let gone = json!({ "id": response.id, "public": false });
-            let event = events::record(conn, &[Channel::Public], "publication.withdrawn", None, gone).await?;
-            recorded.extend(event);
-        }
+        let moved = record_publication_move(conn, document, &updated, before, "publication.withdrawn", actor_id);
+        recorded.extend(moved.await?);
     }
     Ok(recorded)
 }
@@ -993,21 +976,37 @@ pub async fn review(
         },
     )
     .await?;
-    // A request and its fate before publication are the owner committee's business; a
-    // publication, and a withdrawal from the public area, change what the public sees of the
-    // document, which every committee it is shared with hears too.
-    let channels = if status == PublicationStatus::Approved || new_status == PublicationStatus::Approved {
-        channels_of(&*txn, &document).await?
-    } else {
-        vec![Channel::Committee(document.committee_id)]
-    };
-    let mut recorded = events::record(&*txn, &channels, kind, Some(actor_id), json!(response)).await?;
-    if let Some(public) = public_change(&*txn, &updated, status).await? {
-        recorded.extend(events::record(&*txn, &[Channel::Public], kind, None, public).await?);
-    }
+    let recorded = record_publication_move(&*txn, &document, &updated, status, kind, actor_id).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
+}
+
+/// Records a publication's move from `before` to its present status. A request and its fate
+/// before publication are the owner committee's business; a publication, and a withdrawal from
+/// the public area, change what the public sees of the document, which every committee it is
+/// shared with hears too, and `public` (see [`public_change`]).
+async fn record_publication_move(
+    conn: &impl ConnectionTrait,
+    document: &document::Model,
+    publication: &publication::Model,
+    before: PublicationStatus,
+    kind: &str,
+    actor_id: i32,
+) -> ApiResult<Recorded> {
+    let public_before_or_now =
+        before == PublicationStatus::Approved || publication.status == PublicationStatus::Approved.as_str();
+    let channels = if public_before_or_now {
+        channels_of(conn, document).await?
+    } else {
+        vec![Channel::Committee(document.committee_id)]
+    };
+    let data = json!(PublicationResponse::from(publication.clone()));
+    let mut recorded = events::record(conn, &channels, kind, Some(actor_id), data).await?;
+    if let Some(public) = public_change(conn, publication, before).await? {
+        recorded.extend(events::record(conn, &[Channel::Public], kind, None, public).await?);
+    }
+    Ok(recorded)
 }
 
 /// What the `public` channel hears of a publication that moved from `before`: the publication

@@ -19,7 +19,7 @@ use super::EventFrame;
 use crate::domain::Role;
 
 /// What an event is about, read from its kind and payload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Subject {
     Document(i32),
     Meeting(i32),
@@ -53,28 +53,9 @@ pub async fn redact_unseen(
     if subjects.is_empty() {
         return Ok(());
     }
-    let documents: BTreeSet<i32> = subjects
-        .iter()
-        .filter_map(|(_, subject)| match subject {
-            Subject::Document(id) => Some(*id),
-            Subject::Meeting(_) => None,
-        })
-        .collect();
-    let meetings: BTreeSet<i32> = subjects
-        .iter()
-        .filter_map(|(_, subject)| match subject {
-            Subject::Meeting(id) => Some(*id),
-            Subject::Document(_) => None,
-        })
-        .collect();
-    let seen_documents = seen_documents(conn, committee_id, &documents).await?;
-    let seen_meetings = seen_meetings(conn, committee_id, &meetings).await?;
+    let seen = seen_subjects(conn, committee_id, subjects.iter().map(|(_, subject)| *subject)).await?;
     for (index, subject) in subjects {
-        let seen = match subject {
-            Subject::Document(id) => seen_documents.contains(&id),
-            Subject::Meeting(id) => seen_meetings.contains(&id),
-        };
-        if !seen {
+        if !seen.contains(&subject) {
             // The id stays, so that a client can drop what it kept of the thing.
             let frame = &mut frames[index];
             frame.data = match subject {
@@ -112,16 +93,12 @@ pub async fn redact_unseen_by_member(
     if secretariat {
         return Ok(());
     }
-    let belongs: BTreeSet<i32> = committee_membership::Entity::find()
+    let memberships = committee_membership::Entity::find()
         .select_only()
         .column(committee_membership::Column::CommitteeId)
         .filter(committee_membership::Column::MemberId.eq(member_id))
-        .filter(committee_membership::Column::CommitteeId.is_in(committees))
-        .into_tuple::<i32>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .collect();
+        .filter(committee_membership::Column::CommitteeId.is_in(committees));
+    let belongs: BTreeSet<i32> = ids(conn, memberships).await?.collect();
     for frame in frames.iter_mut() {
         if committee_of(frame).is_some_and(|committee| !belongs.contains(&committee)) {
             frame.data = json!({ "redacted": true, "task_id": frame.data.get("id") });
@@ -131,60 +108,66 @@ pub async fn redact_unseen_by_member(
     Ok(())
 }
 
-/// Of `ids`, the documents `committee_id` owns or has a share of.
-async fn seen_documents(
+/// Of `subjects`, those `committee_id` sees: documents it owns or has a share of, meetings it
+/// owns or is invited to.
+async fn seen_subjects(
     conn: &impl ConnectionTrait,
     committee_id: i32,
-    ids: &BTreeSet<i32>,
-) -> Result<BTreeSet<i32>, DbErr> {
-    if ids.is_empty() {
-        return Ok(BTreeSet::new());
+    subjects: impl Iterator<Item = Subject>,
+) -> Result<BTreeSet<Subject>, DbErr> {
+    let (mut documents, mut meetings) = (BTreeSet::new(), BTreeSet::new());
+    for subject in subjects {
+        match subject {
+            Subject::Document(id) => documents.insert(id),
+            Subject::Meeting(id) => meetings.insert(id),
+        };
     }
-    let owned: Vec<i32> = document::Entity::find()
-        .select_only()
-        .column(document::Column::Id)
-        .filter(document::Column::Id.is_in(ids.iter().copied()))
-        .filter(document::Column::CommitteeId.eq(committee_id))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    let shared: Vec<i32> = document_share::Entity::find()
-        .select_only()
-        .column(document_share::Column::DocumentId)
-        .filter(document_share::Column::DocumentId.is_in(ids.iter().copied()))
-        .filter(document_share::Column::CommitteeId.eq(committee_id))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(owned.into_iter().chain(shared).collect())
+    let mut seen = BTreeSet::new();
+    if !documents.is_empty() {
+        let owned = document::Entity::find()
+            .select_only()
+            .column(document::Column::Id)
+            .filter(document::Column::Id.is_in(documents.clone()))
+            .filter(document::Column::CommitteeId.eq(committee_id));
+        let shared = document_share::Entity::find()
+            .select_only()
+            .column(document_share::Column::DocumentId)
+            .filter(document_share::Column::DocumentId.is_in(documents))
+            .filter(document_share::Column::CommitteeId.eq(committee_id));
+        seen.extend(
+            ids(conn, owned)
+                .await?
+                .chain(ids(conn, shared).await?)
+                .map(Subject::Document),
+        );
+    }
+    if !meetings.is_empty() {
+        let owned = meeting::Entity::find()
+            .select_only()
+            .column(meeting::Column::Id)
+            .filter(meeting::Column::Id.is_in(meetings.clone()))
+            .filter(meeting::Column::CommitteeId.eq(committee_id));
+        let invited = meeting_committee::Entity::find()
+            .select_only()
+            .column(meeting_committee::Column::MeetingId)
+            .filter(meeting_committee::Column::MeetingId.is_in(meetings))
+            .filter(meeting_committee::Column::CommitteeId.eq(committee_id));
+        seen.extend(
+            ids(conn, owned)
+                .await?
+                .chain(ids(conn, invited).await?)
+                .map(Subject::Meeting),
+        );
+    }
+    Ok(seen)
 }
 
-/// Of `ids`, the meetings `committee_id` owns or is invited to.
-async fn seen_meetings(
+/// The ids a query selecting one integer column answers.
+async fn ids<E: EntityTrait>(
     conn: &impl ConnectionTrait,
-    committee_id: i32,
-    ids: &BTreeSet<i32>,
-) -> Result<BTreeSet<i32>, DbErr> {
-    if ids.is_empty() {
-        return Ok(BTreeSet::new());
-    }
-    let owned: Vec<i32> = meeting::Entity::find()
-        .select_only()
-        .column(meeting::Column::Id)
-        .filter(meeting::Column::Id.is_in(ids.iter().copied()))
-        .filter(meeting::Column::CommitteeId.eq(committee_id))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    let invited: Vec<i32> = meeting_committee::Entity::find()
-        .select_only()
-        .column(meeting_committee::Column::MeetingId)
-        .filter(meeting_committee::Column::MeetingId.is_in(ids.iter().copied()))
-        .filter(meeting_committee::Column::CommitteeId.eq(committee_id))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(owned.into_iter().chain(invited).collect())
+    query: sea_orm::Select<E>,
+) -> Result<impl Iterator<Item = i32>, DbErr> {
+    Ok(query.into_tuple::<i32>().all(conn).await?.into_iter())
 }
 
 #[cfg(test)]

@@ -210,18 +210,10 @@ pub async fn update_definition(
         .and_then(|unit| validator.check(required_text("unit", unit, 32)));
     validator.long_text("description", request.description.as_deref());
     validator.finish()?;
-    let changes_nothing = request.name_en.is_none()
-        && request.name_es.is_none()
-        && request.unit.is_none()
-        && request.description.is_none()
-        && request.higher_is_better.is_none();
-    if changes_nothing {
-        return Ok(definition(state.db.conn(), code).await?.into());
-    }
     let txn = state.db.begin_write().await?;
     let row = definition(&*txn, code).await?;
     let id = row.id;
-    let mut active = row.into_active_model();
+    let mut active = row.clone().into_active_model();
     if let Some(name_en) = name_en {
         active.name_en = Set(name_en);
     }
@@ -236,6 +228,10 @@ pub async fn update_definition(
     }
     if let Some(higher_is_better) = request.higher_is_better {
         active.higher_is_better = Set(higher_is_better);
+    }
+    // An empty change answers the definition as it is, and tells nobody anything.
+    if !active.is_changed() {
+        return Ok(row.into());
     }
     let response = DefinitionResponse::from(active.update(&*txn).await?);
     audit(

@@ -543,16 +543,11 @@ pub async fn agenda(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> Ap
 
 /// Items ordered for display: each top-level item followed by its sub-items.
 pub async fn items_of(conn: &impl ConnectionTrait, meeting_id: i32) -> ApiResult<Vec<agenda_item::Model>> {
-    let rows = agenda_item::Entity::find()
-        .filter(agenda_item::Column::MeetingId.eq(meeting_id))
-        .order_by_asc(agenda_item::Column::Position)
-        .order_by_asc(agenda_item::Column::Id)
-        .all(conn)
-        .await?;
-    Ok(in_agenda_order(rows))
+    let mut agendas = items_of_each(conn, &[meeting_id]).await?;
+    Ok(agendas.remove(&meeting_id).unwrap_or_default())
 }
 
-/// The agendas of several meetings, each as [`items_of`] gives it, in one query.
+/// The agendas of several meetings, each ordered as [`items_of`] says, in one query.
 pub async fn items_of_each(
     conn: &impl ConnectionTrait,
     meeting_ids: &[i32],
