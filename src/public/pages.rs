@@ -363,23 +363,14 @@ async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiRe
     )
 }
 
-#[derive(Deserialize)]
-struct MeetingsQuery {
-    cursor: Option<String>,
-}
-
 /// The public meetings, latest first, a page at a time ("Earlier meetings" leads on).
 #[route("/meetings", method = "GET", method = "HEAD")]
 async fn meetings(
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<MeetingsQuery>,
+    query: web::Query<crate::pagination::PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let page = crate::pagination::PageQuery {
-        limit: None,
-        cursor: query.into_inner().cursor,
-    }
-    .page_by::<data::MeetingKey>()?;
+    let page = query.page_by::<data::MeetingKey>()?;
     let listed = data::public_meetings(state.db.conn(), page).await?;
     // A cursor is URL-safe base64: it goes into the link as it is.
     let earlier = listed.next_cursor;

@@ -1447,3 +1447,75 @@ async fn a_replay_redacts_the_events_of_a_meeting_a_committee_is_no_longer_invit
         json!({ "meeting_id": meeting["id"], "committee_id": guest })
     );
 }
+
+/// Who may read one agenda item, publish an agenda, or read one publication request: the
+/// meeting's committees read the item, a stranger and an unknown id find nothing; only the
+/// chair publishes; an unknown publication is not found.
+#[actix_web::test]
+async fn one_agenda_item_and_one_publication_are_read_only_by_those_who_may() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let owner = committee(&app, &admin, "Owner").await;
+    let guest = committee(&app, &admin, "Guest").await;
+    let other = committee(&app, &admin, "Other").await;
+    let (_, chair) = member_of(&app, &admin, owner, "chair@o.org", "chair").await;
+    let (_, observer) = member_of(&app, &admin, owner, "observer@o.org", "observer").await;
+    let (_, invited) = member_of(&app, &admin, guest, "guest@g.org", "member").await;
+    let (_, stranger) = member_of(&app, &admin, other, "stranger@x.org", "member").await;
+    let starts = Utc::now() + Duration::days(3);
+    let meeting = create_meeting(
+        &app,
+        &chair,
+        owner,
+        json!({ "title": "M", "starts_at": starts, "ends_at": starts + Duration::hours(2),
+                "timezone": "UTC", "invited_committee_ids": [guest] }),
+    )
+    .await;
+    let (status, item) = app
+        .post(
+            &format!("/api/meetings/{}/agenda", meeting["id"]),
+            Some(&chair),
+            json!({ "title": "Item", "kind": "discussion", "duration_minutes": 30 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{item}");
+    let path = format!("/api/agenda-items/{}", item["id"]);
+    for (token, expected) in [
+        (&chair, StatusCode::OK),
+        (&observer, StatusCode::OK),
+        (&invited, StatusCode::OK),
+        (&admin, StatusCode::OK),
+        (&stranger, StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(app.get(&path, token).await.0, expected, "{token}");
+    }
+    assert_eq!(
+        app.get("/api/agenda-items/999999", &chair).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let publish = format!("/api/meetings/{}/agenda/publish", meeting["id"]);
+    for (token, expected) in [
+        (&observer, StatusCode::FORBIDDEN),
+        (&invited, StatusCode::FORBIDDEN),
+        (&stranger, StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(app.call(Method::POST, &publish, Some(token), None).await.0, expected);
+    }
+
+    assert_eq!(
+        app.get("/api/admin/publications/999999", &admin).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // An If-Match that is not a version is refused, not ignored.
+    let response = app
+        .client
+        .patch(app.url("/api/me"))
+        .bearer_auth(&chair)
+        .header("if-match", "not-a-version")
+        .json(&json!({ "name": "Renamed" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}

@@ -961,17 +961,49 @@ async fn every_public_list_pages_through_the_same_items_in_the_same_order() {
     assert!(second.contains(&oldest), "{second}");
     assert!(!second.contains("cursor="), "the second page is the last");
 
-    // A cursor that is not one, or is another list's, is refused.
+    // A cursor that is not one, or is another list's, and a limit out of range or not a number,
+    // are refused on every list, the meetings page included.
     let countries_cursor = public_json(&app, "/api/public/countries?limit=1").await["next_cursor"].clone();
-    for path in [
-        "/api/public/countries?cursor=nonsense".to_owned(),
-        format!("/api/public/meetings?cursor={}", countries_cursor.as_str().unwrap()),
+    let countries_cursor = countries_cursor.as_str().unwrap();
+    // A values cursor whose port id does not fit an i32.
+    let overflowing = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("id:2020/99999999999")
+    };
+    let mut refused = vec![
+        format!("/api/public/meetings?cursor={countries_cursor}"),
+        format!("/meetings?cursor={countries_cursor}"),
+        format!("/api/public/indicators/teu_throughput/values?cursor={overflowing}"),
+    ];
+    for list in [
+        "/api/public/countries",
+        "/api/public/port-communities",
+        "/api/public/indicators",
+        "/api/public/indicators/teu_throughput/values",
+        "/api/public/meetings",
     ] {
+        for query in ["cursor=nonsense", "limit=0", "limit=201", "limit=abc"] {
+            refused.push(format!("{list}?{query}"));
+        }
+    }
+    for path in refused {
         let response = app.client.get(app.url(&path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
         let problem: Value = response.json().await.unwrap();
-        assert_eq!(problem["code"], "validation_failed", "{path}");
+        let expected = if path.ends_with("limit=abc") {
+            "bad_request"
+        } else {
+            "validation_failed"
+        };
+        assert_eq!(problem["code"], expected, "{path}");
     }
+    let response = app
+        .client
+        .get(app.url("/api/public/indicators/no_such_code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 /// The secretariat lists the indicator definitions and changes one (not its code); the public
