@@ -14,6 +14,30 @@ fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Committee A with its chair, committee B with a member, and the secretariat's token.
+struct TwoCommittees {
+    admin: String,
+    a: i64,
+    b: i64,
+    chair: String,
+    reader: String,
+}
+
+async fn two_committees(app: &TestApp) -> TwoCommittees {
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(app, &admin, "A").await;
+    let b = committee(app, &admin, "B").await;
+    let (_, chair) = member_of(app, &admin, a, "chair@a.org", "chair").await;
+    let (_, reader) = member_of(app, &admin, b, "reader@b.org", "member").await;
+    TwoCommittees {
+        admin,
+        a,
+        b,
+        chair,
+        reader,
+    }
+}
+
 pub async fn upload_document(app: &TestApp, token: &str, committee_id: i64, title: &str, bytes: Vec<u8>) -> Value {
     let (status, body) = app
         .upload(
@@ -1170,11 +1194,13 @@ async fn shares_respect_archived_committees_and_an_author_who_has_left() {
 #[actix_web::test]
 async fn a_publication_reaches_the_public_channel_as_the_public_sees_it_and_sharers_hear_of_it() {
     let app = spawn_app().await;
-    let admin = app.secretariat("admin@sela.org").await;
-    let a = committee(&app, &admin, "A").await;
-    let b = committee(&app, &admin, "B").await;
-    let (_, chair) = member_of(&app, &admin, a, "chair@a.org", "chair").await;
-    let (_, reader) = member_of(&app, &admin, b, "reader@b.org", "member").await;
+    let TwoCommittees {
+        admin,
+        a,
+        b,
+        chair,
+        reader,
+    } = two_committees(&app).await;
     let id = upload_document(&app, &chair, a, "Shared study", pdf("shared study")).await["id"]
         .as_i64()
         .unwrap();
@@ -1285,11 +1311,9 @@ async fn a_publication_reaches_the_public_channel_as_the_public_sees_it_and_shar
 #[actix_web::test]
 async fn a_replay_redacts_the_events_of_a_document_no_longer_shared() {
     let app = spawn_app().await;
-    let admin = app.secretariat("admin@sela.org").await;
-    let a = committee(&app, &admin, "A").await;
-    let b = committee(&app, &admin, "B").await;
-    let (_, chair) = member_of(&app, &admin, a, "chair@a.org", "chair").await;
-    let (_, reader) = member_of(&app, &admin, b, "reader@b.org", "member").await;
+    let TwoCommittees {
+        a, b, chair, reader, ..
+    } = two_committees(&app).await;
     let id = upload_document(&app, &chair, a, "Confidential plan", pdf("plan")).await["id"]
         .as_i64()
         .unwrap();
