@@ -72,7 +72,7 @@ pub async fn create_secretariat(
     let password = crate::domain::Password::parse("password", &password)
         .map_err(|error| anyhow::anyhow!("the password {}", error.message))?;
     let name =
-        crate::domain::required_text("name", name, 200).map_err(|error| anyhow::anyhow!("--name {}", error.message))?;
+        crate::domain::required_line("name", name, 200).map_err(|error| anyhow::anyhow!("--name {}", error.message))?;
     let passwords = crate::auth::password::Passwords::new(&settings.auth)?;
     let hash = passwords.hash(password.secret()).await?;
     let now = Utc::now();

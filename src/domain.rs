@@ -57,6 +57,24 @@ pub fn required_text(field: &str, raw: &str, max: usize) -> Result<String, Field
     Ok(trimmed.to_owned())
 }
 
+/// Checks a required single line (a name, a title): as [`required_text`], and without line
+/// breaks or other control characters, which would break the formats that carry it on (an
+/// iCalendar property, an e-mail subject, a CSV row).
+pub fn required_line(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
+    let text = required_text(field, raw, max)?;
+    if has_control(&text) {
+        return Err(FieldError::new(field, ONE_LINE));
+    }
+    Ok(text)
+}
+
+/// What a field with a control character is told.
+pub const ONE_LINE: &str = "must be a single line without control characters";
+
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
 /// The most characters of a free-text field: a description, a meeting outcome.
 pub const LONG_TEXT_MAX: usize = 20_000;
 

@@ -13,7 +13,7 @@ use super::dto::{AdminStatusChange, AuditFilter, CreateMemberRequest, MemberFilt
 use crate::audit::{self, AuditEntry};
 use crate::auth::CurrentMember;
 use crate::auth::service::{queue_invitation, queue_password_reset, revoke_sessions};
-use crate::domain::{Email, Locale, MemberStatus, Role, Validator, required_text};
+use crate::domain::{Email, Locale, MemberStatus, Role, Validator, required_line};
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::mail;
 use crate::pagination::Page;
@@ -31,7 +31,7 @@ pub async fn create_member(
 ) -> ApiResult<member::Model> {
     let mut validator = Validator::default();
     let email = validator.check(Email::parse("email", &request.email));
-    let name = validator.check(required_text("name", &request.name, 200));
+    let name = validator.check(required_line("name", &request.name, 200));
     validator.finish()?;
     let (Some(email), Some(name)) = (email, name) else {
         return Err(ApiError::validation("email", "is required"));
@@ -127,7 +127,7 @@ pub async fn update_member(
     let name = request
         .name
         .as_deref()
-        .map(|name| required_text("name", name, 200))
+        .map(|name| required_line("name", name, 200))
         .transpose()
         .map_err(|e| ApiError::Validation(vec![e]))?;
     if member_id == actor.id()
@@ -172,13 +172,19 @@ pub async fn update_member(
     match request.status {
         Some(AdminStatusChange::Suspended) => active.status = Set(MemberStatus::Suspended.as_str().to_owned()),
         Some(AdminStatusChange::Active) => {
-            if was.password_hash.is_none() {
+            if was.status == MemberStatus::Invited.as_str() {
                 return Err(ApiError::validation(
                     "status",
                     "an invited member becomes active by accepting the invitation",
                 ));
             }
-            active.status = Set(MemberStatus::Active.as_str().to_owned());
+            // Lifting a suspension returns the account to where it was: one that never accepted
+            // its invitation is invited again (and can be sent a new invitation).
+            let restored = match was.password_hash {
+                Some(_) => MemberStatus::Active,
+                None => MemberStatus::Invited,
+            };
+            active.status = Set(restored.as_str().to_owned());
         }
         None => {}
     }
@@ -229,9 +235,11 @@ pub async fn resend_invitation(
         .await?
         .ok_or(ApiError::NotFound)?;
     if member.status != MemberStatus::Invited.as_str() {
-        return Err(ApiError::Conflict(
-            "the member has already accepted an invitation".to_owned(),
-        ));
+        let why = match member.password_hash {
+            None => "the member is suspended; lift the suspension first",
+            Some(_) => "the member has already accepted an invitation",
+        };
+        return Err(ApiError::Conflict(why.to_owned()));
     }
     queue_invitation(state, &*txn, &member).await?;
     audit::record(

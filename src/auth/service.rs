@@ -14,7 +14,7 @@ use super::dto::{TokenPairResponse, UpdateMeRequest};
 use super::throttle::{account_key, ip_key, reset_account_key, reset_ip_key};
 use super::tokens::{OpaqueKind, hash_opaque_of_kind, new_opaque};
 use crate::audit::{self, AuditEntry};
-use crate::domain::{Email, Locale, MemberStatus, Password, Validator, required_text};
+use crate::domain::{Email, Locale, MemberStatus, Password, Validator, required_line};
 use crate::error::{ApiError, ApiResult};
 use crate::mail::{self, templates};
 use crate::preconditions::IfMatch;
@@ -192,7 +192,7 @@ pub async fn accept_invitation(
     ip: Option<String>,
 ) -> ApiResult<TokenPairResponse> {
     let mut validator = Validator::default();
-    let name = validator.check(required_text("name", name, 200));
+    let name = validator.check(required_line("name", name, 200));
     let password = validator.check(Password::parse("password", password));
     validator.finish()?;
     let (name, password) = (name.unwrap_or_default(), password.ok_or(ApiError::InvalidToken)?);
@@ -338,7 +338,7 @@ pub async fn update_me(
     let name = request
         .name
         .as_deref()
-        .and_then(|name| validator.check(required_text("name", name, 200)));
+        .and_then(|name| validator.check(required_line("name", name, 200)));
     let locale = request.locale.as_deref().and_then(|locale| {
         validator
             .check(Locale::from_db(locale).map_err(|_| crate::error::FieldError::new("locale", "must be en or es")))

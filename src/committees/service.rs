@@ -13,7 +13,7 @@ use super::dto::*;
 use crate::audit::{self, AuditEntry};
 use crate::auth::CurrentMember;
 use crate::auth::dto::{MemberResponse, MembershipSummary};
-use crate::domain::{Role, Validator, required_text};
+use crate::domain::{Role, Validator, required_line};
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::events::{self, Channel, Recorded};
 use crate::group_commit::Batch;
@@ -296,7 +296,7 @@ pub async fn create(
     ip: Option<String>,
 ) -> ApiResult<committee::Model> {
     let mut validator = Validator::default();
-    let name = validator.check(required_text("name", &request.name, 200));
+    let name = validator.check(required_line("name", &request.name, 200));
     let description = request
         .description
         .as_deref()
@@ -357,7 +357,7 @@ pub async fn update(
     let name = request
         .name
         .as_deref()
-        .map(|name| required_text("name", name, 200))
+        .map(|name| required_line("name", name, 200))
         .transpose();
     let name = name.map_err(|error| ApiError::Validation(vec![error]))?;
     if request.description.as_ref().is_some_and(|d| d.chars().count() > 10_000) {

@@ -10,7 +10,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::dto::*;
-use crate::domain::{Email, Validator, required_text};
+use crate::domain::{Email, Validator, required_line};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::events::{self, Channel};
 use crate::pagination::Page;
@@ -97,7 +97,7 @@ pub async fn save_organization(
     request: OrganizationRequest,
 ) -> ApiResult<OrganizationResponse> {
     let mut validator = Validator::default();
-    let name = validator.check(required_text("name", &request.name, 200));
+    let name = validator.check(required_line("name", &request.name, 200));
     let country = validator
         .check(check_country(request.country_code.as_deref()))
         .flatten();
@@ -206,7 +206,7 @@ fn fill_contact(
 
 fn validate_contact(request: &ContactRequest) -> ApiResult<(String, String, Option<String>, Option<String>)> {
     let mut validator = Validator::default();
-    let name = validator.check(required_text("name", &request.name, 200));
+    let name = validator.check(required_line("name", &request.name, 200));
     let position = validator
         .check(optional_text("position", request.position.as_deref(), 200))
         .flatten();
@@ -444,7 +444,7 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             |error: FieldError| ApiError::validation("csv", &format!("row {row}: {} {}", error.field, error.message));
         let kind = OrganizationKind::from_db(field(1))
             .map_err(|_| ApiError::validation("csv", &format!("row {row}: unknown kind")))?;
-        let name = required_text("organization", field(0), 200).map_err(row_error)?;
+        let name = required_line("organization", field(0), 200).map_err(row_error)?;
         let country = check_country(Some(field(2)).filter(|c| !c.is_empty())).map_err(row_error)?;
         let website = check_website(Some(field(4))).map_err(row_error)?;
         let community = Some(field(3))

@@ -17,7 +17,7 @@ use super::upload::Upload;
 use crate::audit::{self, AuditEntry};
 use crate::committees::dto::CommitteeRole;
 use crate::committees::service as committees;
-use crate::domain::{Role, Validator, required_text};
+use crate::domain::{Role, Validator, required_line, required_text};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, Channel, Recorded};
 use crate::pagination::Page;
@@ -353,12 +353,24 @@ pub async fn create(
     committee_id: i32,
     upload: Upload,
 ) -> ApiResult<DocumentResponse> {
+    create_and(state, caller, committee_id, upload, async |_, _| Ok(())).await
+}
+
+/// [`create`], then `and` in the same transaction: what links the new document to something
+/// else commits with it or not at all.
+pub async fn create_and(
+    state: &AppState,
+    caller: &member::Model,
+    committee_id: i32,
+    upload: Upload,
+    and: impl AsyncFnOnce(&crate::db::WriteTxn, &document::Model) -> ApiResult<()>,
+) -> ApiResult<DocumentResponse> {
     let checked = async {
         committees::access(state.db.conn(), caller, committee_id)
             .await?
             .require_write()?;
         let mut validator = Validator::default();
-        let title = validator.check(required_text(
+        let title = validator.check(required_line(
             "title",
             upload.fields.get("title").map_or("", String::as_str),
             300,
@@ -420,6 +432,7 @@ pub async fn create(
             json!({ "sha256": upload.file.sha256 }),
         )
         .await?;
+        and(txn, &document).await?;
         emit(&**txn, caller.id, "document.created", document).await
     })
     .await
@@ -602,7 +615,7 @@ pub async fn update(
     let title = request
         .title
         .as_deref()
-        .and_then(|title| validator.check(required_text("title", title, 300)));
+        .and_then(|title| validator.check(required_line("title", title, 300)));
     validator.long_text("description", request.description.as_deref());
     validator.finish()?;
     let tags = request.tags.as_deref().map(parse_tags).transpose()?;

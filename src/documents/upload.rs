@@ -12,6 +12,10 @@ use crate::storage::{BlobStore, LocalStorage, StagedFile};
 /// Largest text field (title, description, note, tags) in a multipart form.
 const MAX_TEXT_FIELD: usize = 64 * 1024;
 
+/// Most bytes of all a form's text fields together: without it, a form of many fields (or one
+/// field sent again and again) could make the server read, and keep, without end.
+const MAX_TEXT_FIELDS_TOTAL: usize = 4 * MAX_TEXT_FIELD;
+
 /// A received upload, staged but not yet committed.
 pub struct Upload {
     pub file: StagedFile,
@@ -37,6 +41,10 @@ pub async fn receive(storage: &LocalStorage, mut form: Multipart, max_bytes: u64
     let Some((staged, raw_name)) = file else {
         return Err(ApiError::validation("file", "is required"));
     };
+    if staged.size == 0 {
+        storage.discard(staged).await;
+        return Err(ApiError::validation("file", "must not be empty"));
+    }
     let file_name = sanitize_file_name(&raw_name);
     match sniff(&staged.head, &file_name) {
         Some(content_type) => Ok(Upload {
@@ -94,6 +102,7 @@ async fn read_fields(
     fields: &mut HashMap<String, String>,
     file: &mut Option<(StagedFile, String)>,
 ) -> Result<(), Stop> {
+    let mut text_bytes = 0;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(Stop::broken)?;
         let name = field.name().unwrap_or_default().to_owned();
@@ -128,6 +137,13 @@ async fn read_fields(
                 let chunk = chunk.map_err(Stop::broken)?;
                 if value.len() + chunk.len() > MAX_TEXT_FIELD {
                     return Err(Stop::early(ApiError::validation(&name, "is too long")));
+                }
+                text_bytes += chunk.len();
+                if text_bytes > MAX_TEXT_FIELDS_TOTAL {
+                    return Err(Stop::early(ApiError::BadRequest(format!(
+                        "the form's text fields hold more than {} KiB together",
+                        MAX_TEXT_FIELDS_TOTAL / 1024
+                    ))));
                 }
                 value.extend_from_slice(&chunk);
             }

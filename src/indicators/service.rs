@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{Role, Validator, required_text, string_enum};
+use crate::domain::{Role, Validator, required_line, string_enum};
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::events::{self, Channel};
 use crate::pagination::{Page, Paginated};
@@ -135,9 +135,9 @@ pub async fn create_definition(
     if code.is_empty() || code.len() > 64 || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         validator.add("code", "must be 1 to 64 letters, digits or underscores");
     }
-    let name_en = validator.check(required_text("name_en", &request.name_en, 200));
-    let name_es = validator.check(required_text("name_es", &request.name_es, 200));
-    let unit = validator.check(required_text("unit", &request.unit, 32));
+    let name_en = validator.check(required_line("name_en", &request.name_en, 200));
+    let name_es = validator.check(required_line("name_es", &request.name_es, 200));
+    let unit = validator.check(required_line("unit", &request.unit, 32));
     validator.finish()?;
     let txn = state.db.begin_write().await?;
     let row = indicator_definition::ActiveModel {
@@ -199,15 +199,15 @@ pub async fn update_definition(
     let name_en = request
         .name_en
         .as_deref()
-        .and_then(|name| validator.check(required_text("name_en", name, 200)));
+        .and_then(|name| validator.check(required_line("name_en", name, 200)));
     let name_es = request
         .name_es
         .as_deref()
-        .and_then(|name| validator.check(required_text("name_es", name, 200)));
+        .and_then(|name| validator.check(required_line("name_es", name, 200)));
     let unit = request
         .unit
         .as_deref()
-        .and_then(|unit| validator.check(required_text("unit", unit, 32)));
+        .and_then(|unit| validator.check(required_line("unit", unit, 32)));
     validator.long_text("description", request.description.as_deref());
     validator.finish()?;
     let txn = state.db.begin_write().await?;
@@ -286,6 +286,9 @@ pub async fn submit(
         .filter(indicator_value::Column::Year.eq(request.year))
         .one(&*txn)
         .await?;
+    let was_public = existing
+        .as_ref()
+        .is_some_and(|row| row.status == ValueStatus::Validated.as_str());
     let mut active = match existing {
         Some(row) => {
             let version = row.version + 1;
@@ -307,9 +310,26 @@ pub async fn submit(
     active.submitted_at = Set(Utc::now());
     active.validated_by = Set(None);
     active.validated_at = Set(None);
-    let row: indicator_value::Model = active.save(&*txn).await?.try_into_model()?;
+    let row: indicator_value::Model = active
+        .save(&*txn)
+        .await
+        .on_conflict("this value was submitted at the same moment by someone else; read it and try again")?
+        .try_into_model()?;
+    let response = present(row, &definition, &port);
+    // A corrected figure waits for validation again, so the validated one leaves the public area.
+    let recorded = match was_public {
+        true => withdrawn(&*txn, &response).await?,
+        false => events::Recorded::default(),
+    };
     txn.commit().await?;
-    Ok(present(row, &definition, &port))
+    realtime::publish(state, recorded);
+    Ok(response)
+}
+
+/// Tells the public area that a value it showed is no longer validated.
+async fn withdrawn(conn: &impl sea_orm::ConnectionTrait, value: &ValueResponse) -> ApiResult<events::Recorded> {
+    let data = json!({ "indicator": value.indicator, "port_id": value.port_id, "year": value.year });
+    Ok(events::record(conn, &[Channel::Public], "indicator.withdrawn", None, data).await?)
 }
 
 fn present(row: indicator_value::Model, definition: &indicator_definition::Model, port: &port::Model) -> ValueResponse {
@@ -352,6 +372,7 @@ pub async fn review(
     if !reviewable {
         return Err(ApiError::Conflict(format!("the value is {}", row.status)));
     }
+    let was_public = row.status == ValueStatus::Validated.as_str();
     let definition = indicator_definition::Entity::find_by_id(row.indicator_id)
         .one(&*txn)
         .await?
@@ -386,10 +407,10 @@ pub async fn review(
         json!({ "indicator": response.indicator, "port": response.unlocode, "year": response.year }),
     )
     .await?;
-    let recorded = if validate {
-        events::record(&*txn, &[Channel::Public], "indicator.validated", None, json!(response)).await?
-    } else {
-        events::Recorded::default()
+    let recorded = match (validate, was_public) {
+        (true, _) => events::record(&*txn, &[Channel::Public], "indicator.validated", None, json!(response)).await?,
+        (false, true) => withdrawn(&*txn, &response).await?,
+        (false, false) => events::Recorded::default(),
     };
     txn.commit().await?;
     realtime::publish(state, recorded);

@@ -9,7 +9,8 @@
 use chrono::Utc;
 use entity::{calendar_feed, meeting, member};
 use icalendar::{Calendar, Component, Event, EventLike, EventStatus, Property};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::dto::MeetingStatus;
 use crate::auth::tokens::{OpaqueKind, hash_opaque_of_kind, new_opaque};
@@ -19,7 +20,7 @@ use crate::state::AppState;
 /// The calendar of `meetings`, as served with `text/calendar`.
 pub fn render(name: &str, meetings: &[meeting::Model], public_url: &url::Url) -> String {
     let mut calendar = Calendar::new();
-    calendar.name(name);
+    calendar.name(&one_line(name));
     calendar.append_property(Property::new("PRODID", "-//SELA//dcports//EN"));
     if let [only] = meetings {
         calendar.append_property(Property::new("X-WR-TIMEZONE", &only.timezone));
@@ -30,6 +31,27 @@ pub fn render(name: &str, meetings: &[meeting::Model], public_url: &url::Url) ->
     calendar.done().to_string()
 }
 
+/// Text for a property that the iCalendar crate writes as it is (the calendar's name) or escapes
+/// only partly (it escapes a line feed, not a carriage return): a control character there would
+/// end the property and let the text add lines of its own, a forged event among them. Input
+/// validation refuses them in titles and places; this guards what was stored before.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// A description keeps its line breaks, as line feeds, which the crate escapes; other control
+/// characters become spaces.
+fn line_breaks_as_lf(text: &str) -> String {
+    text.replace("\r\n", "\n")
+        .chars()
+        .map(|c| match c {
+            '\n' => '\n',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
 fn event(meeting: &meeting::Model, public_url: &url::Url) -> Event {
     let mut event = Event::new();
     event
@@ -37,13 +59,13 @@ fn event(meeting: &meeting::Model, public_url: &url::Url) -> Event {
         .uid(&format!("{}@dcports", meeting.uid))
         .sequence(meeting.sequence.max(0) as u32)
         .timestamp(meeting.updated_at)
-        .summary(&meeting.title)
+        .summary(&one_line(&meeting.title))
         .starts(meeting.starts_at)
         .ends(meeting.ends_at)
         .url(&format!("{public_url}meetings/{}", meeting.id))
         .append_property(Property::new("X-DCPORTS-TIMEZONE", &meeting.timezone));
     if !meeting.description.is_empty() {
-        event.description(&meeting.description);
+        event.description(&line_breaks_as_lf(&meeting.description));
     }
     let place = [meeting.location.as_deref(), meeting.online_url.as_deref()]
         .into_iter()
@@ -51,7 +73,7 @@ fn event(meeting: &meeting::Model, public_url: &url::Url) -> Event {
         .collect::<Vec<_>>()
         .join(" · ");
     if !place.is_empty() {
-        event.location(&place);
+        event.location(&one_line(&place));
     }
     let status = match MeetingStatus::from_db(&meeting.status) {
         Ok(MeetingStatus::Cancelled) => EventStatus::Cancelled,
@@ -65,16 +87,19 @@ fn event(meeting: &meeting::Model, public_url: &url::Url) -> Event {
 /// Creates (or replaces) the member's feed token; the old feed URL stops working.
 pub async fn issue_feed_token(state: &AppState, member: &member::Model) -> ApiResult<String> {
     let (token, hash) = new_opaque(OpaqueKind::CalendarFeed);
-    let txn = state.db.begin_write().await?;
-    calendar_feed::Entity::delete_by_id(member.id).exec(&*txn).await?;
-    calendar_feed::ActiveModel {
+    // One statement that replaces the member's row: a delete and an insert would let two
+    // requests at once both delete, then collide on the insert.
+    let replace = calendar_feed::Entity::insert(calendar_feed::ActiveModel {
         member_id: Set(member.id),
         token_hash: Set(hash),
         created_at: Set(Utc::now()),
-    }
-    .insert(&*txn)
-    .await?;
-    txn.commit().await?;
+    })
+    .on_conflict(
+        OnConflict::column(calendar_feed::Column::MemberId)
+            .update_columns([calendar_feed::Column::TokenHash, calendar_feed::Column::CreatedAt])
+            .to_owned(),
+    );
+    state.db.write(|txn| Box::pin(replace.exec(txn))).await?;
     Ok(token)
 }
 

@@ -19,7 +19,7 @@ use serde_json::json;
 use super::dto::*;
 use crate::committees::dto::CommitteeRole;
 use crate::committees::service as committees;
-use crate::domain::{Locale, MemberStatus, Role, Validator, required_text};
+use crate::domain::{Locale, MemberStatus, ONE_LINE, Role, Validator, has_control, required_line};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, Channel, Recorded};
 use crate::mail::{self, templates};
@@ -298,6 +298,9 @@ fn check_location(validator: &mut Validator, location: Option<&str>) {
     if location.is_some_and(|l| l.chars().count() > 300) {
         validator.add("location", "must be at most 300 characters long");
     }
+    if location.is_some_and(has_control) {
+        validator.add("location", ONE_LINE);
+    }
 }
 
 #[tracing::instrument(skip_all, fields(caller = caller.id, committee_id))]
@@ -308,7 +311,7 @@ pub async fn create(
     request: CreateMeetingRequest,
 ) -> ApiResult<MeetingResponse> {
     let mut validator = Validator::default();
-    let title = validator.check(required_text("title", &request.title, 300));
+    let title = validator.check(required_line("title", &request.title, 300));
     let timezone = validator.check(parse_timezone(&request.timezone));
     if let Some(problem) = span_problem(request.starts_at, request.ends_at) {
         validator.add("ends_at", problem);
@@ -316,6 +319,7 @@ pub async fn create(
     validator.year_in_range("starts_at", Some(request.starts_at.year()));
     validator.year_in_range("ends_at", Some(request.ends_at.year()));
     check_location(&mut validator, request.location.as_deref());
+    validator.long_text("description", request.description.as_deref());
     check_url(&mut validator, request.online_url.as_ref());
     validator.finish()?;
 
@@ -415,7 +419,7 @@ pub async fn update(
     let title = request
         .title
         .as_deref()
-        .and_then(|t| validator.check(required_text("title", t, 300)));
+        .and_then(|t| validator.check(required_line("title", t, 300)));
     let timezone = request
         .timezone
         .as_deref()
@@ -423,6 +427,7 @@ pub async fn update(
     validator.year_in_range("starts_at", request.starts_at.map(|at| at.year()));
     validator.year_in_range("ends_at", request.ends_at.map(|at| at.year()));
     check_location(&mut validator, request.location.as_deref());
+    validator.long_text("description", request.description.as_deref());
     check_url(&mut validator, request.online_url.as_ref());
     validator.finish()?;
 
@@ -756,8 +761,9 @@ pub async fn add_item(
     request: CreateAgendaItemRequest,
 ) -> ApiResult<AgendaItemResponse> {
     let mut validator = Validator::default();
-    let title = validator.check(required_text("title", &request.title, 300));
+    let title = validator.check(required_line("title", &request.title, 300));
     check_duration(&mut validator, Some(request.duration_minutes));
+    validator.long_text("description", request.description.as_deref());
     validator.finish()?;
 
     let txn = state.db.begin_write().await?;
@@ -829,8 +835,9 @@ pub async fn update_item(
     let title = request
         .title
         .as_deref()
-        .and_then(|t| validator.check(required_text("title", t, 300)));
+        .and_then(|t| validator.check(required_line("title", t, 300)));
     check_duration(&mut validator, request.duration_minutes);
+    validator.long_text("description", request.description.as_deref());
     validator.long_text("outcome", request.outcome.as_deref());
     validator.finish()?;
 
@@ -902,6 +909,7 @@ pub async fn delete_item(state: &AppState, caller: &member::Model, item_id: i32)
         .one(&*txn)
         .await?
         .ok_or(ApiError::NotFound)?;
+    crate::db::lock_row::<meeting::Entity>(&*txn, item.meeting_id).await?;
     let meeting = managed(&*txn, caller, item.meeting_id).await?;
     let before = public_view(&*txn, &meeting).await?;
     if meeting.live_item_id.is_some() {
@@ -909,7 +917,7 @@ pub async fn delete_item(state: &AppState, caller: &member::Model, item_id: i32)
             "the meeting is live; end it before removing items".to_owned(),
         ));
     }
-    agenda_item::Entity::delete_many()
+    let removed = agenda_item::Entity::delete_many()
         .filter(
             sea_orm::Condition::any()
                 .add(agenda_item::Column::Id.eq(item_id))
@@ -917,6 +925,10 @@ pub async fn delete_item(state: &AppState, caller: &member::Model, item_id: i32)
         )
         .exec(&*txn)
         .await?;
+    // Removed by a delete that held the lock before this one.
+    if removed.rows_affected == 0 {
+        return Err(ApiError::NotFound);
+    }
     let data = json!({ "id": item_id, "meeting_id": meeting.id, "after_finalized": finalized(&meeting) });
     let recorded = emit_seen(&*txn, before, &meeting, caller.id, "agenda_item.deleted", data).await?;
     txn.commit().await?;
@@ -932,6 +944,7 @@ pub async fn reorder(
     item_ids: &[i32],
 ) -> ApiResult<AgendaResponse> {
     let txn = state.db.begin_write().await?;
+    crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
     let before = public_view(&*txn, &meeting).await?;
     let items = items_of(&*txn, meeting_id).await?;
@@ -1287,7 +1300,8 @@ pub async fn file_minutes(
     let minutes = minutes(state, caller, meeting_id).await?;
     let tag = format!("minutes-{meeting_id}");
     let file_name = format!("minutes-{meeting_id}.md");
-    let title = format!("Minutes: {}", meeting.title);
+    // Within a document title's bound, whatever the meeting's title.
+    let title: String = format!("Minutes: {}", meeting.title).chars().take(300).collect();
     let fields = [("title", title.as_str()), ("tags", tag.as_str())];
     let upload = crate::documents::upload::from_bytes(
         &state.storage,
@@ -1311,13 +1325,26 @@ pub async fn file_minutes(
     if let Some(document_id) = filed {
         return crate::documents::service::add_version(state, caller, document_id, IfMatch(None), upload).await;
     }
-    let document = crate::documents::service::create(state, caller, meeting.committee_id, upload).await?;
-    meeting::Entity::update_many()
-        .col_expr(meeting::Column::MinutesDocumentId, Expr::value(document.id))
-        .filter(meeting::Column::Id.eq(meeting_id))
-        .exec(state.db.conn())
-        .await?;
-    Ok(document)
+    // Linked in the document's transaction, and only if the meeting still links what it did when
+    // read: of two filings at once, the second is refused and leaves no document behind.
+    let link = async |txn: &crate::db::WriteTxn, document: &document::Model| {
+        let linked = meeting::Entity::update_many()
+            .col_expr(meeting::Column::MinutesDocumentId, Expr::value(document.id))
+            .filter(meeting::Column::Id.eq(meeting_id))
+            .filter(match meeting.minutes_document_id {
+                Some(before) => meeting::Column::MinutesDocumentId.eq(before),
+                None => meeting::Column::MinutesDocumentId.is_null(),
+            })
+            .exec(&**txn)
+            .await?;
+        match linked.rows_affected {
+            0 => Err(ApiError::Conflict(
+                "the minutes were filed at the same time; file them again".to_owned(),
+            )),
+            _ => Ok(()),
+        }
+    };
+    crate::documents::service::create_and(state, caller, meeting.committee_id, upload, link).await
 }
 
 /// Queues the reminder of every scheduled meeting starting within `hours`, once: the flag is set

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::dto::*;
 use crate::committees::service::{self as committees, Access};
-use crate::domain::{Locale, MemberStatus, Role, Validator, required_text};
+use crate::domain::{Locale, MemberStatus, Role, Validator, required_line, required_text};
 use crate::error::{ApiError, ApiResult};
 use crate::events::Channel;
 use crate::group_commit::Batch;
@@ -172,7 +172,7 @@ pub async fn create(
     request: CreateTaskRequest,
 ) -> ApiResult<TaskResponse> {
     let mut validator = Validator::default();
-    let title = validator.check(required_text("title", &request.title, 300));
+    let title = validator.check(required_line("title", &request.title, 300));
     validator.long_text("description", request.description.as_deref());
     validator.year_in_range("due_on", request.due_on.map(|day| day.year()));
     validator.finish()?;
@@ -296,7 +296,7 @@ pub async fn update(
     let title = request
         .title
         .as_deref()
-        .and_then(|title| validator.check(required_text("title", title, 300)));
+        .and_then(|title| validator.check(required_line("title", title, 300)));
     validator.long_text("description", request.description.as_deref());
     validator.year_in_range("due_on", request.due_on.flatten().map(|day| day.year()));
     validator.finish()?;

@@ -296,9 +296,35 @@ async fn the_secretariat_cannot_suspend_itself_and_can_reactivate_others() {
         "an invited account is activated by its owner only"
     );
 
+    // Suspended before it accepted its invitation: lifting the suspension makes it invited
+    // again, and only then can a new invitation be sent.
+    let path = format!("/api/admin/members/{invited}");
+    let suspend = json!({ "status": "suspended" });
+    assert_eq!(
+        app.call(Method::PATCH, &path, Some(&admin), Some(suspend)).await.0,
+        StatusCode::OK
+    );
+    let resend = format!("{path}/invitation");
+    let (status, problem) = app.call(Method::POST, &resend, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("suspended"), "{problem}");
+    let lift = json!({ "status": "active" });
+    let (status, body) = app.call(Method::PATCH, &path, Some(&admin), Some(lift)).await;
+    assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("invited")), "{body}");
+    assert_eq!(
+        app.call(Method::POST, &resend, Some(&admin), None).await.0,
+        StatusCode::ACCEPTED
+    );
+
     let (_, audit) = app.get("/api/admin/audit?action=member.suspended", &admin).await;
-    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
-    assert_eq!(audit["items"][0]["target_id"], id);
+    let mut suspended: Vec<i64> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["target_id"].as_i64().unwrap())
+        .collect();
+    suspended.sort_unstable();
+    assert_eq!(suspended, [id, invited], "{audit}");
 }
 
 /// An account's `version` moves with every change it shows, a deleted organization's included

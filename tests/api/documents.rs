@@ -246,6 +246,22 @@ async fn oversize_disguised_and_badly_named_uploads_are_handled_and_leave_nothin
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errors"][0]["field"], "description");
 
+    // An empty file is a mistake of the client's, not a type the server refuses.
+    let (status, body) = app
+        .upload(&path, &admin, "notes.txt", Vec::new(), &[("title", "Notes")], None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "file", "{body}");
+    // Each text field is bounded, and so are all of them together: many fields (here 1,000 of
+    // 60 KiB, 60 MB in all) stop the read early instead of filling the server's memory.
+    let field = "f".repeat(60 * 1024);
+    let names: Vec<String> = (0..1000).map(|n| format!("extra{n}")).collect();
+    let mut fields: Vec<(&str, &str)> = vec![("title", "Many fields")];
+    fields.extend(names.iter().map(|name| (name.as_str(), field.as_str())));
+    let (status, body) = app.upload(&path, &admin, "x.pdf", pdf("many"), &fields, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "bad_request", "{body}");
+
     let (_, list) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
     assert_eq!(list["items"], json!([]), "no row was written");
     assert!(

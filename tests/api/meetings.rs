@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use chrono::{Duration, TimeZone, Utc};
 use dcports::settings::{MailTransportKind, SmtpSecurity};
 use reqwest::{Method, StatusCode};
@@ -1518,4 +1520,139 @@ async fn one_agenda_item_and_one_publication_are_read_only_by_those_who_may() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+/// A title or place is one line: a line break in it would end its iCalendar property and let
+/// the rest add properties or a whole forged event to every invitee's calendar file. Input
+/// refuses it, and the file escapes what was stored before that rule (or by another way).
+#[actix_web::test]
+async fn a_title_cannot_forge_lines_of_the_calendar_file() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
+    let forged = "Q3\r\nBEGIN:VEVENT\r\nUID:forged\r\nSUMMARY:Log in again at https://evil.example\r\nEND:VEVENT";
+    let path = format!("/api/committees/{c}/meetings");
+    for (field, body) in [
+        (
+            "title",
+            json!({ "title": forged, "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC" }),
+        ),
+        (
+            "title",
+            json!({ "title": "Q3\rX", "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC" }),
+        ),
+        (
+            "location",
+            json!({ "title": "Q3", "location": forged, "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC" }),
+        ),
+    ] {
+        let (status, problem) = app.post(&path, Some(&admin), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let (status, problem) = app
+        .post("/api/admin/committees", Some(&admin), json!({ "name": "A\nB", "kind": "technical" }))
+        .await;
+    assert_eq!(
+        (status, &problem["errors"][0]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("name"))
+    );
+
+    let meeting = create_meeting(
+        &app,
+        &admin,
+        c,
+        json!({ "title": "Q3", "description": "Line one\r\nLine two\rEND:VEVENT", "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC" }),
+    )
+    .await;
+    let id = meeting["id"].as_i64().unwrap();
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    entity::meeting::Entity::update_many()
+        .col_expr(entity::meeting::Column::Title, Expr::value(forged))
+        .col_expr(entity::meeting::Column::Location, Expr::value(forged))
+        .filter(entity::meeting::Column::Id.eq(id as i32))
+        .exec(app.db.conn())
+        .await
+        .unwrap();
+    let text = app
+        .text(&format!("/api/meetings/{id}/calendar.ics"), Some(&admin))
+        .await;
+    let events = ics_events(&text);
+    assert_eq!(events.len(), 1, "{text}");
+    assert!(!events[0]["UID"].contains("forged"), "{text}");
+    assert!(events[0]["SUMMARY"].starts_with("Q3"), "{text}");
+    assert!(events[0]["DESCRIPTION"].starts_with("Line one"), "{text}");
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    for line in ["UID:forged", "END:VEVENT\rEND:VEVENT"] {
+        assert!(!lines.contains(&line), "{text}");
+    }
+    assert!(
+        !text.replace("\r\n", "").contains('\r'),
+        "no bare carriage return: {text:?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|line| **line == "BEGIN:VEVENT").count(),
+        1,
+        "{text}"
+    );
+}
+
+/// Filing the minutes of a meeting whose title is as long as a title may be still files them
+/// (the document's title is cut to its bound); filings at once make one document, linked by the
+/// meeting, and none left unlinked.
+#[actix_web::test]
+async fn minutes_filed_at_once_make_one_linked_document_whatever_the_title() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(7), 0);
+    let title = "T".repeat(300);
+    let meeting = create_meeting(
+        &app,
+        &admin,
+        c,
+        json!({ "title": title, "starts_at": starts, "ends_at": starts + Duration::minutes(60), "timezone": "UTC" }),
+    )
+    .await;
+    let path = format!("/api/meetings/{}/minutes/document", meeting["id"]);
+    let outcomes =
+        futures_util::future::join_all((0..4).map(|_| app.call(Method::POST, &path, Some(&admin), None))).await;
+    for (status, body) in &outcomes {
+        assert!(
+            *status == StatusCode::CREATED || *status == StatusCode::CONFLICT,
+            "{status} {body}"
+        );
+    }
+    let filed: BTreeSet<i64> = outcomes
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .map(|(_, body)| body["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(filed.len(), 1, "{outcomes:?}");
+    let (_, documents) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
+    let ids: Vec<i64> = documents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        filed.iter().copied().collect::<Vec<_>>(),
+        "no unlinked minutes document"
+    );
+    let document = &outcomes
+        .iter()
+        .find(|(status, _)| *status == StatusCode::CREATED)
+        .unwrap()
+        .1;
+    assert_eq!(document["title"].as_str().unwrap().chars().count(), 300);
+    let (status, again) = app.call(Method::POST, &path, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(
+        again["id"].as_i64(),
+        filed.first().copied(),
+        "the meeting links the one filed"
+    );
 }

@@ -1098,3 +1098,60 @@ async fn the_secretariat_lists_and_changes_definitions_and_the_public_channel_he
         (&json!("berth_occupancy"), &Value::Null)
     );
 }
+
+/// A validated value leaves the public area when its port corrects it (it waits for validation
+/// again) or the secretariat takes it back; `public` hears of both, as it heard it arrive.
+/// Submissions of one new value at once end as one value, never a server error.
+#[actix_web::test]
+async fn the_public_channel_hears_a_validated_value_leave_and_racing_submissions_make_one_value() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let callao = berth_occupancy_for_callao(&app, &admin).await;
+    let statuses = futures_util::future::join_all(
+        (0..8).map(|n| submit_berth_occupancy(&app, &admin, callao, 2021, 60.0 + f64::from(n))),
+    )
+    .await;
+    assert!(
+        statuses
+            .iter()
+            .all(|(status, _)| status.is_success() || *status == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    let (_, pending) = app.get("/api/admin/indicators/values", &admin).await;
+    assert_eq!(pending["items"].as_array().unwrap().len(), 1, "{pending}");
+
+    let c = committee(&app, &admin, "C").await;
+    let (_, member) = member_of(&app, &admin, c, "m@port.pe", "member").await;
+    let (mut public, _) = crate::ws::WsClient::authenticated(&app, &member).await;
+    public.subscribe("public", None).await;
+    let id = pending["items"][0]["id"].clone();
+    let review = async |decision: &str| {
+        let path = format!("/api/admin/indicators/values/{id}/{decision}");
+        let (status, body) = app.call(Method::POST, &path, Some(&admin), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    };
+    let values = || public_items(&app, "/api/public/indicators/berth_occupancy/values");
+    let withdrawn = json!({ "indicator": "berth_occupancy", "port_id": callao, "year": 2021 });
+
+    review("validate").await;
+    assert_eq!(public.next_event().await["kind"], "indicator.validated");
+    let (status, body) = submit_berth_occupancy(&app, &admin, callao, 2021, 58.5).await;
+    assert!(status.is_success(), "{body}");
+    assert_eq!(values().await, json!([]), "the correction waits for validation");
+    let event = public.next_event().await;
+    assert_eq!(
+        (&event["kind"], &event["data"]),
+        (&json!("indicator.withdrawn"), &withdrawn)
+    );
+
+    review("validate").await;
+    assert_eq!(public.next_event().await["data"]["value"], 58.5);
+    review("reject").await;
+    assert_eq!(values().await, json!([]));
+    let event = public.next_event().await;
+    assert_eq!(
+        (&event["kind"], &event["data"]),
+        (&json!("indicator.withdrawn"), &withdrawn)
+    );
+    assert_eq!(event["actor_id"], Value::Null);
+}
