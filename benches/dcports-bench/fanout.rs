@@ -27,6 +27,9 @@ pub struct Options {
     socketio: bool,
     /// Clients writing events at the same time, each one write after another (default 1).
     writers: usize,
+    /// Events per second on a fixed schedule (open loop), to read the latency at a load below
+    /// saturation; by default each writer writes again as soon as its last write is answered.
+    rate: Option<f64>,
 }
 
 impl Options {
@@ -41,6 +44,10 @@ impl Options {
             database: text("--database")?,
             socketio: args.iter().any(|arg| arg == "--socketio"),
             writers: option(args, "--writers", 1)?,
+            rate: match option(args, "--rate", 0.0)? {
+                rate if rate > 0.0 => Some(rate),
+                _ => None,
+            },
         })
     }
 }
@@ -157,20 +164,14 @@ async fn run_on(options: &Options, database: Option<&str>) -> anyhow::Result<()>
             token: token.clone(),
             committee,
         };
-        let outcome = measure(&target, subscribers, options.events, options.writers).await?;
+        let outcome = measure(&target, subscribers, options).await?;
         let ceilings = Ceilings {
             broadcast: raw_ceiling(subscribers, options.events, FRAME_LEN, WriteOrder::Broadcast).await?,
             burst: raw_ceiling(subscribers, options.events, FRAME_LEN, WriteOrder::Burst).await?,
         };
         print_row(subscribers, options.events, name, &outcome, &ceilings);
         if let Some(socketio) = &socketio {
-            let outcome = measure(
-                &Target::SocketIo(socketio),
-                subscribers,
-                options.events,
-                options.writers,
-            )
-            .await?;
+            let outcome = measure(&Target::SocketIo(socketio), subscribers, options).await?;
             print_row(
                 subscribers,
                 options.events,
@@ -207,7 +208,8 @@ fn print_row(subscribers: usize, events: usize, server: &str, outcome: &Outcome,
     );
 }
 
-async fn measure(target: &Target<'_>, subscribers: usize, events: usize, writers: usize) -> anyhow::Result<Outcome> {
+async fn measure(target: &Target<'_>, subscribers: usize, options: &Options) -> anyhow::Result<Outcome> {
+    let events = options.events;
     let rss_before = target.rss_kib();
     let subscribed = Arc::new(Barrier::new(subscribers + 1));
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
@@ -242,10 +244,13 @@ async fn measure(target: &Target<'_>, subscribers: usize, events: usize, writers
             if n >= events {
                 return Ok::<_, anyhow::Error>(());
             }
+            if let Some(rate) = options.rate {
+                tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / rate)).into()).await;
+            }
             target.publish(n).await?;
         }
     };
-    futures_util::future::try_join_all((0..writers).map(|_| writer())).await?;
+    futures_util::future::try_join_all((0..options.writers).map(|_| writer())).await?;
     let mut latencies = Vec::with_capacity(subscribers * events);
     for task in tasks {
         latencies.extend(task.await.context("subscriber task")??);
