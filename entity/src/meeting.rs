@@ -18,6 +18,9 @@ pub struct Model {
     pub status: String,
     pub agenda_status: String,
     pub agenda_published_at: Option<DateTimeUtc>,
+    /// The agenda's top-level items as published (JSON), which the public area shows.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub published_agenda: Option<String>,
     pub uid: String,
     pub sequence: i32,
     pub version: i32,

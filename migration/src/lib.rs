@@ -13,6 +13,7 @@ mod m20261129_000008_indicator_value_version;
 mod m20261129_000009_indicator_review_queue;
 mod m20261129_000010_open_sessions;
 mod m20261129_000011_member_version;
+mod m20261129_000012_published_agenda;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000009_indicator_review_queue::Migration),
             Box::new(m20261129_000010_open_sessions::Migration),
             Box::new(m20261129_000011_member_version::Migration),
+            Box::new(m20261129_000012_published_agenda::Migration),
         ]
     }
 }

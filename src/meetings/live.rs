@@ -222,6 +222,7 @@ mod tests {
             status: "in_progress".into(),
             agenda_status: "draft".into(),
             agenda_published_at: None,
+            published_agenda: None,
             uid: "u".into(),
             sequence: 0,
             version: 1,

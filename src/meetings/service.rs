@@ -1019,7 +1019,8 @@ pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id
         }
     }
     let before = public_view(&*txn, &meeting).await?;
-    if items_of(&*txn, meeting_id).await?.is_empty() {
+    let items = items_of(&*txn, meeting_id).await?;
+    if items.is_empty() {
         return Err(ApiError::unprocessable(
             "agenda_empty",
             "add items before publishing the agenda",
@@ -1028,6 +1029,7 @@ pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id
     let version = meeting.version;
     let mut active = meeting.into_active_model();
     active.agenda_published_at = Set(Some(Utc::now()));
+    active.published_agenda = Set(Some(crate::public::data::agenda_to_publish(&items)));
     active.version = Set(version + 1);
     let meeting = active.update(&*txn).await?;
     let sent = notify_invitees(state, &*txn, &meeting, templates::MeetingNotice::Agenda).await?;

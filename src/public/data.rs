@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use entity::{country, document_version, meeting, port, port_community, publication};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::documents::dto::Summary;
@@ -223,18 +223,21 @@ pub async fn public_meetings(
         );
     }
     let rows = query.all(conn).await?;
-    let published: Vec<i32> = rows
+    let legacy: Vec<i32> = rows
         .iter()
-        .filter(|row| row.agenda_published_at.is_some())
+        .filter(|row| published_before_snapshots(row))
         .map(|row| row.id)
         .collect();
-    let mut agendas = crate::meetings::service::items_of_each(conn, &published).await?;
+    let mut legacy_agendas = crate::meetings::service::items_of_each(conn, &legacy).await?;
     let page_key = |row: &meeting::Model| MeetingKey {
         starts_at: row.starts_at,
         id: row.id,
     };
     Ok(Paginated::from_rows(rows, page, page_key, |row| {
-        let agenda = agendas.remove(&row.id);
+        let agenda = match legacy_agendas.remove(&row.id) {
+            Some(items) => Some(published_items(&items)),
+            None => stored_agenda(&row),
+        };
         as_public(row, agenda)
     }))
 }
@@ -244,17 +247,63 @@ pub fn shows(meeting: &meeting::Model) -> bool {
     meeting.public && meeting.status != MeetingStatus::Draft.as_str()
 }
 
-/// `meeting` as the public area shows it (see [`shows`]), with its agenda once published.
+/// `meeting` as the public area shows it (see [`shows`]), with its agenda as last published.
 pub async fn public_meeting(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<PublicMeeting> {
-    let agenda = match meeting.agenda_published_at {
-        Some(_) => Some(crate::meetings::service::items_of(conn, meeting.id).await?),
-        None => None,
+    let agenda = match published_before_snapshots(meeting) {
+        true => Some(published_items(
+            &crate::meetings::service::items_of(conn, meeting.id).await?,
+        )),
+        false => stored_agenda(meeting),
     };
     Ok(as_public(meeting.clone(), agenda))
 }
 
-/// A meeting's public fields; `agenda` is its items when the agenda is published.
-fn as_public(row: meeting::Model, agenda: Option<Vec<entity::agenda_item::Model>>) -> PublicMeeting {
+/// An agenda item as published: what the public sees of it. Its start is not kept but computed
+/// from the meeting's start, so that a rescheduled meeting's agenda moves with it.
+#[derive(Serialize, Deserialize)]
+struct PublishedItem {
+    title: String,
+    kind: String,
+    duration_minutes: i32,
+}
+
+/// The agenda's top-level items, in order, as the public will see them: what a meeting keeps
+/// when its agenda is published. Later edits reach the public area with the next publication.
+pub fn agenda_to_publish(items: &[entity::agenda_item::Model]) -> String {
+    serde_json::json!(published_items(items)).to_string()
+}
+
+fn published_items(items: &[entity::agenda_item::Model]) -> Vec<PublishedItem> {
+    items
+        .iter()
+        .filter(|item| item.parent_id.is_none())
+        .map(|item| PublishedItem {
+            title: item.title.clone(),
+            kind: item.kind.clone(),
+            duration_minutes: item.duration_minutes,
+        })
+        .collect()
+}
+
+/// A meeting whose agenda was published before agendas were kept as published (migration
+/// 000012) shows its current items, as it did then, until its agenda is published again.
+fn published_before_snapshots(meeting: &meeting::Model) -> bool {
+    meeting.agenda_published_at.is_some() && meeting.published_agenda.is_none()
+}
+
+fn stored_agenda(meeting: &meeting::Model) -> Option<Vec<PublishedItem>> {
+    let text = meeting.published_agenda.as_deref()?;
+    match serde_json::from_str(text) {
+        Ok(items) => Some(items),
+        Err(error) => {
+            tracing::error!(meeting_id = meeting.id, %error, "a published agenda could not be read; the public sees none");
+            None
+        }
+    }
+}
+
+/// A meeting's public fields; `agenda` is its published agenda, if any.
+fn as_public(row: meeting::Model, agenda: Option<Vec<PublishedItem>>) -> PublicMeeting {
     PublicMeeting {
         agenda: agenda.map(|items| public_agenda(&row, items)),
         id: row.id,
@@ -267,18 +316,20 @@ fn as_public(row: meeting::Model, agenda: Option<Vec<entity::agenda_item::Model>
     }
 }
 
-/// A published agenda as the public sees it: its top-level items, each with its start.
-fn public_agenda(meeting: &meeting::Model, items: Vec<entity::agenda_item::Model>) -> Vec<PublicAgendaItem> {
-    let starts = crate::meetings::service::plan(meeting, &items);
+/// A published agenda as the public sees it: each item with its start.
+fn public_agenda(meeting: &meeting::Model, items: Vec<PublishedItem>) -> Vec<PublicAgendaItem> {
+    let mut clock = meeting.starts_at;
     items
         .into_iter()
-        .zip(starts)
-        .filter(|(item, _)| item.parent_id.is_none())
-        .map(|(item, starts_at)| PublicAgendaItem {
-            title: item.title,
-            kind: item.kind,
-            duration_minutes: item.duration_minutes,
-            starts_at,
+        .map(|item| {
+            let starts_at = clock;
+            clock += chrono::Duration::minutes(item.duration_minutes.into());
+            PublicAgendaItem {
+                title: item.title,
+                kind: item.kind,
+                duration_minutes: item.duration_minutes,
+                starts_at,
+            }
         })
         .collect()
 }

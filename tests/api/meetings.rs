@@ -1552,7 +1552,11 @@ async fn a_title_cannot_forge_lines_of_the_calendar_file() {
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
     let (status, problem) = app
-        .post("/api/admin/committees", Some(&admin), json!({ "name": "A\nB", "kind": "technical" }))
+        .post(
+            "/api/admin/committees",
+            Some(&admin),
+            json!({ "name": "A\nB", "kind": "technical" }),
+        )
         .await;
     assert_eq!(
         (status, &problem["errors"][0]["field"]),
@@ -1655,4 +1659,119 @@ async fn minutes_filed_at_once_make_one_linked_document_whatever_the_title() {
         filed.first().copied(),
         "the meeting links the one filed"
     );
+}
+
+/// The public area shows an agenda as its chair published it: items added or renamed afterwards
+/// stay inside (on the public list, on the page, and on `public`) until the agenda is published
+/// again; a rescheduled meeting's published agenda moves with it.
+#[actix_web::test]
+async fn the_public_sees_the_agenda_as_published_not_later_edits() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, outsider) = member_of(
+        &app,
+        &admin,
+        committee(&app, &admin, "Other").await,
+        "o@port.cl",
+        "member",
+    )
+    .await;
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(10), 0);
+    let meeting = create_meeting(
+        &app,
+        &admin,
+        c,
+        json!({ "title": "Open", "starts_at": starts, "ends_at": starts + Duration::hours(3), "timezone": "UTC", "public": true }),
+    )
+    .await;
+    let id = meeting["id"].as_i64().unwrap();
+    let call = async |method: Method, path: String, body: Option<Value>| {
+        let (status, answer) = app.call(method, &path, Some(&admin), body).await;
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    };
+    call(
+        Method::PATCH,
+        format!("/api/meetings/{id}"),
+        Some(json!({ "status": "scheduled" })),
+    )
+    .await;
+    let item = call(
+        Method::POST,
+        format!("/api/meetings/{id}/agenda"),
+        Some(json!({ "title": "Welcome", "kind": "information", "duration_minutes": 30 })),
+    )
+    .await;
+    call(Method::POST, format!("/api/meetings/{id}/agenda/publish"), None).await;
+    let public_agenda = async || {
+        let (_, listed) = app.get("/api/public/meetings", &outsider).await;
+        listed["items"][0]["agenda"].clone()
+    };
+    let welcome_at = |at: chrono::DateTime<Utc>| json!([{ "title": "Welcome", "kind": "information", "duration_minutes": 30, "starts_at": at }]);
+    assert_eq!(public_agenda().await, welcome_at(starts));
+
+    let (mut public, _) = WsClient::authenticated(&app, &outsider).await;
+    public.subscribe("public", None).await;
+    call(
+        Method::POST,
+        format!("/api/meetings/{id}/agenda"),
+        Some(json!({ "title": "Confidential: tariff dispute", "kind": "discussion", "duration_minutes": 45 })),
+    )
+    .await;
+    call(
+        Method::PATCH,
+        format!("/api/agenda-items/{}", item["id"]),
+        Some(json!({ "title": "Renamed before publishing" })),
+    )
+    .await;
+    assert_eq!(
+        public_agenda().await,
+        welcome_at(starts),
+        "unpublished edits stay inside"
+    );
+    let page = app.text("/meetings", None).await;
+    assert!(page.contains("Welcome") && !page.contains("Confidential"), "{page}");
+
+    // Rescheduled: the public hears of it (the first public event since the edits), and the
+    // published agenda moves with the meeting.
+    let later = starts + Duration::days(1);
+    call(
+        Method::PATCH,
+        format!("/api/meetings/{id}"),
+        Some(json!({ "starts_at": later, "ends_at": later + Duration::hours(3) })),
+    )
+    .await;
+    let event = public.next_event().await;
+    assert_eq!(event["data"]["agenda"], welcome_at(later), "{event}");
+    assert_eq!(public_agenda().await, welcome_at(later));
+
+    // Published again (once the mail interval has passed): the public sees the edits.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    entity::meeting::Entity::update_many()
+        .col_expr(
+            entity::meeting::Column::AgendaPublishedAt,
+            Expr::value(Utc::now() - Duration::hours(1)),
+        )
+        .filter(entity::meeting::Column::Id.eq(id as i32))
+        .exec(app.db.conn())
+        .await
+        .unwrap();
+    call(Method::POST, format!("/api/meetings/{id}/agenda/publish"), None).await;
+    let titles: Vec<Value> = public_agenda()
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["title"].clone())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            json!("Renamed before publishing"),
+            json!("Confidential: tariff dispute")
+        ]
+    );
+    let event = public.next_event().await;
+    assert_eq!(event["kind"], "agenda.published", "{event}");
 }
