@@ -6,8 +6,9 @@
 //! member may see at the moment of delivery, a replay included. So a replayed event about a
 //! document or meeting the committee can no longer see keeps its place (offsets stay gap-free,
 //! which resuming relies on) and loses its content: `data` becomes `{"redacted": true}` with
-//! the document's or meeting's id, and the actor is dropped. A member's own channel likewise redacts the tasks they were given in a
-//! committee they have since left.
+//! the document's or meeting's id, and the actor is dropped. A member's own channel likewise
+//! redacts the tasks they were given in a committee they have since left. Both fail closed: an
+//! event of a kind without a rule here is replayed as `{"redacted": true}`.
 
 use std::collections::BTreeSet;
 
@@ -25,45 +26,61 @@ enum Subject {
     Meeting(i32),
 }
 
-fn subject_of(kind: &str, data: &Value) -> Option<Subject> {
+/// What a replay must know of an event to show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    /// The committee's own news (itself, its members, its tasks, the end of a share or an
+    /// invitation): shown as it is.
+    Own,
+    /// About a document or a meeting: shown while the committee sees it.
+    About(Subject),
+    /// A kind without a rule here: redacted whole, so that a kind added later shows nothing
+    /// until its rule is written, rather than too much.
+    Unknown,
+}
+
+fn reading_of(kind: &str, data: &Value) -> Reading {
     let id = |key: &str| data.get(key)?.as_i64().and_then(|id| i32::try_from(id).ok());
+    let about = |subject: Option<Subject>| subject.map_or(Reading::Unknown, Reading::About);
     match kind.split_once('.').map_or(kind, |(resource, _)| resource) {
         // The committee's own news that the share or invitation ended: it says no more than that.
-        _ if kind == "document.unshared" || kind == "meeting.uninvited" => None,
+        _ if kind == "document.unshared" || kind == "meeting.uninvited" => Reading::Own,
+        "committee" | "membership" | "task" => Reading::Own,
         // A publication's events (`document.published` among them) carry it as `document_id`.
-        "document" | "publication" => id("document_id").or_else(|| id("id")).map(Subject::Document),
-        "meeting" => id("id").or_else(|| id("meeting_id")).map(Subject::Meeting),
-        "agenda" | "agenda_item" | "attendance" => id("meeting_id").map(Subject::Meeting),
-        _ => None,
+        "document" | "publication" => about(id("document_id").or_else(|| id("id")).map(Subject::Document)),
+        "meeting" => about(id("id").or_else(|| id("meeting_id")).map(Subject::Meeting)),
+        "agenda" | "agenda_item" | "attendance" => about(id("meeting_id").map(Subject::Meeting)),
+        _ => Reading::Unknown,
     }
 }
 
 /// Redacts, in events replayed from `committee_id`'s channel, those about a document or a
-/// meeting the committee no longer sees (neither owns nor is shared or invited to).
+/// meeting the committee no longer sees (neither owns nor is shared or invited to), and those
+/// of a kind it has no rule for.
 pub async fn redact_unseen(
     conn: &impl ConnectionTrait,
     committee_id: i32,
     frames: &mut [EventFrame],
 ) -> Result<(), DbErr> {
-    let subjects: Vec<(usize, Subject)> = frames
+    let readings: Vec<Reading> = frames
         .iter()
-        .enumerate()
-        .filter_map(|(index, frame)| subject_of(&frame.kind, &frame.data).map(|subject| (index, subject)))
+        .map(|frame| reading_of(&frame.kind, &frame.data))
         .collect();
-    if subjects.is_empty() {
-        return Ok(());
-    }
-    let seen = seen_subjects(conn, committee_id, subjects.iter().map(|(_, subject)| *subject)).await?;
-    for (index, subject) in subjects {
-        if !seen.contains(&subject) {
-            // The id stays, so that a client can drop what it kept of the thing.
-            let frame = &mut frames[index];
-            frame.data = match subject {
-                Subject::Document(id) => json!({ "redacted": true, "document_id": id }),
-                Subject::Meeting(id) => json!({ "redacted": true, "meeting_id": id }),
-            };
-            frame.actor_id = None;
-        }
+    let subjects = readings.iter().filter_map(|reading| match reading {
+        Reading::About(subject) => Some(*subject),
+        _ => None,
+    });
+    let seen = seen_subjects(conn, committee_id, subjects).await?;
+    for (frame, reading) in frames.iter_mut().zip(readings) {
+        // The id stays, so that a client can drop what it kept of the thing.
+        frame.data = match reading {
+            Reading::Own => continue,
+            Reading::About(subject) if seen.contains(&subject) => continue,
+            Reading::About(Subject::Document(id)) => json!({ "redacted": true, "document_id": id }),
+            Reading::About(Subject::Meeting(id)) => json!({ "redacted": true, "meeting_id": id }),
+            Reading::Unknown => json!({ "redacted": true }),
+        };
+        frame.actor_id = None;
     }
     Ok(())
 }
@@ -81,6 +98,14 @@ pub async fn redact_unseen_by_member(
             .flatten()
             .and_then(|id| i32::try_from(id).ok())
     };
+    // A member's channel carries their memberships and the tasks they are given; any other
+    // kind has no rule here and is redacted whole (see `Reading::Unknown`).
+    for frame in frames.iter_mut() {
+        if !frame.kind.starts_with("task.") && !frame.kind.starts_with("membership.") {
+            frame.data = json!({ "redacted": true });
+            frame.actor_id = None;
+        }
+    }
     let committees: BTreeSet<i32> = frames.iter().filter_map(committee_of).collect();
     if committees.is_empty() {
         return Ok(());
@@ -175,40 +200,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_event_is_about_the_document_or_meeting_its_payload_names() {
-        let subject = |kind: &str, data: Value| subject_of(kind, &data);
+    fn an_event_is_about_the_document_or_meeting_its_payload_names_or_unknown() {
+        let reading = |kind: &str, data: Value| reading_of(kind, &data);
+        let document = |id| Reading::About(Subject::Document(id));
+        let meeting = |id| Reading::About(Subject::Meeting(id));
         assert_eq!(
-            subject("document.updated", json!({ "id": 4, "committee_id": 1 })),
-            Some(Subject::Document(4))
+            reading("document.updated", json!({ "id": 4, "committee_id": 1 })),
+            document(4)
         );
         assert_eq!(
-            subject("document.published", json!({ "id": 9, "document_id": 4 })),
-            Some(Subject::Document(4))
+            reading("document.published", json!({ "id": 9, "document_id": 4 })),
+            document(4)
         );
         assert_eq!(
-            subject("publication.withdrawn", json!({ "id": 9, "document_id": 4 })),
-            Some(Subject::Document(4))
+            reading("publication.withdrawn", json!({ "id": 9, "document_id": 4 })),
+            document(4)
         );
         assert_eq!(
-            subject("document.unshared", json!({ "id": 4, "committee_id": 2 })),
-            None
+            reading("document.unshared", json!({ "id": 4, "committee_id": 2 })),
+            Reading::Own
+        );
+        assert_eq!(reading("meeting.updated", json!({ "id": 7 })), meeting(7));
+        assert_eq!(reading("meeting.live", json!({ "meeting_id": 7 })), meeting(7));
+        assert_eq!(
+            reading("meeting.uninvited", json!({ "meeting_id": 7, "committee_id": 2 })),
+            Reading::Own
         );
         assert_eq!(
-            subject("meeting.updated", json!({ "id": 7 })),
-            Some(Subject::Meeting(7))
+            reading("agenda_item.deleted", json!({ "id": 3, "meeting_id": 7 })),
+            meeting(7)
         );
         assert_eq!(
-            subject("meeting.live", json!({ "meeting_id": 7 })),
-            Some(Subject::Meeting(7))
+            reading("attendance.updated", json!({ "meeting_id": 7, "member_id": 2 })),
+            meeting(7)
         );
-        assert_eq!(
-            subject("agenda_item.deleted", json!({ "id": 3, "meeting_id": 7 })),
-            Some(Subject::Meeting(7))
-        );
-        assert_eq!(
-            subject("attendance.updated", json!({ "meeting_id": 7, "member_id": 2 })),
-            Some(Subject::Meeting(7))
-        );
-        assert_eq!(subject("task.created", json!({ "id": 5 })), None);
+        assert_eq!(reading("task.created", json!({ "id": 5 })), Reading::Own);
+        assert_eq!(reading("committee.updated", json!({ "id": 1 })), Reading::Own);
+        assert_eq!(reading("membership.removed", json!({ "member_id": 3 })), Reading::Own);
+        // Fails closed: a kind without a rule, or a document event without its id.
+        assert_eq!(reading("indicator.validated", json!({ "id": 1 })), Reading::Unknown);
+        assert_eq!(reading("document.updated", json!({ "title": "x" })), Reading::Unknown);
     }
 }

@@ -79,7 +79,13 @@ impl TestWrite {
         if let Some(gate) = &self.gate {
             let _permit = gate.acquire().await.unwrap();
         }
-        batch.record(&[self.channel], "test.write", None, json!({ "label": self.label }));
+        // A kind that committee and member channels both replay as it is (replays fail closed).
+        batch.record(
+            &[self.channel],
+            "membership.updated",
+            None,
+            json!({ "label": self.label }),
+        );
         match self.behaviour {
             Behaviour::Succeed => Ok(self.label.to_owned()),
             Behaviour::Fail => Err(ApiError::Conflict(format!("{} refused", self.label))),

@@ -1019,3 +1019,40 @@ async fn the_public_channel_carries_no_presence() {
         );
     }
 }
+
+/// A replay fails closed: an event of a kind no visibility rule knows (one a later change might
+/// add without writing its rule) is replayed as `{"redacted": true}`, in a committee's channel
+/// and in a member's own, while the kinds it knows are replayed as they are.
+#[actix_web::test]
+async fn a_replay_redacts_an_event_of_a_kind_without_a_visibility_rule() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "A").await;
+    let (member_id, token) = member_of(&app, &admin, a, "m@port.pe", "member").await;
+    let txn = app.state.db.begin_write().await.unwrap();
+    for channel in [Channel::Committee(a as i32), Channel::Member(member_id as i32)] {
+        for kind in ["future.secret", "membership.updated"] {
+            let data = json!({ "id": 1, "note": "only for those who may see it" });
+            // Not published: only the replay is under test.
+            let _unpublished = events::record(&*txn, &[channel], kind, Some(1), data).await.unwrap();
+        }
+    }
+    txn.commit().await.unwrap();
+    for channel in [format!("committee:{a}"), format!("member:{member_id}")] {
+        let (status, page) = app.get(&format!("/api/events?channel={channel}&after=0"), &token).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let replayed = page["items"].as_array().unwrap();
+        let of_kind = |kind: &str| replayed.iter().find(|event| event["kind"] == kind).unwrap().clone();
+        let unknown = of_kind("future.secret");
+        assert_eq!(
+            (&unknown["data"], &unknown["actor_id"]),
+            (&json!({ "redacted": true }), &json!(null)),
+            "{channel}"
+        );
+        assert_eq!(
+            of_kind("membership.updated")["data"]["note"],
+            "only for those who may see it",
+            "{channel}"
+        );
+    }
+}
