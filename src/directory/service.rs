@@ -413,6 +413,16 @@ pub async fn export_csv(state: &AppState) -> ApiResult<String> {
     Ok(String::from_utf8(bytes).map_err(anyhow::Error::from)?)
 }
 
+/// A contact's `public` column as the export writes it; empty is private. Anything else (a
+/// "yes", a typo) is refused, rather than silently making a contact private.
+fn parse_public(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" | "" => Some(false),
+        _ => None,
+    }
+}
+
 /// Imports contacts (creating their organizations by name and country when new), all or
 /// nothing: one bad row and nothing is written, with the row named.
 pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResult<ImportReport> {
@@ -486,7 +496,8 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             position: Some(field(6).to_owned()),
             email: Some(field(7).to_owned()),
             phone: Some(field(8).to_owned()),
-            public: field(9).eq_ignore_ascii_case("true"),
+            public: parse_public(field(9))
+                .ok_or_else(|| ApiError::validation("csv", &format!("row {row}: public must be true or false")))?,
         };
         let (name, position, email, phone) = validate_contact(&request).map_err(|error| match error {
             ApiError::Validation(errors) => {

@@ -196,22 +196,27 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     assert_eq!(exported.lines().count(), 3, "{exported}");
     assert!(exported.contains("María Ruiz,Gerenta General,maria@apg.gob.ec"));
 
-    let bad = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public\nX,port_authority,EC,,,Good Row,,,,true\nY,castle,EC,,,Bad Row,,,,true\n";
-    let response = app
-        .client
-        .post(app.url("/api/admin/directory/import"))
-        .bearer_auth(&admin)
-        .header("content-type", "text/csv; charset=utf-8")
-        .body(bad)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let problem: Value = response.json().await.unwrap();
-    assert!(
-        problem["errors"][0]["message"].as_str().unwrap().contains("row 3"),
-        "{problem}"
-    );
+    let header = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public";
+    // An unknown kind, and a `public` that is neither true nor false (it made the contact
+    // private, silently).
+    for bad_row in ["Y,castle,EC,,,Bad Row,,,,true", "Y,port_authority,EC,,,Bad Row,,,,yes"] {
+        let bad = format!("{header}\nX,port_authority,EC,,,Good Row,,,,true\n{bad_row}\n");
+        let response = app
+            .client
+            .post(app.url("/api/admin/directory/import"))
+            .bearer_auth(&admin)
+            .header("content-type", "text/csv; charset=utf-8")
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let problem: Value = response.json().await.unwrap();
+        assert!(
+            problem["errors"][0]["message"].as_str().unwrap().contains("row 3"),
+            "{problem}"
+        );
+    }
     let (_, contacts) = app.get("/api/admin/directory/contacts", &admin).await;
     assert_eq!(
         contacts["items"].as_array().unwrap().len(),
