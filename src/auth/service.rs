@@ -456,7 +456,8 @@ async fn revoke_family(conn: &impl ConnectionTrait, family_id: &str) -> ApiResul
 }
 
 /// Ends every session of a member: access tokens (by bumping `token_version`), refresh tokens,
-/// and the calendar feed's secret URL, which whoever held the account could have made.
+/// the calendar feed's secret URL, which whoever held the account could have made, and the
+/// links not yet used (invitation, password reset).
 pub async fn revoke_sessions(conn: &impl ConnectionTrait, member_id: i32) -> ApiResult<()> {
     calendar_feed::Entity::delete_by_id(member_id).exec(conn).await?;
     // The member's row first: that takes the lock a refresh holds (`SESSIONS_LOCK`), so the
@@ -473,6 +474,14 @@ pub async fn revoke_sessions(conn: &impl ConnectionTrait, member_id: i32) -> Api
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
         .filter(refresh_token::Column::MemberId.eq(member_id))
         .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    // Links sent before (an invitation, a password reset) end with the sessions: an account
+    // suspended because a link reached the wrong person cannot be taken through it later.
+    one_time_token::Entity::update_many()
+        .col_expr(one_time_token::Column::UsedAt, Expr::value(Utc::now()))
+        .filter(one_time_token::Column::MemberId.eq(member_id))
+        .filter(one_time_token::Column::UsedAt.is_null())
         .exec(conn)
         .await?;
     Ok(())

@@ -12,6 +12,9 @@ use crate::storage::{BlobStore, LocalStorage, StagedFile};
 /// Largest text field (title, description, note, tags) in a multipart form.
 const MAX_TEXT_FIELD: usize = 64 * 1024;
 
+/// Most fields a form may have: a file and its few text fields (title, description, note, tags).
+const MAX_FIELDS: usize = 16;
+
 /// Most bytes of all a form's text fields together: without it, a form of many fields (or one
 /// field sent again and again) could make the server read, and keep, without end.
 const MAX_TEXT_FIELDS_TOTAL: usize = 4 * MAX_TEXT_FIELD;
@@ -102,9 +105,15 @@ async fn read_fields(
     fields: &mut HashMap<String, String>,
     file: &mut Option<(StagedFile, String)>,
 ) -> Result<(), Stop> {
-    let mut text_bytes = 0;
+    let (mut text_bytes, mut count) = (0, 0);
     while let Some(field) = form.next().await {
         let mut field = field.map_err(Stop::broken)?;
+        count += 1;
+        if count > MAX_FIELDS {
+            return Err(Stop::early(ApiError::BadRequest(format!(
+                "a form has at most {MAX_FIELDS} fields"
+            ))));
+        }
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             if file.is_some() {

@@ -284,6 +284,9 @@ pub async fn submit(
         .filter(indicator_value::Column::IndicatorId.eq(definition.id))
         .filter(indicator_value::Column::PortId.eq(port.id))
         .filter(indicator_value::Column::Year.eq(request.year))
+        // Locked, as a review locks it: a review committing meanwhile is seen (its version, and
+        // whether the value was public), not overwritten.
+        .lock_exclusive()
         .one(&*txn)
         .await?;
     let was_public = existing

@@ -122,7 +122,7 @@ pub async fn apply(
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let (meeting, access) = super::service::access(&*txn, caller, meeting_id).await?;
     access.require_manage()?;
-    let before = super::service::public_view(&*txn, &meeting).await?;
+    let before = super::service::public_view(&meeting);
     let items = items_of(&*txn, meeting_id).await?;
     let top: Vec<&agenda_item::Model> = items.iter().filter(|item| item.parent_id.is_none()).collect();
     let now = Utc::now();

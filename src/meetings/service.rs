@@ -1,7 +1,7 @@
 //! The rules of meetings and agendas: who sees and runs them, the allocation guideline, and
 //! who hears about every change.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Datelike as _, Duration, Utc};
 use chrono_tz::Tz;
@@ -128,11 +128,8 @@ pub async fn emit(
 }
 
 /// What the public area shows of `meeting`, or `None` when it does not show it.
-pub async fn public_view(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<Option<PublicMeeting>> {
-    if !crate::public::data::shows(meeting) {
-        return Ok(None);
-    }
-    Ok(Some(crate::public::data::public_meeting(conn, meeting).await?))
+pub fn public_view(meeting: &meeting::Model) -> Option<PublicMeeting> {
+    crate::public::data::shows(meeting).then(|| crate::public::data::public_meeting(meeting))
 }
 
 /// [`emit`], and into `public` what the public sees change (`before` is what it saw): the
@@ -147,7 +144,7 @@ pub async fn emit_seen(
     data: serde_json::Value,
 ) -> ApiResult<Recorded> {
     let mut recorded = emit(conn, meeting, actor_id, kind, data).await?;
-    let after = public_view(conn, meeting).await?;
+    let after = public_view(meeting);
     let public = match (before, after) {
         (before, Some(after)) if before.as_ref() != Some(&after) => json!(after),
         (Some(_), None) => json!({ "id": meeting.id, "public": false }),
@@ -223,7 +220,10 @@ fn parse_timezone(raw: &str) -> Result<String, crate::error::FieldError> {
 
 fn check_url(validator: &mut Validator, url: Option<&String>) {
     if let Some(url) = url {
-        let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) && url.len() <= 500;
+        // The parser drops tabs and line breaks where it reads them; the URL is stored as sent.
+        let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            && url.len() <= 500
+            && !has_control(url);
         if !ok {
             validator.add("online_url", "must be an http(s) URL of at most 500 characters");
         }
@@ -295,6 +295,7 @@ fn span_problem(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> Option<&'st
 }
 
 fn check_location(validator: &mut Validator, location: Option<&str>) {
+    let location = location.map(str::trim);
     if location.is_some_and(|l| l.chars().count() > 300) {
         validator.add("location", "must be at most 300 characters long");
     }
@@ -434,7 +435,7 @@ pub async fn update(
     let txn = state.db.begin_write().await?;
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
-    let before = public_view(&*txn, &meeting).await?;
+    let before = public_view(&meeting);
     if_match.check(meeting.version)?;
     let current = MeetingStatus::from_db(&meeting.status)?;
     if let Some(next) = request.status
@@ -484,6 +485,11 @@ pub async fn update(
     }
     if let Some(status) = request.status {
         active.status = Set(status.as_str().to_owned());
+        // Back to a draft, the agenda is being redone: the public sees none until it is
+        // published again (a meeting scheduled anew would otherwise show the old one).
+        if status == MeetingStatus::Draft {
+            active.published_agenda = Set(None);
+        }
     }
     if calendar_changed {
         // Calendar clients replace their copy only when SEQUENCE grows.
@@ -548,33 +554,13 @@ pub async fn agenda(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> Ap
 
 /// Items ordered for display: each top-level item followed by its sub-items.
 pub async fn items_of(conn: &impl ConnectionTrait, meeting_id: i32) -> ApiResult<Vec<agenda_item::Model>> {
-    let mut agendas = items_of_each(conn, &[meeting_id]).await?;
-    Ok(agendas.remove(&meeting_id).unwrap_or_default())
-}
-
-/// The agendas of several meetings, each ordered as [`items_of`] says, in one query.
-pub async fn items_of_each(
-    conn: &impl ConnectionTrait,
-    meeting_ids: &[i32],
-) -> ApiResult<HashMap<i32, Vec<agenda_item::Model>>> {
-    let mut by_meeting: HashMap<i32, Vec<agenda_item::Model>> =
-        meeting_ids.iter().map(|id| (*id, Vec::new())).collect();
-    if meeting_ids.is_empty() {
-        return Ok(by_meeting);
-    }
     let rows = agenda_item::Entity::find()
-        .filter(agenda_item::Column::MeetingId.is_in(meeting_ids.iter().copied()))
+        .filter(agenda_item::Column::MeetingId.eq(meeting_id))
         .order_by_asc(agenda_item::Column::Position)
         .order_by_asc(agenda_item::Column::Id)
         .all(conn)
         .await?;
-    for row in rows {
-        by_meeting.entry(row.meeting_id).or_default().push(row);
-    }
-    Ok(by_meeting
-        .into_iter()
-        .map(|(id, rows)| (id, in_agenda_order(rows)))
-        .collect())
+    Ok(in_agenda_order(rows))
 }
 
 /// Items sorted by position, each top-level item followed by its sub-items.
@@ -771,7 +757,7 @@ pub async fn add_item(
     // the meeting, and two writes checking them side by side would both pass (db::lock_row).
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
-    let before = public_view(&*txn, &meeting).await?;
+    let before = public_view(&meeting);
     if let Some(parent_id) = request.parent_id {
         let parent = agenda_item::Entity::find_by_id(parent_id).one(&*txn).await?;
         if !parent.is_some_and(|p| p.meeting_id == meeting_id && p.parent_id.is_none()) {
@@ -856,7 +842,7 @@ pub async fn update_item(
         .await?
         .ok_or(ApiError::NotFound)?;
     let meeting = managed(&*txn, caller, item.meeting_id).await?;
-    let before = public_view(&*txn, &meeting).await?;
+    let before = public_view(&meeting);
     if_match.check(item.version)?;
     if let Some(presenter_id) = request.presenter_id {
         check_presenter(&*txn, &meeting, presenter_id).await?;
@@ -911,7 +897,7 @@ pub async fn delete_item(state: &AppState, caller: &member::Model, item_id: i32)
         .ok_or(ApiError::NotFound)?;
     crate::db::lock_row::<meeting::Entity>(&*txn, item.meeting_id).await?;
     let meeting = managed(&*txn, caller, item.meeting_id).await?;
-    let before = public_view(&*txn, &meeting).await?;
+    let before = public_view(&meeting);
     if meeting.live_item_id.is_some() {
         return Err(ApiError::Conflict(
             "the meeting is live; end it before removing items".to_owned(),
@@ -929,6 +915,14 @@ pub async fn delete_item(state: &AppState, caller: &member::Model, item_id: i32)
     if removed.rows_affected == 0 {
         return Err(ApiError::NotFound);
     }
+    let meeting = match crate::public::data::published_without(&meeting, item_id) {
+        Some(published) => {
+            let mut active = meeting.into_active_model();
+            active.published_agenda = Set(Some(published));
+            active.update(&*txn).await?
+        }
+        None => meeting,
+    };
     let data = json!({ "id": item_id, "meeting_id": meeting.id, "after_finalized": finalized(&meeting) });
     let recorded = emit_seen(&*txn, before, &meeting, caller.id, "agenda_item.deleted", data).await?;
     txn.commit().await?;
@@ -946,7 +940,7 @@ pub async fn reorder(
     let txn = state.db.begin_write().await?;
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
-    let before = public_view(&*txn, &meeting).await?;
+    let before = public_view(&meeting);
     let items = items_of(&*txn, meeting_id).await?;
     let top: BTreeSet<i32> = items.iter().filter(|i| i.parent_id.is_none()).map(|i| i.id).collect();
     let given: BTreeSet<i32> = item_ids.iter().copied().collect();
@@ -1018,7 +1012,7 @@ pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id
             return Err(ApiError::RateLimited { retry_after_secs });
         }
     }
-    let before = public_view(&*txn, &meeting).await?;
+    let before = public_view(&meeting);
     let items = items_of(&*txn, meeting_id).await?;
     if items.is_empty() {
         return Err(ApiError::unprocessable(
@@ -1302,8 +1296,13 @@ pub async fn file_minutes(
     let minutes = minutes(state, caller, meeting_id).await?;
     let tag = format!("minutes-{meeting_id}");
     let file_name = format!("minutes-{meeting_id}.md");
-    // Within a document title's bound, whatever the meeting's title.
-    let title: String = format!("Minutes: {}", meeting.title).chars().take(300).collect();
+    // A document title's bound and rule, whatever the meeting's title (one stored before the
+    // rule may hold a line break).
+    let title: String = format!("Minutes: {}", meeting.title)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
     let fields = [("title", title.as_str()), ("tags", tag.as_str())];
     let upload = crate::documents::upload::from_bytes(
         &state.storage,

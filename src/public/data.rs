@@ -223,21 +223,12 @@ pub async fn public_meetings(
         );
     }
     let rows = query.all(conn).await?;
-    let legacy: Vec<i32> = rows
-        .iter()
-        .filter(|row| published_before_snapshots(row))
-        .map(|row| row.id)
-        .collect();
-    let mut legacy_agendas = crate::meetings::service::items_of_each(conn, &legacy).await?;
     let page_key = |row: &meeting::Model| MeetingKey {
         starts_at: row.starts_at,
         id: row.id,
     };
     Ok(Paginated::from_rows(rows, page, page_key, |row| {
-        let agenda = match legacy_agendas.remove(&row.id) {
-            Some(items) => Some(published_items(&items)),
-            None => stored_agenda(&row),
-        };
+        let agenda = stored_agenda(&row);
         as_public(row, agenda)
     }))
 }
@@ -248,47 +239,44 @@ pub fn shows(meeting: &meeting::Model) -> bool {
 }
 
 /// `meeting` as the public area shows it (see [`shows`]), with its agenda as last published.
-pub async fn public_meeting(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<PublicMeeting> {
-    let agenda = match published_before_snapshots(meeting) {
-        true => Some(published_items(
-            &crate::meetings::service::items_of(conn, meeting.id).await?,
-        )),
-        false => stored_agenda(meeting),
-    };
-    Ok(as_public(meeting.clone(), agenda))
+pub fn public_meeting(meeting: &meeting::Model) -> PublicMeeting {
+    as_public(meeting.clone(), stored_agenda(meeting))
 }
 
-/// An agenda item as published: what the public sees of it. Its start is not kept but computed
-/// from the meeting's start, so that a rescheduled meeting's agenda moves with it.
+/// An agenda item as published: what the public sees of it, and its id, so that deleting it
+/// takes it off the public area at once. Its start is not kept but computed from the meeting's
+/// start, so that a rescheduled meeting's agenda moves with it.
 #[derive(Serialize, Deserialize)]
 struct PublishedItem {
+    id: i32,
     title: String,
     kind: String,
     duration_minutes: i32,
 }
 
 /// The agenda's top-level items, in order, as the public will see them: what a meeting keeps
-/// when its agenda is published. Later edits reach the public area with the next publication.
+/// when its agenda is published. Other edits reach the public area with the next publication.
 pub fn agenda_to_publish(items: &[entity::agenda_item::Model]) -> String {
-    serde_json::json!(published_items(items)).to_string()
-}
-
-fn published_items(items: &[entity::agenda_item::Model]) -> Vec<PublishedItem> {
-    items
+    let published: Vec<PublishedItem> = items
         .iter()
         .filter(|item| item.parent_id.is_none())
         .map(|item| PublishedItem {
+            id: item.id,
             title: item.title.clone(),
             kind: item.kind.clone(),
             duration_minutes: item.duration_minutes,
         })
-        .collect()
+        .collect();
+    serde_json::json!(published).to_string()
 }
 
-/// A meeting whose agenda was published before agendas were kept as published (migration
-/// 000012) shows its current items, as it did then, until its agenda is published again.
-fn published_before_snapshots(meeting: &meeting::Model) -> bool {
-    meeting.agenda_published_at.is_some() && meeting.published_agenda.is_none()
+/// The published agenda without `item_id`, if it held it: a deleted item leaves the public area
+/// at once (showing less is always allowed; showing an edit waits for the next publication).
+pub fn published_without(meeting: &meeting::Model, item_id: i32) -> Option<String> {
+    let mut items = stored_agenda(meeting)?;
+    let before = items.len();
+    items.retain(|item| item.id != item_id);
+    (items.len() < before).then(|| serde_json::json!(items).to_string())
 }
 
 fn stored_agenda(meeting: &meeting::Model) -> Option<Vec<PublishedItem>> {

@@ -297,7 +297,9 @@ async fn the_secretariat_cannot_suspend_itself_and_can_reactivate_others() {
     );
 
     // Suspended before it accepted its invitation: lifting the suspension makes it invited
-    // again, and only then can a new invitation be sent.
+    // again, and only then can a new invitation be sent; the link sent before is dead (the
+    // suspension may have been for a link that reached the wrong person).
+    let old_link = app.token_from_mail("new@port.pe", "/invitation").await;
     let path = format!("/api/admin/members/{invited}");
     let suspend = json!({ "status": "suspended" });
     assert_eq!(
@@ -311,6 +313,12 @@ async fn the_secretariat_cannot_suspend_itself_and_can_reactivate_others() {
     let lift = json!({ "status": "active" });
     let (status, body) = app.call(Method::PATCH, &path, Some(&admin), Some(lift)).await;
     assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("invited")), "{body}");
+    let accept = json!({ "token": old_link, "name": "Taker", "password": PASSWORD });
+    let (status, problem) = app.post("/api/auth/invitations/accept", None, accept).await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_token"))
+    );
     assert_eq!(
         app.call(Method::POST, &resend, Some(&admin), None).await.0,
         StatusCode::ACCEPTED

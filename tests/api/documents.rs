@@ -254,6 +254,16 @@ async fn oversize_disguised_and_badly_named_uploads_are_handled_and_leave_nothin
     assert_eq!(body["errors"][0]["field"], "file", "{body}");
     // Each text field is bounded, and so are all of them together: many fields (here 1,000 of
     // 60 KiB, 60 MB in all) stop the read early instead of filling the server's memory.
+    let empty: Vec<String> = (0..20).map(|n| format!("empty{n}")).collect();
+    let fields: Vec<(&str, &str)> = empty.iter().map(|name| (name.as_str(), "")).collect();
+    let (status, body) = app
+        .upload(&path, &admin, "x.pdf", pdf("empty fields"), &fields, None)
+        .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::BAD_REQUEST, &json!("bad_request")),
+        "{body}"
+    );
     let field = "f".repeat(60 * 1024);
     let names: Vec<String> = (0..1000).map(|n| format!("extra{n}")).collect();
     let mut fields: Vec<(&str, &str)> = vec![("title", "Many fields")];

@@ -1552,6 +1552,19 @@ async fn a_title_cannot_forge_lines_of_the_calendar_file() {
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
     let (status, problem) = app
+        .post(&path, Some(&admin), json!({ "title": "Q3", "online_url": "https://meet.example/\r\nBEGIN:VEVENT", "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC" }))
+        .await;
+    assert_eq!(
+        (status, &problem["errors"][0]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("online_url")),
+        "{problem}"
+    );
+    let trimmed = create_meeting(&app, &admin, c, json!({ "title": "Q3", "location": "Lima\n", "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC" })).await;
+    assert_eq!(
+        trimmed["location"], "Lima",
+        "a trailing line break is trimmed, as in a title"
+    );
+    let (status, problem) = app
         .post(
             "/api/admin/committees",
             Some(&admin),
@@ -1774,4 +1787,86 @@ async fn the_public_sees_the_agenda_as_published_not_later_edits() {
     );
     let event = public.next_event().await;
     assert_eq!(event["kind"], "agenda.published", "{event}");
+
+    // Deleting a published item takes it off the public area at once, without publishing again.
+    let agenda = call(Method::GET, format!("/api/meetings/{id}/agenda"), None).await;
+    let confidential = agenda["items"][1]["id"].clone();
+    call(Method::DELETE, format!("/api/agenda-items/{confidential}"), None).await;
+    let titles: Vec<Value> = public_agenda()
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["title"].clone())
+        .collect();
+    assert_eq!(titles, [json!("Renamed before publishing")]);
+    let event = public.next_event().await;
+    assert_eq!(
+        (&event["kind"], event["data"]["agenda"].as_array().map(Vec::len)),
+        (&json!("agenda_item.deleted"), Some(1))
+    );
+
+    // Back to a draft, the agenda is being redone: scheduled again, the meeting shows none.
+    for status in ["draft", "scheduled"] {
+        call(
+            Method::PATCH,
+            format!("/api/meetings/{id}"),
+            Some(json!({ "status": status })),
+        )
+        .await;
+    }
+    assert_eq!(public_agenda().await, Value::Null);
+}
+
+/// Migration 000012 keeps, for a meeting published before it, what the public saw the moment
+/// before: its current top-level items (ids included, so that deleting one still works).
+#[actix_web::test]
+async fn the_published_agenda_migration_keeps_what_the_public_saw() {
+    use migration::MigratorTrait;
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(10), 0);
+    let meeting = create_meeting(
+        &app,
+        &admin,
+        c,
+        json!({ "title": "Open", "starts_at": starts, "ends_at": starts + Duration::hours(3), "timezone": "UTC", "public": true }),
+    )
+    .await;
+    let id = meeting["id"].as_i64().unwrap();
+    let call = async |method: Method, path: String, body: Option<Value>| {
+        let (status, answer) = app.call(method, &path, Some(&admin), body).await;
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    };
+    call(
+        Method::PATCH,
+        format!("/api/meetings/{id}"),
+        Some(json!({ "status": "scheduled" })),
+    )
+    .await;
+    let mut items = Vec::new();
+    for (title, minutes) in [("Welcome", 30), ("Budget", 45)] {
+        let body = json!({ "title": title, "kind": "information", "duration_minutes": minutes });
+        items.push(call(Method::POST, format!("/api/meetings/{id}/agenda"), Some(body)).await["id"].clone());
+    }
+    let sub = json!({ "title": "Sub-item", "kind": "information", "duration_minutes": 5, "parent_id": items[0] });
+    call(Method::POST, format!("/api/meetings/{id}/agenda"), Some(sub)).await;
+    call(Method::POST, format!("/api/meetings/{id}/agenda/publish"), None).await;
+
+    // As the database was before the migration: the column gone, then the migration run again.
+    migration::Migrator::down(app.db.conn(), Some(1)).await.unwrap();
+    migration::Migrator::up(app.db.conn(), None).await.unwrap();
+
+    let public_agenda = async || app.get("/api/public/meetings", &admin).await.1["items"][0]["agenda"].clone();
+    assert_eq!(
+        public_agenda().await,
+        json!([
+            { "title": "Welcome", "kind": "information", "duration_minutes": 30, "starts_at": starts },
+            { "title": "Budget", "kind": "information", "duration_minutes": 45, "starts_at": starts + Duration::minutes(30) },
+        ])
+    );
+    call(Method::DELETE, format!("/api/agenda-items/{}", items[1]), None).await;
+    assert_eq!(public_agenda().await.as_array().map(Vec::len), Some(1));
 }
