@@ -1674,6 +1674,25 @@ async fn minutes_filed_at_once_make_one_linked_document_whatever_the_title() {
     );
 }
 
+/// A public meeting of `committee_id` starting at `starts` for three hours, scheduled, so that
+/// the public area shows it; its id.
+async fn scheduled_public_meeting(app: &TestApp, token: &str, committee_id: i64, starts: chrono::DateTime<Utc>) -> i64 {
+    let body = json!({ "title": "Open", "starts_at": starts, "ends_at": starts + Duration::hours(3), "timezone": "UTC", "public": true });
+    let id = create_meeting(app, token, committee_id, body).await["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/meetings/{id}");
+    succeed(app, token, Method::PATCH, path, Some(json!({ "status": "scheduled" }))).await;
+    id
+}
+
+/// Sends a request that must succeed; its answer.
+async fn succeed(app: &TestApp, token: &str, method: Method, path: String, body: Option<Value>) -> Value {
+    let (status, answer) = app.call(method, &path, Some(token), body).await;
+    assert!(status.is_success(), "{path}: {status} {answer}");
+    answer
+}
+
 /// The public area shows an agenda as its chair published it: items added or renamed afterwards
 /// stay inside (on the public list, on the page, and on `public`) until the agenda is published
 /// again; a rescheduled meeting's published agenda moves with it.
@@ -1691,25 +1710,9 @@ async fn the_public_sees_the_agenda_as_published_not_later_edits() {
     )
     .await;
     let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(10), 0);
-    let meeting = create_meeting(
-        &app,
-        &admin,
-        c,
-        json!({ "title": "Open", "starts_at": starts, "ends_at": starts + Duration::hours(3), "timezone": "UTC", "public": true }),
-    )
-    .await;
-    let id = meeting["id"].as_i64().unwrap();
-    let call = async |method: Method, path: String, body: Option<Value>| {
-        let (status, answer) = app.call(method, &path, Some(&admin), body).await;
-        assert!(status.is_success(), "{path}: {status} {answer}");
-        answer
-    };
-    call(
-        Method::PATCH,
-        format!("/api/meetings/{id}"),
-        Some(json!({ "status": "scheduled" })),
-    )
-    .await;
+    let id = scheduled_public_meeting(&app, &admin, c, starts).await;
+    let call =
+        async |method: Method, path: String, body: Option<Value>| succeed(&app, &admin, method, path, body).await;
     let item = call(
         Method::POST,
         format!("/api/meetings/{id}/agenda"),
@@ -1827,25 +1830,9 @@ async fn the_published_agenda_migration_keeps_what_the_public_saw() {
     let admin = app.secretariat("admin@sela.org").await;
     let c = committee(&app, &admin, "C").await;
     let starts = chrono::SubsecRound::trunc_subsecs(Utc::now() + Duration::days(10), 0);
-    let meeting = create_meeting(
-        &app,
-        &admin,
-        c,
-        json!({ "title": "Open", "starts_at": starts, "ends_at": starts + Duration::hours(3), "timezone": "UTC", "public": true }),
-    )
-    .await;
-    let id = meeting["id"].as_i64().unwrap();
-    let call = async |method: Method, path: String, body: Option<Value>| {
-        let (status, answer) = app.call(method, &path, Some(&admin), body).await;
-        assert!(status.is_success(), "{path}: {status} {answer}");
-        answer
-    };
-    call(
-        Method::PATCH,
-        format!("/api/meetings/{id}"),
-        Some(json!({ "status": "scheduled" })),
-    )
-    .await;
+    let id = scheduled_public_meeting(&app, &admin, c, starts).await;
+    let call =
+        async |method: Method, path: String, body: Option<Value>| succeed(&app, &admin, method, path, body).await;
     let mut items = Vec::new();
     for (title, minutes) in [("Welcome", 30), ("Budget", 45)] {
         let body = json!({ "title": title, "kind": "information", "duration_minutes": minutes });
