@@ -75,6 +75,12 @@ pub fn has_control(text: &str) -> bool {
     text.chars().any(char::is_control)
 }
 
+/// `text` with every control character made a space: a stored text (from before the rule of
+/// [`required_line`]) put where a single line must go.
+pub fn as_one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 /// The most characters of a free-text field: a description, a meeting outcome.
 pub const LONG_TEXT_MAX: usize = 20_000;
 

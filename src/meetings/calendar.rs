@@ -14,13 +14,19 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::dto::MeetingStatus;
 use crate::auth::tokens::{OpaqueKind, hash_opaque_of_kind, new_opaque};
+use crate::domain::as_one_line;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The calendar of `meetings`, as served with `text/calendar`.
+///
+/// The iCalendar crate writes the calendar's name as it is and escapes a line feed but not a
+/// carriage return in text: a control character there would end the property and let the text
+/// add lines of its own, a forged event among them. Input validation refuses them in titles and
+/// places; `as_one_line` guards what was stored before.
 pub fn render(name: &str, meetings: &[meeting::Model], public_url: &url::Url) -> String {
     let mut calendar = Calendar::new();
-    calendar.name(&one_line(name));
+    calendar.name(&as_one_line(name));
     calendar.append_property(Property::new("PRODID", "-//SELA//dcports//EN"));
     if let [only] = meetings {
         calendar.append_property(Property::new("X-WR-TIMEZONE", &only.timezone));
@@ -29,14 +35,6 @@ pub fn render(name: &str, meetings: &[meeting::Model], public_url: &url::Url) ->
         calendar.push(event(meeting, public_url));
     }
     calendar.done().to_string()
-}
-
-/// Text for a property that the iCalendar crate writes as it is (the calendar's name) or escapes
-/// only partly (it escapes a line feed, not a carriage return): a control character there would
-/// end the property and let the text add lines of its own, a forged event among them. Input
-/// validation refuses them in titles and places; this guards what was stored before.
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// A description keeps its line breaks, as line feeds, which the crate escapes; other control
@@ -59,7 +57,7 @@ fn event(meeting: &meeting::Model, public_url: &url::Url) -> Event {
         .uid(&format!("{}@dcports", meeting.uid))
         .sequence(meeting.sequence.max(0) as u32)
         .timestamp(meeting.updated_at)
-        .summary(&one_line(&meeting.title))
+        .summary(&as_one_line(&meeting.title))
         .starts(meeting.starts_at)
         .ends(meeting.ends_at)
         .url(&format!("{public_url}meetings/{}", meeting.id))
@@ -73,7 +71,7 @@ fn event(meeting: &meeting::Model, public_url: &url::Url) -> Event {
         .collect::<Vec<_>>()
         .join(" · ");
     if !place.is_empty() {
-        event.location(&one_line(&place));
+        event.location(&as_one_line(&place));
     }
     let status = match MeetingStatus::from_db(&meeting.status) {
         Ok(MeetingStatus::Cancelled) => EventStatus::Cancelled,

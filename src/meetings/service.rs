@@ -19,7 +19,7 @@ use serde_json::json;
 use super::dto::*;
 use crate::committees::dto::CommitteeRole;
 use crate::committees::service as committees;
-use crate::domain::{Locale, MemberStatus, ONE_LINE, Role, Validator, has_control, required_line};
+use crate::domain::{Locale, MemberStatus, ONE_LINE, Role, Validator, as_one_line, has_control, required_line};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, Channel, Recorded};
 use crate::mail::{self, templates};
@@ -724,9 +724,10 @@ async fn item_of(conn: &impl ConnectionTrait, meeting: &meeting::Model, item_id:
         .ok_or(ApiError::NotFound)
 }
 
+/// Records an agenda item's change into the meeting's channels; the public sees none of it
+/// until the agenda is published again (`published_agenda`).
 async fn emit_item(
     conn: &impl ConnectionTrait,
-    before: Option<PublicMeeting>,
     meeting: &meeting::Model,
     actor_id: i32,
     kind: &str,
@@ -735,7 +736,7 @@ async fn emit_item(
     let item = item_of(conn, meeting, item_id).await?;
     let mut data = json!(item);
     data["after_finalized"] = json!(finalized(meeting));
-    let recorded = emit_seen(conn, before, meeting, actor_id, kind, data).await?;
+    let recorded = emit(conn, meeting, actor_id, kind, data).await?;
     Ok((item, recorded))
 }
 
@@ -757,7 +758,6 @@ pub async fn add_item(
     // the meeting, and two writes checking them side by side would both pass (db::lock_row).
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
-    let before = public_view(&meeting);
     if let Some(parent_id) = request.parent_id {
         let parent = agenda_item::Entity::find_by_id(parent_id).one(&*txn).await?;
         if !parent.is_some_and(|p| p.meeting_id == meeting_id && p.parent_id.is_none()) {
@@ -803,7 +803,7 @@ pub async fn add_item(
     )
     .await?;
     check_allocation(&*txn, &meeting).await?;
-    let (response, recorded) = emit_item(&*txn, before, &meeting, caller.id, "agenda_item.created", item.id).await?;
+    let (response, recorded) = emit_item(&*txn, &meeting, caller.id, "agenda_item.created", item.id).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
@@ -842,7 +842,6 @@ pub async fn update_item(
         .await?
         .ok_or(ApiError::NotFound)?;
     let meeting = managed(&*txn, caller, item.meeting_id).await?;
-    let before = public_view(&meeting);
     if_match.check(item.version)?;
     if let Some(presenter_id) = request.presenter_id {
         check_presenter(&*txn, &meeting, presenter_id).await?;
@@ -882,7 +881,7 @@ pub async fn update_item(
         set_documents(&*txn, caller, item_id, ids).await?;
     }
     check_allocation(&*txn, &meeting).await?;
-    let (response, recorded) = emit_item(&*txn, before, &meeting, caller.id, "agenda_item.updated", item_id).await?;
+    let (response, recorded) = emit_item(&*txn, &meeting, caller.id, "agenda_item.updated", item_id).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
@@ -940,7 +939,6 @@ pub async fn reorder(
     let txn = state.db.begin_write().await?;
     crate::db::lock_row::<meeting::Entity>(&*txn, meeting_id).await?;
     let meeting = managed(&*txn, caller, meeting_id).await?;
-    let before = public_view(&meeting);
     let items = items_of(&*txn, meeting_id).await?;
     let top: BTreeSet<i32> = items.iter().filter(|i| i.parent_id.is_none()).map(|i| i.id).collect();
     let given: BTreeSet<i32> = item_ids.iter().copied().collect();
@@ -963,7 +961,8 @@ pub async fn reorder(
     }
     let response = agenda(&*txn, &meeting).await?;
     let data = json!({ "meeting_id": meeting_id, "item_ids": item_ids, "after_finalized": finalized(&meeting) });
-    let recorded = emit_seen(&*txn, before, &meeting, caller.id, "agenda.reordered", data).await?;
+    // The public sees the new order with the next publication.
+    let recorded = emit(&*txn, &meeting, caller.id, "agenda.reordered", data).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
@@ -1298,9 +1297,8 @@ pub async fn file_minutes(
     let file_name = format!("minutes-{meeting_id}.md");
     // A document title's bound and rule, whatever the meeting's title (one stored before the
     // rule may hold a line break).
-    let title: String = format!("Minutes: {}", meeting.title)
+    let title: String = as_one_line(&format!("Minutes: {}", meeting.title))
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
         .take(300)
         .collect();
     let fields = [("title", title.as_str()), ("tags", tag.as_str())];
