@@ -461,6 +461,10 @@ pub async fn add_version(
         .map(|n| n.trim().to_owned())
         .unwrap_or_default();
     with_upload(state, upload, async |txn, upload| {
+        // Read under the row's lock: an upload without If-Match that waited behind another
+        // adds the next version after it rather than failing; one with If-Match sees the
+        // version it must match.
+        crate::db::lock_row::<document::Entity>(&**txn, document_id).await?;
         let (document, _) = access(&**txn, caller, document_id).await?;
         if_match.check(document.version)?;
         // Conditional on the version read: of two concurrent uploads only one moves it.
