@@ -1,4 +1,4 @@
-//! The database handle: one pool, and one gate that serializes writers on SQLite.
+//! The database handle: a pool, and one gate that serializes writers on SQLite.
 //!
 //! SQLite lets one writer in at a time; a transaction that reads and then writes fails with
 //! `SQLITE_BUSY_SNAPSHOT` if another writer committed in between, and no busy timeout helps.
@@ -32,6 +32,24 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 pub struct Db {
     conn: DatabaseConnection,
     write_gate: Option<Arc<Mutex<()>>>,
+    pool_size: u32,
+}
+
+/// The server's connections. On PostgreSQL, `database.max_connections` is split in two pools:
+/// half for the group-commit write lanes (one connection each), the rest for everything else.
+///
+/// The lanes have a pool of their own because a socket is driven by the runtime that opened
+/// it: each HTTP worker is a runtime of its own, and one busy with requests only looks at its
+/// sockets between them. A lane waiting on a connection opened by a worker waited for that
+/// worker too, about a millisecond per round trip, which set the pace of every write in the
+/// committee (BENCHMARKS.md, "Eleventh session"). The lanes' pool is opened on the lanes'
+/// runtime, by the lanes, so their round trips are answered as soon as they arrive.
+///
+/// On SQLite both are the same pool: its connections run on threads of their own, and every
+/// writer must pass the same gate.
+pub struct Pools {
+    pub requests: Db,
+    pub writes: Db,
 }
 
 /// A write transaction, holding the SQLite writer gate until it commits or drops.
@@ -55,7 +73,28 @@ impl WriteTxn {
 }
 
 impl Db {
+    /// One pool of `database.max_connections`, for tools and tests.
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        Self::connect_pool(settings, settings.max_connections).await
+    }
+
+    /// The server's pools (see [`Pools`]). Call it on the runtime the write lanes will run on.
+    pub async fn connect_server(settings: &DatabaseSettings) -> anyhow::Result<Pools> {
+        if !is_postgres(settings.url.expose_secret()) {
+            let db = Self::connect(settings).await?;
+            return Ok(Pools {
+                requests: db.clone(),
+                writes: db,
+            });
+        }
+        let lanes = (settings.max_connections / 2).max(1);
+        Ok(Pools {
+            requests: Self::connect_pool(settings, settings.max_connections.saturating_sub(lanes).max(1)).await?,
+            writes: Self::connect_pool(settings, lanes).await?,
+        })
+    }
+
+    async fn connect_pool(settings: &DatabaseSettings, pool_size: u32) -> anyhow::Result<Self> {
         let url = settings.url.expose_secret();
         if let Some(path) = sqlite_file(url) {
             if let Some(parent) = std::path::Path::new(path)
@@ -68,7 +107,7 @@ impl Db {
         }
         let mut options = ConnectOptions::new(url.to_owned());
         options
-            .max_connections(settings.max_connections)
+            .max_connections(pool_size)
             .acquire_timeout(Duration::from_secs(10))
             // sqlx pings every connection it hands out by default: one more round trip for
             // every query. Only a connection idle long enough to have been dropped by the
@@ -85,7 +124,16 @@ impl Db {
             .await
             .context("Failed to connect to the database (setting database.url)")?;
         let write_gate = (conn.get_database_backend() == DatabaseBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self { conn, write_gate })
+        Ok(Self {
+            conn,
+            write_gate,
+            pool_size,
+        })
+    }
+
+    /// The most connections this pool opens.
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -126,6 +174,10 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
     }
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The file path of a `sqlite://` URL, when it names a file.

@@ -308,13 +308,14 @@ impl Counters {
 }
 
 impl GroupCommit {
-    /// Starts the lanes on the current runtime: one on SQLite, half the pool on PostgreSQL
-    /// (the other half stays for reads and the writes that do not come through here).
-    pub fn start(db: Db, max_connections: u32, publish: Publish, registry: &Registry) -> prometheus::Result<Self> {
+    /// Starts the lanes on the current runtime: one on SQLite (one writer anyway), one per
+    /// connection of `db`'s pool on PostgreSQL, where that pool is the lanes' own
+    /// ([`crate::db::Pools`]).
+    pub fn start(db: Db, publish: Publish, registry: &Registry) -> prometheus::Result<Self> {
         let counters = Counters::register(registry)?;
         let lanes = match db.backend() {
             DatabaseBackend::Sqlite => 1,
-            _ => (max_connections / 2).max(1) as usize,
+            _ => db.pool_size().max(1) as usize,
         };
         let lanes = (0..lanes)
             .map(|_| {

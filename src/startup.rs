@@ -17,7 +17,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::auth::password::Passwords;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::AccessTokens;
-use crate::db::Db;
+use crate::db::{Db, Pools};
 use crate::error::ApiError;
 use crate::group_commit::GroupCommit;
 use crate::mail::Mailer;
@@ -42,7 +42,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, starts the actors and binds (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect(&settings.database).await?;
+        let Pools { requests: db, writes } = Db::connect_server(&settings.database).await?;
         migration::Migrator::up(db.conn(), None)
             .await
             .context("Failed to run the migrations")?;
@@ -76,12 +76,7 @@ impl Application {
         };
         let storage = LocalStorage::new(&settings.documents.storage_dir)?;
         Scheduler::new(db.clone(), settings.events.clone(), storage.clone()).start();
-        let writes = GroupCommit::start(
-            db.clone(),
-            settings.database.max_connections,
-            realtime::publisher(bus.clone(), broker.clone()),
-            &registry,
-        )?;
+        let writes = GroupCommit::start(writes, realtime::publisher(bus.clone(), broker.clone()), &registry)?;
         let state = web::Data::new(AppState {
             writes,
             tokens: AccessTokens::new(&settings.auth)?,

@@ -100,7 +100,6 @@ fn lanes(app: &TestApp) -> (GroupCommit, Arc<Mutex<Vec<EventFrame>>>) {
     let sink = published.clone();
     let lanes = GroupCommit::start(
         app.db.clone(),
-        app.settings.database.max_connections,
         Arc::new(move |recorded| sink.lock().unwrap().extend(recorded.0)),
         &prometheus::Registry::new(),
     )
@@ -288,7 +287,6 @@ async fn a_panic_while_publishing_does_not_stop_the_lane() {
     let counter = publishes.clone();
     let lanes = GroupCommit::start(
         app.db.clone(),
-        app.settings.database.max_connections,
         Arc::new(move |_| {
             if counter.fetch_add(1, Ordering::SeqCst) == 0 {
                 panic!("the first publish fails");

@@ -432,7 +432,7 @@ async fn a_refused_subscribe_neither_sees_who_is_online_nor_is_seen() {
 
     // Every pooled connection held: the access check waits for one past a presence flush.
     let mut held = Vec::new();
-    for _ in 0..app.settings.database.max_connections {
+    for _ in 0..app.state.db.pool_size() {
         held.push(app.state.db.conn().begin().await.unwrap());
     }
     intruder.send(json!({ "type": "subscribe", "channel": channel })).await;
