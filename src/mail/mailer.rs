@@ -14,7 +14,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, UpdateMany};
 use secrecy::ExposeSecret;
 
 use crate::db::Db;
@@ -196,14 +196,14 @@ async fn record_outcome(
     let update = match outcome {
         Ok(()) => {
             tracing::info!(mail_id = message.id, attempts, "mail sent");
-            update.col_expr(mail_queue::Column::SentAt, Expr::value(Utc::now()))
+            forget_body(update).col_expr(mail_queue::Column::SentAt, Expr::value(Utc::now()))
         }
         Err(error) => {
             let error_text = format!("{error:#}");
             let update = update.col_expr(mail_queue::Column::LastError, Expr::value(error_text.clone()));
             if attempts >= settings.max_attempts {
                 tracing::error!(mail_id = message.id, attempts, error = %error_text, "mail given up");
-                update.col_expr(mail_queue::Column::FailedAt, Expr::value(Utc::now()))
+                forget_body(update).col_expr(mail_queue::Column::FailedAt, Expr::value(Utc::now()))
             } else {
                 let delay = backoff_ms(settings.retry_base_ms, attempts);
                 tracing::warn!(mail_id = message.id, attempts, retry_in_ms = delay, error = %error_text, "mail send failed");
@@ -214,6 +214,15 @@ async fn record_outcome(
     };
     db.write(|txn| Box::pin(update.exec(txn))).await?;
     Ok(())
+}
+
+/// Blanks a message's body once it is sent or given up: bodies hold invitation and reset links,
+/// which the database otherwise keeps only as hashes, so a copy of the database (a backup, a
+/// read-only account) must not find them in clear. The row stays, with its subject and outcome.
+fn forget_body(update: UpdateMany<mail_queue::Entity>) -> UpdateMany<mail_queue::Entity> {
+    update
+        .col_expr(mail_queue::Column::BodyText, Expr::value(""))
+        .col_expr(mail_queue::Column::BodyHtml, Expr::value(Option::<String>::None))
 }
 
 /// Exponential backoff: base, 2×base, 4×base, … capped at an hour.

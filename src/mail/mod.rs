@@ -11,13 +11,17 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
 pub use mailer::{Mailer, Wake};
 pub use templates::RenderedMail;
 
+/// The longest subject `mail_queue` keeps (characters). Subjects quote titles of up to 300
+/// characters after a prefix, so they are cut here rather than refused by PostgreSQL.
+const SUBJECT_MAX: usize = 300;
+
 /// Queues `mail` for `to`; call inside the transaction of the change, then wake the mailer
 /// after commit.
 pub async fn enqueue(conn: &impl ConnectionTrait, to: &str, mail: RenderedMail) -> Result<(), DbErr> {
     let now = Utc::now();
     mail_queue::ActiveModel {
         to_address: Set(to.to_owned()),
-        subject: Set(mail.subject),
+        subject: Set(bounded_subject(mail.subject)),
         body_text: Set(mail.text),
         body_html: Set(Some(mail.html)),
         attempts: Set(0),
@@ -28,4 +32,29 @@ pub async fn enqueue(conn: &impl ConnectionTrait, to: &str, mail: RenderedMail) 
     .insert(conn)
     .await?;
     Ok(())
+}
+
+/// `subject`, cut to [`SUBJECT_MAX`] characters with an ellipsis when longer.
+fn bounded_subject(subject: String) -> String {
+    if subject.chars().count() <= SUBJECT_MAX {
+        return subject;
+    }
+    let mut cut: String = subject.chars().take(SUBJECT_MAX - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_is_cut_to_what_the_queue_keeps_counting_characters_not_bytes() {
+        let long = format!("Reminder: {}", "é".repeat(300));
+        let cut = bounded_subject(long.clone());
+        assert_eq!(cut.chars().count(), SUBJECT_MAX);
+        assert!(cut.ends_with('…') && long.starts_with(cut.trim_end_matches('…')));
+        let exact = "x".repeat(SUBJECT_MAX);
+        assert_eq!(bounded_subject(exact.clone()), exact);
+    }
 }

@@ -1360,21 +1360,35 @@ pub async fn send_due_reminders(state: &AppState, hours: i64) -> ApiResult<usize
         .await?;
     let mut sent = 0;
     for meeting in due {
-        let txn = state.db.begin_write().await?;
-        let claimed = meeting::Entity::update_many()
-            .col_expr(meeting::Column::ReminderSentAt, sea_orm::sea_query::Expr::value(now))
-            .filter(meeting::Column::Id.eq(meeting.id))
-            .filter(meeting::Column::ReminderSentAt.is_null())
-            .exec(&*txn)
-            .await?;
-        if claimed.rows_affected == 1 {
-            sent += notify_invitees(state, &*txn, &meeting, templates::MeetingNotice::Reminder).await?;
+        // One meeting that cannot be reminded must not keep the others' reminders from going out.
+        match remind(state, &meeting, now).await {
+            Ok(count) => sent += count,
+            Err(error) => {
+                tracing::error!(meeting_id = meeting.id, error = ?error, "meeting reminder failed; the next check tries again")
+            }
         }
-        txn.commit().await?;
     }
     if sent > 0 {
         state.mailer.do_send(mail::Wake);
     }
+    Ok(sent)
+}
+
+/// Claims `meeting`'s reminder and queues it to the invitees, in one transaction.
+async fn remind(state: &AppState, meeting: &meeting::Model, now: DateTime<Utc>) -> ApiResult<usize> {
+    let txn = state.db.begin_write().await?;
+    let claimed = meeting::Entity::update_many()
+        .col_expr(meeting::Column::ReminderSentAt, sea_orm::sea_query::Expr::value(now))
+        .filter(meeting::Column::Id.eq(meeting.id))
+        .filter(meeting::Column::ReminderSentAt.is_null())
+        .exec(&*txn)
+        .await?;
+    let sent = if claimed.rows_affected == 1 {
+        notify_invitees(state, &*txn, meeting, templates::MeetingNotice::Reminder).await?
+    } else {
+        0
+    };
+    txn.commit().await?;
     Ok(sent)
 }
 

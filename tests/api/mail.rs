@@ -69,6 +69,41 @@ async fn an_invitation_is_delivered_over_smtp_after_the_server_first_refuses() {
         "{:?}",
         row.last_error
     );
+    // The link was in the body: once sent, the database keeps no copy of it.
+    assert_eq!((row.body_text.as_str(), row.body_html), ("", None));
+}
+
+#[actix_web::test]
+async fn a_message_given_up_keeps_its_outcome_but_not_its_link() {
+    let dead_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let app = spawn_app_with(|settings| {
+        settings.mail.transport = MailTransportKind::Smtp;
+        settings.mail.smtp.host = "127.0.0.1".to_owned();
+        settings.mail.smtp.port = dead_port;
+        settings.mail.smtp.security = SmtpSecurity::None;
+        settings.mail.max_attempts = 1;
+    })
+    .await;
+    let admin = app.secretariat("admin@sela.org").await;
+    app.invite(&admin, "unreachable@port.cl").await;
+    let mut given_up = None;
+    for _ in 0..200 {
+        let rows = mail_queue::Entity::find().all(app.db.conn()).await.unwrap();
+        given_up = rows
+            .into_iter()
+            .find(|row| row.to_address == "unreachable@port.cl" && row.failed_at.is_some());
+        if given_up.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let row = given_up.expect("the message is given up after its one attempt");
+    assert_eq!(row.sent_at, None);
+    assert!(row.last_error.is_some() && !row.subject.is_empty());
+    assert_eq!((row.body_text.as_str(), row.body_html), ("", None));
 }
 
 #[actix_web::test]

@@ -528,6 +528,43 @@ async fn the_calendar_file_parses_keeps_its_uid_counts_changes_and_marks_cancell
     );
 }
 
+/// A meeting whose reminder cannot be written must not hold back the others' (a 300-character
+/// title made the reminder's subject too long on PostgreSQL and stopped the whole check).
+#[actix_web::test]
+async fn a_meeting_with_the_longest_title_is_reminded_and_so_are_the_others() {
+    let app = spawn_app_with(|settings| settings.meetings.reminder_check_secs = 3600).await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    member_of(&app, &admin, c, "m@port.pe", "member").await;
+    let long_title = "Q".repeat(300);
+    for (title, hours) in [(long_title.as_str(), 2), ("Later", 3)] {
+        let starts = Utc::now() + Duration::hours(hours);
+        let meeting = create_meeting(&app, &admin, c, json!({ "title": title, "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "America/Lima" })).await;
+        let (status, body) = app
+            .call(
+                Method::PATCH,
+                &format!("/api/meetings/{}", meeting["id"]),
+                Some(&admin),
+                Some(json!({ "status": "scheduled" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    assert_eq!(
+        dcports::meetings::service::send_due_reminders(&app.state, 24)
+            .await
+            .unwrap(),
+        2
+    );
+    app.wait_for_mail("m@port.pe", |mail| mail.subject.starts_with("Reminder: Later"))
+        .await;
+    let long = app
+        .wait_for_mail("m@port.pe", |mail| mail.subject.starts_with("Reminder: QQQ"))
+        .await;
+    assert_eq!(long.subject.chars().count(), 300, "{}", long.subject);
+}
+
 #[actix_web::test]
 async fn a_reminder_is_sent_once_even_by_a_second_process_on_the_same_database() {
     let app = spawn_app_with(|settings| settings.meetings.reminder_check_secs = 3600).await;

@@ -589,3 +589,32 @@ async fn a_replay_of_ones_own_channel_redacts_the_tasks_of_a_committee_one_has_l
         .expect("the removal is there");
     assert_eq!(removed["data"]["committee_id"], c);
 }
+
+/// A title may be 300 characters; the mail that quotes it must not be refused for it (the
+/// queue's subject holds 300 characters: on PostgreSQL the create failed with 400).
+#[actix_web::test]
+async fn a_task_with_the_longest_title_is_assigned_and_its_mail_goes_out() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, author) = member_of(&app, &admin, c, "author@port.pe", "member").await;
+    let (assignee_id, _) = member_of(&app, &admin, c, "assignee@port.pe", "member").await;
+    let title = "Ñ".repeat(300);
+
+    let (status, task) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&author),
+            json!({ "title": title, "assignee_id": assignee_id }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    assert_eq!(task["title"], json!(title));
+    let mail = app
+        .wait_for_mail("assignee@port.pe", |mail| {
+            mail.subject.starts_with("New task for you: ÑÑÑ")
+        })
+        .await;
+    assert!(mail.subject.ends_with('…'), "{}", mail.subject);
+    assert!(mail.text.contains(&title), "the body quotes the whole title");
+}
