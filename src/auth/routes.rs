@@ -122,15 +122,16 @@ async fn get_me(state: web::Data<AppState>, me: CurrentMember) -> ApiResult<Http
 /// Changes the caller's name, language or password (which needs the current one).
 #[utoipa::path(
     context_path = "/api", tag = "me", security(("bearer" = [])), request_body = UpdateMeRequest,
-    responses((status = 200, body = MemberResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 412, body = Problem))
+    responses((status = 200, body = MemberResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 412, body = Problem), (status = 429, description = "rate_limited: too many wrong current passwords, counted with the account's failed logins", body = Problem))
 )]
 #[patch("/me")]
 async fn update_me(
     state: web::Data<AppState>,
     me: CurrentMember,
+    ip: ClientIp,
     if_match: Deferred<IfMatch>,
     body: Deferred<Json<UpdateMeRequest>>,
 ) -> ApiResult<HttpResponse> {
-    let member = service::update_me(&state, me.0, if_match?, body?.into_inner()).await?;
+    let member = service::update_me(&state, me.0, ip.to_text(), if_match?, body?.into_inner()).await?;
     Ok(HttpResponse::Ok().json(crate::committees::service::with_committees(&state, member).await?))
 }

@@ -22,6 +22,14 @@ use crate::state::AppState;
 use actix_web::web;
 
 /// Logs a member in. Every failure, whatever its cause, is the same 401 after the same work.
+/// The throttle's counters of password guesses: per account, and per client address.
+fn password_attempt_keys(state: &AppState, email: &str, ip: Option<&str>) -> [(String, u32); 2] {
+    [
+        (account_key(email), state.settings.auth.max_failures_per_account),
+        (ip_key(ip.unwrap_or("unknown")), state.settings.auth.max_failures_per_ip),
+    ]
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn login(
     state: &AppState,
@@ -33,13 +41,7 @@ pub async fn login(
     let email = Email::parse("email", email)
         .map(|email| email.as_str().to_owned())
         .unwrap_or_default();
-    let keys = [
-        (account_key(&email), state.settings.auth.max_failures_per_account),
-        (
-            ip_key(ip.as_deref().unwrap_or("unknown")),
-            state.settings.auth.max_failures_per_ip,
-        ),
-    ];
+    let keys = password_attempt_keys(state, &email, ip.as_deref());
     // Counted before the password is checked, so that attempts sent together cannot all pass
     // while their hashes are still being computed; forgiven below if the login succeeds.
     if let Some(retry_after_secs) = state.throttle.take_attempts(&keys).await {
@@ -327,10 +329,32 @@ pub async fn reset_password(
 
 /// Updates the caller's own profile; a new password needs the current one and ends every
 /// session of the account, this one included: whoever changes it logs in again with it.
+/// Checks the password a member gives to change it. A stolen access token must not become a
+/// way to guess the password without limit (and keep the account once the token expires), so
+/// wrong guesses count with the account's and the address's failed logins, as in [`login`].
+async fn verify_current_password(
+    state: &AppState,
+    member: &member::Model,
+    current: &SecretString,
+    ip: Option<String>,
+) -> ApiResult<()> {
+    let keys = password_attempt_keys(state, &member.email, ip.as_deref());
+    if let Some(retry_after_secs) = state.throttle.take_attempts(&keys).await {
+        return Err(ApiError::RateLimited { retry_after_secs });
+    }
+    if !state.passwords.verify(current, member.password_hash.clone()).await? {
+        return Err(ApiError::validation("password.current", "is not your current password"));
+    }
+    state.throttle.clear(&keys[0].0).await;
+    state.throttle.forgive(&keys[1].0).await;
+    Ok(())
+}
+
 #[tracing::instrument(skip_all, fields(member_id = member.id))]
 pub async fn update_me(
     state: &AppState,
     member: member::Model,
+    ip: Option<String>,
     if_match: IfMatch,
     request: UpdateMeRequest,
 ) -> ApiResult<member::Model> {
@@ -351,13 +375,7 @@ pub async fn update_me(
 
     let new_hash = match (&request.password, new_password) {
         (Some(change), Some(new_password)) => {
-            if !state
-                .passwords
-                .verify(&change.current, member.password_hash.clone())
-                .await?
-            {
-                return Err(ApiError::validation("password.current", "is not your current password"));
-            }
+            verify_current_password(state, &member, &change.current, ip).await?;
             Some(state.passwords.hash(new_password.secret()).await?)
         }
         _ => None,

@@ -539,6 +539,40 @@ async fn changing_ones_password_needs_the_current_one_and_ends_every_session_and
     assert_eq!(app.login("m@port.pe", "a new long passphrase").await.0, StatusCode::OK);
 }
 
+/// A stolen access token must not let its holder guess the password without limit: wrong
+/// current passwords count as failed logins of the account.
+#[actix_web::test]
+async fn guessing_the_current_password_is_throttled_like_logins() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let pair = app.member(&admin, "m@port.pe").await;
+    let access = pair["access_token"].as_str().unwrap();
+    let change = |current: &str| {
+        app.call(
+            Method::PATCH,
+            "/api/me",
+            Some(access),
+            Some(json!({ "password": { "current": current, "new": "a new long passphrase" } })),
+        )
+    };
+    for guess in 0..app.settings.auth.max_failures_per_account {
+        let (status, body) = change(&format!("guess number {guess}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let (status, body) = change("one guess too many").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    // Even the right password now waits, and so does logging in to the account.
+    assert_eq!(change(PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(app.login("m@port.pe", PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.login("m@port.pe", "a new long passphrase").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 #[actix_web::test]
 async fn tokens_of_one_kind_cannot_stand_in_for_another() {
     let app = spawn_app().await;
