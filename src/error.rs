@@ -63,6 +63,9 @@ pub enum ApiError {
     /// 412: `If-Match` names an old version.
     #[error("the resource has changed since you read it")]
     PreconditionFailed,
+    /// 416: a download's `Range` lies outside the file.
+    #[error("the requested range is outside the file")]
+    RangeNotSatisfiable,
     /// 413
     #[error("the request body is too large")]
     PayloadTooLarge,
@@ -121,6 +124,11 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
             "Precondition failed",
         ),
         PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+        RangeNotSatisfiable => (
+            "range_not_satisfiable",
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "Range not satisfiable",
+        ),
         UnsupportedFileType => (
             "unsupported_file_type",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

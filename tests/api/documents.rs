@@ -144,6 +144,38 @@ async fn versions_are_uploaded_and_each_downloads_byte_for_byte_with_etag_304_an
     assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(partial.bytes().await.unwrap(), &second[5..15]);
 
+    // A range past the end, and a stale If-Match, keep their statuses (416, 412) as problems.
+    for (header, value, status, code) in [
+        (
+            "range",
+            "bytes=99999999-".to_owned(),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+        ),
+        (
+            "if-match",
+            format!("\"{}\"", sha(&first)),
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+        ),
+    ] {
+        let refused = app
+            .client
+            .get(app.url(&format!("/api/documents/{id}/content?version=2")))
+            .bearer_auth(&member)
+            .header(header, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), status);
+        assert_eq!(refused.headers()["content-type"], "application/problem+json");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(
+            (body["code"].as_str(), body["status"].as_u64()),
+            (Some(code), Some(status.as_u16().into()))
+        );
+    }
+
     let (status, _) = app
         .get(&format!("/api/documents/{id}/content?version=3"), &member)
         .await;
