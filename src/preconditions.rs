@@ -7,15 +7,16 @@ use actix_web::{FromRequest, HttpRequest};
 
 use crate::error::ApiError;
 
-/// The version named by `If-Match`, if the client sent one.
-#[derive(Clone, Copy, Debug)]
-pub struct IfMatch(pub Option<i32>);
+/// The versions `If-Match` names, if the client sent the header (`*` names any). A weak tag
+/// (`W/"3"`) names none: `If-Match` compares strongly (RFC 9110 §13.1.1).
+#[derive(Clone, Debug)]
+pub struct IfMatch(pub Option<Vec<i32>>);
 
 impl IfMatch {
-    /// Fails with 412 when the client's version is not `current`.
-    pub fn check(self, current: i32) -> Result<(), ApiError> {
-        match self.0 {
-            Some(expected) if expected != current => Err(ApiError::PreconditionFailed),
+    /// Fails with 412 when `current` is not among the client's versions.
+    pub fn check(&self, current: i32) -> Result<(), ApiError> {
+        match &self.0 {
+            Some(expected) if !expected.contains(&current) => Err(ApiError::PreconditionFailed),
             _ => Ok(()),
         }
     }
@@ -42,11 +43,20 @@ fn parse(req: &HttpRequest) -> Result<IfMatch, ApiError> {
     if text == "*" {
         return Ok(IfMatch(None));
     }
-    let unquoted = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    unquoted
-        .parse::<i32>()
-        .map(|version| IfMatch(Some(version)))
-        .map_err(|_| ApiError::BadRequest("If-Match must be a quoted version, like \"3\"".to_owned()))
+    // A list of entity tags, comma-separated; a version number is never weak.
+    let mut versions = Vec::new();
+    for tag in text.split(',').map(str::trim) {
+        if tag.starts_with("W/") {
+            continue;
+        }
+        let version = tag
+            .strip_prefix('"')
+            .and_then(|tag| tag.strip_suffix('"'))
+            .and_then(|version| version.parse::<i32>().ok())
+            .ok_or_else(|| ApiError::BadRequest("If-Match must be a quoted version, like \"3\"".to_owned()))?;
+        versions.push(version);
+    }
+    Ok(IfMatch(Some(versions)))
 }
 
 /// The `ETag` for a resource at `version`.

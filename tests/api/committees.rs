@@ -143,6 +143,13 @@ async fn committee_updates_are_guarded_by_if_match_and_names_are_unique() {
         .unwrap();
     assert_eq!(any.status(), StatusCode::OK);
     assert_eq!(any.headers()["etag"], "\"3\"");
+    // A list matches when any of its tags does; a weak tag never does (strong comparison).
+    let listed = patch("\"9\", \"3\"", json!({ "description": "listed" })).await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(listed.headers()["etag"], "\"4\"");
+    let weak = patch("W/\"4\"", json!({ "description": "weak" })).await.unwrap();
+    assert_eq!(weak.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(patch("3", json!({})).await.unwrap().status(), StatusCode::BAD_REQUEST);
 
     committee(&app, &admin, "Technical Committee 2").await;
     let (status, body) = app
@@ -172,8 +179,8 @@ async fn committee_updates_are_guarded_by_if_match_and_names_are_unique() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     let (_, detail) = app.get(&format!("/api/committees/{id}"), &admin).await;
-    assert_eq!(detail["description"], "Academia, ports and customs");
-    assert_eq!(detail["version"], 3);
+    assert_eq!(detail["description"], "listed");
+    assert_eq!(detail["version"], 4);
 }
 
 #[actix_web::test]
