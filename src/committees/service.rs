@@ -501,9 +501,14 @@ pub async fn remove_membership(
         member_id,
         role: row.role.clone(),
     };
-    committee_membership::Entity::delete_by_id((committee_id, member_id))
+    // Two removals at once both read the row; only the one whose delete removed it goes on
+    // (on PostgreSQL the other's delete waits for it, then finds nothing), so it is recorded once.
+    let deleted = committee_membership::Entity::delete_by_id((committee_id, member_id))
         .exec(&*txn)
         .await?;
+    if deleted.rows_affected == 0 {
+        return Err(ApiError::NotFound);
+    }
     let recorded = membership_event(&*txn, actor, "membership.removed", &membership).await?;
     audit_committee(
         &*txn,

@@ -1,6 +1,6 @@
 //! Indicator endpoints: submission by members, definitions and validation by the secretariat.
 
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpResponse, get, http::header, patch, post, web};
 
 use super::service::{self, *};
 use crate::auth::{CurrentMember, Secretariat};
@@ -34,7 +34,15 @@ async fn submit_value(
     body: Deferred<Json<ValueRequest>>,
 ) -> ApiResult<HttpResponse> {
     let value = service::submit(&state, &me.0, &code, body?.into_inner()).await?;
-    Ok(HttpResponse::Created().insert_header(etag(value.version)).json(value))
+    // Where the value is published once the secretariat validates it (as the definition's).
+    let location = format!(
+        "/api/public/indicators/{}/values?port={}&year={}",
+        value.indicator, value.port_id, value.year
+    );
+    Ok(HttpResponse::Created()
+        .insert_header(etag(value.version))
+        .insert_header((header::LOCATION, location))
+        .json(value))
 }
 
 /// Defines an indicator.
@@ -48,10 +56,7 @@ async fn create_definition(
 ) -> ApiResult<HttpResponse> {
     let definition = service::create_definition(&state, actor.id(), body?.into_inner()).await?;
     Ok(HttpResponse::Created()
-        .insert_header((
-            actix_web::http::header::LOCATION,
-            format!("/api/public/indicators/{}", definition.code),
-        ))
+        .insert_header((header::LOCATION, format!("/api/public/indicators/{}", definition.code)))
         .json(definition))
 }
 

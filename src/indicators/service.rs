@@ -138,6 +138,7 @@ pub async fn create_definition(
     let name_en = validator.check(required_line("name_en", &request.name_en, 200));
     let name_es = validator.check(required_line("name_es", &request.name_es, 200));
     let unit = validator.check(required_line("unit", &request.unit, 32));
+    validator.long_text("description", request.description.as_deref());
     validator.finish()?;
     let txn = state.db.begin_write().await?;
     let row = indicator_definition::ActiveModel {

@@ -135,5 +135,8 @@ async fn create_comment(
     body: Deferred<Json<CommentRequest>>,
 ) -> ApiResult<HttpResponse> {
     let comment = service::comment(&state, &me.0, *id, &body?.body).await?;
-    Ok(HttpResponse::Created().json(comment))
+    // Comments are read as the task's list; the location names that list.
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/tasks/{}/comments", *id)))
+        .json(comment))
 }

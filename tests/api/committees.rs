@@ -479,3 +479,30 @@ async fn of_updates_racing_from_one_version_exactly_one_wins() {
         updates_before + 1
     );
 }
+
+/// Removals of one membership at once: one removes it, the others find nothing, and the
+/// removal is heard and audited once (on PostgreSQL several used to answer 204 and record it).
+#[actix_web::test]
+async fn a_membership_removed_by_several_requests_at_once_is_removed_once() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (member_id, _) = member_of(&app, &admin, c, "m@port.pe", "member").await;
+    let path = format!("/api/admin/committees/{c}/members/{member_id}");
+    let removals = (0..8).map(|_| app.call(Method::DELETE, &path, Some(&admin), None));
+    let mut statuses: Vec<StatusCode> = futures_util::future::join_all(removals)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses[0], StatusCode::NO_CONTENT);
+    assert!(
+        statuses[1..].iter().all(|status| *status == StatusCode::NOT_FOUND),
+        "{statuses:?}"
+    );
+    let removed = app
+        .events_of(&format!("committee:{c}"), "membership.removed", &admin)
+        .await;
+    assert_eq!(removed.len(), 1, "{removed:?}");
+}

@@ -1160,3 +1160,45 @@ async fn the_public_channel_hears_a_validated_value_leave_and_racing_submissions
     );
     assert_eq!(event["actor_id"], Value::Null);
 }
+
+/// A submitted value answers where it will be published; a definition's description has the
+/// same bound when created as when changed.
+#[actix_web::test]
+async fn a_submitted_value_says_where_it_is_published_and_descriptions_are_bounded() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let callao = berth_occupancy_for_callao(&app, &admin).await;
+    let response = app
+        .client
+        .post(app.url("/api/indicators/berth_occupancy/values"))
+        .bearer_auth(&admin)
+        .json(&json!({ "port_id": callao, "year": 2021, "value": 64.0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let value: Value = response.json().await.unwrap();
+    app.call(
+        Method::POST,
+        &format!("/api/admin/indicators/values/{}/validate", value["id"]),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let published = public_items(&app, &location).await;
+    assert_eq!(
+        (published.as_array().map(Vec::len), published[0]["id"].clone()),
+        (Some(1), value["id"].clone()),
+        "{location}"
+    );
+
+    let too_long = "d".repeat(dcports::domain::LONG_TEXT_MAX + 1);
+    let (status, body) = app
+        .post("/api/admin/indicators", Some(&admin), json!({ "code": "crane_moves", "name_en": "Crane moves", "name_es": "Movimientos de grúa", "unit": "moves/h", "higher_is_better": true, "description": too_long }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "description");
+    let (status, _) = app.get("/api/public/indicators/crane_moves", &admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was written");
+}

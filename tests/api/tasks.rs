@@ -77,14 +77,19 @@ async fn tasks_move_through_allowed_states_and_assignees_hear_about_it() {
         .unwrap();
     assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
 
-    let (status, comment) = app
-        .post(
-            &format!("{task_path}/comments"),
-            Some(&assignee),
-            json!({ "body": "On it." }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{comment}");
+    let commented = app
+        .client
+        .post(app.url(&format!("{task_path}/comments")))
+        .bearer_auth(&assignee)
+        .json(&json!({ "body": "On it." }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(commented.status(), StatusCode::CREATED);
+    assert_eq!(
+        commented.headers()["location"],
+        format!("{task_path}/comments").as_str()
+    );
     let (_, comments) = app.get(&format!("{task_path}/comments"), &author).await;
     assert_eq!(comments["items"][0]["body"], "On it.");
     let (status, _) = app
