@@ -48,4 +48,12 @@ mod tests {
         assert_eq!(fold("PANAMÁ Atlántico"), "panama atlantico");
         assert_eq!(fold("Valparaíso – Ñuñoa"), "valparaiso – nunoa");
     }
+
+    #[test]
+    fn the_publications_migration_folds_as_the_server_does() {
+        use migration::m20261129_000013_publication_search_text::fold as migration_fold;
+        for text in ["Índice  de DESEMPEÑO", "Lázaro Cárdenas\tport", "ÅÇÉ ǅ ß İ", ""] {
+            assert_eq!(migration_fold(text), fold(text), "{text:?}");
+        }
+    }
 }

@@ -22,6 +22,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub reason: Option<String>,
     pub published_at: Option<DateTimeUtc>,
+    /// Title and summaries folded by `search::index_text`, for the accent-insensitive search.
+    #[sea_orm(column_type = "Text")]
+    pub search_text: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod m20261129_000009_indicator_review_queue;
 mod m20261129_000010_open_sessions;
 mod m20261129_000011_member_version;
 mod m20261129_000012_published_agenda;
+pub mod m20261129_000013_publication_search_text;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_open_sessions::Migration),
             Box::new(m20261129_000011_member_version::Migration),
             Box::new(m20261129_000012_published_agenda::Migration),
+            Box::new(m20261129_000013_publication_search_text::Migration),
         ]
     }
 }

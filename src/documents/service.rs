@@ -863,6 +863,7 @@ pub async fn request_publication(
         version_number: Set(document.current_version),
         kind: Set(request.kind.as_str().to_owned()),
         title: Set(document.title.clone()),
+        search_text: Set(crate::search::index_text(&[&document.title, &summary.en, &summary.es])),
         summary_en: Set(summary.en),
         summary_es: Set(summary.es),
         country_codes: Set(json!(countries)),

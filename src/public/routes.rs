@@ -2,8 +2,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, route, web};
 use entity::{document_version, publication};
-use sea_orm::sea_query::{Expr, Func};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -82,14 +82,7 @@ async fn list_publications(
         query = query.filter(publication::Column::Kind.eq(kind.as_str()));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = crate::search::lower_contains(q);
-        let lower = |column: publication::Column| Expr::expr(Func::lower(Expr::col(column)));
-        query = query.filter(
-            Condition::any()
-                .add(lower(publication::Column::Title).like(pattern.clone()))
-                .add(lower(publication::Column::SummaryEn).like(pattern.clone()))
-                .add(lower(publication::Column::SummaryEs).like(pattern)),
-        );
+        query = query.filter(publication::Column::SearchText.like(crate::search::contains(q)));
     }
     if let Some(country) = &filter.country {
         let code = country.trim().to_uppercase();

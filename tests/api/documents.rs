@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::committees::{committee, member_of};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, migrations_since, spawn_app, spawn_app_with};
 use crate::ws::WsClient;
 
 pub fn pdf(text: &str) -> Vec<u8> {
@@ -1446,4 +1446,77 @@ async fn a_replay_redacts_the_events_of_a_document_no_longer_shared() {
             .iter()
             .any(|event| event["data"]["title"] == "Confidential plan, second draft")
     );
+}
+
+/// The public search folds accents and case on both databases ("indice" finds "Índice"), and
+/// the migration that added the folded text filled it for publications made before it.
+#[actix_web::test]
+async fn the_public_search_of_publications_ignores_accents_and_case_before_and_after_the_migration() {
+    use migration::MigratorTrait;
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let id = upload_document(&app, &chair, c, "Índice de desempeño portuario", pdf("índice")).await["id"]
+        .as_i64()
+        .unwrap();
+    let request =
+        json!({ "kind": "report", "summary": { "en": "Performance of Callao", "es": "Desempeño del Callao" } });
+    let (status, publication) = app
+        .post(&format!("/api/documents/{id}/publish"), Some(&chair), request)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{publication}");
+    let pid = publication["id"].as_i64().unwrap();
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/admin/publications/{pid}/approve"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let found = async |q: &str| {
+        let path = format!("/api/public/publications?q={}", urlencoding(q));
+        let list: Value = app
+            .client
+            .get(app.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let searches = async || {
+        let mut hits = Vec::new();
+        for q in ["índice", "INDICE", "Desempeno  del", "callao", "índices"] {
+            hits.push(found(q).await);
+        }
+        hits
+    };
+    let expected = vec![vec![pid], vec![pid], vec![pid], vec![pid], vec![]];
+    assert_eq!(searches().await, expected);
+
+    // As the database was before the migration: the column gone, then the migration run again.
+    migration::Migrator::down(
+        app.db.conn(),
+        Some(migrations_since("m20261129_000013_publication_search_text")),
+    )
+    .await
+    .unwrap();
+    migration::Migrator::up(app.db.conn(), None).await.unwrap();
+    app.state.public_cache.changed();
+    assert_eq!(searches().await, expected);
+}
+
+/// Percent-encodes a query value (spaces and non-ASCII letters).
+fn urlencoding(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

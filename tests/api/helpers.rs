@@ -424,3 +424,17 @@ pub async fn racing_patches(urls: Vec<String>, token: &str, version: i64, body: 
         .map(|response| response.unwrap().status())
         .collect()
 }
+
+/// How many migrations `Migrator::down` must undo to take back `name` and every later one.
+pub fn migrations_since(name: &str) -> u32 {
+    use migration::MigratorTrait as _;
+    let names: Vec<String> = migration::Migrator::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect();
+    let position = names
+        .iter()
+        .position(|known| known == name)
+        .unwrap_or_else(|| panic!("no migration {name}"));
+    (names.len() - position) as u32
+}

@@ -1880,7 +1880,8 @@ async fn the_published_agenda_migration_keeps_what_the_public_saw() {
     call(Method::POST, format!("/api/meetings/{id}/agenda/publish"), None).await;
 
     // As the database was before the migration: the column gone, then the migration run again.
-    migration::Migrator::down(app.db.conn(), Some(1)).await.unwrap();
+    let since = crate::helpers::migrations_since("m20261129_000012_published_agenda");
+    migration::Migrator::down(app.db.conn(), Some(since)).await.unwrap();
     migration::Migrator::up(app.db.conn(), None).await.unwrap();
 
     let public_agenda = async || app.get("/api/public/meetings", &admin).await.1["items"][0]["agenda"].clone();
