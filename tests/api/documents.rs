@@ -708,20 +708,8 @@ async fn deleting_a_published_document_withdraws_its_publication() {
     let admin = app.secretariat("admin@sela.org").await;
     let c = committee(&app, &admin, "C").await;
     let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
-    let id = upload_document(&app, &chair, c, "Port study", pdf("study")).await["id"]
-        .as_i64()
-        .unwrap();
-    let request = json!({ "kind": "study", "summary": { "en": "A study", "es": "Un estudio" } });
-    let (status, publication) = app
-        .post(&format!("/api/documents/{id}/publish"), Some(&chair), request)
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{publication}");
-    let pid = publication["id"].as_i64().unwrap();
-    let approve = format!("/api/admin/publications/{pid}/approve");
-    assert_eq!(
-        app.call(Method::POST, &approve, Some(&admin), None).await.0,
-        StatusCode::OK
-    );
+    let summary = json!({ "en": "A study", "es": "Un estudio" });
+    let (id, pid) = approved_publication(&app, &admin, &chair, c, "Port study", summary).await;
     let app = &app;
     let public_status = |path: String| async move { app.client.get(app.url(&path)).send().await.unwrap().status() };
     let file = format!("/api/public/publications/{pid}/file");
@@ -1457,25 +1445,8 @@ async fn the_public_search_of_publications_ignores_accents_and_case_before_and_a
     let admin = app.secretariat("admin@sela.org").await;
     let c = committee(&app, &admin, "C").await;
     let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
-    let id = upload_document(&app, &chair, c, "Índice de desempeño portuario", pdf("índice")).await["id"]
-        .as_i64()
-        .unwrap();
-    let request =
-        json!({ "kind": "report", "summary": { "en": "Performance of Callao", "es": "Desempeño del Callao" } });
-    let (status, publication) = app
-        .post(&format!("/api/documents/{id}/publish"), Some(&chair), request)
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{publication}");
-    let pid = publication["id"].as_i64().unwrap();
-    let (status, _) = app
-        .call(
-            Method::POST,
-            &format!("/api/admin/publications/{pid}/approve"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let summary = json!({ "en": "Performance of Callao", "es": "Desempeño del Callao" });
+    let (_, pid) = approved_publication(&app, &admin, &chair, c, "Índice de desempeño portuario", summary).await;
     let found = async |q: &str| {
         let path = format!("/api/public/publications?q={}", urlencoding(q));
         let list: Value = app
@@ -1514,6 +1485,33 @@ async fn the_public_search_of_publications_ignores_accents_and_case_before_and_a
     migration::Migrator::up(app.db.conn(), None).await.unwrap();
     app.state.public_cache.changed();
     assert_eq!(searches().await, expected);
+}
+
+/// Uploads `title` to committee `c`, has its chair ask to publish it as a study and the
+/// secretariat approve it; the document's and the publication's ids.
+async fn approved_publication(
+    app: &TestApp,
+    admin: &str,
+    chair: &str,
+    c: i64,
+    title: &str,
+    summary: Value,
+) -> (i64, i64) {
+    let id = upload_document(app, chair, c, title, pdf(title)).await["id"]
+        .as_i64()
+        .unwrap();
+    let request = json!({ "kind": "study", "summary": summary });
+    let (status, publication) = app
+        .post(&format!("/api/documents/{id}/publish"), Some(chair), request)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{publication}");
+    let pid = publication["id"].as_i64().unwrap();
+    let approve = format!("/api/admin/publications/{pid}/approve");
+    assert_eq!(
+        app.call(Method::POST, &approve, Some(admin), None).await.0,
+        StatusCode::OK
+    );
+    (id, pid)
 }
 
 /// Percent-encodes a query value (spaces and non-ASCII letters).

@@ -14,10 +14,7 @@ async fn an_invitation_is_delivered_over_smtp_after_the_server_first_refuses() {
     let smtp = FakeSmtp::start(1);
     let port = smtp.port;
     let app = spawn_app_with(|settings| {
-        settings.mail.transport = MailTransportKind::Smtp;
-        settings.mail.smtp.host = "127.0.0.1".to_owned();
-        settings.mail.smtp.port = port;
-        settings.mail.smtp.security = SmtpSecurity::None;
+        use_smtp(settings, port);
     })
     .await;
     let admin = app.secretariat("admin@sela.org").await;
@@ -75,15 +72,9 @@ async fn an_invitation_is_delivered_over_smtp_after_the_server_first_refuses() {
 
 #[actix_web::test]
 async fn a_message_given_up_keeps_its_outcome_but_not_its_link() {
-    let dead_port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let dead_port = closed_port();
     let app = spawn_app_with(|settings| {
-        settings.mail.transport = MailTransportKind::Smtp;
-        settings.mail.smtp.host = "127.0.0.1".to_owned();
-        settings.mail.smtp.port = dead_port;
-        settings.mail.smtp.security = SmtpSecurity::None;
+        use_smtp(settings, dead_port);
         settings.mail.max_attempts = 1;
     })
     .await;
@@ -121,18 +112,12 @@ async fn the_file_transport_writes_one_eml_per_message_in_english_by_default() {
 #[actix_web::test]
 async fn queued_mail_survives_a_restart_and_is_sent_by_the_next_process() {
     let smtp = FakeSmtp::start(0);
-    let dead_port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let dead_port = closed_port();
     // First process: SMTP unreachable, so the invitation stays queued. It tries once, when the
     // invitation wakes its mailer, and does not poll again during the test: as a process that
     // stopped, it must not win the message back from the next one (a flaky race under load).
     let app = spawn_app_with(|settings| {
-        settings.mail.transport = MailTransportKind::Smtp;
-        settings.mail.smtp.host = "127.0.0.1".to_owned();
-        settings.mail.smtp.port = dead_port;
-        settings.mail.smtp.security = SmtpSecurity::None;
+        use_smtp(settings, dead_port);
         settings.mail.retry_base_ms = 50;
         settings.mail.poll_interval_ms = 600_000;
     })
@@ -210,4 +195,18 @@ async fn writes_while_mail_goes_out_never_fail() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("mail still queued after 5 s");
+}
+
+/// Sends the app's mail by plain SMTP to `port` on this machine.
+fn use_smtp(settings: &mut dcports::settings::Settings, port: u16) {
+    settings.mail.transport = MailTransportKind::Smtp;
+    settings.mail.smtp.host = "127.0.0.1".to_owned();
+    settings.mail.smtp.port = port;
+    settings.mail.smtp.security = SmtpSecurity::None;
+}
+
+/// A local port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
