@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::dto::{TokenPairResponse, UpdateMeRequest};
-use super::throttle::{account_key, ip_key, reset_account_key, reset_ip_key};
+use super::throttle::{account_key, ip_key, password_change_key, reset_account_key, reset_ip_key};
 use super::tokens::{OpaqueKind, hash_opaque_of_kind, new_opaque};
 use crate::audit::{self, AuditEntry};
 use crate::domain::{Email, Locale, MemberStatus, Password, Validator, required_line};
@@ -22,14 +22,6 @@ use crate::state::AppState;
 use actix_web::web;
 
 /// Logs a member in. Every failure, whatever its cause, is the same 401 after the same work.
-/// The throttle's counters of password guesses: per account, and per client address.
-fn password_attempt_keys(state: &AppState, email: &str, ip: Option<&str>) -> [(String, u32); 2] {
-    [
-        (account_key(email), state.settings.auth.max_failures_per_account),
-        (ip_key(ip.unwrap_or("unknown")), state.settings.auth.max_failures_per_ip),
-    ]
-}
-
 #[tracing::instrument(skip_all)]
 pub async fn login(
     state: &AppState,
@@ -41,7 +33,13 @@ pub async fn login(
     let email = Email::parse("email", email)
         .map(|email| email.as_str().to_owned())
         .unwrap_or_default();
-    let keys = password_attempt_keys(state, &email, ip.as_deref());
+    let keys = [
+        (account_key(&email), state.settings.auth.max_failures_per_account),
+        (
+            ip_key(ip.as_deref().unwrap_or("unknown")),
+            state.settings.auth.max_failures_per_ip,
+        ),
+    ];
     // Counted before the password is checked, so that attempts sent together cannot all pass
     // while their hashes are still being computed; forgiven below if the login succeeds.
     if let Some(retry_after_secs) = state.throttle.take_attempts(&keys).await {
@@ -327,18 +325,27 @@ pub async fn reset_password(
     Ok(())
 }
 
-/// Updates the caller's own profile; a new password needs the current one and ends every
-/// session of the account, this one included: whoever changes it logs in again with it.
 /// Checks the password a member gives to change it. A stolen access token must not become a
 /// way to guess the password without limit (and keep the account once the token expires), so
-/// wrong guesses count with the account's and the address's failed logins, as in [`login`].
+/// wrong guesses are counted per account and per address, as failed logins are. The account's
+/// count is its own, not the login's: anyone can fail logins in a member's name, and that must
+/// not stop the member, still logged in, from changing the password.
 async fn verify_current_password(
     state: &AppState,
     member: &member::Model,
     current: &SecretString,
     ip: Option<String>,
 ) -> ApiResult<()> {
-    let keys = password_attempt_keys(state, &member.email, ip.as_deref());
+    let keys = [
+        (
+            password_change_key(member.id),
+            state.settings.auth.max_failures_per_account,
+        ),
+        (
+            ip_key(ip.as_deref().unwrap_or("unknown")),
+            state.settings.auth.max_failures_per_ip,
+        ),
+    ];
     if let Some(retry_after_secs) = state.throttle.take_attempts(&keys).await {
         return Err(ApiError::RateLimited { retry_after_secs });
     }
@@ -350,6 +357,8 @@ async fn verify_current_password(
     Ok(())
 }
 
+/// Updates the caller's own profile; a new password needs the current one and ends every
+/// session of the account, this one included: whoever changes it logs in again with it.
 #[tracing::instrument(skip_all, fields(member_id = member.id))]
 pub async fn update_me(
     state: &AppState,

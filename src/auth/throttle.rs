@@ -239,6 +239,11 @@ pub fn ip_key(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+/// Wrong current passwords given to change an account's password (`PATCH /api/me`).
+pub fn password_change_key(member_id: i32) -> String {
+    format!("password-change:{member_id}")
+}
+
 pub fn reset_account_key(email: &str) -> String {
     format!("reset-account:{email}")
 }

@@ -564,13 +564,34 @@ async fn guessing_the_current_password_is_throttled_like_logins() {
         (status, body["code"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
     );
-    // Even the right password now waits, and so does logging in to the account.
+    // Even the right password now waits, and nothing was changed.
     assert_eq!(change(PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(app.login("m@port.pe", PASSWORD).await.0, StatusCode::OK);
+}
+
+/// Failed logins in a member's name, which anyone can cause, do not stop the member from
+/// changing the password while logged in.
+#[actix_web::test]
+async fn failed_logins_in_ones_name_do_not_block_a_password_change() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let pair = app.member(&admin, "m@port.pe").await;
+    for _ in 0..app.settings.auth.max_failures_per_account {
+        assert_eq!(
+            app.login("m@port.pe", "an attacker's guess").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
     assert_eq!(app.login("m@port.pe", PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(
-        app.login("m@port.pe", "a new long passphrase").await.0,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            "/api/me",
+            pair["access_token"].as_str(),
+            Some(json!({ "password": { "current": PASSWORD, "new": "a new long passphrase" } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[actix_web::test]
