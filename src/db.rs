@@ -46,7 +46,7 @@ pub struct Db {
 /// runtime, by the lanes, so their round trips are answered as soon as they arrive.
 ///
 /// On SQLite both are the same pool: its connections run on threads of their own, and every
-/// writer must pass the same gate.
+/// writer must pass the same gate. So they are with `max_connections = 1`.
 pub struct Pools {
     pub requests: Db,
     pub writes: Db,
@@ -80,7 +80,8 @@ impl Db {
 
     /// The server's pools (see [`Pools`]). Call it on the runtime the write lanes will run on.
     pub async fn connect_server(settings: &DatabaseSettings) -> anyhow::Result<Pools> {
-        if !is_postgres(settings.url.expose_secret()) {
+        // One connection in all cannot be split: the lanes then share it with requests.
+        if !is_postgres(settings.url.expose_secret()) || settings.max_connections < 2 {
             let db = Self::connect(settings).await?;
             return Ok(Pools {
                 requests: db.clone(),

@@ -43,18 +43,23 @@ fn parse(req: &HttpRequest) -> Result<IfMatch, ApiError> {
     if text == "*" {
         return Ok(IfMatch(None));
     }
-    // A list of entity tags, comma-separated; a version number is never weak.
+    // A list of entity tags, comma-separated (empty elements allowed, RFC 9110 §5.6.1). A weak
+    // tag is well-formed but never matches; a bare number is taken as its quoted form, as
+    // clients were answered before lists were read.
     let mut versions = Vec::new();
-    for tag in text.split(',').map(str::trim) {
-        if tag.starts_with("W/") {
-            continue;
-        }
-        let version = tag
-            .strip_prefix('"')
-            .and_then(|tag| tag.strip_suffix('"'))
+    for tag in text.split(',').map(str::trim).filter(|tag| !tag.is_empty()) {
+        let (weak, tag) = match tag.strip_prefix("W/") {
+            Some(tag) => (true, tag),
+            None => (false, tag),
+        };
+        let quoted = tag.strip_prefix('"').and_then(|tag| tag.strip_suffix('"'));
+        let version = quoted
+            .or((!weak).then_some(tag))
             .and_then(|version| version.parse::<i32>().ok())
             .ok_or_else(|| ApiError::BadRequest("If-Match must be a quoted version, like \"3\"".to_owned()))?;
-        versions.push(version);
+        if !weak {
+            versions.push(version);
+        }
     }
     Ok(IfMatch(Some(versions)))
 }

@@ -149,7 +149,17 @@ async fn committee_updates_are_guarded_by_if_match_and_names_are_unique() {
     assert_eq!(listed.headers()["etag"], "\"4\"");
     let weak = patch("W/\"4\"", json!({ "description": "weak" })).await.unwrap();
     assert_eq!(weak.status(), StatusCode::PRECONDITION_FAILED);
-    assert_eq!(patch("3", json!({})).await.unwrap().status(), StatusCode::BAD_REQUEST);
+    for malformed in ["W/garbage", "\"4", "\"x\""] {
+        assert_eq!(
+            patch(malformed, json!({})).await.unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    // Empty list elements are allowed; a bare number stands for its quoted form.
+    let trailing = patch("\"4\", ", json!({ "description": "trailing" })).await.unwrap();
+    assert_eq!(trailing.status(), StatusCode::OK);
+    let bare = patch("5", json!({ "description": "listed" })).await.unwrap();
+    assert_eq!(bare.status(), StatusCode::OK);
 
     committee(&app, &admin, "Technical Committee 2").await;
     let (status, body) = app
@@ -180,7 +190,7 @@ async fn committee_updates_are_guarded_by_if_match_and_names_are_unique() {
 
     let (_, detail) = app.get(&format!("/api/committees/{id}"), &admin).await;
     assert_eq!(detail["description"], "listed");
-    assert_eq!(detail["version"], 4);
+    assert_eq!(detail["version"], 6);
 }
 
 #[actix_web::test]
