@@ -15,6 +15,7 @@ mod m20261129_000010_open_sessions;
 mod m20261129_000011_member_version;
 mod m20261129_000012_published_agenda;
 pub mod m20261129_000013_publication_search_text;
+mod m20261129_000014_forget_sent_mail_bodies;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000011_member_version::Migration),
             Box::new(m20261129_000012_published_agenda::Migration),
             Box::new(m20261129_000013_publication_search_text::Migration),
+            Box::new(m20261129_000014_forget_sent_mail_bodies::Migration),
         ]
     }
 }

@@ -210,3 +210,38 @@ fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// Migration 000014 blanks what was sent before the mailer blanked bodies itself, and leaves
+/// the bodies of messages still to be sent.
+#[actix_web::test]
+async fn the_migration_forgets_the_bodies_of_mail_sent_before_it() {
+    use migration::MigratorTrait;
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = spawn_app().await;
+    let now = chrono::Utc::now();
+    let queued = |to: &str, sent: bool| mail_queue::ActiveModel {
+        to_address: Set(to.to_owned()),
+        subject: Set("Your invitation".to_owned()),
+        body_text: Set("http://localhost:8080/invitation?token=dci_secret".to_owned()),
+        body_html: Set(Some("<a href=\"…?token=dci_secret\">".to_owned())),
+        attempts: Set(i32::from(sent)),
+        next_attempt_at: Set(now + chrono::Duration::days(1)),
+        created_at: Set(now),
+        sent_at: Set(sent.then_some(now)),
+        ..Default::default()
+    };
+    let sent = queued("sent@port.pe", true).insert(app.db.conn()).await.unwrap();
+    let waiting = queued("waiting@port.pe", false).insert(app.db.conn()).await.unwrap();
+
+    let since = crate::helpers::migrations_since("m20261129_000014_forget_sent_mail_bodies");
+    migration::Migrator::down(app.db.conn(), Some(since)).await.unwrap();
+    migration::Migrator::up(app.db.conn(), None).await.unwrap();
+
+    let rows = mail_queue::Entity::find().all(app.db.conn()).await.unwrap();
+    let row = |id: i32| rows.iter().find(|row| row.id == id).unwrap();
+    assert_eq!(
+        (row(sent.id).body_text.as_str(), row(sent.id).body_html.as_deref()),
+        ("", None)
+    );
+    assert_eq!(row(waiting.id).body_text, waiting.body_text);
+}
