@@ -46,7 +46,7 @@ pub struct Db {
 /// runtime, by the lanes, so their round trips are answered as soon as they arrive.
 ///
 /// On SQLite both are the same pool: its connections run on threads of their own, and every
-/// writer must pass the same gate. So they are with `max_connections = 1`.
+/// writer must pass the same gate. They are also one pool when `max_connections` is 1.
 pub struct Pools {
     pub requests: Db,
     pub writes: Db,
@@ -88,9 +88,9 @@ impl Db {
                 writes: db,
             });
         }
-        let lanes = (settings.max_connections / 2).max(1);
+        let lanes = settings.max_connections / 2;
         Ok(Pools {
-            requests: Self::connect_pool(settings, settings.max_connections.saturating_sub(lanes).max(1)).await?,
+            requests: Self::connect_pool(settings, settings.max_connections - lanes).await?,
             writes: Self::connect_pool(settings, lanes).await?,
         })
     }

@@ -46,17 +46,19 @@ fn parse(req: &HttpRequest) -> Result<IfMatch, ApiError> {
     // A list of entity tags, comma-separated (empty elements allowed, RFC 9110 §5.6.1). A weak
     // tag is well-formed but never matches; a bare number is taken as its quoted form, as
     // clients were answered before lists were read.
+    let malformed = || ApiError::BadRequest("If-Match must be a quoted version, like \"3\"".to_owned());
+    let tags: Vec<&str> = text.split(',').map(str::trim).filter(|tag| !tag.is_empty()).collect();
+    if tags.is_empty() {
+        return Err(malformed());
+    }
     let mut versions = Vec::new();
-    for tag in text.split(',').map(str::trim).filter(|tag| !tag.is_empty()) {
-        let (weak, tag) = match tag.strip_prefix("W/") {
-            Some(tag) => (true, tag),
-            None => (false, tag),
-        };
+    for tag in tags {
+        let (weak, tag) = tag.strip_prefix("W/").map_or((false, tag), |tag| (true, tag));
         let quoted = tag.strip_prefix('"').and_then(|tag| tag.strip_suffix('"'));
         let version = quoted
             .or((!weak).then_some(tag))
             .and_then(|version| version.parse::<i32>().ok())
-            .ok_or_else(|| ApiError::BadRequest("If-Match must be a quoted version, like \"3\"".to_owned()))?;
+            .ok_or_else(malformed)?;
         if !weak {
             versions.push(version);
         }

@@ -122,7 +122,7 @@ async fn get_me(state: web::Data<AppState>, me: CurrentMember) -> ApiResult<Http
 /// Changes the caller's name, language or password (which needs the current one).
 #[utoipa::path(
     context_path = "/api", tag = "me", security(("bearer" = [])), request_body = UpdateMeRequest,
-    responses((status = 200, body = MemberResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 412, body = Problem), (status = 429, description = "rate_limited: too many wrong current passwords, counted with the account's failed logins", body = Problem))
+    responses((status = 200, body = MemberResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 412, body = Problem), (status = 429, description = "rate_limited: too many wrong current passwords for the account or from the address", body = Problem))
 )]
 #[patch("/me")]
 async fn update_me(

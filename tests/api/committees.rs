@@ -149,7 +149,7 @@ async fn committee_updates_are_guarded_by_if_match_and_names_are_unique() {
     assert_eq!(listed.headers()["etag"], "\"4\"");
     let weak = patch("W/\"4\"", json!({ "description": "weak" })).await.unwrap();
     assert_eq!(weak.status(), StatusCode::PRECONDITION_FAILED);
-    for malformed in ["W/garbage", "\"4", "\"x\""] {
+    for malformed in ["W/garbage", "\"4", "\"x\"", " , "] {
         assert_eq!(
             patch(malformed, json!({})).await.unwrap().status(),
             StatusCode::BAD_REQUEST

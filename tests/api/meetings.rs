@@ -540,15 +540,15 @@ async fn a_meeting_with_the_longest_title_is_reminded_and_so_are_the_others() {
     for (title, hours) in [(long_title.as_str(), 2), ("Later", 3)] {
         let starts = Utc::now() + Duration::hours(hours);
         let meeting = create_meeting(&app, &admin, c, json!({ "title": title, "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "America/Lima" })).await;
-        let (status, body) = app
-            .call(
-                Method::PATCH,
-                &format!("/api/meetings/{}", meeting["id"]),
-                Some(&admin),
-                Some(json!({ "status": "scheduled" })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        let path = format!("/api/meetings/{}", meeting["id"]);
+        succeed(
+            &app,
+            &admin,
+            Method::PATCH,
+            path,
+            Some(json!({ "status": "scheduled" })),
+        )
+        .await;
     }
 
     assert_eq!(
