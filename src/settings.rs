@@ -187,6 +187,9 @@ pub struct RealtimeSettings {
     /// An event for at least this many sessions on one worker thread wakes them with one
     /// message to the worker's relay instead of one cross-thread wake each.
     pub relay_from_sessions: usize,
+    /// Sockets whose database work (authenticating, subscribing, rechecking) runs at once; the
+    /// others wait their turn holding little memory.
+    pub concurrent_checks: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -89,6 +89,7 @@ impl Application {
                     &settings.bus.topic,
                 )?,
             },
+            socket_checks: realtime::Admission::new(settings.realtime.concurrent_checks),
             db,
             mailer,
             broker,

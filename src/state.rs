@@ -11,8 +11,8 @@ use crate::db::Db;
 use crate::group_commit::GroupCommit;
 use crate::mail::Mailer;
 use crate::public::cache::PublicCache;
-use crate::realtime::Broker;
 use crate::realtime::bus::Bus;
+use crate::realtime::{Admission, Broker};
 use crate::settings::Settings;
 use crate::storage::LocalStorage;
 
@@ -26,6 +26,8 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     pub mailer: Addr<Mailer>,
     pub broker: Addr<Broker>,
+    /// Bounds the sockets' database work running at once.
+    pub socket_checks: Admission,
     pub bus: Bus,
     pub storage: LocalStorage,
     pub public_cache: Arc<PublicCache>,

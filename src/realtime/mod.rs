@@ -2,6 +2,7 @@
 //! WebSocket. This is the only module that knows about actix-web-actors, so the WebSocket
 //! library could be swapped without touching any other area.
 
+mod admission;
 mod broker;
 pub mod bus;
 mod outbox;
@@ -10,6 +11,7 @@ mod relay;
 pub mod routes;
 mod session;
 
+pub use admission::Admission;
 pub use broker::{Broker, BrokerStats, MemberRevoked, MembershipRevoked, Publish, Shutdown, Stats};
 pub use session::HELD_BACK_TOO_LONG;
 

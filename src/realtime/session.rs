@@ -329,12 +329,12 @@ impl WsSession {
             });
         }
         let state = self.state.clone();
-        let check = async move {
+        let check = self.state.socket_checks.clone().run(move || async move {
             let claims = claims?;
             let member = authorize(&state, &claims).await?;
             let channels = committees::service::readable_channels(&state, &member).await?;
             Ok::<_, ApiError>((member, claims, channels))
-        };
+        });
         ctx.wait(check.into_actor(self).map(|result, session, ctx| match result {
             Ok((member, claims, channels)) => {
                 if session.member.as_ref().is_some_and(|current| current.id != member.id) {
@@ -400,7 +400,7 @@ impl WsSession {
         self.subscriptions
             .insert(key.clone(), Subscription::Replaying { attempt, buffered });
         let (state, id, routed) = (self.state.clone(), self.id, key.clone());
-        let work = async move {
+        let work = self.state.socket_checks.clone().run(move || async move {
             let key = routed;
             // Routed first, read second: whatever commits from now on reaches our buffer, and
             // the database holds everything before; the overlap is removed by offset. Routed
@@ -426,7 +426,7 @@ impl WsSession {
                 Some(after) => replay_all(&state, &key, after).await?,
             };
             Ok::<_, ApiError>(Some(replay))
-        };
+        });
         ctx.spawn(
             work.into_actor(self)
                 .map(move |result, session, ctx| session.finish_subscribe(key, attempt, result, ctx)),
@@ -577,7 +577,11 @@ impl WsSession {
         let (after, missing) = (*last_offset, (first_ahead - *last_offset - 1).max(0) as u64);
         let state = self.state.clone();
         let key = channel.clone();
-        let read = async move { events::replay(state.db.conn(), &key, after, missing).await };
+        let read = self
+            .state
+            .socket_checks
+            .clone()
+            .run(move || async move { events::replay(state.db.conn(), &key, after, missing).await });
         ctx.spawn(read.into_actor(self).map(move |result, session, ctx| {
             if let Some(Subscription::Live { filling, .. }) = session.subscriptions.get_mut(&channel) {
                 *filling = false;
@@ -625,7 +629,7 @@ impl WsSession {
             }
         }
         let state = self.state.clone();
-        let work = async move {
+        let work = self.state.socket_checks.clone().run(move || async move {
             let member = credentials.still_authorized(&state).await?;
             let mut found = Vec::with_capacity(live.len());
             for (name, attempt, after) in live {
@@ -640,7 +644,7 @@ impl WsSession {
                 found.push((name, attempt, replay));
             }
             Ok::<_, ApiError>(found)
-        };
+        });
         ctx.spawn(work.into_actor(self).map(|result, session, ctx| match result {
             Ok(found) => {
                 for (channel, attempt, replay) in found {

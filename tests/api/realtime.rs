@@ -1056,3 +1056,29 @@ async fn a_replay_redacts_an_event_of_a_kind_without_a_visibility_rule() {
         );
     }
 }
+
+/// Sockets' database work passes one at a time when the node allows one (`concurrent_checks`):
+/// a dozen sockets authenticating and subscribing at once, with a replay, all get through, and
+/// the next change reaches each. A turn never given back would leave all but one waiting.
+#[actix_web::test]
+async fn sockets_checked_one_at_a_time_all_get_through() {
+    let app = spawn_app_with(|settings| settings.realtime.concurrent_checks = 1).await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, member) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    rename(&app, &admin, a, "before").await;
+    let channel = format!("committee:{a}");
+    let clients = futures_util::future::join_all((0..12).map(|_| async {
+        let (mut client, _) = WsClient::authenticated(&app, &member).await;
+        let (replayed, head) = client.subscribe(&channel, Some(0)).await;
+        (client, replayed, head)
+    }))
+    .await;
+    rename(&app, &admin, a, "after").await;
+    for (mut client, replayed, head) in clients {
+        assert_eq!(replayed.last().unwrap()["data"]["description"], "before");
+        let event = client.next_event().await;
+        assert_eq!(event["data"]["description"], "after");
+        assert_eq!(event["offset"], head + 1);
+    }
+}
