@@ -150,6 +150,57 @@ pub async fn access(
     best.map(|access| (document, access)).ok_or(ApiError::NotFound)
 }
 
+/// Who follows a link to documents (an agenda item's): each sees only those it could open.
+#[derive(Clone, Copy)]
+pub enum Reader<'a> {
+    Member(&'a member::Model),
+    /// The members of one committee, as an event in its channel reaches them all.
+    Committee(i32),
+}
+
+/// The documents among `ids` that `reader` may read, as [`access`] decides: live, and owned by or
+/// shared with one of the reader's committees (every live one for the secretariat).
+pub async fn readable_among(
+    conn: &impl ConnectionTrait,
+    reader: Reader<'_>,
+    ids: BTreeSet<i32>,
+) -> ApiResult<BTreeSet<i32>> {
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let committees: Option<Vec<i32>> = match reader {
+        Reader::Member(member) if member.role == Role::Secretariat.as_str() => None,
+        Reader::Member(member) => Some(
+            committee_membership::Entity::find()
+                .select_only()
+                .column(committee_membership::Column::CommitteeId)
+                .filter(committee_membership::Column::MemberId.eq(member.id))
+                .into_tuple()
+                .all(conn)
+                .await?,
+        ),
+        Reader::Committee(id) => Some(vec![id]),
+    };
+    let mut query = document::Entity::find()
+        .select_only()
+        .column(document::Column::Id)
+        .filter(document::Column::Id.is_in(ids))
+        .filter(document::Column::DeletedAt.is_null());
+    if let Some(committees) = committees {
+        let shared_with = document_share::Entity::find()
+            .select_only()
+            .column(document_share::Column::DocumentId)
+            .filter(document_share::Column::CommitteeId.is_in(committees.clone()))
+            .into_query();
+        query = query.filter(
+            Condition::any()
+                .add(document::Column::CommitteeId.is_in(committees))
+                .add(document::Column::Id.in_subquery(shared_with)),
+        );
+    }
+    Ok(query.into_tuple::<i32>().all(conn).await?.into_iter().collect())
+}
+
 /// The channels a document's events go to: its committee's and every sharing committee's.
 async fn channels_of(conn: &impl ConnectionTrait, document: &document::Model) -> ApiResult<Vec<Channel>> {
     let shares = document_share::Entity::find()

@@ -168,6 +168,7 @@ pub struct AgendaItemResponse {
     pub kind: String,
     pub duration_minutes: i32,
     pub presenter_id: Option<i32>,
+    /// The linked documents that the reader (or, in an event, the channel's committee) can open.
     pub document_ids: Vec<i32>,
     pub outcome: Option<String>,
     /// Planned start, computed from the meeting's start and the durations before it.

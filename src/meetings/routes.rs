@@ -7,6 +7,7 @@ use utoipa::IntoParams;
 use super::dto::*;
 use super::{calendar, live, service};
 use crate::auth::CurrentMember;
+use crate::documents::service::Reader;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
 use crate::input::Json;
 use crate::pagination::{PageQuery, Paginated};
@@ -116,7 +117,7 @@ async fn update_meeting(
 #[get("/meetings/{id}/agenda")]
 async fn get_agenda(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {
     let (meeting, _) = service::access(state.db.conn(), &me.0, *id).await?;
-    Ok(HttpResponse::Ok().json(service::agenda(state.db.conn(), &meeting).await?))
+    Ok(HttpResponse::Ok().json(service::agenda(state.db.conn(), &meeting, Reader::Member(&me.0)).await?))
 }
 
 /// Adds an agenda item; the agenda may not outgrow the meeting (422 `agenda_over_allocated`).

@@ -19,6 +19,7 @@ use serde_json::json;
 use super::dto::*;
 use crate::committees::dto::CommitteeRole;
 use crate::committees::service as committees;
+use crate::documents::service::Reader;
 use crate::domain::{Locale, MemberStatus, ONE_LINE, Role, Validator, as_one_line, has_control, required_line};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, Channel, Recorded};
@@ -522,8 +523,29 @@ pub async fn update(
     Ok(response)
 }
 
-/// The agenda's items in order, each with its planned start.
-pub async fn agenda(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<AgendaResponse> {
+/// The agenda's items in order, each with its planned start, as `reader` sees them: an item
+/// links only the documents the reader can open. An invited committee reads the agenda, not the
+/// owner's documents; even their ids would tell it what exists and how much.
+pub async fn agenda(
+    conn: &impl ConnectionTrait,
+    meeting: &meeting::Model,
+    reader: Reader<'_>,
+) -> ApiResult<AgendaResponse> {
+    let mut agenda = agenda_with_every_link(conn, meeting).await?;
+    let linked = agenda
+        .items
+        .iter()
+        .flat_map(|item| item.document_ids.iter().copied())
+        .collect();
+    let readable = crate::documents::service::readable_among(conn, reader, linked).await?;
+    for item in &mut agenda.items {
+        item.document_ids.retain(|id| readable.contains(id));
+    }
+    Ok(agenda)
+}
+
+/// The agenda with every document link: only for what shows no links (mail, minutes).
+async fn agenda_with_every_link(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<AgendaResponse> {
     let items = items_of(conn, meeting.id).await?;
     let documents = agenda_item_document::Entity::find()
         .filter(agenda_item_document::Column::AgendaItemId.is_in(items.iter().map(|i| i.id)))
@@ -711,12 +733,17 @@ pub async fn get_item(
         .await?
         .ok_or(ApiError::NotFound)?;
     let (meeting, _) = access(conn, caller, item.meeting_id).await?;
-    item_of(conn, &meeting, item_id).await
+    item_of(conn, &meeting, item_id, Reader::Member(caller)).await
 }
 
-/// The item `item_id` of `meeting`'s agenda, as the agenda lists it.
-async fn item_of(conn: &impl ConnectionTrait, meeting: &meeting::Model, item_id: i32) -> ApiResult<AgendaItemResponse> {
-    let agenda = agenda(conn, meeting).await?;
+/// The item `item_id` of `meeting`'s agenda, as the agenda lists it to `reader`.
+async fn item_of(
+    conn: &impl ConnectionTrait,
+    meeting: &meeting::Model,
+    item_id: i32,
+    reader: Reader<'_>,
+) -> ApiResult<AgendaItemResponse> {
+    let agenda = agenda(conn, meeting, reader).await?;
     agenda
         .items
         .into_iter()
@@ -724,20 +751,25 @@ async fn item_of(conn: &impl ConnectionTrait, meeting: &meeting::Model, item_id:
         .ok_or(ApiError::NotFound)
 }
 
-/// Records an agenda item's change into the meeting's channels; the public sees none of it
-/// until the agenda is published again (`published_agenda`).
+/// Records an agenda item's change into the meeting's channels, each committee's with the
+/// document links its members can open; the public sees none of it until the agenda is
+/// published again (`published_agenda`). Answers the item as `caller` sees it.
 async fn emit_item(
     conn: &impl ConnectionTrait,
     meeting: &meeting::Model,
-    actor_id: i32,
+    caller: &member::Model,
     kind: &str,
     item_id: i32,
 ) -> ApiResult<(AgendaItemResponse, Recorded)> {
-    let item = item_of(conn, meeting, item_id).await?;
-    let mut data = json!(item);
-    data["after_finalized"] = json!(finalized(meeting));
-    let recorded = emit(conn, meeting, actor_id, kind, data).await?;
-    Ok((item, recorded))
+    let mut recorded = Recorded::default();
+    for committee_id in committees_of(conn, meeting).await? {
+        let item = item_of(conn, meeting, item_id, Reader::Committee(committee_id)).await?;
+        let mut data = json!(item);
+        data["after_finalized"] = json!(finalized(meeting));
+        let channel = [Channel::Committee(committee_id)];
+        recorded.extend(events::record(conn, &channel, kind, Some(caller.id), data).await?);
+    }
+    Ok((item_of(conn, meeting, item_id, Reader::Member(caller)).await?, recorded))
 }
 
 #[tracing::instrument(skip_all, fields(caller = caller.id, meeting_id))]
@@ -803,7 +835,7 @@ pub async fn add_item(
     )
     .await?;
     check_allocation(&*txn, &meeting).await?;
-    let (response, recorded) = emit_item(&*txn, &meeting, caller.id, "agenda_item.created", item.id).await?;
+    let (response, recorded) = emit_item(&*txn, &meeting, caller, "agenda_item.created", item.id).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
@@ -881,7 +913,7 @@ pub async fn update_item(
         set_documents(&*txn, caller, item_id, ids).await?;
     }
     check_allocation(&*txn, &meeting).await?;
-    let (response, recorded) = emit_item(&*txn, &meeting, caller.id, "agenda_item.updated", item_id).await?;
+    let (response, recorded) = emit_item(&*txn, &meeting, caller, "agenda_item.updated", item_id).await?;
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
@@ -959,7 +991,7 @@ pub async fn reorder(
         }
         active.update(&*txn).await?;
     }
-    let response = agenda(&*txn, &meeting).await?;
+    let response = agenda(&*txn, &meeting, Reader::Member(caller)).await?;
     let data = json!({ "meeting_id": meeting_id, "item_ids": item_ids, "after_finalized": finalized(&meeting) });
     // The public sees the new order with the next publication.
     let recorded = emit(&*txn, &meeting, caller.id, "agenda.reordered", data).await?;
@@ -979,7 +1011,7 @@ pub async fn finalize(state: &AppState, caller: &member::Model, meeting_id: i32)
     // The meeting shows its agenda's status: a PATCH from before must see 412.
     active.version = Set(version + 1);
     let meeting = active.update(&*txn).await?;
-    let response = agenda(&*txn, &meeting).await?;
+    let response = agenda(&*txn, &meeting, Reader::Member(caller)).await?;
     let recorded = emit(
         &*txn,
         &meeting,
@@ -1044,7 +1076,7 @@ pub async fn publish_agenda(state: &AppState, caller: &member::Model, meeting_id
 /// The agenda as plain text for mails.
 async fn agenda_text(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<String> {
     let tz = timezone_of(meeting)?;
-    let agenda = agenda(conn, meeting).await?;
+    let agenda = agenda_with_every_link(conn, meeting).await?;
     Ok(agenda
         .items
         .iter()
@@ -1194,7 +1226,7 @@ pub async fn minutes(state: &AppState, caller: &member::Model, meeting_id: i32) 
     let conn = state.db.conn();
     let (meeting, _) = access(conn, caller, meeting_id).await?;
     let tz = timezone_of(&meeting)?;
-    let agenda = agenda(conn, &meeting).await?;
+    let agenda = agenda_with_every_link(conn, &meeting).await?;
     let attendance = attendance(conn, meeting_id).await?;
     // The owner committee's action items only: an invited committee may link tasks of its own
     // to the meeting, and those are for its members, not for everyone the minutes reach.

@@ -6,6 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::committees::{committee, member_of, one_winner, sorted};
+use crate::documents::{pdf, upload_document};
 use crate::helpers::{TestApp, parse_mail, spawn_app, spawn_app_with};
 use crate::smtp::FakeSmtp;
 use crate::ws::WsClient;
@@ -1894,4 +1895,100 @@ async fn the_published_agenda_migration_keeps_what_the_public_saw() {
     );
     call(Method::DELETE, format!("/api/agenda-items/{}", items[1]), None).await;
     assert_eq!(public_agenda().await.as_array().map(Vec::len), Some(1));
+}
+
+/// An agenda item links documents; everyone who reads the agenda sees the links to the documents
+/// they can open, and no others: the owner's members and the secretariat all of them, an invited
+/// committee those shared with it, on the agenda, on the item and in its channel's events.
+#[actix_web::test]
+async fn an_invited_committee_sees_only_the_linked_documents_it_can_open() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let owner = committee(&app, &admin, "Owner").await;
+    let guest = committee(&app, &admin, "Guest").await;
+    let (_, chair) = member_of(&app, &admin, owner, "chair@o.org", "chair").await;
+    let (_, member) = member_of(&app, &admin, owner, "member@o.org", "member").await;
+    let (_, invited) = member_of(&app, &admin, guest, "guest@g.org", "member").await;
+    let document = |title: &'static str| {
+        let (app, chair) = (&app, &chair);
+        async move {
+            upload_document(app, chair, owner, title, pdf(title)).await["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let (internal, shared) = (document("Internal budget").await, document("Draft MOU").await);
+    let share = format!("/api/documents/{shared}/shares/{guest}");
+    succeed(
+        &app,
+        &chair,
+        Method::PUT,
+        share.clone(),
+        Some(json!({ "access": "read" })),
+    )
+    .await;
+    let starts = Utc::now() + Duration::days(3);
+    let meeting = create_meeting(
+        &app,
+        &chair,
+        owner,
+        json!({ "title": "M", "starts_at": starts, "ends_at": starts + Duration::hours(2),
+                "timezone": "UTC", "invited_committee_ids": [guest] }),
+    )
+    .await;
+    let item = succeed(
+        &app,
+        &chair,
+        Method::POST,
+        format!("/api/meetings/{}/agenda", meeting["id"]),
+        Some(json!({ "title": "Budget", "kind": "decision", "duration_minutes": 30, "document_ids": [shared, internal] })),
+    )
+    .await;
+    let links = |value: &Value| -> BTreeSet<i64> {
+        value["document_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_i64().unwrap())
+            .collect()
+    };
+    let both = BTreeSet::from([internal, shared]);
+    assert_eq!(links(&item), both);
+
+    let agenda_path = format!("/api/meetings/{}/agenda", meeting["id"]);
+    let item_path = format!("/api/agenda-items/{}", item["id"]);
+    for (token, expected) in [
+        (&chair, &both),
+        (&member, &both),
+        (&admin, &both),
+        (&invited, &BTreeSet::from([shared])),
+    ] {
+        let agenda = succeed(&app, token, Method::GET, agenda_path.clone(), None).await;
+        assert_eq!(&links(&agenda["items"][0]), expected, "{agenda}");
+        let one = succeed(&app, token, Method::GET, item_path.clone(), None).await;
+        assert_eq!(&links(&one), expected, "{one}");
+    }
+    let created_in = |channel: String, token: &String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let (_, feed) = app.get(&format!("/api/events?channel={channel}"), &token).await;
+            feed["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|event| event["kind"] == "agenda_item.created")
+                .expect("the item's event")["data"]
+                .clone()
+        }
+    };
+    assert_eq!(links(&created_in(format!("committee:{owner}"), &member).await), both);
+    assert_eq!(
+        links(&created_in(format!("committee:{guest}"), &invited).await),
+        BTreeSet::from([shared])
+    );
+
+    // The share ends: the guest's agenda links nothing more.
+    succeed(&app, &chair, Method::DELETE, share, None).await;
+    let agenda = succeed(&app, &invited, Method::GET, agenda_path, None).await;
+    assert_eq!(links(&agenda["items"][0]), BTreeSet::new());
 }
