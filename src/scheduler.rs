@@ -1,12 +1,12 @@
-//! The `Scheduler` actor: timed housekeeping. Deletes events past retention and spent or expired
-//! tokens, and sweeps staged uploads a crash left behind. Every task is idempotent, so several
+//! The `Scheduler` actor: timed housekeeping. Deletes events past retention, mail sent or given
+//! up as long ago, and spent or expired tokens, and sweeps staged uploads a crash left behind. Every task is idempotent, so several
 //! nodes may run it side by side.
 
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
-use entity::{one_time_token, refresh_token};
+use entity::{mail_queue, one_time_token, refresh_token};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 
 use crate::db::Db;
@@ -62,8 +62,15 @@ pub async fn sweep(db: &Db, retention_days: i64) -> anyhow::Result<()> {
     let one_time = db.write(|txn| Box::pin(spent.exec(txn))).await?.rows_affected;
     let expired = refresh_token::Entity::delete_many().filter(refresh_token::Column::ExpiresAt.lt(now));
     let refresh = db.write(|txn| Box::pin(expired.exec(txn))).await?.rows_affected;
-    if events + one_time + refresh > 0 {
-        tracing::info!(events, one_time, refresh, "housekeeping removed old rows");
+    // Mail stays as long as events, to answer "did the invitation go out?"; its links were
+    // blanked when it was sent or given up. Mail still to be sent stays, however old.
+    let done = Condition::any()
+        .add(mail_queue::Column::SentAt.lt(cutoff))
+        .add(mail_queue::Column::FailedAt.lt(cutoff));
+    let done = mail_queue::Entity::delete_many().filter(done);
+    let mail = db.write(|txn| Box::pin(done.exec(txn))).await?.rows_affected;
+    if events + one_time + refresh + mail > 0 {
+        tracing::info!(events, one_time, refresh, mail, "housekeeping removed old rows");
     }
     Ok(())
 }

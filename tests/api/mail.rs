@@ -245,3 +245,49 @@ async fn the_migration_forgets_the_bodies_of_mail_sent_before_it() {
     );
     assert_eq!(row(waiting.id).body_text, waiting.body_text);
 }
+
+/// Housekeeping deletes mail sent or given up longer ago than the retention, and keeps recent
+/// mail and mail still to be sent, however old.
+#[actix_web::test]
+async fn housekeeping_deletes_old_sent_and_given_up_mail_only() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = spawn_app().await;
+    let now = chrono::Utc::now();
+    let (old, recent) = (now - chrono::Duration::days(40), now - chrono::Duration::days(1));
+    let queued = |to: &str, sent_at, failed_at| mail_queue::ActiveModel {
+        to_address: Set(to.to_owned()),
+        subject: Set("Notice".to_owned()),
+        body_text: Set(String::new()),
+        attempts: Set(1),
+        // Not due: the mailer leaves these rows alone during the test.
+        next_attempt_at: Set(now + chrono::Duration::days(1)),
+        created_at: Set(old),
+        sent_at: Set(sent_at),
+        failed_at: Set(failed_at),
+        ..Default::default()
+    };
+    for row in [
+        queued("old-sent@port.pe", Some(old), None),
+        queued("old-given-up@port.pe", None, Some(old)),
+        queued("recent-sent@port.pe", Some(recent), None),
+        queued("recent-given-up@port.pe", None, Some(recent)),
+        queued("waiting@port.pe", None, None),
+    ] {
+        row.insert(app.db.conn()).await.unwrap();
+    }
+
+    dcports::scheduler::sweep(&app.db, 30).await.unwrap();
+
+    let mut kept: Vec<String> = mail_queue::Entity::find()
+        .all(app.db.conn())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.to_address)
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["recent-given-up@port.pe", "recent-sent@port.pe", "waiting@port.pe"]
+    );
+}
