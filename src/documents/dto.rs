@@ -123,7 +123,7 @@ pub struct ShareRequest {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DocumentFilter {
-    /// Words in the title or description, case-insensitive.
+    /// Text in the title or description; accents, case and runs of spaces do not matter.
     pub q: Option<String>,
     pub tag: Option<String>,
     pub status: Option<String>,

@@ -460,6 +460,7 @@ pub async fn create_and(
         let now = Utc::now();
         let document = document::ActiveModel {
             committee_id: Set(committee_id),
+            search_text: Set(crate::search::index_text(&[&title, &description])),
             title: Set(title),
             description: Set(description),
             status: Set(DocumentStatus::Draft.as_str().to_owned()),
@@ -579,20 +580,7 @@ pub async fn list(
         query = query.filter(document::Column::Id.gt(after));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = crate::search::lower_contains(q);
-        query = query.filter(
-            Condition::any()
-                .add(
-                    Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(document::Column::Title)))
-                        .like(pattern.clone()),
-                )
-                .add(
-                    Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(
-                        document::Column::Description,
-                    )))
-                    .like(pattern),
-                ),
-        );
+        query = query.filter(document::Column::SearchText.like(crate::search::contains(q)));
     }
     if let Some(tag) = &filter.tag {
         let tagged = document_tag::Entity::find()
@@ -688,6 +676,8 @@ pub async fn update(
     if let Some(description) = request.description {
         active.description = Set(description.trim().to_owned());
     }
+    let search_text = crate::search::index_text(&[active.title.as_ref(), active.description.as_ref()]);
+    active.search_text = Set(search_text);
     if let Some(status) = request.status {
         active.status = Set(status.as_str().to_owned());
     }

@@ -22,7 +22,7 @@ use crate::committees::service as committees;
 use crate::documents::service::Reader;
 use crate::domain::{Locale, MemberStatus, ONE_LINE, Role, Validator, as_one_line, has_control, required_line};
 use crate::error::{ApiError, ApiResult};
-use crate::events::{self, Channel, Recorded};
+use crate::events::{self, Channel, PendingEvent, Recorded};
 use crate::mail::{self, templates};
 use crate::pagination::Page;
 use crate::preconditions::IfMatch;
@@ -544,11 +544,25 @@ pub async fn agenda(
     Ok(agenda)
 }
 
+/// `item` with only the document links `reader` can open.
+async fn item_as_read_by(
+    conn: &impl ConnectionTrait,
+    item: &AgendaItemResponse,
+    reader: Reader<'_>,
+) -> ApiResult<AgendaItemResponse> {
+    let linked = item.document_ids.iter().copied().collect();
+    let readable = crate::documents::service::readable_among(conn, reader, linked).await?;
+    let mut item = item.clone();
+    item.document_ids.retain(|id| readable.contains(id));
+    Ok(item)
+}
+
 /// The agenda with every document link: only for what shows no links (mail, minutes).
 async fn agenda_with_every_link(conn: &impl ConnectionTrait, meeting: &meeting::Model) -> ApiResult<AgendaResponse> {
     let items = items_of(conn, meeting.id).await?;
     let documents = agenda_item_document::Entity::find()
         .filter(agenda_item_document::Column::AgendaItemId.is_in(items.iter().map(|i| i.id)))
+        .order_by_asc(agenda_item_document::Column::DocumentId)
         .all(conn)
         .await?;
     let planned = plan(meeting, &items);
@@ -681,8 +695,21 @@ async fn set_documents(
             &format!("at most {MAX_ITEM_DOCUMENTS} documents"),
         ));
     }
+    // The links the caller can open are replaced; the others stay. The caller was never shown
+    // them, and sending back the list it was shown must not remove them.
+    let linked: BTreeSet<i32> = agenda_item_document::Entity::find()
+        .select_only()
+        .column(agenda_item_document::Column::DocumentId)
+        .filter(agenda_item_document::Column::AgendaItemId.eq(item_id))
+        .into_tuple()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let replaced = crate::documents::service::readable_among(conn, Reader::Member(caller), linked).await?;
     agenda_item_document::Entity::delete_many()
         .filter(agenda_item_document::Column::AgendaItemId.eq(item_id))
+        .filter(agenda_item_document::Column::DocumentId.is_in(replaced))
         .exec(conn)
         .await?;
     for document_id in document_ids {
@@ -733,18 +760,13 @@ pub async fn get_item(
         .await?
         .ok_or(ApiError::NotFound)?;
     let (meeting, _) = access(conn, caller, item.meeting_id).await?;
-    item_of(conn, &meeting, item_id, Reader::Member(caller)).await
+    item_as_read_by(conn, &item_of(conn, &meeting, item_id).await?, Reader::Member(caller)).await
 }
 
-/// The item `item_id` of `meeting`'s agenda, as the agenda lists it to `reader`.
-async fn item_of(
-    conn: &impl ConnectionTrait,
-    meeting: &meeting::Model,
-    item_id: i32,
-    reader: Reader<'_>,
-) -> ApiResult<AgendaItemResponse> {
-    let agenda = agenda(conn, meeting, reader).await?;
-    agenda
+/// The item `item_id` of `meeting`'s agenda, as the agenda lists it, with every link.
+async fn item_of(conn: &impl ConnectionTrait, meeting: &meeting::Model, item_id: i32) -> ApiResult<AgendaItemResponse> {
+    agenda_with_every_link(conn, meeting)
+        .await?
         .items
         .into_iter()
         .find(|i| i.id == item_id)
@@ -761,15 +783,18 @@ async fn emit_item(
     kind: &str,
     item_id: i32,
 ) -> ApiResult<(AgendaItemResponse, Recorded)> {
-    let mut recorded = Recorded::default();
+    let item = item_of(conn, meeting, item_id).await?;
+    let mut pending = Vec::new();
     for committee_id in committees_of(conn, meeting).await? {
-        let item = item_of(conn, meeting, item_id, Reader::Committee(committee_id)).await?;
-        let mut data = json!(item);
+        let mut data = json!(item_as_read_by(conn, &item, Reader::Committee(committee_id)).await?);
         data["after_finalized"] = json!(finalized(meeting));
         let channel = [Channel::Committee(committee_id)];
-        recorded.extend(events::record(conn, &channel, kind, Some(caller.id), data).await?);
+        pending.extend(PendingEvent::for_channels(&channel, kind, Some(caller.id), data));
     }
-    Ok((item_of(conn, meeting, item_id, Reader::Member(caller)).await?, recorded))
+    // One append, last: it locks the channels' rows in the order every writer follows, and
+    // holds them only until the commit.
+    let recorded = events::append_all(conn, pending).await?;
+    Ok((item_as_read_by(conn, &item, Reader::Member(caller)).await?, recorded))
 }
 
 #[tracing::instrument(skip_all, fields(caller = caller.id, meeting_id))]

@@ -11,6 +11,7 @@ use actix_http::ws::Item as Fragment;
 use actix_web::web;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use bytestring::ByteString;
+use futures_util::future::Either;
 
 use super::broker::{Connect, Disconnect, Present, SessionId, Subscribe, Unsubscribe};
 use super::outbox::{Delivery, Outbox};
@@ -329,12 +330,19 @@ impl WsSession {
             });
         }
         let state = self.state.clone();
-        let check = self.state.socket_checks.clone().run(move || async move {
+        let work = move || async move {
             let claims = claims?;
             let member = authorize(&state, &claims).await?;
             let channels = committees::service::readable_channels(&state, &member).await?;
             Ok::<_, ApiError>((member, claims, channels))
-        });
+        };
+        // `ctx.wait` holds back the session's other futures until the check is done. A fresh
+        // token must not wait for a turn, then: the session's own subscribe or recheck may hold
+        // one, and could not give it back. The first `auth` comes before any such work.
+        let check = match self.member {
+            None => Either::Left(self.state.socket_checks.clone().run(work)),
+            Some(_) => Either::Right(Box::pin(work())),
+        };
         ctx.wait(check.into_actor(self).map(|result, session, ctx| match result {
             Ok((member, claims, channels)) => {
                 if session.member.as_ref().is_some_and(|current| current.id != member.id) {

@@ -1518,3 +1518,76 @@ async fn approved_publication(
 fn urlencoding(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+/// A committee's document search folds accents and case on both databases ("organizacion"
+/// finds "Organización"), follows edits of the title and description, and the migration that
+/// added the folded text filled it for documents made before it.
+#[actix_web::test]
+async fn the_document_search_ignores_accents_and_case_follows_edits_and_survives_the_migration() {
+    use migration::MigratorTrait;
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let organization = upload_document(&app, &chair, c, "Organización portuaria", pdf("org")).await["id"]
+        .as_i64()
+        .unwrap();
+    let kpis = upload_document(&app, &chair, c, "Callao KPIs", pdf("kpis")).await["id"]
+        .as_i64()
+        .unwrap();
+    let edit = |body: Value| {
+        let (app, chair) = (&app, &chair);
+        async move {
+            let path = format!("/api/documents/{organization}");
+            let (status, answer) = app.call(Method::PATCH, &path, Some(chair), Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+    };
+    edit(json!({ "description": "Índice de DESEMPEÑO" })).await;
+    let found = async |q: &str| -> Vec<i64> {
+        let path = format!("/api/committees/{c}/documents?q={}", urlencoding(q));
+        let (status, list) = app.get(&path, &chair).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_i64().unwrap())
+            .collect()
+    };
+    let searches = async || {
+        let mut hits = Vec::new();
+        for q in [
+            "organizacion",
+            "ORGANIZACIÓN",
+            "indice de  desempeno",
+            "kpis",
+            "organizaciones",
+        ] {
+            hits.push(found(q).await);
+        }
+        hits
+    };
+    let expected = vec![
+        vec![organization],
+        vec![organization],
+        vec![organization],
+        vec![kpis],
+        vec![],
+    ];
+    assert_eq!(searches().await, expected);
+
+    // A new title replaces the old one in the search; the description stays searchable.
+    edit(json!({ "title": "Plan de acción" })).await;
+    assert_eq!(found("organizacion").await, Vec::<i64>::new());
+    assert_eq!(found("ACCION").await, [organization]);
+    assert_eq!(found("desempeño").await, [organization]);
+
+    // As the database was before the migration: the column gone, then the migration run again.
+    let since = migrations_since("m20261129_000015_document_search_text");
+    migration::Migrator::down(app.db.conn(), Some(since)).await.unwrap();
+    migration::Migrator::up(app.db.conn(), None).await.unwrap();
+    assert_eq!(found("accion").await, [organization]);
+    assert_eq!(found("Índice").await, [organization]);
+    assert_eq!(found("kpis").await, [kpis]);
+}

@@ -1992,3 +1992,68 @@ async fn an_invited_committee_sees_only_the_linked_documents_it_can_open() {
     let agenda = succeed(&app, &invited, Method::GET, agenda_path, None).await;
     assert_eq!(links(&agenda["items"][0]), BTreeSet::new());
 }
+
+/// A chair edits an item's links without seeing those to documents it cannot open (linked by the
+/// secretariat): sending back the list it was shown, or an empty one, replaces only the links it
+/// sees; the others stay, and the edit's answer and event show each reader its own view.
+#[actix_web::test]
+async fn editing_an_items_links_keeps_those_the_editor_cannot_see() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let owner = committee(&app, &admin, "Owner").await;
+    let other = committee(&app, &admin, "Other").await;
+    let (_, chair) = member_of(&app, &admin, owner, "chair@o.org", "chair").await;
+    let (_, other_chair) = member_of(&app, &admin, other, "chair@x.org", "chair").await;
+    let own = upload_document(&app, &chair, owner, "Owner's brief", pdf("brief")).await["id"]
+        .as_i64()
+        .unwrap();
+    let foreign = upload_document(&app, &other_chair, other, "Other's study", pdf("study")).await["id"]
+        .as_i64()
+        .unwrap();
+    let starts = Utc::now() + Duration::days(3);
+    let body = json!({ "title": "M", "starts_at": starts, "ends_at": starts + Duration::hours(2), "timezone": "UTC" });
+    let meeting = create_meeting(&app, &chair, owner, body).await;
+    let agenda = format!("/api/meetings/{}/agenda", meeting["id"]);
+    let body =
+        json!({ "title": "Studies", "kind": "information", "duration_minutes": 20, "document_ids": [own, foreign] });
+    let item = succeed(&app, &admin, Method::POST, agenda.clone(), Some(body)).await;
+    assert_eq!(item["document_ids"], json!([own, foreign]));
+    let path = format!("/api/agenda-items/{}", item["id"]);
+    let links_for =
+        async |token: &str| succeed(&app, token, Method::GET, path.clone(), None).await["document_ids"].clone();
+    assert_eq!(links_for(&chair).await, json!([own]));
+
+    // The chair sends back what it was shown: nothing is lost.
+    let edited = succeed(
+        &app,
+        &chair,
+        Method::PATCH,
+        path.clone(),
+        Some(json!({ "document_ids": [own] })),
+    )
+    .await;
+    assert_eq!(edited["document_ids"], json!([own]));
+    assert_eq!(links_for(&admin).await, json!([own, foreign]));
+    // The chair removes what it sees: the secretariat's other link stays.
+    let edited = succeed(
+        &app,
+        &chair,
+        Method::PATCH,
+        path.clone(),
+        Some(json!({ "document_ids": [] })),
+    )
+    .await;
+    assert_eq!(edited["document_ids"], json!([]));
+    assert_eq!(links_for(&admin).await, json!([foreign]));
+    assert_eq!(links_for(&chair).await, json!([]));
+    // The owner's channel carries the owner's view of the edit.
+    let (_, feed) = app.get(&format!("/api/events?channel=committee:{owner}"), &chair).await;
+    let updated = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|event| event["kind"] == "agenda_item.updated")
+        .expect("the edit's event")
+        .clone();
+    assert_eq!(updated["data"]["document_ids"], json!([]));
+}

@@ -1057,6 +1057,49 @@ async fn a_replay_redacts_an_event_of_a_kind_without_a_visibility_rule() {
     }
 }
 
+/// A fresh token sent while the session's own subscribe holds the node's one turn for database
+/// work: the re-authentication holds back the session's other work until it is done, so it must
+/// not wait for that turn too (it did, and then the session never answered again, nor did any
+/// other socket get a turn). The subscribe is made to hold the turn by keeping every connection
+/// of the server's pool busy while it starts.
+#[actix_web::test]
+async fn a_fresh_token_during_a_subscribe_is_answered_when_checks_go_one_at_a_time() {
+    use sea_orm::TransactionTrait;
+    let app = spawn_app_with(|settings| {
+        settings.realtime.concurrent_checks = 1;
+        // At least two connections for requests on either database.
+        settings.database.max_connections = 4;
+    })
+    .await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let mut busy = Vec::new();
+    for _ in 0..app.state.db.pool_size() {
+        busy.push(app.state.db.conn().begin().await.unwrap());
+    }
+    client
+        .send(json!({ "type": "subscribe", "channel": format!("committee:{a}") }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.send(json!({ "type": "auth", "token": token })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for transaction in busy {
+        transaction.rollback().await.unwrap();
+    }
+
+    let mut answers = vec![
+        client.next().await["type"].as_str().unwrap().to_owned(),
+        client.next().await["type"].as_str().unwrap().to_owned(),
+    ];
+    answers.sort();
+    assert_eq!(answers, ["ready", "subscribed"]);
+    // And the node's turn is free for other sockets.
+    let (mut other, _) = WsClient::authenticated(&app, &token).await;
+    other.subscribe(&format!("committee:{a}"), None).await;
+}
+
 /// Sockets' database work passes one at a time when the node allows one (`concurrent_checks`):
 /// a dozen sockets authenticating and subscribing at once, with a replay, all get through, and
 /// the next change reaches each. A turn never given back would leave all but one waiting.
