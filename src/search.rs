@@ -16,19 +16,10 @@ pub fn fold(text: &str) -> String {
     stripped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// A LIKE pattern matching folded text that contains the folded `query`.
+/// A LIKE pattern matching folded text that contains the folded `query`, with `%`, `_` and `\`
+/// in it taken literally.
 pub fn contains(query: &str) -> LikeExpr {
-    like_containing(&fold(query))
-}
-
-/// A LIKE pattern matching lower-cased text (e.g. `lower(title)`) that contains `query`, for
-/// columns without a folded copy: case-insensitive, accent-sensitive.
-pub fn lower_contains(query: &str) -> LikeExpr {
-    like_containing(&query.to_lowercase())
-}
-
-/// `%text%`, with `%`, `_` and `\` in `text` taken literally.
-fn like_containing(text: &str) -> LikeExpr {
+    let text = fold(query);
     let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }

@@ -17,6 +17,7 @@ mod m20261129_000012_published_agenda;
 pub mod m20261129_000013_publication_search_text;
 mod m20261129_000014_forget_sent_mail_bodies;
 mod m20261129_000015_document_search_text;
+mod m20261129_000016_member_search_text;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000013_publication_search_text::Migration),
             Box::new(m20261129_000014_forget_sent_mail_bodies::Migration),
             Box::new(m20261129_000015_document_search_text::Migration),
+            Box::new(m20261129_000016_member_search_text::Migration),
         ]
     }
 }

@@ -53,7 +53,7 @@ mod serde_with_double_option {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MemberFilter {
-    /// Matches name or email, case-insensitively.
+    /// Text in the name or email; accents, case and runs of spaces do not matter.
     pub q: Option<String>,
     pub status: Option<String>,
     pub committee_id: Option<i32>,

@@ -2,10 +2,8 @@
 
 use chrono::Utc;
 use entity::{audit_log, committee_membership, member, organization};
-use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::json;
 
@@ -43,6 +41,7 @@ pub async fn create_member(
     let txn = state.db.begin_write().await?;
     let now = Utc::now();
     let member = member::ActiveModel {
+        search_text: Set(crate::search::index_text(&[&name, email.as_str()])),
         email: Set(email.as_str().to_owned()),
         name: Set(name),
         password_hash: Set(None),
@@ -85,12 +84,7 @@ pub async fn list_members(state: &AppState, filter: &MemberFilter, page: Page) -
         query = query.filter(member::Column::Id.gt(after));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = crate::search::lower_contains(q);
-        query = query.filter(
-            Condition::any()
-                .add(Expr::col(member::Column::Email).like(pattern.clone()))
-                .add(Expr::expr(Func::lower(Expr::col(member::Column::Name))).like(pattern)),
-        );
+        query = query.filter(member::Column::SearchText.like(crate::search::contains(q)));
     }
     if let Some(status) = &filter.status {
         let status = MemberStatus::from_db(status)
@@ -157,6 +151,7 @@ pub async fn update_member(
     let mut active = existing.into_active_model();
     active.version = Set(was.version + 1);
     if let Some(name) = name {
+        active.search_text = Set(crate::search::index_text(&[&name, &was.email]));
         active.name = Set(name);
     }
     if let Some(role) = request.role {

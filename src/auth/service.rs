@@ -205,9 +205,11 @@ pub async fn accept_invitation(
         return Err(ApiError::InvalidToken);
     }
     let version = member.version;
+    let search_text = crate::search::index_text(&[&name, &member.email]);
     let mut active = member.into_active_model();
     active.version = Set(version + 1);
     active.name = Set(name);
+    active.search_text = Set(search_text);
     active.password_hash = Set(Some(hash));
     active.status = Set(MemberStatus::Active.as_str().to_owned());
     active.updated_at = Set(Utc::now());
@@ -400,9 +402,11 @@ pub async fn update_me(
         .ok_or(ApiError::Unauthorized)?;
     if_match.check(member.version)?;
     let version = member.version;
+    let email = member.email.clone();
     let mut active = member.into_active_model();
     active.version = Set(version + 1);
     if let Some(name) = name {
+        active.search_text = Set(crate::search::index_text(&[&name, &email]));
         active.name = Set(name);
     }
     if let Some(locale) = locale {

@@ -394,3 +394,84 @@ async fn an_account_edit_from_before_a_change_is_refused() {
         .unwrap();
     assert_eq!(current.status(), StatusCode::OK);
 }
+
+/// The secretariat's member search folds accents and case on both databases ("jose pena" finds
+/// "José Peña") and follows the name through every step that sets it: the invitation, its
+/// acceptance, the member's own edit, the secretariat's edit, and `dcports admin create`; the
+/// migration that added the folded text filled it for members made before it.
+#[actix_web::test]
+async fn the_member_search_ignores_accents_and_case_and_follows_every_name() {
+    use migration::MigratorTrait;
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let admin_id = app.get("/api/me", &admin).await.1["id"].as_i64().unwrap();
+    let found = async |q: &str| -> Vec<i64> {
+        let path = format!(
+            "/api/admin/members?q={}",
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        let (status, list) = app.get(&path, &admin).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|member| member["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (status, invited) = app
+        .post(
+            "/api/admin/members",
+            Some(&admin),
+            json!({ "email": "jose@puerto.pe", "name": "José Peña", "role": "member" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invited}");
+    let id = invited["id"].as_i64().unwrap();
+    assert_eq!(found("jose pena").await, [id]);
+    assert_eq!(found("PEÑA").await, [id]);
+    assert_eq!(found("PUERTO.pe").await, [id]);
+    assert_eq!(found("secretariat").await, [admin_id]);
+
+    let token = app.token_from_mail("jose@puerto.pe", "/invitation").await;
+    let (status, pair) = app
+        .post(
+            "/api/auth/invitations/accept",
+            None,
+            json!({ "token": token, "name": "Josué Núñez", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{pair}");
+    assert_eq!((found("nunez").await, found("pena").await), (vec![id], vec![]));
+
+    let access = pair["access_token"].as_str().unwrap();
+    let (status, me) = app
+        .call(
+            Method::PATCH,
+            "/api/me",
+            Some(access),
+            Some(json!({ "name": "Ángel Núñez" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!((found("angel").await, found("josue").await), (vec![id], vec![]));
+
+    let path = format!("/api/admin/members/{id}");
+    let (status, edited) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({ "name": "Mónica Ruiz" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!((found("monica").await, found("angel").await), (vec![id], vec![]));
+
+    // As the database was before the migration: the column gone, then the migration run again.
+    let since = crate::helpers::migrations_since("m20261129_000016_member_search_text");
+    migration::Migrator::down(app.db.conn(), Some(since)).await.unwrap();
+    migration::Migrator::up(app.db.conn(), None).await.unwrap();
+    assert_eq!(found("MONICA ruiz").await, [id]);
+    assert_eq!(found("secretariat").await, [admin_id]);
+}
