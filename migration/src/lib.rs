@@ -2,6 +2,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod folded_text;
 mod m20261128_000001_foundation;
 mod m20261128_000002_committees_events;
 mod m20261128_000003_documents;

@@ -3,10 +3,8 @@
 //! "José"), as the document search became with migration 000015.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::ConnectionTrait;
 
-// The folding frozen with migration 000013: a migration goes on writing what it wrote then.
-use crate::m20261129_000013_publication_search_text::fold;
+use crate::folded_text;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -14,54 +12,15 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Members::Table)
-                    .add_column(ColumnDef::new(Members::SearchText).text().not_null().default(""))
-                    .to_owned(),
-            )
-            .await?;
-        fill_search_text(manager).await
+        folded_text::add(manager, Members::Table, &["name", "email"]).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Members::Table)
-                    .drop_column(Members::SearchText)
-                    .to_owned(),
-            )
-            .await
+        folded_text::drop(manager, Members::Table).await
     }
 }
 
-/// Folds the name and email of every member there is.
-async fn fill_search_text(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    let rows = Query::select()
-        .columns([Members::Id, Members::Name, Members::Email])
-        .from(Members::Table)
-        .to_owned();
-    for row in db.query_all(&rows).await? {
-        let name: String = row.try_get("", "name")?;
-        let email: String = row.try_get("", "email")?;
-        let update = Query::update()
-            .table(Members::Table)
-            .value(Members::SearchText, fold(&format!("{name} {email}")))
-            .and_where(Expr::col(Members::Id).eq(row.try_get::<i32>("", "id")?))
-            .to_owned();
-        db.execute(&update).await?;
-    }
-    Ok(())
-}
-
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Members {
     Table,
-    Id,
-    Name,
-    Email,
-    SearchText,
 }
