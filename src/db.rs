@@ -109,7 +109,7 @@ impl Db {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .max_connections(pool_size)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
             // sqlx pings every connection it hands out by default: one more round trip for
             // every query. Only a connection idle long enough to have been dropped by the
             // server or a proxy is worth that check.

@@ -107,6 +107,8 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
+    /// How long a query waits for a pooled connection before it fails (500, or 1013 on a socket).
+    pub acquire_timeout_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -366,6 +366,12 @@ impl WsSession {
                     },
                 );
             }
+            // The database could not be asked: the token may well be good, so the client should
+            // come back, not log in again.
+            Err(ApiError::Internal(error)) => {
+                tracing::warn!(error = ?error, "could not check a socket's token");
+                Self::close(ctx, CloseCode::Again, "could not check the token now; reconnect")
+            }
             Err(_) => Self::close(ctx, CloseCode::Policy, "authentication failed"),
         }));
     }

@@ -1100,6 +1100,31 @@ async fn a_fresh_token_during_a_subscribe_is_answered_when_checks_go_one_at_a_ti
     other.subscribe(&format!("committee:{a}"), None).await;
 }
 
+/// When the database cannot be asked (no connection free within `acquire_timeout_secs`), a
+/// socket's `auth` closes it with 1013, try again later, not 1008: the token may be good, and a
+/// client told 1008 would make its user log in again.
+#[actix_web::test]
+async fn a_token_that_cannot_be_checked_now_closes_with_1013_not_1008() {
+    use sea_orm::TransactionTrait;
+    let app = spawn_app_with(|settings| settings.database.acquire_timeout_secs = 1).await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let mut busy = Vec::new();
+    for _ in 0..app.state.db.pool_size() {
+        busy.push(app.state.db.conn().begin().await.unwrap());
+    }
+    let mut client = WsClient::connect(&app).await;
+    client.send(json!({ "type": "auth", "token": token })).await;
+    assert_eq!(close_code(&client.ended().await), Some(1013));
+    for transaction in busy {
+        transaction.rollback().await.unwrap();
+    }
+
+    // With connections free again, the same token is good.
+    WsClient::authenticated(&app, &token).await;
+}
+
 /// Sockets' database work passes one at a time when the node allows one (`concurrent_checks`):
 /// a dozen sockets authenticating and subscribing at once, with a replay, all get through, and
 /// the next change reaches each. A turn never given back would leave all but one waiting.
