@@ -107,7 +107,8 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
-    /// How long a query waits for a pooled connection before it fails (500, or 1013 on a socket).
+    /// How long a query waits for a pooled connection before it fails: a request answers 500, a
+    /// socket's `auth` closes with 1013.
     pub acquire_timeout_secs: u64,
 }
 
@@ -279,6 +280,14 @@ impl Settings {
         }
         if self.server.json_limit_bytes == 0 {
             bail!("setting server.json_limit_bytes must be positive");
+        }
+        // A socket waiting for the database hears nothing else: a longer wait than the heartbeat
+        // allows would drop it as silent.
+        let acquire = self.database.acquire_timeout_secs;
+        if acquire == 0 || acquire >= self.realtime.client_timeout_secs {
+            bail!(
+                "setting database.acquire_timeout_secs must be at least 1 and less than realtime.client_timeout_secs"
+            );
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             bail!("setting mail.from is not a valid mailbox: {:?}", self.mail.from);

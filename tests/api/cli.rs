@@ -59,6 +59,15 @@ fn a_bad_setting_stops_start_up_with_a_message_naming_it() {
     );
 
     let output = dcports(dir.path())
+        .env("DCPORTS__DATABASE__ACQUIRE_TIMEOUT_SECS", "0")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("database.acquire_timeout_secs"), "{stderr}");
+
+    let output = dcports(dir.path())
         .env("DCPORTS_ENV", "staging")
         .arg("migrate")
         .output()
