@@ -1,6 +1,10 @@
 //! Logging: human-readable in development, JSON lines in production.
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::error::ApiError;
 use crate::settings::{LogFormat, LogSettings};
@@ -13,9 +17,44 @@ pub fn init(settings: &LogSettings) {
         .with_writer(std::io::stderr);
     // try_init: tests start many applications in one process, only the first installs.
     let _ = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .finish()
+            .with(QuietBrokenConnections)
+            .try_init(),
+        LogFormat::Pretty => builder.finish().with(QuietBrokenConnections).try_init(),
     };
+}
+
+/// actix-http logs at ERROR every connection a client garbles or breaks ("stream error: …": a
+/// request it cannot parse, a URI over 64 KiB, a reset). Those are the client's doing, as refused
+/// requests are, which are logged at debug; at ERROR, anyone could fill the operators' error log.
+struct QuietBrokenConnections;
+
+impl<S: Subscriber> Layer<S> for QuietBrokenConnections {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        let metadata = event.metadata();
+        if *metadata.level() != Level::ERROR || metadata.target() != "actix_http::h1::dispatcher" {
+            return true;
+        }
+        let mut message = Message::default();
+        event.record(&mut message);
+        !message.0.starts_with("stream error:")
+    }
+}
+
+/// An event's message, formatted.
+#[derive(Default)]
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }
 
 /// The root span of every request. Like tracing-actix-web's default, but it records the path
