@@ -1,6 +1,6 @@
 //! The `Scheduler` actor: timed housekeeping. Deletes events past retention, mail sent or given
-//! up as long ago, and spent or expired tokens, and sweeps staged uploads a crash left behind. Every task is idempotent, so several
-//! nodes may run it side by side.
+//! up as long ago, and spent or expired tokens, and sweeps staged uploads a crash left behind.
+//! Every task is idempotent, so several nodes may run it side by side.
 
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
 //! Adding a folded `search_text` column to a table and filling it from some of its text columns,
-//! as migrations 000015 and 000016 do. Like the folding it uses, frozen: a later migration that
-//! needs something else writes its own.
+//! as migrations 000013, 000015 and 000016 do. Frozen, with the folding it uses: a migration
+//! goes on writing what it wrote then, and a later one that needs something else writes its own.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::ConnectionTrait;
-
-use crate::m20261129_000013_publication_search_text::fold;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 #[derive(DeriveIden)]
 enum Column {
@@ -48,4 +48,15 @@ pub async fn drop(manager: &SchemaManager<'_>, table: impl IntoIden) -> Result<(
     manager
         .alter_table(Table::alter().table(table).drop_column(Column::SearchText).to_owned())
         .await
+}
+
+/// The folding of `dcports::search::fold` when migration 000013 was written, kept here as it was
+/// (a test compares the two).
+pub fn fold(text: &str) -> String {
+    let stripped: String = text
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .collect::<String>()
+        .to_lowercase();
+    stripped.split_whitespace().collect::<Vec<_>>().join(" ")
 }

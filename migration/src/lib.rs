@@ -2,7 +2,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
-mod folded_text;
+pub mod folded_text;
 mod m20261128_000001_foundation;
 mod m20261128_000002_committees_events;
 mod m20261128_000003_documents;
@@ -15,7 +15,7 @@ mod m20261129_000009_indicator_review_queue;
 mod m20261129_000010_open_sessions;
 mod m20261129_000011_member_version;
 mod m20261129_000012_published_agenda;
-pub mod m20261129_000013_publication_search_text;
+mod m20261129_000013_publication_search_text;
 mod m20261129_000014_forget_sent_mail_bodies;
 mod m20261129_000015_document_search_text;
 mod m20261129_000016_member_search_text;
