@@ -532,15 +532,7 @@ pub async fn agenda(
     reader: Reader<'_>,
 ) -> ApiResult<AgendaResponse> {
     let mut agenda = agenda_with_every_link(conn, meeting).await?;
-    let linked = agenda
-        .items
-        .iter()
-        .flat_map(|item| item.document_ids.iter().copied())
-        .collect();
-    let readable = crate::documents::service::readable_among(conn, reader, linked).await?;
-    for item in &mut agenda.items {
-        item.document_ids.retain(|id| readable.contains(id));
-    }
+    keep_readable_links(conn, &mut agenda.items, reader).await?;
     Ok(agenda)
 }
 
@@ -550,11 +542,27 @@ async fn item_as_read_by(
     item: &AgendaItemResponse,
     reader: Reader<'_>,
 ) -> ApiResult<AgendaItemResponse> {
-    let linked = item.document_ids.iter().copied().collect();
-    let readable = crate::documents::service::readable_among(conn, reader, linked).await?;
-    let mut item = item.clone();
-    item.document_ids.retain(|id| readable.contains(id));
+    let mut items = [item.clone()];
+    keep_readable_links(conn, &mut items, reader).await?;
+    let [item] = items;
     Ok(item)
+}
+
+/// Drops from `items` the document links `reader` cannot open (one query for all of them).
+async fn keep_readable_links(
+    conn: &impl ConnectionTrait,
+    items: &mut [AgendaItemResponse],
+    reader: Reader<'_>,
+) -> ApiResult<()> {
+    let linked = items
+        .iter()
+        .flat_map(|item| item.document_ids.iter().copied())
+        .collect();
+    let readable = crate::documents::service::readable_among(conn, reader, linked).await?;
+    for item in items {
+        item.document_ids.retain(|id| readable.contains(id));
+    }
+    Ok(())
 }
 
 /// The agenda with every document link: only for what shows no links (mail, minutes).
