@@ -6,14 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Barrier, mpsc};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::server::{NodeOptions, ScratchDatabase, Server};
+use crate::wsclient::{Frame, WsClient};
 use crate::{option, percentile};
 
 pub struct Options {
@@ -334,16 +332,10 @@ enum Protocol {
     SocketIo,
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 impl Protocol {
     /// Connects, authenticates and subscribes; returns once the server has confirmed.
-    async fn connect(&self, url: &str) -> anyhow::Result<Socket> {
-        // tungstenite zero-fills its whole read buffer (128 KiB by default) before every read;
-        // with thousands of clients on the server's two cores that alone took a third of the
-        // machine, so the clients read 4 KiB at a time (frames are ~250 bytes).
-        let config = WebSocketConfig::default().read_buffer_size(4096);
-        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+    async fn connect(&self, url: &str) -> anyhow::Result<WsClient> {
+        let mut socket = WsClient::connect(url).await?;
         // Each step: a frame to send, then the frame (a prefix of it) to wait for.
         let steps = match self {
             Protocol::Dcports { token, channel } => vec![
@@ -363,12 +355,12 @@ impl Protocol {
             ],
         };
         for (request, answer) in steps {
-            socket.send(Message::text(request)).await?;
+            socket.send_text(&request).await?;
             loop {
-                match socket.next().await.context("closed before subscribed")?? {
-                    Message::Text(text) if text.starts_with(answer) => break,
-                    Message::Close(frame) => anyhow::bail!("closed before subscribed: {frame:?}"),
-                    _ => continue,
+                match socket.next().await? {
+                    Frame::Text(text) if text.starts_with(answer) => break,
+                    Frame::Text(_) => continue,
+                    Frame::Close => anyhow::bail!("closed before subscribed"),
                 }
             }
         }
@@ -376,11 +368,8 @@ impl Protocol {
     }
 
     /// Answers the protocol's keep-alive: Engine.IO pings (`2`) must be answered (`3`).
-    async fn keep_alive(&self, socket: &mut Socket, text: &str) -> anyhow::Result<()> {
-        if matches!(self, Protocol::SocketIo) && text == "2" {
-            socket.send(Message::text("3")).await?;
-        }
-        Ok(())
+    fn needs_pong(&self, text: &str) -> bool {
+        matches!(self, Protocol::SocketIo) && text == "2"
     }
 }
 
@@ -407,13 +396,14 @@ async fn subscriber(
     subscribed.wait().await;
     let mut latencies = Vec::with_capacity(events);
     while latencies.len() < events {
-        let Message::Text(text) = socket.next().await.context("closed early")?? else {
-            continue;
+        let Frame::Text(text) = socket.next().await? else {
+            anyhow::bail!("closed early");
         };
         let now = chrono::Utc::now();
-        match event_time(&text) {
-            Some(at) => latencies.push((now - at).num_microseconds().unwrap_or(0).max(0) as u64),
-            None => protocol.keep_alive(&mut socket, &text).await?,
+        if let Some(at) = event_time(text) {
+            latencies.push((now - at).num_microseconds().unwrap_or(0).max(0) as u64);
+        } else if protocol.needs_pong(text) {
+            socket.send_text("3").await?;
         }
     }
     Ok(latencies)

@@ -12,6 +12,7 @@ mod fanout;
 mod http;
 mod latency;
 mod server;
+mod wsclient;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|arg| arg != "--bench").collect();
