@@ -5,6 +5,7 @@
 mod admission;
 mod broker;
 pub mod bus;
+mod frames;
 mod outbox;
 mod protocol;
 mod relay;

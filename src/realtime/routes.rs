@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 
+use super::frames::SkipOversized;
 use super::session::{MAX_MESSAGE_BYTES, WsSession};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -16,6 +17,7 @@ async fn connect(state: web::Data<AppState>, request: HttpRequest, stream: web::
     if !origin_allowed(&request, &state.settings.server.allowed_origins) {
         return Err(ApiError::Forbidden);
     }
+    let stream = SkipOversized::new(stream, MAX_MESSAGE_BYTES);
     ws::WsResponseBuilder::new(WsSession::new(state), &request, stream)
         .frame_size(MAX_MESSAGE_BYTES)
         .start()

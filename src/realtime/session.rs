@@ -14,6 +14,7 @@ use bytestring::ByteString;
 use futures_util::future::Either;
 
 use super::broker::{Connect, Disconnect, Present, SessionId, Subscribe, Unsubscribe};
+use super::frames::OVERSIZED;
 use super::outbox::{Delivery, Outbox};
 use super::protocol::{ClientFrame, ServerFrame};
 use crate::auth::extract::{authorize, member_still_authorized};
@@ -49,7 +50,7 @@ pub struct WsSession {
     auth_timeout: Option<SpawnHandle>,
     expiry: Option<SpawnHandle>,
     /// A text message arriving in fragments (RFC 6455 §5.4), until its last one.
-    fragments: Option<Vec<u8>>,
+    fragments: Fragments,
     /// Subscribes started so far: each one's number, to recognise its own `Replaying` entry.
     subscribe_attempts: u64,
     /// Whether the Broker knows this session (from the first `auth` frame on).
@@ -187,6 +188,16 @@ const GAP_WAIT: Duration = Duration::from_millis(200);
 /// How long before fetching them again when the database could not be read.
 const GAP_RETRY: Duration = Duration::from_secs(1);
 
+/// Where a fragmented text message stands.
+#[derive(Default)]
+enum Fragments {
+    #[default]
+    None,
+    Collecting(Vec<u8>),
+    /// It went over the size limit: its remaining fragments are dropped.
+    Discarding,
+}
+
 struct TokenBucket {
     tokens: f64,
     refilled: Instant,
@@ -226,7 +237,7 @@ impl WsSession {
             },
             auth_timeout: None,
             expiry: None,
-            fragments: None,
+            fragments: Fragments::None,
             subscribe_attempts: 0,
             connected: false,
             recheck_pending: false,
@@ -258,32 +269,53 @@ impl WsSession {
         }
     }
 
-    fn too_large(ctx: &mut ws::WebsocketContext<Self>) {
-        Self::error(ctx, "payload_too_large", None, "frame too large");
-        Self::close(ctx, CloseCode::Size, "frame too large");
+    /// A message over the size limit was left unread (see `frames`); a fragmented one in
+    /// progress is discarded up to its last fragment. Like a malformed frame, it is answered, and
+    /// only a repeated one closes the socket.
+    fn too_large(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Fragments::Collecting(_) = self.fragments {
+            self.fragments = Fragments::Discarding;
+        }
+        self.bad_frames += 1;
+        if self.bad_frames > MAX_BAD_FRAMES {
+            Self::close(ctx, CloseCode::Size, "too many frames over the size limit");
+        } else {
+            Self::error(ctx, "payload_too_large", None, "frame too large; it was ignored");
+        }
     }
 
     /// Collects a fragmented text message and handles it once whole, within the same size limit
     /// as a single frame.
     fn assemble(&mut self, fragment: Fragment, ctx: &mut ws::WebsocketContext<Self>) {
-        let (bytes, last) = match (fragment, self.fragments.is_some()) {
-            (Fragment::FirstText(bytes), false) => (bytes, false),
-            (Fragment::FirstBinary(_), false) => return self.bad_frame(ctx, "binary frames are not supported"),
-            (Fragment::Continue(bytes), true) => (bytes, false),
-            (Fragment::Last(bytes), true) => (bytes, true),
+        let (bytes, last) = match (fragment, &self.fragments) {
+            (Fragment::FirstText(bytes), Fragments::None) => (bytes, false),
+            (Fragment::FirstBinary(_), Fragments::None) => {
+                self.fragments = Fragments::Discarding;
+                return self.bad_frame(ctx, "binary frames are not supported");
+            }
+            (Fragment::Continue(bytes), Fragments::Collecting(_)) => (bytes, false),
+            (Fragment::Last(bytes), Fragments::Collecting(_)) => (bytes, true),
+            (Fragment::Continue(_), Fragments::Discarding) => return,
+            (Fragment::Last(_), Fragments::Discarding) => {
+                self.fragments = Fragments::None;
+                return;
+            }
             // A new message before the last one ended, or a continuation of nothing.
             _ => return Self::close(ctx, CloseCode::Protocol, "unexpected continuation frame"),
         };
-        let buffer = self.fragments.get_or_insert_with(Vec::new);
-        if buffer.len() + bytes.len() > MAX_MESSAGE_BYTES {
-            self.fragments = None;
-            return Self::too_large(ctx);
+        let mut message = match std::mem::take(&mut self.fragments) {
+            Fragments::Collecting(buffer) => buffer,
+            _ => Vec::new(),
+        };
+        if message.len() + bytes.len() > MAX_MESSAGE_BYTES {
+            self.fragments = if last { Fragments::None } else { Fragments::Discarding };
+            return self.too_large(ctx);
         }
-        buffer.extend_from_slice(&bytes);
+        message.extend_from_slice(&bytes);
         if !last {
+            self.fragments = Fragments::Collecting(message);
             return;
         }
-        let message = self.fragments.take().unwrap_or_default();
         match std::str::from_utf8(&message) {
             Ok(text) => self.handle_text(text, ctx),
             Err(_) => Self::close(ctx, CloseCode::Invalid, "text message is not UTF-8"),
@@ -818,12 +850,14 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         match message {
             Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(payload)) if payload == OVERSIZED => self.too_large(ctx),
             Ok(ws::Message::Pong(_)) => {}
             Ok(ws::Message::Binary(_)) => self.bad_frame(ctx, "binary frames are not supported"),
             Ok(ws::Message::Close(_)) => ctx.stop(),
             Ok(ws::Message::Continuation(fragment)) => self.assemble(fragment, ctx),
             Ok(ws::Message::Nop) => {}
-            Err(ws::ProtocolError::Overflow) => Self::too_large(ctx),
+            // `frames` keeps oversized frames from the codec; this is only a safeguard.
+            Err(ws::ProtocolError::Overflow) => Self::close(ctx, CloseCode::Size, "frame too large"),
             Err(error) => {
                 tracing::debug!(error = %error, "websocket protocol error");
                 Self::close(ctx, CloseCode::Protocol, "protocol error");

@@ -525,9 +525,18 @@ async fn garbage_huge_and_flooding_clients_are_answered_and_others_stay_healthy(
     let (_, code) = garbage.frames_until_close().await;
     assert_eq!(code, Some(1008));
 
-    // A 10 MiB frame: refused with an error and a 1009 close.
+    // A 10 MiB frame: answered with an error, and the socket goes on; only repeated ones close it.
     let (mut huge, _) = WsClient::authenticated(&app, &token).await;
-    huge.send_raw(Message::text("x".repeat(10 * 1024 * 1024))).await;
+    assert!(huge.send_raw(Message::text("x".repeat(10 * 1024 * 1024))).await);
+    assert_eq!(huge.next_of_type("error").await["code"], "payload_too_large");
+    huge.subscribe(&format!("committee:{a}"), None).await;
+    rename(&app, &admin, a, "after the huge frame").await;
+    assert_eq!(huge.next_event().await["data"]["description"], "after the huge frame");
+    for _ in 0..20 {
+        if !huge.send_raw(Message::text("x".repeat(65 * 1024))).await {
+            break;
+        }
+    }
     let (frames, code) = huge.frames_until_close().await;
     assert!(frames.iter().any(|f| f["code"] == "payload_too_large"), "{frames:?}");
     assert_eq!(code, Some(1009));
@@ -551,6 +560,10 @@ async fn garbage_huge_and_flooding_clients_are_answered_and_others_stay_healthy(
 
     // The well-behaved client never noticed.
     rename(&app, &admin, a, "still here").await;
+    assert_eq!(
+        healthy.next_event().await["data"]["description"],
+        "after the huge frame"
+    );
     assert_eq!(healthy.next_event().await["data"]["description"], "still here");
     assert_eq!(
         app.client.get(app.url("/healthz")).send().await.unwrap().status(),
@@ -601,16 +614,28 @@ async fn fragmented_messages_are_assembled_within_the_size_limit() {
     rename(&app, &admin, a, "assembled").await;
     assert_eq!(client.next_event().await["data"]["description"], "assembled");
 
-    // 100 fragments of 1 KiB each: over the 64 KiB a message may have, in total.
+    // Over the 64 KiB a message may have: 100 fragments of 1 KiB each; three fragments of which
+    // the middle one alone is 10 MiB; and a first fragment of 10 MiB. Each is answered with an
+    // error and the rest of its fragments are ignored; the socket goes on.
     let (mut huge, _) = WsClient::authenticated(&app, &token).await;
-    for fragment in fragments(&"x".repeat(100 * 1024), 100) {
-        if !huge.send_raw(fragment).await {
-            break;
+    let big = "x".repeat(10 * 1024 * 1024);
+    let oversized_messages = [
+        fragments(&"x".repeat(100 * 1024), 100),
+        fragments(&format!("ab{big}cd"), 3),
+        fragments(&format!("{big}cd"), 2),
+    ];
+    for message in oversized_messages {
+        for fragment in message {
+            assert!(huge.send_raw(fragment).await);
         }
+        assert_eq!(huge.next_of_type("error").await["code"], "payload_too_large");
     }
-    let (frames, code) = huge.frames_until_close().await;
-    assert!(frames.iter().any(|f| f["code"] == "payload_too_large"), "{frames:?}");
-    assert_eq!(code, Some(1009));
+    for fragment in fragments(&subscribe, 3) {
+        assert!(huge.send_raw(fragment).await);
+    }
+    huge.next_of_type("subscribed").await;
+    rename(&app, &admin, a, "still assembling").await;
+    assert_eq!(huge.next_event().await["data"]["description"], "still assembling");
 
     // A continuation with no message to continue is a protocol error.
     let (mut confused, _) = WsClient::authenticated(&app, &token).await;
