@@ -856,7 +856,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Close(_)) => ctx.stop(),
             Ok(ws::Message::Continuation(fragment)) => self.assemble(fragment, ctx),
             Ok(ws::Message::Nop) => {}
-            // `frames` keeps oversized frames from the codec; this is only a safeguard.
+            // `frames` keeps oversized frames from the codec; left for this is a length no frame
+            // may declare (its top bit set).
             Err(ws::ProtocolError::Overflow) => Self::close(ctx, CloseCode::Size, "frame too large"),
             Err(error) => {
                 tracing::debug!(error = %error, "websocket protocol error");

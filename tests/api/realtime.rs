@@ -572,6 +572,36 @@ async fn garbage_huge_and_flooding_clients_are_answered_and_others_stay_healthy(
     wait_for_broker(&app, |stats| stats.sessions == 1).await;
 }
 
+#[actix_web::test]
+async fn a_frame_that_declares_a_huge_length_is_refused_without_being_buffered() {
+    let app = spawn_app().await;
+    // A ping (control frames carry at most 125 bytes) declaring 2^40 bytes, masked, then 1 MiB
+    // of it. Read whole before being judged, it would hold the socket until the auth timeout.
+    let mut header = vec![0x89, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    let mut client = WsClient::connect(&app).await;
+    assert!(client.send_bytes(&header).await);
+    client.send_bytes(&vec![0; 1024 * 1024]).await;
+    let started = std::time::Instant::now();
+    let (_, code) = client.frames_until_close().await;
+    assert_eq!(code, Some(1002), "a protocol error, at once");
+    assert!(started.elapsed() < Duration::from_secs(5), "not the auth timeout");
+
+    // A text frame declaring as much is skipped as it streams in: answered, and the socket lives.
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&(3u64 * 1024 * 1024).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    assert!(client.send_bytes(&header).await);
+    assert_eq!(client.next_of_type("error").await["code"], "payload_too_large");
+    assert!(client.send_bytes(&vec![0; 3 * 1024 * 1024]).await);
+    client.subscribe(&format!("committee:{a}"), None).await;
+}
+
 /// A text frame of the protocol, split into fragments as RFC 6455 allows.
 fn fragments(text: &str, pieces: usize) -> Vec<Message> {
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;

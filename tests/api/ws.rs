@@ -72,6 +72,15 @@ impl WsClient {
     }
 
     /// The next JSON frame, skipping presence frames.
+    /// Writes bytes straight to the socket, framed or not; false once the server has closed it.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) -> bool {
+        use tokio::io::AsyncWriteExt;
+        match self.stream.get_mut() {
+            MaybeTlsStream::Plain(tcp) => tcp.write_all(bytes).await.is_ok(),
+            _ => unreachable!("the tests speak plain ws://"),
+        }
+    }
+
     pub async fn next(&mut self) -> Value {
         loop {
             let frame = self.next_any().await;
