@@ -120,7 +120,8 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
-            });
+            })
+            .map_sqlx_sqlite_pool_opts(|pool| pool.after_connect(|conn, _| Box::pin(keep_query_plans(conn))));
         let conn = sea_orm::Database::connect(options)
             .await
             .context("Failed to connect to the database (setting database.url)")?;
@@ -175,6 +176,37 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
     }
+}
+
+/// Turns on SQLite's query planner stability guarantee (QPSG) for one connection.
+///
+/// Without it, SQLite plans some statements around the values bound to them: a bound `LIMIT`
+/// (every `.one()` and every page has one), a value compared with a partial index's condition.
+/// It then marks the statement to be compiled again whenever such a value is bound anew, which
+/// is every time it runs: sqlx's statement cache kept statements that were parsed and planned on
+/// every execution. A profile of `GET /api/committees` under load put 45 % of the server's CPU in
+/// that recompilation and 2 % in running the queries (BENCHMARKS.md, thirteenth session). With
+/// the guarantee, a statement keeps the plan it was prepared with.
+async fn keep_query_plans(conn: &mut sea_orm::sqlx::SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is an open connection that sqlx's worker thread does not use while `handle`
+    // is held; SQLITE_DBCONFIG_ENABLE_QPSG takes an int (1: on) and an int pointer for the
+    // setting's new value, which may be null.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            db,
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if rc != libsqlite3_sys::SQLITE_OK {
+        return Err(sea_orm::sqlx::Error::Configuration(
+            format!("SQLite refused the query planner stability guarantee (code {rc})").into(),
+        ));
+    }
+    Ok(())
 }
 
 fn is_postgres(url: &str) -> bool {

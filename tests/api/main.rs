@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod committees;
+mod database;
 mod documents;
 mod errors;
 mod group_commit;

@@ -1,0 +1,39 @@
+//! How the server's database connections are set up.
+
+use std::ffi::c_int;
+
+use sea_orm::DatabaseBackend;
+
+use crate::helpers::spawn_app;
+
+/// SQLite recompiled a statement each time it ran when the plan could depend on a bound value
+/// (every `LIMIT ?`), unless the query planner stability guarantee is on (`db::keep_query_plans`).
+/// The guarantee is a setting of each connection, so each one the pool opens is checked.
+#[actix_web::test]
+async fn every_sqlite_connection_keeps_its_query_plans() {
+    let app = spawn_app().await;
+    if app.state.db.backend() != DatabaseBackend::Sqlite {
+        // PostgreSQL plans prepared statements itself; there is nothing to set.
+        return;
+    }
+    let pool = app.state.db.conn().get_sqlite_connection_pool();
+    let mut held = Vec::new();
+    for _ in 0..app.state.db.pool_size() {
+        held.push(pool.acquire().await.expect("a pooled connection"));
+    }
+    for connection in &mut held {
+        let mut handle = connection.lock_handle().await.unwrap();
+        let mut on: c_int = -1;
+        // SAFETY: the handle is locked for us; -1 reads the setting into `on` without changing it.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_db_config(
+                handle.as_raw_handle().as_ptr(),
+                libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+                -1 as c_int,
+                &mut on as *mut c_int,
+            )
+        };
+        assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
+        assert_eq!(on, 1, "QPSG is off on a pooled connection");
+    }
+}
