@@ -180,10 +180,9 @@ impl Db {
 
 /// Turns on SQLite's query planner stability guarantee (QPSG) for one connection.
 ///
-/// Without it, SQLite plans some statements around the values bound to them: a bound `LIMIT`
-/// (every `.one()` and every page has one), a value compared with a partial index's condition.
-/// It then marks the statement to be compiled again whenever such a value is bound anew, which
-/// is every time it runs: sqlx's statement cache kept statements that were parsed and planned on
+/// Without it, SQLite (3.51) plans a statement with a bound `LIMIT` around the value bound to it
+/// (every `.one()` and every page has one), and marks the statement to be compiled again
+/// whenever that value is bound anew, which is every time it runs: sqlx's statement cache kept statements that were parsed and planned on
 /// every execution. A profile of `GET /api/committees` under load put 45 % of the server's CPU in
 /// that recompilation and 2 % in running the queries (BENCHMARKS.md, thirteenth session). With
 /// the guarantee, a statement keeps the plan it was prepared with.
