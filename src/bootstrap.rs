@@ -32,10 +32,10 @@ pub async fn ensure_secretariat(db: &Db, settings: &Settings) -> anyhow::Result<
     let txn = db.begin_write().await?;
     let now = Utc::now();
     let member = member::ActiveModel {
-        search_text: Set(crate::search::index_text(&[
+        search_text: Set(crate::search::member_text(
             &settings.bootstrap.admin_name,
             email.as_str(),
-        ])),
+        )),
         email: Set(email.as_str().to_owned()),
         name: Set(settings.bootstrap.admin_name.clone()),
         password_hash: Set(None),
@@ -81,7 +81,7 @@ pub async fn create_secretariat(
     let hash = passwords.hash(password.secret()).await?;
     let now = Utc::now();
     let account = member::ActiveModel {
-        search_text: Set(crate::search::index_text(&[&name, email.as_str()])),
+        search_text: Set(crate::search::member_text(&name, email.as_str())),
         email: Set(email.as_str().to_owned()),
         name: Set(name),
         password_hash: Set(Some(hash)),

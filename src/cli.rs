@@ -147,10 +147,10 @@ async fn demo_author(state: &crate::state::AppState) -> anyhow::Result<entity::m
     let author = entity::member::ActiveModel {
         email: Set("demo-secretariat@example.org".to_owned()),
         name: Set("Demo Secretariat".to_owned()),
-        search_text: Set(crate::search::index_text(&[
+        search_text: Set(crate::search::member_text(
             "Demo Secretariat",
             "demo-secretariat@example.org",
-        ])),
+        )),
         password_hash: Set(None),
         role: Set(crate::domain::Role::Secretariat.as_str().to_owned()),
         status: Set(crate::domain::MemberStatus::Invited.as_str().to_owned()),

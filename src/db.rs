@@ -182,10 +182,11 @@ impl Db {
 ///
 /// Without it, SQLite (3.51) plans a statement with a bound `LIMIT` around the value bound to it
 /// (every `.one()` and every page has one), and marks the statement to be compiled again
-/// whenever that value is bound anew, which is every time it runs: sqlx's statement cache kept statements that were parsed and planned on
-/// every execution. A profile of `GET /api/committees` under load put 45 % of the server's CPU in
-/// that recompilation and 2 % in running the queries (BENCHMARKS.md, thirteenth session). With
-/// the guarantee, a statement keeps the plan it was prepared with.
+/// whenever that value is bound anew, which is every time it runs: sqlx's statement cache kept
+/// statements that were parsed and planned on every execution. A profile of `GET
+/// /api/committees` under load put 45 % of the server's CPU in that recompilation and 2 % in
+/// running the queries (BENCHMARKS.md, thirteenth session). With the guarantee, a statement keeps
+/// the plan it was prepared with.
 async fn keep_query_plans(conn: &mut sea_orm::sqlx::SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle().as_ptr();

@@ -29,6 +29,12 @@ pub fn index_text(parts: &[&str]) -> String {
     fold(&parts.join(" "))
 }
 
+/// A member's search column: the secretariat finds members by name or email. Every write that
+/// sets either sets this too.
+pub fn member_text(name: &str, email: &str) -> String {
+    index_text(&[name, email])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

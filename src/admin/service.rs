@@ -41,7 +41,7 @@ pub async fn create_member(
     let txn = state.db.begin_write().await?;
     let now = Utc::now();
     let member = member::ActiveModel {
-        search_text: Set(crate::search::index_text(&[&name, email.as_str()])),
+        search_text: Set(crate::search::member_text(&name, email.as_str())),
         email: Set(email.as_str().to_owned()),
         name: Set(name),
         password_hash: Set(None),
@@ -151,7 +151,7 @@ pub async fn update_member(
     let mut active = existing.into_active_model();
     active.version = Set(was.version + 1);
     if let Some(name) = name {
-        active.search_text = Set(crate::search::index_text(&[&name, &was.email]));
+        active.search_text = Set(crate::search::member_text(&name, &was.email));
         active.name = Set(name);
     }
     if let Some(role) = request.role {

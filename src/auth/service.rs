@@ -205,7 +205,7 @@ pub async fn accept_invitation(
         return Err(ApiError::InvalidToken);
     }
     let version = member.version;
-    let search_text = crate::search::index_text(&[&name, &member.email]);
+    let search_text = crate::search::member_text(&name, &member.email);
     let mut active = member.into_active_model();
     active.version = Set(version + 1);
     active.name = Set(name);
@@ -406,7 +406,7 @@ pub async fn update_me(
     let mut active = member.into_active_model();
     active.version = Set(version + 1);
     if let Some(name) = name {
-        active.search_text = Set(crate::search::index_text(&[&name, &email]));
+        active.search_text = Set(crate::search::member_text(&name, &email));
         active.name = Set(name);
     }
     if let Some(locale) = locale {

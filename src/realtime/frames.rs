@@ -94,6 +94,7 @@ impl<S> SkipOversized<S> {
                 // The chunk ended inside a header: it waits for the next chunk.
                 break;
             }
+            // Taken out for `on_header`, which needs `self`; put back empty to keep its buffer.
             let header = std::mem::take(&mut self.header);
             match self.on_header(&header) {
                 Some(replacement) => out.push(&replacement),

@@ -261,11 +261,28 @@ impl WsSession {
     }
 
     fn bad_frame(&mut self, ctx: &mut ws::WebsocketContext<Self>, message: &str) {
+        self.strike(
+            ctx,
+            "bad_frame",
+            message,
+            (CloseCode::Policy, "too many malformed frames"),
+        );
+    }
+
+    /// A bad frame is answered with an `error` frame of `code`; the one past `MAX_BAD_FRAMES`,
+    /// of whatever kind, closes the socket with `close` instead.
+    fn strike(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        code: &str,
+        message: &str,
+        (close_code, reason): (CloseCode, &str),
+    ) {
         self.bad_frames += 1;
         if self.bad_frames > MAX_BAD_FRAMES {
-            Self::close(ctx, CloseCode::Policy, "too many malformed frames");
+            Self::close(ctx, close_code, reason);
         } else {
-            Self::error(ctx, "bad_frame", None, message);
+            Self::error(ctx, code, None, message);
         }
     }
 
@@ -276,12 +293,8 @@ impl WsSession {
         if let Fragments::Collecting(_) = self.fragments {
             self.fragments = Fragments::Discarding;
         }
-        self.bad_frames += 1;
-        if self.bad_frames > MAX_BAD_FRAMES {
-            Self::close(ctx, CloseCode::Size, "too many frames over the size limit");
-        } else {
-            Self::error(ctx, "payload_too_large", None, "frame too large; it was ignored");
-        }
+        let close = (CloseCode::Size, "too many frames over the size limit");
+        self.strike(ctx, "payload_too_large", "frame too large; it was ignored", close);
     }
 
     /// Collects a fragmented text message and handles it once whole, within the same size limit
