@@ -3,6 +3,7 @@
 //! and beside it the raw ceiling of writing one frame to N loopback sockets.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -87,14 +88,20 @@ impl Target<'_> {
         }
     }
 
-    async fn publish(&self, n: usize) -> anyhow::Result<()> {
+    /// How to write one event, owned, for the writers' thread.
+    fn write(&self) -> Write {
         match self {
             Target::Dcports {
                 nodes,
                 token,
                 committee,
-            } => nodes[0].touch_committee(token, *committee, n).await,
-            Target::SocketIo(server) => server.publish().await,
+            } => Write::Dcports {
+                url: format!("{}/api/admin/committees/{committee}", nodes[0].base),
+                token: token.clone(),
+            },
+            Target::SocketIo(server) => Write::SocketIo {
+                url: server.publish_url.clone(),
+            },
         }
     }
 
@@ -235,20 +242,7 @@ async fn measure(target: &Target<'_>, subscribers: usize, options: &Options) -> 
     let rss_per_socket_kib = target.rss_kib().saturating_sub(rss_before) as f64 / subscribers as f64;
 
     let started = Instant::now();
-    let counter = std::sync::atomic::AtomicUsize::new(0);
-    let writer = || async {
-        loop {
-            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if n >= events {
-                return Ok::<_, anyhow::Error>(());
-            }
-            if let Some(rate) = options.rate {
-                tokio::time::sleep_until((started + Duration::from_secs_f64(n as f64 / rate)).into()).await;
-            }
-            target.publish(n).await?;
-        }
-    };
-    futures_util::future::try_join_all((0..options.writers).map(|_| writer())).await?;
+    write_events(target.write(), events, options.writers, options.rate, started).await?;
     let mut latencies = Vec::with_capacity(subscribers * events);
     for task in tasks {
         latencies.extend(task.await.context("subscriber task")??);
@@ -270,12 +264,79 @@ async fn measure(target: &Target<'_>, subscribers: usize, options: &Options) -> 
     })
 }
 
+/// One event write: through dcports' API (a committee's description changed, one
+/// `committee.updated` event) or the socket.io baseline's publish endpoint.
+enum Write {
+    Dcports { url: String, token: String },
+    SocketIo { url: String },
+}
+
+impl Write {
+    async fn send(&self, client: &reqwest::Client, n: usize) -> anyhow::Result<()> {
+        let response = match self {
+            Write::Dcports { url, token } => {
+                client
+                    .patch(url)
+                    .bearer_auth(token)
+                    .json(&json!({ "description": format!("benchmark write {n}") }))
+                    .send()
+                    .await?
+            }
+            Write::SocketIo { url } => client.post(url).send().await?,
+        };
+        anyhow::ensure!(response.status().is_success(), "write failed: {}", response.status());
+        Ok(())
+    }
+}
+
+/// Writes `events` events from `writers` clients, each writing again as soon as its last write
+/// is answered (or on the schedule of `rate`). They run on a thread and a runtime of their own,
+/// as clients elsewhere would: on the subscribers' runtime, each answer would wait its turn
+/// behind a thousand sockets' reads, and the measure would be of the bench's scheduling.
+async fn write_events(
+    write: Write,
+    events: usize,
+    writers: usize,
+    rate: Option<f64>,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let written = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| {
+                runtime.block_on(async {
+                    let (client, counter) = (reqwest::Client::new(), AtomicUsize::new(0));
+                    let writer = || async {
+                        loop {
+                            let n = counter.fetch_add(1, Ordering::Relaxed);
+                            if n >= events {
+                                return Ok::<_, anyhow::Error>(());
+                            }
+                            if let Some(rate) = rate {
+                                let due = started + Duration::from_secs_f64(n as f64 / rate);
+                                tokio::time::sleep_until(due.into()).await;
+                            }
+                            write.send(&client, n).await?;
+                        }
+                    };
+                    futures_util::future::try_join_all((0..writers).map(|_| writer()))
+                        .await
+                        .map(drop)
+                })
+            });
+        let _ = done_tx.send(written);
+    });
+    done_rx.await.context("the writers' thread ended early")?
+}
+
 /// The socket.io baseline (benches/socketio/server.js) in a Node.js process of its own.
 struct SocketIoServer {
     child: std::process::Child,
     ws: String,
     publish_url: String,
-    client: reqwest::Client,
 }
 
 impl SocketIoServer {
@@ -299,7 +360,6 @@ impl SocketIoServer {
             child,
             ws: format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"),
             publish_url: format!("http://127.0.0.1:{port}/publish"),
-            client: reqwest::Client::new(),
         };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
@@ -308,12 +368,6 @@ impl SocketIoServer {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         anyhow::bail!("the socket.io baseline did not start")
-    }
-
-    async fn publish(&self) -> anyhow::Result<()> {
-        let response = self.client.post(&self.publish_url).send().await?;
-        anyhow::ensure!(response.status().is_success(), "publish failed: {}", response.status());
-        Ok(())
     }
 }
 

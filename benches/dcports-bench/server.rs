@@ -134,19 +134,6 @@ impl Server {
         body["id"].as_i64().context("no committee id")
     }
 
-    /// One write through the API that records one `committee.updated` event.
-    pub async fn touch_committee(&self, token: &str, id: i64, n: usize) -> anyhow::Result<()> {
-        let response = self
-            .client
-            .patch(format!("{}/api/admin/committees/{id}", self.base))
-            .bearer_auth(token)
-            .json(&json!({ "description": format!("benchmark write {n}") }))
-            .send()
-            .await?;
-        anyhow::ensure!(response.status().is_success(), "write failed: {}", response.status());
-        Ok(())
-    }
-
     /// Resident memory of the server process, in KiB.
     pub fn rss_kib(&self) -> u64 {
         rss_kib(self.child.id())
