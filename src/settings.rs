@@ -187,9 +187,6 @@ pub struct RealtimeSettings {
     pub auth_timeout_secs: u64,
     /// How long a socket outlives its access token before the client must re-authenticate.
     pub token_grace_secs: u64,
-    /// An event for at least this many sessions on one worker thread wakes them with one
-    /// message to the worker's relay instead of one cross-thread wake each.
-    pub relay_from_sessions: usize,
     /// Sockets whose database work (authenticating, subscribing, rechecking) runs at once; the
     /// others wait their turn holding little memory.
     pub concurrent_checks: usize,

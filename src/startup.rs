@@ -52,11 +52,7 @@ impl Application {
         bootstrap::ensure_secretariat(&db, &settings).await?;
 
         let mailer = Mailer::new(db.clone(), settings.mail.clone())?.start();
-        let broker = Broker::new(
-            settings.realtime.max_pending_bytes,
-            settings.realtime.relay_from_sessions,
-        )
-        .start();
+        let broker = Broker::new(settings.realtime.max_pending_bytes).start();
         let registry = prometheus::Registry::new();
         let bus_gauge = prometheus::IntGauge::new("dcports_bus_redis_up", "1 while the Redis bus is connected")?;
         registry.register(Box::new(bus_gauge.clone()))?;

@@ -11,7 +11,7 @@ use bytestring::ByteString;
 use super::outbox::{Delivery, Outbox, Pushed};
 use super::protocol::ServerFrame;
 use super::relay::{Notice, RelayHandle, Tell, WakeAll};
-use super::session::{Drain, WsSession};
+use super::session::WsSession;
 use crate::events::EventFrame;
 
 pub type SessionId = u64;
@@ -35,10 +35,6 @@ pub struct Broker {
     /// Bytes a session may have waiting in its outbox before it is cut off: a client that stops
     /// reading stalls its actor, and without a bound its outbox would grow without end.
     max_pending_bytes: usize,
-    /// From this many sessions to wake on one worker thread, the wakes go through the worker's
-    /// relay (one message); below, each session is woken directly, which is quicker to the
-    /// first frame when there are few.
-    relay_from: usize,
     /// A recheck sweep is under way; `recheck_again`: another was asked for meanwhile, and runs
     /// once this one ends (several nodes' `Recheck`s after one outage make one or two sweeps,
     /// not one each).
@@ -90,22 +86,17 @@ impl Wakes {
             .push(entry.addr.clone());
     }
 
-    /// Wakes each worker's sessions: through its relay from `relay_from` sessions, directly
-    /// below. Either way a session's frames come before any notice sent after them, since
-    /// notices always take the relay, the longer path.
-    fn send(self, relay_from: usize) {
+    /// Wakes each worker's sessions with one message to its relay, which also carries every
+    /// notice: a session's frames come before any notice sent after them.
+    fn send(self) {
         for (relay, sessions) in self.0.into_values() {
-            if sessions.len() >= relay_from {
-                relay.addr.do_send(WakeAll(sessions));
-            } else {
-                sessions.iter().for_each(|session| session.do_send(Drain));
-            }
+            relay.addr.do_send(WakeAll(sessions));
         }
     }
 }
 
 impl Broker {
-    pub fn new(max_pending_bytes: usize, relay_from: usize) -> Self {
+    pub fn new(max_pending_bytes: usize) -> Self {
         Self {
             sessions: HashMap::new(),
             channels: HashMap::new(),
@@ -114,7 +105,6 @@ impl Broker {
             presence_sent: HashMap::new(),
             presence_joiners: HashMap::new(),
             max_pending_bytes,
-            relay_from,
             rechecking: false,
             recheck_again: false,
         }
@@ -218,7 +208,7 @@ impl Broker {
                 self.presence_sent.insert(channel, online);
             }
         }
-        wakes.send(self.relay_from);
+        wakes.send();
         self.drop_overloaded(overloaded);
     }
 }
@@ -376,7 +366,7 @@ impl Handler<Publish> for Broker {
                 &mut overloaded,
             );
         }
-        wakes.send(self.relay_from);
+        wakes.send();
         self.drop_overloaded(overloaded);
     }
 }

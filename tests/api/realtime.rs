@@ -237,19 +237,11 @@ async fn subscribing_to_a_channel_one_may_not_see_is_forbidden_and_delivers_noth
     assert_eq!(event["data"]["description"], "visible", "nothing of B arrived first");
 }
 
+/// The committee's last event comes before the revocation: the worker's relay passes on wakes
+/// and notices in the order the Broker sent them.
 #[actix_web::test]
 async fn removal_from_a_committee_stops_delivery_on_an_open_socket() {
-    removal_stops_delivery(spawn_app().await).await;
-}
-
-/// The same through the worker threads' relays (which every wake takes from this many sessions):
-/// the committee's last event must still come before the revocation.
-#[actix_web::test]
-async fn removal_stops_delivery_when_wakes_go_through_the_relays() {
-    removal_stops_delivery(spawn_app_with(|settings| settings.realtime.relay_from_sessions = 1).await).await;
-}
-
-async fn removal_stops_delivery(app: TestApp) {
+    let app = spawn_app().await;
     let admin = app.secretariat("admin@sela.org").await;
     let a = committee(&app, &admin, "Committee A").await;
     let (id, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
