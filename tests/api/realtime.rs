@@ -1198,6 +1198,32 @@ async fn sockets_checked_one_at_a_time_all_get_through() {
     }
 }
 
+/// A worker's relay wakes its sessions a turn at a time and yields between turns; with more
+/// sockets than several turns' worth, every socket still gets the event, once and in order, and
+/// the relay's queue is left empty for the next one.
+#[actix_web::test]
+async fn an_event_reaches_every_socket_when_the_relays_take_several_turns() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let channel = format!("committee:{a}");
+    let mut sockets = Vec::new();
+    let mut head = 0;
+    for _ in 0..300 {
+        let (mut client, _) = WsClient::authenticated(&app, &admin).await;
+        head = client.subscribe(&channel, None).await.1;
+        sockets.push(client);
+    }
+    for round in 1..=2 {
+        rename(&app, &admin, a, &format!("round {round}")).await;
+        for client in &mut sockets {
+            let event = client.next_event().await;
+            assert_eq!(event["channel"], channel);
+            assert_eq!(event["offset"], head + round);
+        }
+    }
+}
+
 /// Events are small frames written one after another. With Nagle's algorithm on, a frame waits
 /// for the client's ACK of the frame before, which a client that delays its ACKs holds back for
 /// 40 ms or more: the tail of the fan-out latency. So every connection the server accepts has
