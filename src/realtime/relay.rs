@@ -47,7 +47,9 @@ impl Relay {
         if !self.queue.is_empty() {
             self.turn_scheduled = true;
             // `yield_now` lets the worker poll its sockets before this relay runs again, so what
-            // they have ready (a request, a client's frame) goes ahead of the next turn.
+            // they have ready (a request, a client's frame) goes ahead of the next turn. (A
+            // message from the Broker meanwhile polls it early and the turn comes sooner; the
+            // sessions woken by this turn are still queued ahead of it.)
             ctx.spawn(
                 fut::wrap_future(tokio::task::yield_now()).map(|(), relay: &mut Self, ctx| {
                     relay.turn_scheduled = false;
