@@ -29,6 +29,19 @@ pub async fn add(app: &TestApp, admin: &str, committee_id: i64, member_id: i64, 
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Takes `member_id` out of `committee_id`.
+pub async fn remove(app: &TestApp, admin: &str, committee_id: i64, member_id: i64) {
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/committees/{committee_id}/members/{member_id}"),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
+
 /// A new member of `committee_id` with `role`: returns (member id, access token).
 pub async fn member_of(app: &TestApp, admin: &str, committee_id: i64, email: &str, role: &str) -> (i64, String) {
     let pair = app.member(admin, email).await;
@@ -200,15 +213,7 @@ async fn memberships_are_added_changed_and_removed_with_events_on_both_channels(
     let id = committee(&app, &admin, "Technical Committee 3").await;
     let (member_id, member) = member_of(&app, &admin, id, "m@port.pe", "member").await;
     add(&app, &admin, id, member_id, "chair").await;
-    let (status, _) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/admin/committees/{id}/members/{member_id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    remove(&app, &admin, id, member_id).await;
     let (status, _) = app
         .call(
             Method::DELETE,

@@ -249,15 +249,7 @@ async fn removal_from_a_committee_stops_delivery_on_an_open_socket() {
     client.subscribe(&format!("committee:{a}"), None).await;
     client.subscribe(&format!("member:{id}"), None).await;
 
-    let (status, _) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/admin/committees/{a}/members/{id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    crate::committees::remove(&app, &admin, a, id).await;
     // In whatever order they come: the removal event on both channels, then the unsubscribe.
     let mut saw_unsubscribed = false;
     let mut removal_events = 0;
@@ -1223,15 +1215,7 @@ async fn an_event_reaches_every_socket_when_the_relays_take_several_turns() {
             assert_eq!(event["offset"], head + round);
         }
     }
-    let (status, _) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/admin/committees/{a}/members/{id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    crate::committees::remove(&app, &admin, a, id).await;
     for client in &mut sockets {
         let last = client.next().await;
         assert_eq!(last["kind"], "membership.removed", "{last}");
