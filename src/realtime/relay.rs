@@ -25,10 +25,9 @@ use super::session::{ChannelRevoked, Drain, GoingAway, Overloaded, Recheck, Revo
 
 #[derive(Default)]
 pub struct Relay {
-    /// Who is still to be woken or told something, in the order the Broker sent it.
+    /// Who is still to be woken or told something, in the order the Broker sent it. Not empty
+    /// exactly while a next turn is scheduled.
     queue: Turns<(Addr<WsSession>, Option<Notice>)>,
-    /// A turn is scheduled: messages that arrive meanwhile only queue.
-    turn_scheduled: bool,
 }
 
 impl Actor for Relay {
@@ -45,17 +44,11 @@ impl Relay {
             }
         }
         if !self.queue.is_empty() {
-            self.turn_scheduled = true;
             // `yield_now` lets the worker poll its sockets before this relay runs again, so what
             // they have ready (a request, a client's frame) goes ahead of the next turn. (A
             // message from the Broker meanwhile polls it early and the turn comes sooner; the
             // sessions woken by this turn are still queued ahead of it.)
-            ctx.spawn(
-                fut::wrap_future(tokio::task::yield_now()).map(|(), relay: &mut Self, ctx| {
-                    relay.turn_scheduled = false;
-                    relay.take_turn(ctx);
-                }),
-            );
+            ctx.spawn(fut::wrap_future(tokio::task::yield_now()).map(|(), relay: &mut Self, ctx| relay.take_turn(ctx)));
         }
     }
 
@@ -64,8 +57,10 @@ impl Relay {
         entries: impl IntoIterator<Item = (Addr<WsSession>, Option<Notice>)>,
         ctx: &mut Context<Self>,
     ) {
+        // A queue that was not empty has its next turn scheduled already.
+        let idle = self.queue.is_empty();
         self.queue.extend(entries);
-        if !self.turn_scheduled {
+        if idle {
             self.take_turn(ctx);
         }
     }
