@@ -13,6 +13,8 @@ WORKDIR /src
 
 # Copy only what the build needs (see .dockerignore for what is excluded).
 COPY Cargo.toml Cargo.lock ./
+# sqlx-core with the TCP_NODELAY fix, patched in by Cargo.toml.
+COPY vendor/ vendor/
 COPY entity/ entity/
 COPY migration/ migration/
 COPY src/ src/

@@ -3,8 +3,9 @@
 use std::ffi::c_int;
 
 use sea_orm::DatabaseBackend;
+use secrecy::ExposeSecret;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{End, spawn_app, tcp_sockets};
 
 /// SQLite recompiled a statement each time it ran when the plan could depend on a bound value
 /// (every `LIMIT ?`), unless the query planner stability guarantee is on (`db::keep_query_plans`).
@@ -35,5 +36,35 @@ async fn every_sqlite_connection_keeps_its_query_plans() {
         };
         assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
         assert_eq!(on, 1, "QPSG is off on a pooled connection");
+    }
+}
+
+/// sqlx 0.9.0 leaves Nagle's algorithm on the sockets it opens, so a statement longer than one
+/// TCP segment (a batch's events) waited for PostgreSQL's delayed ACK, 40 ms. The sqlx-core the
+/// build patches in (see `Cargo.toml`) turns it off on every connection; each one the pool opens
+/// is checked.
+#[actix_web::test]
+async fn every_postgresql_connection_sends_without_waiting_for_acks() {
+    let app = spawn_app().await;
+    if app.state.db.backend() != DatabaseBackend::Postgres {
+        // SQLite is a file in this process: no socket.
+        return;
+    }
+    let pool = app.state.db.conn().get_postgres_connection_pool();
+    let mut held = Vec::new();
+    for _ in 0..app.state.db.pool_size() {
+        held.push(pool.acquire().await.expect("a pooled connection"));
+    }
+    let url = url::Url::parse(app.settings.database.url.expose_secret()).unwrap();
+    let port = url.port().unwrap_or(5432);
+    let connections = tcp_sockets(End::Peer, port);
+    assert!(
+        connections.len() >= held.len(),
+        "{} connections held, {} sockets to port {port} found",
+        held.len(),
+        connections.len()
+    );
+    for (fd, nodelay) in connections {
+        assert!(nodelay, "socket {fd} to PostgreSQL has Nagle's algorithm on");
     }
 }

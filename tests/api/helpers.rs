@@ -438,3 +438,50 @@ pub fn migrations_since(name: &str) -> u32 {
         .unwrap_or_else(|| panic!("no migration {name}"));
     (names.len() - position) as u32
 }
+
+/// Which end of a TCP connection [`tcp_sockets`] matches the port at.
+#[derive(Clone, Copy)]
+pub enum End {
+    /// This process's own end: connections a server of it accepted on that port.
+    Local,
+    /// The other end: connections this process opened to that port.
+    Peer,
+}
+
+/// The connected TCP sockets of this process with `port` at `end`, each with whether
+/// `TCP_NODELAY` (Nagle's algorithm off) is set on it. The test servers run in the test's
+/// process, so their sockets, and their database connections, are read from `/proc/self/fd`.
+pub fn tcp_sockets(end: End, port: u16) -> Vec<(i32, bool)> {
+    let int_option = |fd: i32, level: i32, name: i32| {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` are locals of the sizes the call is told; a descriptor that
+        // is not a socket (or was closed meanwhile) makes the call fail, which is checked.
+        let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &raw mut len) };
+        (rc == 0).then_some(value)
+    };
+    let port_at_end = |fd: i32| {
+        // SAFETY: an all-zero `sockaddr_in` is a valid value.
+        let mut address: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let (address_ptr, len_ptr) = ((&raw mut address).cast(), &raw mut len);
+        // SAFETY: as above: the buffer and its length match, and failure is checked.
+        let rc = unsafe {
+            match end {
+                End::Local => libc::getsockname(fd, address_ptr, len_ptr),
+                End::Peer => libc::getpeername(fd, address_ptr, len_ptr),
+            }
+        };
+        (rc == 0 && i32::from(address.sin_family) == libc::AF_INET).then(|| u16::from_be(address.sin_port))
+    };
+    std::fs::read_dir("/proc/self/fd")
+        .expect("this process's descriptors")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| port_at_end(fd) == Some(port))
+        .filter(|&fd| int_option(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Some(0))
+        // A socket closed meanwhile (an idle connection timing out) fails the read or no longer
+        // has the port (its number taken by another socket): it is not counted.
+        .filter_map(|fd| Some((fd, int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)))
+        .filter(|&(fd, _)| port_at_end(fd) == Some(port))
+        .collect()
+}

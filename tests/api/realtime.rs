@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::committees::{committee, member_of};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{End, TestApp, spawn_app, spawn_app_with, tcp_sockets};
 use crate::ws::{WsClient, close_code};
 
 async fn rename(app: &TestApp, admin: &str, committee_id: i64, description: &str) {
@@ -1235,40 +1235,9 @@ async fn every_connection_the_server_accepts_sends_without_waiting_for_acks() {
     let app = spawn_app().await;
     let (_, _, _client, _) = one_subscribed_member(&app).await;
     let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
-    let accepted = accepted_sockets(port);
+    let accepted = tcp_sockets(End::Local, port);
     assert!(!accepted.is_empty(), "no accepted socket found on port {port}");
     for (fd, nodelay) in accepted {
         assert!(nodelay, "socket {fd} accepted on port {port} has Nagle's algorithm on");
     }
-}
-
-/// The TCP sockets of this process whose local port is `port` and that are not listening, each
-/// with whether `TCP_NODELAY` is set on it.
-fn accepted_sockets(port: u16) -> Vec<(i32, bool)> {
-    let int_option = |fd: i32, level: i32, name: i32| {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `value` and `len` are locals of the sizes the call is told; a descriptor that
-        // is not a socket (or was closed meanwhile) makes the call fail, which is checked.
-        let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &raw mut len) };
-        (rc == 0).then_some(value)
-    };
-    let local_port = |fd: i32| {
-        // SAFETY: an all-zero `sockaddr_in` is a valid value.
-        let mut address: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        // SAFETY: as above: the buffer and its length match, and failure is checked.
-        let rc = unsafe { libc::getsockname(fd, (&raw mut address).cast(), &raw mut len) };
-        (rc == 0 && i32::from(address.sin_family) == libc::AF_INET).then(|| u16::from_be(address.sin_port))
-    };
-    std::fs::read_dir("/proc/self/fd")
-        .expect("this process's descriptors")
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&fd| local_port(fd) == Some(port))
-        .filter(|&fd| int_option(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Some(0))
-        // A socket the server closed meanwhile (an idle connection timing out) fails the read or
-        // no longer has the port (its number taken by another socket): it is not counted.
-        .filter_map(|fd| Some((fd, int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)))
-        .filter(|&(fd, _)| local_port(fd) == Some(port))
-        .collect()
 }
