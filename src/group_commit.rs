@@ -71,8 +71,29 @@ pub struct Batch {
     deferred: Mutex<Vec<Box<dyn DeferredRows>>>,
 }
 
-/// What a shared read is of: a name for the kind of read, and the ids it reads by.
-pub type MemoKey = (&'static str, i32, i32);
+/// What a shared read is of: a name for the kind of read, and what it reads by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MemoKey {
+    kind: &'static str,
+    ids: (i32, i32),
+    text: String,
+}
+
+impl MemoKey {
+    /// A read of `kind` by two ids.
+    pub fn ids(kind: &'static str, first: i32, second: i32) -> Self {
+        Self::with_text(kind, first, second, "")
+    }
+
+    /// A read of `kind` by two ids and a text.
+    pub fn with_text(kind: &'static str, first: i32, second: i32, text: &str) -> Self {
+        Self {
+            kind,
+            ids: (first, second),
+            text: text.to_owned(),
+        }
+    }
+}
 
 impl std::ops::Deref for Batch {
     type Target = DatabaseTransaction;
@@ -180,8 +201,8 @@ impl Batch {
     /// The value `read` gives, read by the first write of the batch that asks under `key` and
     /// shared with the batch's later writes (errors are not kept: each write reads again).
     ///
-    /// Only for what the lane's writes never change themselves (a caller's role in a committee,
-    /// for task writes). Then sharing is no weaker than reading again: every write of the batch
+    /// Only for what the lane's writes never change themselves (for task writes: whether the
+    /// caller's token still stands, and the caller's role in a committee). Then sharing is no weaker than reading again: every write of the batch
     /// was queued before the batch began, so the shared read still comes after each request
     /// arrived; on SQLite no other writer commits while the batch holds the gate, and on
     /// PostgreSQL a transaction's read never stopped a change committed after it anyway.

@@ -9,11 +9,12 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use entity::{member, refresh_token};
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::auth::tokens::AccessClaims;
 use crate::domain::{MemberStatus, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+use crate::group_commit::{Batch, MemoKey};
 use crate::state::AppState;
 
 /// An authenticated, active member whose token has not been revoked.
@@ -58,9 +59,20 @@ pub async fn authorize(state: &AppState, claims: &AccessClaims) -> Result<member
 /// Reloads the member a token names, refusing a suspended account, a token of an older
 /// `token_version` (revoked since it was issued, or since a socket authenticated with it) and
 /// one whose login session has ended (logout, or a stolen refresh token detected). One query:
-/// the session's check rides on the member read every request makes anyway.
+/// the session's check rides on the member read every request makes anyway (task writes make
+/// it in their batch: [`authorize_in`]).
 pub async fn member_still_authorized(
     state: &AppState,
+    member_id: i32,
+    token_version: i32,
+    session: &str,
+) -> Result<member::Model, ApiError> {
+    still_authorized_on(state.db.conn(), member_id, token_version, session).await
+}
+
+/// [`member_still_authorized`] on `conn`.
+async fn still_authorized_on(
+    conn: &impl ConnectionTrait,
     member_id: i32,
     token_version: i32,
     session: &str,
@@ -75,7 +87,7 @@ pub async fn member_still_authorized(
         .filter(member::Column::Status.eq(MemberStatus::Active.as_str()))
         .filter(member::Column::TokenVersion.eq(token_version))
         .filter(Expr::exists(session_open))
-        .one(state.db.conn())
+        .one(conn)
         .await?
         .ok_or(ApiError::Unauthorized)
 }
@@ -102,6 +114,63 @@ impl FromRequest for CurrentMember {
             Ok(CurrentMember(authenticate(&state, &token).await?))
         })
     }
+}
+
+/// The caller of a write that checks the account inside its own transaction: a genuine,
+/// unexpired access token, not yet checked against the database. The write must call
+/// [`authorize_in`] before anything else, and gets the member from it.
+///
+/// For the writes that wait on a group-commit lane (tasks): there, the writes of a batch by one
+/// login session share one check, made inside the batch's transaction after every one of them
+/// was queued. That is no weaker than checking each on arrival, as [`CurrentMember`] does, and
+/// the writes of one session in a batch pay one query between them. (Action items read the
+/// meeting first, so they also check on arrival: [`CallerToken::authorize`].) Every other
+/// endpoint takes [`CurrentMember`].
+///
+/// Not `Debug`: its claims name the login session, which has no business in a log.
+#[derive(Clone)]
+pub struct CallerToken {
+    member_id: i32,
+    claims: AccessClaims,
+}
+
+impl CallerToken {
+    /// The member the token names: genuine (signed by us), but not yet checked to still stand.
+    pub fn member_id(&self) -> i32 {
+        self.member_id
+    }
+
+    /// The member, checked now as [`CurrentMember`] is: for what must be read before the write
+    /// is queued.
+    pub async fn authorize(&self, state: &AppState) -> ApiResult<member::Model> {
+        authorize(state, &self.claims).await
+    }
+}
+
+impl FromRequest for CallerToken {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let decode = || {
+            let token = bearer_token(req).ok_or(ApiError::Unauthorized)?;
+            let claims = app_state(req)?.tokens.decode(&token)?;
+            Ok(CallerToken {
+                member_id: claims.member_id()?,
+                claims,
+            })
+        };
+        std::future::ready(decode())
+    }
+}
+
+/// The member `caller` names, if the token still stands ([`member_still_authorized`]), read in
+/// `batch` once for each login session and token version.
+pub async fn authorize_in(batch: &Batch, caller: &CallerToken) -> ApiResult<member::Model> {
+    let CallerToken { member_id, claims } = caller;
+    let key = MemoKey::with_text("caller", *member_id, claims.ver, &claims.sid);
+    let check = still_authorized_on(&**batch, *member_id, claims.ver, &claims.sid);
+    batch.shared_read(key, check).await
 }
 
 /// A member of SELA's secretariat; anyone else authenticated gets 403.

@@ -8,4 +8,4 @@ pub mod service;
 pub mod throttle;
 pub mod tokens;
 
-pub use extract::{ClientIp, CurrentMember, Secretariat};
+pub use extract::{CallerToken, ClientIp, CurrentMember, Secretariat, authorize_in};

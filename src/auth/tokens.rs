@@ -18,7 +18,7 @@ use crate::settings::AuthSettings;
 
 const ACCESS_TYPE: &str = "access";
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub sub: String,
     pub iss: String,

@@ -16,7 +16,7 @@ use crate::auth::dto::{MemberResponse, MembershipSummary};
 use crate::domain::{Role, Validator, required_line};
 use crate::error::{ApiError, ApiResult, ConflictExt};
 use crate::events::{self, Channel, Recorded};
-use crate::group_commit::Batch;
+use crate::group_commit::{Batch, MemoKey};
 use crate::pagination::Page;
 use crate::preconditions::IfMatch;
 use crate::realtime;
@@ -88,7 +88,7 @@ pub async fn access(conn: &impl ConnectionTrait, caller: &member::Model, committ
 /// [`access`] for a write in a group-commit batch: read once per batch for each caller and
 /// committee (the lanes' writes change neither memberships nor committees).
 pub async fn access_in(batch: &Batch, caller: &member::Model, committee_id: i32) -> ApiResult<Access> {
-    let key = ("committee access", caller.id, committee_id);
+    let key = MemoKey::ids("committee access", caller.id, committee_id);
     batch.shared_read(key, access(&**batch, caller, committee_id)).await
 }
 

@@ -6,7 +6,7 @@ use utoipa::IntoParams;
 
 use super::dto::*;
 use super::{calendar, live, service};
-use crate::auth::CurrentMember;
+use crate::auth::{CallerToken, CurrentMember};
 use crate::documents::service::Reader;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
 use crate::input::Json;
@@ -289,11 +289,11 @@ async fn record_presence(
 #[post("/agenda-items/{id}/action-items")]
 async fn add_action_item(
     state: web::Data<AppState>,
-    me: CurrentMember,
+    me: CallerToken,
     id: web::Path<i32>,
     body: Deferred<Json<ActionItemRequest>>,
 ) -> ApiResult<HttpResponse> {
-    let task = service::add_action_item(&state, &me.0, *id, body?.into_inner()).await?;
+    let task = service::add_action_item(&state, me, *id, body?.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/tasks/{}", task.id)))
         .json(task))

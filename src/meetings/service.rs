@@ -17,6 +17,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::dto::*;
+use crate::auth::CallerToken;
 use crate::committees::dto::CommitteeRole;
 use crate::committees::service as committees;
 use crate::documents::service::Reader;
@@ -1231,15 +1232,16 @@ pub async fn attendance(conn: &impl ConnectionTrait, meeting_id: i32) -> ApiResu
 /// A decision's follow-up: a task in the owner committee, linked to the meeting and the item.
 pub async fn add_action_item(
     state: &AppState,
-    caller: &member::Model,
+    caller: CallerToken,
     item_id: i32,
     request: ActionItemRequest,
 ) -> ApiResult<TaskResponse> {
+    let member = caller.authorize(state).await?;
     let item = agenda_item::Entity::find_by_id(item_id)
         .one(state.db.conn())
         .await?
         .ok_or(ApiError::NotFound)?;
-    let meeting = managed(state.db.conn(), caller, item.meeting_id).await?;
+    let meeting = managed(state.db.conn(), &member, item.meeting_id).await?;
     let task = CreateTaskRequest {
         title: request.title,
         description: request.description,

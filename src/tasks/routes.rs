@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, delete, get, http::header, patch, post, web};
 
 use super::dto::*;
 use super::service;
-use crate::auth::CurrentMember;
+use crate::auth::{CallerToken, CurrentMember};
 use crate::error::{ApiResult, Deferred, Problem};
 use crate::input::Json;
 use crate::pagination::{PageQuery, Paginated};
@@ -50,11 +50,11 @@ async fn list_tasks(
 #[post("/committees/{id}/tasks")]
 async fn create_task(
     state: web::Data<AppState>,
-    me: CurrentMember,
+    me: CallerToken,
     id: web::Path<i32>,
     body: Deferred<Json<CreateTaskRequest>>,
 ) -> ApiResult<HttpResponse> {
-    let task = service::create(&state, &me.0, *id, body?.into_inner()).await?;
+    let task = service::create(&state, me, *id, body?.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/tasks/{}", task.id)))
         .insert_header(etag(task.version))
@@ -85,12 +85,12 @@ async fn get_task(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i
 #[patch("/tasks/{id}")]
 async fn update_task(
     state: web::Data<AppState>,
-    me: CurrentMember,
+    me: CallerToken,
     id: web::Path<i32>,
     if_match: Deferred<IfMatch>,
     body: Deferred<Json<UpdateTaskRequest>>,
 ) -> ApiResult<HttpResponse> {
-    let task = service::update(&state, &me.0, *id, if_match?, body?.into_inner()).await?;
+    let task = service::update(&state, me, *id, if_match?, body?.into_inner()).await?;
     Ok(HttpResponse::Ok().insert_header(etag(task.version)).json(task))
 }
 
@@ -100,8 +100,8 @@ async fn update_task(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem), (status = 503, description = "overloaded: too many writes queued; retry after `Retry-After`", body = Problem))
 )]
 #[delete("/tasks/{id}")]
-async fn delete_task(state: web::Data<AppState>, me: CurrentMember, id: web::Path<i32>) -> ApiResult<HttpResponse> {
-    service::delete(&state, &me.0, *id).await?;
+async fn delete_task(state: web::Data<AppState>, me: CallerToken, id: web::Path<i32>) -> ApiResult<HttpResponse> {
+    service::delete(&state, me, *id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -130,11 +130,11 @@ async fn list_comments(
 #[post("/tasks/{id}/comments")]
 async fn create_comment(
     state: web::Data<AppState>,
-    me: CurrentMember,
+    me: CallerToken,
     id: web::Path<i32>,
     body: Deferred<Json<CommentRequest>>,
 ) -> ApiResult<HttpResponse> {
-    let comment = service::comment(&state, &me.0, *id, &body?.body).await?;
+    let comment = service::comment(&state, me, *id, &body?.body).await?;
     // Comments are read as the task's list; the location names that list.
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/tasks/{}/comments", *id)))

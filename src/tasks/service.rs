@@ -10,6 +10,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::dto::*;
+use crate::auth::{CallerToken, authorize_in};
 use crate::committees::service::{self as committees, Access};
 use crate::domain::{Locale, MemberStatus, Role, Validator, required_line, required_text};
 use crate::error::{ApiError, ApiResult};
@@ -164,10 +165,10 @@ fn assignee_to_tell(actor_id: i32, newly_assigned: Option<i32>) -> Option<i32> {
     newly_assigned.filter(|id| *id != actor_id)
 }
 
-#[tracing::instrument(skip_all, fields(caller = caller.id, committee_id))]
+#[tracing::instrument(skip_all, fields(caller = caller.member_id(), committee_id))]
 pub async fn create(
     state: &AppState,
-    caller: &member::Model,
+    caller: CallerToken,
     committee_id: i32,
     request: CreateTaskRequest,
 ) -> ApiResult<TaskResponse> {
@@ -177,8 +178,9 @@ pub async fn create(
     validator.year_in_range("due_on", request.due_on.map(|day| day.year()));
     validator.finish()?;
 
+    let caller_id = caller.member_id();
     let new_task = NewTask {
-        caller: caller.clone(),
+        caller,
         committee_id,
         title: title.unwrap_or_default(),
         request,
@@ -191,14 +193,14 @@ pub async fn create(
         })
         .await?;
     // Only a mail queued now is worth waking the mailer for: each wake costs it a query.
-    if assignee_to_tell(caller.id, task.assignee_id).is_some() {
+    if assignee_to_tell(caller_id, task.assignee_id).is_some() {
         state.mailer.do_send(mail::Wake);
     }
     Ok(task.into())
 }
 
 struct NewTask {
-    caller: member::Model,
+    caller: CallerToken,
     committee_id: i32,
     title: String,
     request: CreateTaskRequest,
@@ -214,6 +216,7 @@ async fn insert_task(batch: &Batch, new_task: &NewTask) -> ApiResult<task::Model
         public_url,
     } = new_task;
     let txn = &**batch;
+    let caller = &authorize_in(batch, caller).await?;
     committees::access_in(batch, caller, *committee_id)
         .await?
         .require_write()?;
@@ -284,10 +287,10 @@ pub async fn get(state: &AppState, caller: &member::Model, task_id: i32) -> ApiR
     Ok(access(state.db.conn(), caller, task_id).await?.0)
 }
 
-#[tracing::instrument(skip_all, fields(caller = caller.id, task_id))]
+#[tracing::instrument(skip_all, fields(caller = caller.member_id(), task_id))]
 pub async fn update(
     state: &AppState,
-    caller: &member::Model,
+    caller: CallerToken,
     task_id: i32,
     if_match: IfMatch,
     request: UpdateTaskRequest,
@@ -301,8 +304,9 @@ pub async fn update(
     validator.year_in_range("due_on", request.due_on.flatten().map(|day| day.year()));
     validator.finish()?;
 
+    let caller_id = caller.member_id();
     let change = TaskChange {
-        caller: caller.clone(),
+        caller,
         task_id,
         if_match,
         title,
@@ -313,14 +317,14 @@ pub async fn update(
         .writes
         .write(task_id, change, |batch, change| Box::pin(apply_change(batch, change)))
         .await?;
-    if assignee_to_tell(caller.id, newly_assigned).is_some() {
+    if assignee_to_tell(caller_id, newly_assigned).is_some() {
         state.mailer.do_send(mail::Wake);
     }
     Ok(updated.into())
 }
 
 struct TaskChange {
-    caller: member::Model,
+    caller: CallerToken,
     task_id: i32,
     if_match: IfMatch,
     /// The new title, validated.
@@ -340,6 +344,7 @@ async fn apply_change(batch: &Batch, change: &TaskChange) -> ApiResult<(task::Mo
         public_url,
     } = change;
     let txn = &**batch;
+    let caller = &authorize_in(batch, caller).await?;
     let (task, access) = access_in(batch, caller, *task_id).await?;
     access.require_write()?;
     if_match.check(task.version)?;
@@ -389,16 +394,17 @@ async fn apply_change(batch: &Batch, change: &TaskChange) -> ApiResult<(task::Mo
     Ok((updated, newly_assigned))
 }
 
-#[tracing::instrument(skip_all, fields(caller = caller.id, task_id))]
-pub async fn delete(state: &AppState, caller: &member::Model, task_id: i32) -> ApiResult<()> {
-    let removal = (caller.clone(), task_id, state.settings.server.public_url.clone());
+#[tracing::instrument(skip_all, fields(caller = caller.member_id(), task_id))]
+pub async fn delete(state: &AppState, caller: CallerToken, task_id: i32) -> ApiResult<()> {
+    let removal = (caller, task_id, state.settings.server.public_url.clone());
     state
         .writes
         .write(task_id, removal, |batch, removal| Box::pin(soft_delete(batch, removal)))
         .await
 }
 
-async fn soft_delete(batch: &Batch, (caller, task_id, public_url): &(member::Model, i32, url::Url)) -> ApiResult<()> {
+async fn soft_delete(batch: &Batch, (caller, task_id, public_url): &(CallerToken, i32, url::Url)) -> ApiResult<()> {
+    let caller = &authorize_in(batch, caller).await?;
     let (task, access) = access_in(batch, caller, *task_id).await?;
     access.require_write()?;
     let mut active = task.into_active_model();
@@ -424,10 +430,10 @@ pub async fn comments(
     Ok(query.all(state.db.conn()).await?)
 }
 
-#[tracing::instrument(skip_all, fields(caller = caller.id, task_id))]
-pub async fn comment(state: &AppState, caller: &member::Model, task_id: i32, body: &str) -> ApiResult<CommentResponse> {
+#[tracing::instrument(skip_all, fields(caller = caller.member_id(), task_id))]
+pub async fn comment(state: &AppState, caller: CallerToken, task_id: i32, body: &str) -> ApiResult<CommentResponse> {
     let body = required_text("body", body, 10_000).map_err(|error| ApiError::Validation(vec![error]))?;
-    let comment = (caller.clone(), task_id, body);
+    let comment = (caller, task_id, body);
     state
         .writes
         .write(task_id, comment, |batch, comment| Box::pin(add_comment(batch, comment)))
@@ -436,9 +442,10 @@ pub async fn comment(state: &AppState, caller: &member::Model, task_id: i32, bod
 
 async fn add_comment(
     batch: &Batch,
-    (caller, task_id, body): &(member::Model, i32, String),
+    (caller, task_id, body): &(CallerToken, i32, String),
 ) -> ApiResult<CommentResponse> {
     let txn = &**batch;
+    let caller = &authorize_in(batch, caller).await?;
     let (task, access) = access_in(batch, caller, *task_id).await?;
     access.require_write()?;
     let row = task_comment::ActiveModel {

@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 use crate::committees::{committee, member_of};
 use crate::helpers::{TestApp, spawn_app};
@@ -392,6 +392,73 @@ async fn each_write_of_a_batch_is_checked_for_its_own_callers_rights() {
             StatusCode::FORBIDDEN,
             StatusCode::NOT_FOUND
         ]
+    );
+}
+
+/// A task write checks its caller's token inside the batch, once for each login session: a
+/// session logged out, or a token older than a suspension, must not ride on the check of
+/// another session of the same account, and must leave nothing behind.
+#[actix_web::test]
+async fn each_write_of_a_batch_is_checked_for_its_own_login_session() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (member_id, from_before) = member_of(&app, &admin, c, "member@port.pe", "member").await;
+    for status in ["suspended", "active"] {
+        let path = format!("/api/admin/members/{member_id}");
+        let (code, body) = app
+            .call(Method::PATCH, &path, Some(&admin), Some(json!({ "status": status })))
+            .await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    let session = |pair: &Value| pair["access_token"].as_str().unwrap().to_owned();
+    let (_, kept) = app.login("member@port.pe", crate::helpers::PASSWORD).await;
+    let (_, ended) = app.login("member@port.pe", crate::helpers::PASSWORD).await;
+    app.logout(&ended).await;
+    let before = app.state.writes.stats();
+
+    // A write refused fails its batch, and its batch-mates run again alone: so each batch holds
+    // one token that must not ride on the check of the kept session's writes around it.
+    let batches = [
+        [session(&kept), session(&ended), session(&kept)],
+        [session(&kept), from_before.clone(), session(&kept)],
+    ];
+    for (n, tokens) in batches.into_iter().enumerate() {
+        let creates = tokens
+            .into_iter()
+            .enumerate()
+            .map(|(m, token)| (token, json!({ "title": format!("t{n}{m}") })))
+            .collect();
+        let statuses: Vec<StatusCode> = creates_in_one_batch(&app, c, creates)
+            .await
+            .into_iter()
+            .map(|(status, _)| status)
+            .collect();
+        use StatusCode as S;
+        assert_eq!(statuses, [S::CREATED, S::UNAUTHORIZED, S::CREATED], "batch {n}");
+    }
+    assert_eq!(app.state.writes.stats().retried_writes - before.retried_writes, 6);
+    let (_, list) = app.get(&format!("/api/committees/{c}/tasks"), &admin).await;
+    let titles: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["t00", "t02", "t10", "t12"]);
+
+    // Writes of one session share a batch and its check.
+    let creates = (0..3)
+        .map(|n| (session(&kept), json!({ "title": format!("u{n}") })))
+        .collect();
+    let answers = creates_in_one_batch(&app, c, creates).await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == StatusCode::CREATED),
+        "{answers:?}"
+    );
+    assert_eq!(
+        app.state.writes.stats().shared_transactions - before.shared_transactions,
+        1
     );
 }
 

@@ -371,9 +371,10 @@ async fn only_a_writer_of_its_committee_deletes_a_task_and_then_it_is_gone() {
     );
 }
 
-/// Task writes wait on a group-commit lane after the token is checked: a suspension, or a
-/// reactivation that leaves the old token revoked, must still refuse every one of them, whether
-/// what they name exists or not, and a token in good standing learns what does not exist.
+/// Task writes check their token inside their group-commit batch, before anything else: a
+/// suspension, a reactivation that leaves the old token revoked, or a logout, must still refuse
+/// every one of them, whether what they name exists or not, and a token in good standing learns
+/// what does not exist.
 #[actix_web::test]
 async fn task_writes_refuse_a_token_that_no_longer_stands_and_tell_it_nothing() {
     let app = spawn_app().await;
@@ -481,6 +482,13 @@ async fn task_writes_refuse_a_token_that_no_longer_stands_and_tell_it_nothing() 
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+
+    // Logged out: the session's token is refused again, whatever it names.
+    app.logout(&pair).await;
+    refused(writes(fresh.clone(), c, task_id).await);
+    refused(writes(fresh, 999_999, 999_999).await);
+    let (_, stored) = app.get(&task_path, &admin).await;
+    assert_eq!(stored["title"].as_str(), Some("After"));
 }
 
 /// A suspended account cannot open the committee's tasks, so none is given to it: not when the
