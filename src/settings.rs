@@ -1,5 +1,6 @@
 //! Typed settings: `config/default.toml`, then `config/{DCPORTS_ENV}.toml`, then
-//! `DCPORTS__SECTION__KEY` environment variables (last wins).
+//! `DCPORTS__SECTION__KEY` environment variables (last wins). A key no setting has (a typo, or
+//! a setting since removed) stops the start with its name, rather than being silently ignored.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,7 @@ impl Environment {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(skip_deserializing, default = "default_environment")]
     pub environment: Environment,
@@ -56,6 +58,7 @@ pub struct Settings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BusSettings {
     /// Empty: one node, the in-process broker is the whole bus. Set: Redis pub/sub between nodes.
     pub redis_url: String,
@@ -64,6 +67,7 @@ pub struct BusSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PublicSettings {
     /// Requests per minute each client address may make to the public area, and its burst.
     pub rate_limit_per_minute: u32,
@@ -75,6 +79,7 @@ pub struct PublicSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MeetingSettings {
     /// Invitees are reminded this many hours before a scheduled meeting, once.
     pub reminder_hours: i64,
@@ -82,6 +87,7 @@ pub struct MeetingSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DocumentSettings {
     /// Where file content is stored (staging and content-addressed blobs).
     pub storage_dir: PathBuf,
@@ -94,6 +100,7 @@ fn default_environment() -> Environment {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
@@ -104,6 +111,7 @@ pub struct ServerSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: SecretString,
     pub max_connections: u32,
@@ -113,6 +121,7 @@ pub struct DatabaseSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub jwt_secret: SecretString,
     pub issuer: String,
@@ -150,6 +159,7 @@ pub enum SmtpSecurity {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MailSettings {
     pub transport: MailTransportKind,
     pub outbox_dir: PathBuf,
@@ -161,6 +171,7 @@ pub struct MailSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
@@ -170,6 +181,7 @@ pub struct SmtpSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventSettings {
     /// Events older than this are deleted; a client resuming from before gets `reset`.
     pub retention_days: i64,
@@ -177,6 +189,7 @@ pub struct EventSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RealtimeSettings {
     /// Bytes of events a socket may have waiting before it is closed (1013) to resume later.
     pub max_pending_bytes: usize,
@@ -193,6 +206,7 @@ pub struct RealtimeSettings {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BootstrapSettings {
     pub admin_email: String,
     pub admin_name: String,
@@ -206,6 +220,7 @@ pub enum LogFormat {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
@@ -303,5 +318,48 @@ impl Settings {
         url.set_path(path);
         url.query_pairs_mut().clear().append_pair("token", token);
         url.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The project's own configuration, plus `overlay` as the test environment's file.
+    fn load_with_overlay(overlay: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        std::fs::copy(shipped, dir.path().join("default.toml"))?;
+        std::fs::write(dir.path().join("test.toml"), overlay)?;
+        Settings::load_from(dir.path(), Environment::Test)
+    }
+
+    #[test]
+    fn every_shipped_environment_file_has_only_known_keys() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for environment in [Environment::Development, Environment::Test, Environment::Production] {
+            match Settings::load_from(&shipped, environment) {
+                Ok(settings) => assert_eq!(settings.environment, environment),
+                // Production refuses the development secret, after every key was read.
+                Err(error) => assert!(
+                    environment == Environment::Production && format!("{error:#}").contains("jwt_secret"),
+                    "{}: {error:#}",
+                    environment.as_str()
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_no_setting_has_stops_the_start_and_is_named() {
+        for (overlay, key) in [
+            ("[realtime]\nrelay_from_sessions = 1024\n", "relay_from_sessions"),
+            ("[auth]\naccess_token_ttl = 60\n", "access_token_ttl"),
+            ("[mail.smtp]\npasword = \"x\"\n", "pasword"),
+            ("[servr]\nport = 1\n", "servr"),
+        ] {
+            let error = load_with_overlay(overlay).expect_err(key);
+            assert!(format!("{error:#}").contains(key), "{key}: {error:#}");
+        }
     }
 }
