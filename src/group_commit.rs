@@ -21,6 +21,10 @@
 //! a transaction of its own, so a failing write never takes its batch-mates' changes with it,
 //! and each caller gets the answer its own write would have had. So a write must be a function
 //! of its input and the database that can run twice, with no effect outside its transaction.
+//! A write may also name its checks ([`GroupCommit::write_checked`]): reads that change nothing,
+//! run for every write of a batch before any write runs. A write its checks refuse (401, 403,
+//! 404…) is answered at once and leaves the batch, which they did not touch, so a caller who
+//! may not write cannot make everyone else's writes run again one by one.
 //!
 //! Writes of one committee (or one task) go to the same lane: PostgreSQL has several, so
 //! committees commit in parallel; SQLite has one writer anyway, so one lane. A lane holds at
@@ -32,6 +36,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use actix_web::ResponseError as _;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use prometheus::{IntCounter, Registry};
@@ -276,6 +281,10 @@ enum BatchError {
 /// on the same input and can capture nothing else.
 pub type WriteFn<I, T> = for<'t> fn(&'t Batch, &'t I) -> BoxFuture<'t, ApiResult<T>>;
 
+/// A write's checks: reads only, changing nothing, that may refuse the write (see the module's
+/// documentation). The write must not count on them: run alone, it runs without them.
+pub type CheckFn<I> = for<'t> fn(&'t Batch, &'t I) -> BoxFuture<'t, ApiResult<()>>;
+
 /// Where committed events go (the broker and the bus).
 pub type Publish = Arc<dyn Fn(Recorded) + Send + Sync>;
 
@@ -369,9 +378,28 @@ impl GroupCommit {
         I: Send + Sync + 'static,
         T: Send + 'static,
     {
+        self.queue(key, input, None, write).await
+    }
+
+    /// [`GroupCommit::write`], with checks that run before any write of its batch: if they
+    /// refuse it, it is answered at once and the batch goes on without it.
+    pub async fn write_checked<I, T>(&self, key: i32, input: I, check: CheckFn<I>, write: WriteFn<I, T>) -> ApiResult<T>
+    where
+        I: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        self.queue(key, input, Some(check), write).await
+    }
+
+    async fn queue<I, T>(&self, key: i32, input: I, check: Option<CheckFn<I>>, write: WriteFn<I, T>) -> ApiResult<T>
+    where
+        I: Send + Sync + 'static,
+        T: Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(PendingWrite {
             input,
+            check,
             write,
             outcome: None,
             reply,
@@ -389,6 +417,9 @@ impl GroupCommit {
 
 /// A queued write, with its type erased so that one lane carries writes of every kind.
 trait Job: Send {
+    /// Runs the write's checks in `batch`: false if they refused it (the refusal is kept for the
+    /// caller). An error that is not a refusal (the database's) is left for the write to meet.
+    fn check<'t>(&'t mut self, batch: &'t Batch) -> BoxFuture<'t, bool>;
     /// Runs the write in `batch`; false if it failed (its error is kept for the caller).
     fn run<'t>(&'t mut self, batch: &'t Batch) -> BoxFuture<'t, bool>;
     /// Answers the caller: its error if it failed, else the commit's outcome.
@@ -397,6 +428,7 @@ trait Job: Send {
 
 struct PendingWrite<I, T> {
     input: I,
+    check: Option<CheckFn<I>>,
     write: WriteFn<I, T>,
     outcome: Option<ApiResult<T>>,
     reply: oneshot::Sender<ApiResult<T>>,
@@ -407,6 +439,22 @@ where
     I: Send + Sync + 'static,
     T: Send + 'static,
 {
+    fn check<'t>(&'t mut self, batch: &'t Batch) -> BoxFuture<'t, bool> {
+        Box::pin(async move {
+            let Some(check) = self.check else {
+                return true;
+            };
+            match AssertUnwindSafe(check(batch, &self.input)).catch_unwind().await {
+                Ok(Err(refusal)) if refusal.status_code().is_client_error() => {
+                    self.outcome = Some(Err(refusal));
+                    false
+                }
+                // Passed, or failed in a way the write itself will meet, in the batch or alone.
+                _ => true,
+            }
+        })
+    }
+
     fn run<'t>(&'t mut self, batch: &'t Batch) -> BoxFuture<'t, bool> {
         Box::pin(async move {
             // A panicking write must not take the lane, and every write queued behind it, down.
@@ -444,8 +492,11 @@ async fn run_lane(db: Db, mut queue: mpsc::Receiver<Box<dyn Job>>, publish: Publ
         }
         match run_together(&db, jobs).await {
             Together::Committed(jobs, recorded) => {
-                counters.shared_transactions.inc();
-                counters.shared_writes.inc_by(jobs.len() as u64);
+                // Checks may have left a lone write, or none.
+                if jobs.len() > 1 {
+                    counters.shared_transactions.inc();
+                    counters.shared_writes.inc_by(jobs.len() as u64);
+                }
                 // Published before anyone is answered, so a caller that reads the feed next finds it.
                 publish_committed(&publish, recorded);
                 finish_all(jobs, Ok(()));
@@ -467,10 +518,11 @@ enum Together {
     WriteFailed(Vec<Box<dyn Job>>),
 }
 
-async fn run_together(db: &Db, mut jobs: Vec<Box<dyn Job>>) -> Together {
+async fn run_together(db: &Db, jobs: Vec<Box<dyn Job>>) -> Together {
     let Ok(batch) = Batch::begin(db, jobs.len()).await else {
         return Together::WriteFailed(jobs);
     };
+    let mut jobs = admitted(&batch, jobs).await;
     let writes = jobs.len();
     for (ran, job) in jobs.iter_mut().enumerate() {
         batch.writes_left.store(writes - ran, Ordering::Relaxed);
@@ -484,6 +536,19 @@ async fn run_together(db: &Db, mut jobs: Vec<Box<dyn Job>>) -> Together {
         Err(BatchError::Append(_)) => Together::WriteFailed(jobs),
         Err(BatchError::Commit(error)) => Together::CommitFailed(jobs, error),
     }
+}
+
+/// The writes whose checks pass; the others are answered with their refusal.
+async fn admitted(batch: &Batch, jobs: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
+    let mut admitted = Vec::with_capacity(jobs.len());
+    for mut job in jobs {
+        if job.check(batch).await {
+            admitted.push(job);
+        } else {
+            job.finish(Ok(()));
+        }
+    }
+    admitted
 }
 
 /// Each write in a transaction of its own.

@@ -188,9 +188,12 @@ pub async fn create(
     };
     let task = state
         .writes
-        .write(committee_id, new_task, |batch, new_task| {
-            Box::pin(insert_task(batch, new_task))
-        })
+        .write_checked(
+            committee_id,
+            new_task,
+            |batch, new_task| Box::pin(may_create(batch, new_task)),
+            |batch, new_task| Box::pin(insert_task(batch, new_task)),
+        )
         .await?;
     // Only a mail queued now is worth waking the mailer for: each wake costs it a query.
     if assignee_to_tell(caller_id, task.assignee_id).is_some() {
@@ -205,6 +208,21 @@ struct NewTask {
     title: String,
     request: CreateTaskRequest,
     public_url: url::Url,
+}
+
+/// The checks of a task create, before its batch's writes run: the caller's token, and their
+/// right to write in the committee.
+async fn may_create(batch: &Batch, new_task: &NewTask) -> ApiResult<()> {
+    let caller = authorize_in(batch, &new_task.caller).await?;
+    committees::access_in(batch, &caller, new_task.committee_id)
+        .await?
+        .require_write()
+}
+
+/// The check of a write on a task, before its batch's writes run: the caller's token. (Their
+/// rights come with the task's row, which the write reads locked.)
+async fn caller_stands(batch: &Batch, caller: &CallerToken) -> ApiResult<()> {
+    authorize_in(batch, caller).await.map(drop)
 }
 
 async fn insert_task(batch: &Batch, new_task: &NewTask) -> ApiResult<task::Model> {
@@ -315,7 +333,12 @@ pub async fn update(
     };
     let (updated, newly_assigned) = state
         .writes
-        .write(task_id, change, |batch, change| Box::pin(apply_change(batch, change)))
+        .write_checked(
+            task_id,
+            change,
+            |batch, change| Box::pin(caller_stands(batch, &change.caller)),
+            |batch, change| Box::pin(apply_change(batch, change)),
+        )
         .await?;
     if assignee_to_tell(caller_id, newly_assigned).is_some() {
         state.mailer.do_send(mail::Wake);
@@ -399,7 +422,12 @@ pub async fn delete(state: &AppState, caller: CallerToken, task_id: i32) -> ApiR
     let removal = (caller, task_id, state.settings.server.public_url.clone());
     state
         .writes
-        .write(task_id, removal, |batch, removal| Box::pin(soft_delete(batch, removal)))
+        .write_checked(
+            task_id,
+            removal,
+            |batch, removal| Box::pin(caller_stands(batch, &removal.0)),
+            |batch, removal| Box::pin(soft_delete(batch, removal)),
+        )
         .await
 }
 
@@ -436,7 +464,12 @@ pub async fn comment(state: &AppState, caller: CallerToken, task_id: i32, body: 
     let comment = (caller, task_id, body);
     state
         .writes
-        .write(task_id, comment, |batch, comment| Box::pin(add_comment(batch, comment)))
+        .write_checked(
+            task_id,
+            comment,
+            |batch, comment| Box::pin(caller_stands(batch, &comment.0)),
+            |batch, comment| Box::pin(add_comment(batch, comment)),
+        )
         .await
 }
 
