@@ -207,10 +207,11 @@ impl Batch {
     /// shared with the batch's later writes (errors are not kept: each write reads again).
     ///
     /// Only for what the lane's writes never change themselves (for task writes: whether the
-    /// caller's token still stands, and the caller's role in a committee). Then sharing is no weaker than reading again: every write of the batch
-    /// was queued before the batch began, so the shared read still comes after each request
-    /// arrived; on SQLite no other writer commits while the batch holds the gate, and on
-    /// PostgreSQL a transaction's read never stopped a change committed after it anyway.
+    /// caller's token still stands, and the caller's role in a committee). Then sharing is no
+    /// weaker than reading again: every write of the batch was queued before the batch began,
+    /// so the shared read still comes after each request arrived; on SQLite no other writer
+    /// commits while the batch holds the gate, and on PostgreSQL a transaction's read never
+    /// stopped a change committed after it anyway.
     pub async fn shared_read<V, F>(&self, key: MemoKey, read: F) -> ApiResult<V>
     where
         V: Clone + Send + 'static,
