@@ -16,11 +16,14 @@ use actix::Addr;
 use futures_util::StreamExt;
 use prometheus::IntGauge;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::broker::{Broker, MemberRevoked, MembershipRevoked, Publish, RecheckAll, SessionEnded};
 use crate::events::EventFrame;
 use crate::public::cache::PublicCache;
 
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The longest one publish (connecting included) may take.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -58,15 +61,24 @@ struct Envelope<N, M> {
 /// The bus of this node: Redis, or nothing beyond the local Broker.
 #[derive(Clone)]
 pub struct Bus {
-    redis: Option<Arc<RedisBus>>,
+    redis: Option<RedisHandle>,
+}
+
+#[derive(Clone)]
+struct RedisHandle {
+    bus: Arc<RedisBus>,
+    /// To the publisher task, which owns the publishing connection.
+    outgoing: mpsc::Sender<BusMessage>,
 }
 
 struct RedisBus {
     node: String,
     topic: String,
     client: redis::Client,
-    publisher: tokio::sync::Mutex<Publisher>,
     up: AtomicBool,
+    /// A message was dropped because the publisher's queue was full: the other nodes are owed
+    /// a `Recheck`.
+    dropped: AtomicBool,
     gauge: IntGauge,
     /// Another node's change may be visible in the public area: its cached answers are stale.
     public_cache: Arc<PublicCache>,
@@ -77,8 +89,12 @@ impl Bus {
         Self { redis: None }
     }
 
-    /// Connects to Redis at `url` (in the background: a node starts and serves without it) and
-    /// relays what other nodes publish to `broker`.
+    /// Connects to Redis at `url` (in the background: a node starts and serves without it),
+    /// publishes what this node sends, and relays what other nodes publish to `broker`.
+    ///
+    /// Both tasks run on the calling thread, the Broker's: a publish is not queued behind the
+    /// sockets and requests a worker thread is busy with, and what arrives is handed to the
+    /// Broker without waking another thread.
     pub fn redis(
         url: &str,
         topic: &str,
@@ -92,90 +108,135 @@ impl Bus {
             node: uuid::Uuid::new_v4().to_string(),
             topic: topic.to_owned(),
             client,
-            publisher: tokio::sync::Mutex::new(Publisher::default()),
             up: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
             gauge,
             public_cache,
         });
+        let (outgoing, queued) = mpsc::channel(PUBLISH_QUEUE);
+        actix_web::rt::spawn(publish_all(bus.clone(), queued));
         actix_web::rt::spawn(listen(bus.clone(), broker));
-        Ok(Self { redis: Some(bus) })
+        Ok(Self {
+            redis: Some(RedisHandle { bus, outgoing }),
+        })
     }
 
     /// `None` without Redis; otherwise whether the subscription is currently connected.
     pub fn redis_up(&self) -> Option<bool> {
-        self.redis.as_ref().map(|bus| bus.up.load(Ordering::Relaxed))
+        self.redis.as_ref().map(|redis| redis.bus.up.load(Ordering::Relaxed))
     }
 
-    /// Publishes to the other nodes, without waiting: a request never waits on Redis.
-    ///
-    /// `tokio::spawn`, not actix's `spawn_local`: the group-commit lanes publish too, and they
-    /// run outside any actix arbiter, where `spawn_local` panics.
+    /// Publishes to the other nodes, without waiting: a request never waits on Redis. Callable
+    /// from any thread (the group-commit lanes publish too, outside any actix arbiter).
     pub fn send(&self, message: BusMessage) {
-        let Some(bus) = self.redis.clone() else { return };
-        tokio::spawn(async move {
-            if let Err(error) = bus.publish(&message).await {
-                tracing::warn!(error = %error, "could not publish to the bus; other nodes' clients will catch up by resuming");
+        let Some(redis) = &self.redis else { return };
+        if redis.outgoing.try_send(message).is_err() {
+            // Redis has been slower than this node's writes for a whole queue: the other nodes
+            // will catch up from the database once told to.
+            if !redis.bus.dropped.swap(true, Ordering::Relaxed) {
+                tracing::warn!("the bus's queue is full; other nodes' clients will catch up by resuming");
             }
-        });
+        }
     }
 }
 
-/// The connection messages are published on, and whether a publish has failed since the other
-/// nodes were last told to recheck. Behind one lock, so that no failure can slip in between the
-/// `Recheck` that repairs earlier ones and the flag being cleared.
+/// Messages waiting for the publisher. Beyond that, Redis is not keeping up (or not answering
+/// within `PUBLISH_TIMEOUT`) and messages are dropped, to be repaired by a `Recheck`.
+const PUBLISH_QUEUE: usize = 4096;
+
+/// Publishes the queued messages in order on one connection, for as long as the node lives.
+async fn publish_all(bus: Arc<RedisBus>, mut queued: mpsc::Receiver<BusMessage>) {
+    let mut publisher = Publisher::default();
+    loop {
+        let repair_due = publisher.repair.as_ref().map(|repair| repair.due);
+        if repair_due.is_some_and(|due| due <= Instant::now()) {
+            publisher.repair(&bus).await;
+            continue;
+        }
+        let message = match repair_due {
+            None => queued.recv().await,
+            // The owed `Recheck` is tried on its backoff even if nothing more is published.
+            Some(due) => match tokio::time::timeout_at(due, queued.recv()).await {
+                Ok(message) => message,
+                Err(_) => continue,
+            },
+        };
+        let Some(message) = message else { return };
+        if bus.dropped.swap(false, Ordering::Relaxed) {
+            // Redis answers, only slowly: the others are told at once to catch up on what was
+            // dropped (covering this message's events too, committed before it was queued).
+            publisher.failed();
+            publisher.repair(&bus).await;
+        }
+        if let Err(error) = publisher.publish(&bus, &message).await {
+            tracing::warn!(error = %error, "could not publish to the bus; other nodes' clients will catch up by resuming");
+        }
+    }
+}
+
+/// The connection messages are published on, and the `Recheck` owed to the other nodes since
+/// a publish failed.
 #[derive(Default)]
 struct Publisher {
     connection: Option<redis::aio::MultiplexedConnection>,
-    owes_recheck: bool,
+    repair: Option<Repair>,
 }
 
-impl RedisBus {
-    async fn publish(self: &Arc<Self>, message: &BusMessage) -> anyhow::Result<()> {
-        let mut publisher = self.publisher.lock().await;
-        // A `Recheck` is owed: the other nodes will catch up from the database anyway, so the
-        // message is dropped, not queued behind a Redis that is not answering.
-        if publisher.owes_recheck {
+/// When to try the owed `Recheck` next, and how long to wait after that if it fails.
+struct Repair {
+    due: Instant,
+    backoff: Duration,
+}
+
+impl Publisher {
+    /// Publishes `message`, or drops it while a `Recheck` is owed: the other nodes will catch
+    /// up from the database anyway, so it is not queued behind a Redis that is not answering.
+    async fn publish(&mut self, bus: &RedisBus, message: &BusMessage) -> anyhow::Result<()> {
+        if self.repair.is_some() {
             return Ok(());
         }
-        let result = self.send_locked(&mut publisher, message).await;
+        let result = self.send(bus, message).await;
         if result.is_err() {
-            publisher.owes_recheck = true;
-            tokio::spawn(repair(self.clone()));
+            self.failed();
         }
         result
     }
 
-    /// Sends the `Recheck` owed for a failed publish if Redis is back; whether it is still owed.
-    async fn try_repair(&self) -> bool {
-        let mut publisher = self.publisher.lock().await;
-        if !publisher.owes_recheck {
-            return false;
-        }
-        if self.send_locked(&mut publisher, &BusMessage::Recheck).await.is_err() {
-            return true;
-        }
-        publisher.owes_recheck = false;
-        tracing::info!("bus publishing again; the other nodes recheck their sessions");
-        false
+    fn failed(&mut self) {
+        self.repair.get_or_insert(Repair {
+            due: Instant::now() + MIN_BACKOFF,
+            backoff: MIN_BACKOFF,
+        });
     }
 
-    /// Publishes on the publisher's connection (made if need be), within `PUBLISH_TIMEOUT`: the
-    /// lock is held meanwhile, and a Redis that accepts but never answers must not hold it
-    /// for ever. On failure the connection is dropped, to be made again next time.
-    async fn send_locked(&self, publisher: &mut Publisher, message: &BusMessage) -> anyhow::Result<()> {
+    /// Sends the owed `Recheck`; if Redis is still away, tries again later, backing off.
+    async fn repair(&mut self, bus: &RedisBus) {
+        if self.send(bus, &BusMessage::Recheck).await.is_ok() {
+            self.repair = None;
+            tracing::info!("bus publishing again; the other nodes recheck their sessions");
+        } else if let Some(repair) = &mut self.repair {
+            repair.backoff = (repair.backoff * 2).min(MAX_BACKOFF);
+            repair.due = Instant::now() + repair.backoff;
+        }
+    }
+
+    /// Publishes on the connection (made if need be), within `PUBLISH_TIMEOUT`: a Redis that
+    /// accepts but never answers must not hold the queue for ever. On failure the connection is
+    /// dropped, to be made again next time.
+    async fn send(&mut self, bus: &RedisBus, message: &BusMessage) -> anyhow::Result<()> {
         let payload = serde_json::to_string(&Envelope {
-            node: self.node.as_str(),
+            node: bus.node.as_str(),
             message,
         })?;
         let send = async {
-            let connection = match &mut publisher.connection {
+            let connection = match &mut self.connection {
                 Some(connection) => connection,
-                None => publisher
+                None => self
                     .connection
-                    .insert(self.client.get_multiplexed_async_connection().await?),
+                    .insert(bus.client.get_multiplexed_async_connection().await?),
             };
             redis::cmd("PUBLISH")
-                .arg(&self.topic)
+                .arg(&bus.topic)
                 .arg(payload)
                 .query_async::<i64>(connection)
                 .await
@@ -186,33 +247,22 @@ impl RedisBus {
             Err(_) => Err(anyhow::anyhow!("Redis did not answer within {PUBLISH_TIMEOUT:?}")),
         };
         if result.is_err() {
-            publisher.connection = None;
+            self.connection = None;
         }
         result
     }
+}
 
+impl RedisBus {
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);
         self.gauge.set(i64::from(up));
     }
 }
 
-/// Keeps trying to tell the other nodes to recheck after a failed publish, even if this node
-/// has nothing more to publish (the next publish would otherwise carry it).
-async fn repair(bus: Arc<RedisBus>) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        tokio::time::sleep(backoff).await;
-        if !bus.try_repair().await {
-            return;
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
 /// Subscribes and relays, reconnecting with backoff for as long as the node lives.
 async fn listen(bus: Arc<RedisBus>, broker: Addr<Broker>) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = MIN_BACKOFF;
     loop {
         match bus.client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&bus.topic).await {
@@ -221,7 +271,7 @@ async fn listen(bus: Arc<RedisBus>, broker: Addr<Broker>) {
                     tracing::info!(topic = %bus.topic, "bus connected");
                     // Whatever the other nodes published while we were not listening is lost.
                     broker.do_send(RecheckAll);
-                    backoff = Duration::from_millis(100);
+                    backoff = MIN_BACKOFF;
                     let mut messages = pubsub.into_on_message();
                     while let Some(message) = messages.next().await {
                         relay(&bus, &broker, message.get_payload_bytes());
@@ -232,7 +282,7 @@ async fn listen(bus: Arc<RedisBus>, broker: Addr<Broker>) {
                 Err(error) => tracing::warn!(error = %error, "bus subscription failed"),
             },
             Err(error) => {
-                if bus.up.swap(false, Ordering::Relaxed) || backoff == Duration::from_millis(100) {
+                if bus.up.swap(false, Ordering::Relaxed) || backoff == MIN_BACKOFF {
                     tracing::warn!(error = %error, "bus unreachable; serving local clients only");
                 }
                 bus.set_up(false);
@@ -290,25 +340,64 @@ mod tests {
     fn bus_at(url: &str) -> Arc<RedisBus> {
         Arc::new(RedisBus {
             node: "test".to_owned(),
-            topic: "dcports-test".to_owned(),
+            // Tests run at once against one Redis: each listens on a topic of its own.
+            topic: format!("dcports-test-{}", uuid::Uuid::new_v4()),
             client: redis::Client::open(url).unwrap(),
-            publisher: tokio::sync::Mutex::new(Publisher::default()),
             up: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
             gauge: IntGauge::new("test_bus_up", "test").unwrap(),
             public_cache: Arc::new(PublicCache::new(Duration::ZERO, 0)),
         })
     }
 
     #[tokio::test]
+    async fn a_message_dropped_from_a_full_queue_has_the_other_nodes_told_to_recheck() {
+        let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let bus = bus_at(&url);
+        let mut other_node = bus.client.get_async_pubsub().await.expect("Redis at TEST_REDIS_URL");
+        other_node.subscribe(&bus.topic).await.unwrap();
+        let (outgoing, queued) = mpsc::channel(1);
+        let handle = Bus {
+            redis: Some(RedisHandle {
+                bus: bus.clone(),
+                outgoing,
+            }),
+        };
+        handle.send(BusMessage::MemberRevoked { member_id: 1 });
+        handle.send(BusMessage::MemberRevoked { member_id: 2 });
+        assert!(
+            bus.dropped.load(Ordering::Relaxed),
+            "the second message found the queue full"
+        );
+
+        tokio::spawn(publish_all(bus.clone(), queued));
+        let mut heard = other_node.into_on_message();
+        let mut next = async || {
+            let message = tokio::time::timeout(Duration::from_secs(5), heard.next())
+                .await
+                .unwrap()
+                .unwrap();
+            let envelope: Envelope<String, BusMessage> = serde_json::from_slice(message.get_payload_bytes()).unwrap();
+            envelope.message
+        };
+        assert!(
+            matches!(next().await, BusMessage::Recheck),
+            "the drop is repaired first"
+        );
+        assert!(matches!(next().await, BusMessage::MemberRevoked { member_id: 1 }));
+        assert!(!bus.dropped.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
     async fn a_publish_to_a_redis_that_never_answers_gives_up_and_later_ones_are_dropped_at_once() {
         let (url, _held) = black_hole().await;
-        let bus = bus_at(&url);
+        let (bus, mut publisher) = (bus_at(&url), Publisher::default());
         let message = BusMessage::MemberRevoked { member_id: 1 };
-        let first = tokio::time::timeout(PUBLISH_TIMEOUT * 3, bus.publish(&message)).await;
+        let first = tokio::time::timeout(PUBLISH_TIMEOUT * 3, publisher.publish(&bus, &message)).await;
         assert!(matches!(first, Ok(Err(_))), "the publish gives up within its timeout");
-        assert!(bus.publisher.lock().await.owes_recheck);
+        assert!(publisher.repair.is_some(), "a recheck is owed");
         // Owing a recheck, the node drops what it would publish instead of waiting again.
-        let second = tokio::time::timeout(Duration::from_millis(100), bus.publish(&message)).await;
+        let second = tokio::time::timeout(Duration::from_millis(100), publisher.publish(&bus, &message)).await;
         assert!(matches!(second, Ok(Ok(()))));
     }
 }
