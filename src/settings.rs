@@ -108,6 +108,11 @@ pub struct ServerSettings {
     pub json_limit_bytes: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub allowed_origins: Vec<String>,
+    /// Worker threads serving requests and sockets; unset: one per CPU this process may use.
+    /// Set it where that count is wrong (a container's CPU quota under cgroup v1), or to share
+    /// a machine between nodes.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -293,6 +298,9 @@ impl Settings {
         if self.server.json_limit_bytes == 0 {
             bail!("setting server.json_limit_bytes must be positive");
         }
+        if self.server.workers == Some(0) {
+            bail!("setting server.workers must be positive (or unset: one per CPU)");
+        }
         // A socket waiting for the database hears nothing else: a longer wait than the heartbeat
         // allows would drop it as silent.
         let acquire = self.database.acquire_timeout_secs;
@@ -361,5 +369,14 @@ mod tests {
             let error = load_with_overlay(overlay).expect_err(key);
             assert!(format!("{error:#}").contains(key), "{key}: {error:#}");
         }
+    }
+
+    #[test]
+    fn server_workers_is_unset_by_default_and_must_be_positive_when_set() {
+        assert_eq!(load_with_overlay("").unwrap().server.workers, None);
+        let three = load_with_overlay("[server]\nworkers = 3\n").unwrap();
+        assert_eq!(three.server.workers, Some(3));
+        let error = load_with_overlay("[server]\nworkers = 0\n").expect_err("no workers");
+        assert!(format!("{error:#}").contains("server.workers"), "{error:#}");
     }
 }

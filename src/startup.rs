@@ -107,7 +107,11 @@ impl Application {
             state.settings.public.rate_limit_per_minute,
             state.settings.public.rate_limit_burst,
         )?;
-        let server = HttpServer::new(move || build_app(app_state.clone(), metrics.clone(), public_limit.clone()))
+        let mut server = HttpServer::new(move || build_app(app_state.clone(), metrics.clone(), public_limit.clone()));
+        if let Some(workers) = state.settings.server.workers {
+            server = server.workers(workers);
+        }
+        let server = server
             // Thousands of sockets may (re)connect at once after a restart.
             .backlog(4096)
             // Events are small frames written one after another. With Nagle's algorithm a frame

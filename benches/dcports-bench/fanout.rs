@@ -21,6 +21,10 @@ pub struct Options {
     /// Two nodes over Redis (needs `--database` on PostgreSQL): half the sockets on each, every
     /// write through the first.
     redis: Option<String>,
+    /// Worker threads of each of the two nodes. By default the machine's CPUs shared between
+    /// them: the nodes stand in for two machines, and with as many workers each as this machine
+    /// has CPUs, twice as many threads would take turns on its cores.
+    node_workers: usize,
     database: Option<String>,
     /// Also drive the socket.io baseline (benches/socketio) with the same clients.
     socketio: bool,
@@ -40,6 +44,7 @@ impl Options {
             subscribers,
             events: option(args, "--events", 200)?,
             redis: text("--redis")?,
+            node_workers: option(args, "--node-workers", (cpus() / 2).max(1))?,
             database: text("--database")?,
             socketio: args.iter().any(|arg| arg == "--socketio"),
             writers: option(args, "--writers", 1)?,
@@ -105,6 +110,14 @@ impl Target<'_> {
         }
     }
 
+    /// How many nodes the sockets alternate between.
+    fn nodes(&self) -> usize {
+        match self {
+            Target::Dcports { nodes, .. } => nodes.len(),
+            Target::SocketIo(_) => 1,
+        }
+    }
+
     fn rss_kib(&self) -> u64 {
         match self {
             Target::Dcports { nodes, .. } => nodes.iter().map(Server::rss_kib).sum(),
@@ -131,6 +144,7 @@ async fn run_on(options: &Options, database: Option<&str>) -> anyhow::Result<()>
             database,
             redis: options.redis.as_deref(),
             second_node: false,
+            workers: options.redis.is_some().then_some(options.node_workers),
         })
         .await?,
     ];
@@ -144,6 +158,7 @@ async fn run_on(options: &Options, database: Option<&str>) -> anyhow::Result<()>
                 database,
                 redis: options.redis.as_deref(),
                 second_node: true,
+                workers: Some(options.node_workers),
             })
             .await?,
         );
@@ -159,8 +174,8 @@ async fn run_on(options: &Options, database: Option<&str>) -> anyhow::Result<()>
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let name = match nodes.len() {
-        1 => "dcports",
-        _ => "dcports, 2 nodes + Redis",
+        1 => "dcports".to_owned(),
+        _ => format!("dcports, 2 nodes + Redis, {} workers each", options.node_workers),
     };
     for (round, &subscribers) in options.subscribers.iter().enumerate() {
         let committee = nodes[0].create_committee(&token, &format!("fanout {round}")).await?;
@@ -174,7 +189,7 @@ async fn run_on(options: &Options, database: Option<&str>) -> anyhow::Result<()>
             broadcast: raw_ceiling(subscribers, options.events, FRAME_LEN, WriteOrder::Broadcast).await?,
             burst: raw_ceiling(subscribers, options.events, FRAME_LEN, WriteOrder::Burst).await?,
         };
-        print_row(subscribers, options.events, name, &outcome, &ceilings);
+        print_row(subscribers, options.events, &name, &outcome, &ceilings);
         if let Some(socketio) = &socketio {
             let outcome = measure(&Target::SocketIo(socketio), subscribers, options).await?;
             print_row(
@@ -243,11 +258,24 @@ async fn measure(target: &Target<'_>, subscribers: usize, options: &Options) -> 
 
     let started = Instant::now();
     write_events(target.write(), events, options.writers, options.rate, started).await?;
-    let mut latencies = Vec::with_capacity(subscribers * events);
-    for task in tasks {
-        latencies.extend(task.await.context("subscriber task")??);
+    let nodes = target.nodes();
+    let mut by_node = vec![Vec::with_capacity(subscribers * events); nodes];
+    for (n, task) in tasks.into_iter().enumerate() {
+        by_node[n % nodes].extend(task.await.context("subscriber task")??);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    if by_node.len() > 1 {
+        for (node, latencies) in by_node.iter_mut().enumerate() {
+            latencies.sort_unstable();
+            let ms = |p| percentile(latencies, p) as f64 / 1000.0;
+            eprintln!(
+                "node {node}'s subscribers: p50 {:.1} ms, p99 {:.1} ms",
+                ms(50.0),
+                ms(99.0)
+            );
+        }
+    }
+    let mut latencies = by_node.concat();
     latencies.sort_unstable();
     let deliveries = latencies.len();
     anyhow::ensure!(
@@ -519,7 +547,7 @@ async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize, orde
         streams.push(stream);
     }
     let frame: Arc<[u8]> = vec![b'x'; frame_len].into();
-    let writers = std::thread::available_parallelism().map_or(1, usize::from);
+    let writers = cpus();
     let mut shares: Vec<Vec<tokio::net::TcpStream>> = (0..writers).map(|_| Vec::new()).collect();
     for (n, stream) in streams.into_iter().enumerate() {
         shares[n % writers].push(stream);
@@ -622,4 +650,9 @@ async fn connect_idle(
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// The CPUs this process may run on.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }

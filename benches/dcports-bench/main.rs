@@ -2,7 +2,8 @@
 //! folder, drives it over loopback, and prints markdown tables for BENCHMARKS.md.
 //!
 //!   cargo bench --bench dcports-bench -- fanout [--subscribers 100,1000,5000] [--events 200]
-//!       [--writers 1] [--rate EVENTS_PER_SEC] [--socketio] [--database postgres://… --redis redis://…  (two nodes)]
+//!       [--writers 1] [--rate EVENTS_PER_SEC] [--socketio]
+//!       [--database postgres://… --redis redis://… [--node-workers N]  (two nodes)]
 //!   cargo bench --bench dcports-bench -- http [--seconds 5] [--committees 1] [--database postgres://…]
 //!   cargo bench --bench dcports-bench -- login-storm [--seconds 5]
 //!   cargo bench --bench dcports-bench -- memory [--sockets 10000]

@@ -25,6 +25,8 @@ pub struct NodeOptions<'a> {
     pub database: Option<&'a str>,
     pub redis: Option<&'a str>,
     pub second_node: bool,
+    /// The node's worker threads (`server.workers`); `None`: the server's default, one per CPU.
+    pub workers: Option<usize>,
 }
 
 impl Server {
@@ -66,6 +68,9 @@ impl Server {
                 .env("DCPORTS__AUTH__MAX_FAILURES_PER_IP", "1000000")
                 .env("DCPORTS__PUBLIC__RATE_LIMIT_PER_MINUTE", "100000000")
                 .env("DCPORTS__PUBLIC__RATE_LIMIT_BURST", "100000000");
+            if let Some(workers) = options.workers {
+                command.env("DCPORTS__SERVER__WORKERS", workers.to_string());
+            }
             command
         };
         if !options.second_node {
