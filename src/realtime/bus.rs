@@ -162,9 +162,10 @@ async fn publish_all(bus: Arc<RedisBus>, mut queued: mpsc::Receiver<BusMessage>)
             },
         };
         let Some(message) = message else { return };
-        if bus.dropped.swap(false, Ordering::Relaxed) {
-            // Redis answers, only slowly: the others are told at once to catch up on what was
-            // dropped (covering this message's events too, committed before it was queued).
+        // Owing a `Recheck` already, the one owed covers the drop; if not, Redis answers, only
+        // slowly, and the others are told at once to catch up on what was dropped (this
+        // message's events too: they were committed before it was queued).
+        if bus.dropped.swap(false, Ordering::Relaxed) && publisher.repair.is_none() {
             publisher.failed();
             publisher.repair(&bus).await;
         }
