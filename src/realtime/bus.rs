@@ -143,6 +143,8 @@ impl Bus {
 /// Messages waiting for the publisher. Beyond that, Redis is not keeping up (or not answering
 /// within `PUBLISH_TIMEOUT`) and messages are dropped, to be repaired by a `Recheck`.
 const PUBLISH_QUEUE: usize = 4096;
+/// The most messages published in one round trip.
+const PUBLISH_BATCH: usize = 256;
 
 /// Publishes the queued messages in order on one connection, for as long as the node lives.
 async fn publish_all(bus: Arc<RedisBus>, mut queued: mpsc::Receiver<BusMessage>) {
@@ -162,14 +164,22 @@ async fn publish_all(bus: Arc<RedisBus>, mut queued: mpsc::Receiver<BusMessage>)
             },
         };
         let Some(message) = message else { return };
+        // Whatever else is waiting goes out with it, in one round trip: under a burst of writes
+        // the publisher keeps up by publishing more at a time.
+        let mut batch = vec![message];
+        while batch.len() < PUBLISH_BATCH
+            && let Ok(message) = queued.try_recv()
+        {
+            batch.push(message);
+        }
         // Owing a `Recheck` already, the one owed covers the drop; if not, Redis answers, only
         // slowly, and the others are told at once to catch up on what was dropped (this
-        // message's events too: they were committed before it was queued).
+        // batch's events too: they were committed before they were queued).
         if bus.dropped.swap(false, Ordering::Relaxed) && publisher.repair.is_none() {
             publisher.failed();
             publisher.repair(&bus).await;
         }
-        if let Err(error) = publisher.publish(&bus, &message).await {
+        if let Err(error) = publisher.publish(&bus, &batch).await {
             tracing::warn!(error = %error, "could not publish to the bus; other nodes' clients will catch up by resuming");
         }
     }
@@ -190,13 +200,14 @@ struct Repair {
 }
 
 impl Publisher {
-    /// Publishes `message`, or drops it while a `Recheck` is owed: the other nodes will catch
-    /// up from the database anyway, so it is not queued behind a Redis that is not answering.
-    async fn publish(&mut self, bus: &RedisBus, message: &BusMessage) -> anyhow::Result<()> {
+    /// Publishes `messages`, or drops them while a `Recheck` is owed: the other nodes will
+    /// catch up from the database anyway, so they are not queued behind a Redis that is not
+    /// answering.
+    async fn publish(&mut self, bus: &RedisBus, messages: &[BusMessage]) -> anyhow::Result<()> {
         if self.repair.is_some() {
             return Ok(());
         }
-        let result = self.send(bus, message).await;
+        let result = self.send(bus, messages).await;
         if result.is_err() {
             self.failed();
         }
@@ -212,7 +223,7 @@ impl Publisher {
 
     /// Sends the owed `Recheck`; if Redis is still away, tries again later, backing off.
     async fn repair(&mut self, bus: &RedisBus) {
-        if self.send(bus, &BusMessage::Recheck).await.is_ok() {
+        if self.send(bus, &[BusMessage::Recheck]).await.is_ok() {
             self.repair = None;
             tracing::info!("bus publishing again; the other nodes recheck their sessions");
         } else if let Some(repair) = &mut self.repair {
@@ -224,11 +235,15 @@ impl Publisher {
     /// Publishes on the connection (made if need be), within `PUBLISH_TIMEOUT`: a Redis that
     /// accepts but never answers must not hold the queue for ever. On failure the connection is
     /// dropped, to be made again next time.
-    async fn send(&mut self, bus: &RedisBus, message: &BusMessage) -> anyhow::Result<()> {
-        let payload = serde_json::to_string(&Envelope {
-            node: bus.node.as_str(),
-            message,
-        })?;
+    async fn send(&mut self, bus: &RedisBus, messages: &[BusMessage]) -> anyhow::Result<()> {
+        let mut pipeline = redis::pipe();
+        for message in messages {
+            let payload = serde_json::to_string(&Envelope {
+                node: bus.node.as_str(),
+                message,
+            })?;
+            pipeline.cmd("PUBLISH").arg(&bus.topic).arg(payload).ignore();
+        }
         let send = async {
             let connection = match &mut self.connection {
                 Some(connection) => connection,
@@ -236,11 +251,7 @@ impl Publisher {
                     .connection
                     .insert(bus.client.get_multiplexed_async_connection().await?),
             };
-            redis::cmd("PUBLISH")
-                .arg(&bus.topic)
-                .arg(payload)
-                .query_async::<i64>(connection)
-                .await
+            pipeline.query_async::<()>(connection).await
         };
         let result = match tokio::time::timeout(PUBLISH_TIMEOUT, send).await {
             Ok(Ok(_)) => Ok(()),
@@ -351,19 +362,40 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn a_message_dropped_from_a_full_queue_has_the_other_nodes_told_to_recheck() {
+    /// A bus on the test Redis, a node's handle on it with a queue of `capacity`, the queue's
+    /// other end (for `publish_all`, once the test has queued what it wants), and a subscriber
+    /// standing for another node.
+    async fn bus_with_queue(capacity: usize) -> (Arc<RedisBus>, Bus, mpsc::Receiver<BusMessage>, OtherNode) {
         let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
         let bus = bus_at(&url);
-        let mut other_node = bus.client.get_async_pubsub().await.expect("Redis at TEST_REDIS_URL");
-        other_node.subscribe(&bus.topic).await.unwrap();
-        let (outgoing, queued) = mpsc::channel(1);
+        let mut pubsub = bus.client.get_async_pubsub().await.expect("Redis at TEST_REDIS_URL");
+        pubsub.subscribe(&bus.topic).await.unwrap();
+        let (outgoing, queued) = mpsc::channel(capacity);
         let handle = Bus {
             redis: Some(RedisHandle {
                 bus: bus.clone(),
                 outgoing,
             }),
         };
+        (bus, handle, queued, OtherNode(Box::pin(pubsub.into_on_message())))
+    }
+
+    struct OtherNode(std::pin::Pin<Box<dyn futures_util::Stream<Item = redis::Msg> + Send>>);
+
+    impl OtherNode {
+        async fn hears(&mut self) -> BusMessage {
+            let message = tokio::time::timeout(Duration::from_secs(5), self.0.next())
+                .await
+                .expect("a message within 5 s")
+                .unwrap();
+            let envelope: Envelope<String, BusMessage> = serde_json::from_slice(message.get_payload_bytes()).unwrap();
+            envelope.message
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_dropped_from_a_full_queue_has_the_other_nodes_told_to_recheck() {
+        let (bus, handle, queued, mut other_node) = bus_with_queue(1).await;
         handle.send(BusMessage::MemberRevoked { member_id: 1 });
         handle.send(BusMessage::MemberRevoked { member_id: 2 });
         assert!(
@@ -372,20 +404,32 @@ mod tests {
         );
 
         tokio::spawn(publish_all(bus.clone(), queued));
-        let mut heard = other_node.into_on_message();
-        let mut next = async || {
-            let message = tokio::time::timeout(Duration::from_secs(5), heard.next())
-                .await
-                .unwrap()
-                .unwrap();
-            let envelope: Envelope<String, BusMessage> = serde_json::from_slice(message.get_payload_bytes()).unwrap();
-            envelope.message
-        };
         assert!(
-            matches!(next().await, BusMessage::Recheck),
+            matches!(other_node.hears().await, BusMessage::Recheck),
             "the drop is repaired first"
         );
-        assert!(matches!(next().await, BusMessage::MemberRevoked { member_id: 1 }));
+        assert!(matches!(
+            other_node.hears().await,
+            BusMessage::MemberRevoked { member_id: 1 }
+        ));
+        assert!(!bus.dropped.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_published_whole_and_in_order() {
+        let (bus, handle, queued, mut other_node) = bus_with_queue(PUBLISH_QUEUE).await;
+        let burst = (PUBLISH_BATCH * 3 + 7) as i32;
+        for member_id in 0..burst {
+            handle.send(BusMessage::MemberRevoked { member_id });
+        }
+        tokio::spawn(publish_all(bus.clone(), queued));
+        for expected in 0..burst {
+            let heard = other_node.hears().await;
+            assert!(
+                matches!(heard, BusMessage::MemberRevoked { member_id } if member_id == expected),
+                "message {expected}: heard {heard:?}"
+            );
+        }
         assert!(!bus.dropped.load(Ordering::Relaxed));
     }
 
@@ -393,7 +437,7 @@ mod tests {
     async fn a_publish_to_a_redis_that_never_answers_gives_up_and_later_ones_are_dropped_at_once() {
         let (url, _held) = black_hole().await;
         let (bus, mut publisher) = (bus_at(&url), Publisher::default());
-        let message = BusMessage::MemberRevoked { member_id: 1 };
+        let message = [BusMessage::MemberRevoked { member_id: 1 }];
         let first = tokio::time::timeout(PUBLISH_TIMEOUT * 3, publisher.publish(&bus, &message)).await;
         assert!(matches!(first, Ok(Err(_))), "the publish gives up within its timeout");
         assert!(publisher.repair.is_some(), "a recheck is owed");
