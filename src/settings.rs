@@ -108,9 +108,9 @@ pub struct ServerSettings {
     pub json_limit_bytes: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub allowed_origins: Vec<String>,
-    /// Worker threads serving requests and sockets; unset: one per CPU this process may use.
-    /// Set it where that count is wrong (a container's CPU quota under cgroup v1), or to share
-    /// a machine between nodes.
+    /// Worker threads serving requests and sockets; unset: one per CPU this process may use (a
+    /// container's CPU quota or CPU set included). Set it when nodes share a machine without
+    /// such limits: each would otherwise take all of its CPUs.
     #[serde(default)]
     pub workers: Option<usize>,
 }
