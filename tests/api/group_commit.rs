@@ -335,6 +335,17 @@ async fn a_write_beyond_a_full_queue_is_refused_at_once_and_leaves_no_trace() {
     assert_eq!(offsets, (1..=(MAX_QUEUED as i64 + 2)).collect::<Vec<_>>());
 }
 
+/// What the lanes counted since `before`: (shared transactions, writes in them, writes run
+/// again alone).
+fn counted_since(app: &TestApp, before: GroupCommitStats) -> (u64, u64, u64) {
+    let now = app.state.writes.stats();
+    (
+        now.shared_transactions - before.shared_transactions,
+        now.shared_writes - before.shared_writes,
+        now.retried_writes - before.retried_writes,
+    )
+}
+
 /// Holds the server's own lane of committee `c`, queues one task create per `(token, body)`
 /// behind it, in order, lets it go, and returns the answers: the creates run as one batch.
 async fn creates_in_one_batch(app: &TestApp, c: i64, creates: Vec<(String, Value)>) -> Vec<(StatusCode, Value)> {
@@ -406,15 +417,7 @@ async fn each_write_of_a_batch_is_checked_for_its_own_callers_rights() {
             StatusCode::NOT_FOUND
         ]
     );
-    let stats = app.state.writes.stats();
-    assert_eq!(
-        (
-            stats.shared_transactions - before.shared_transactions,
-            stats.shared_writes - before.shared_writes,
-            stats.retried_writes - before.retried_writes
-        ),
-        (1, 2, 0)
-    );
+    assert_eq!(counted_since(&app, before), (1, 2, 0));
 }
 
 /// A task write checks its caller's token inside the batch, once for each login session: a
@@ -460,14 +463,7 @@ async fn each_write_of_a_batch_is_checked_for_its_own_login_session() {
         use StatusCode as S;
         assert_eq!(statuses, [S::CREATED, S::UNAUTHORIZED, S::CREATED], "batch {n}");
     }
-    let stats = app.state.writes.stats();
-    assert_eq!(
-        (
-            stats.shared_transactions - before.shared_transactions,
-            stats.retried_writes - before.retried_writes
-        ),
-        (2, 0)
-    );
+    assert_eq!(counted_since(&app, before), (2, 4, 0));
     let (_, list) = app.get(&format!("/api/committees/{c}/tasks"), &admin).await;
     let titles: Vec<&str> = list["items"]
         .as_array()
@@ -501,14 +497,7 @@ async fn each_write_of_a_batch_is_checked_for_its_own_login_session() {
         statuses,
         [StatusCode::CREATED, StatusCode::UNAUTHORIZED, StatusCode::CREATED]
     );
-    let stats = app.state.writes.stats();
-    assert_eq!(
-        (
-            stats.shared_transactions - before.shared_transactions,
-            stats.retried_writes - before.retried_writes
-        ),
-        (1, 0)
-    );
+    assert_eq!(counted_since(&app, before), (1, 2, 0));
     let (_, stored) = app.get(&path, &admin).await;
     assert_eq!(stored["items"].as_array().unwrap().len(), 2);
 
@@ -522,10 +511,7 @@ async fn each_write_of_a_batch_is_checked_for_its_own_login_session() {
         answers.iter().all(|(status, _)| *status == StatusCode::CREATED),
         "{answers:?}"
     );
-    assert_eq!(
-        app.state.writes.stats().shared_transactions - before.shared_transactions,
-        1
-    );
+    assert_eq!(counted_since(&app, before), (1, 3, 0));
 }
 
 #[actix_web::test]
@@ -549,9 +535,7 @@ async fn tasks_created_in_one_batch_are_stored_and_announced_exactly_as_answered
         "{answers:?}"
     );
     let created: Vec<&Value> = answers.iter().map(|(_, body)| body).collect();
-    let stats = app.state.writes.stats();
-    assert_eq!(stats.shared_transactions - before.shared_transactions, 1);
-    assert_eq!(stats.retried_writes, before.retried_writes);
+    assert_eq!(counted_since(&app, before), (1, 3, 0));
     // Every answer, to the last digit of its timestamps, is what is stored and what was announced.
     let (status, list) = app.get(&format!("/api/committees/{c}/tasks"), &member).await;
     assert_eq!(status, StatusCode::OK);
