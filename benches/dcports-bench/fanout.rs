@@ -1,6 +1,7 @@
 //! `fanout`: N authenticated WebSocket subscribers on one committee channel; events written
 //! through the HTTP API; deliveries per second, commit-to-receipt latency, memory per socket;
-//! and beside it the raw ceiling of writing one frame to N loopback sockets.
+//! and beside it the raw ceiling of writing one frame to N loopback sockets, and the latency of
+//! such plain writes at the same load (the raw floor).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::{Barrier, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::server::{NodeOptions, ScratchDatabase, Server};
 use crate::wsclient::{Frame, WsClient};
@@ -170,9 +173,10 @@ async fn run_on(options: &Options, database: Option<&str>) -> anyhow::Result<()>
     };
     println!(
         "| subscribers | events | server | deliveries/s | p50 ms | p95 ms | p99 ms | RSS/socket KiB \
-         | raw ceiling/s, broadcast order | ratio | raw ceiling/s, burst order | ratio |"
+         | raw ceiling/s, broadcast order | ratio | raw ceiling/s, burst order | ratio \
+         | raw floor p50 ms | raw floor p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let name = match nodes.len() {
         1 => "dcports".to_owned(),
         _ => format!("dcports, 2 nodes + Redis, {} workers each", options.node_workers),
@@ -188,6 +192,14 @@ async fn run_on(options: &Options, database: Option<&str>) -> anyhow::Result<()>
         let ceilings = Ceilings {
             broadcast: raw_ceiling(subscribers, options.events, FRAME_LEN, WriteOrder::Broadcast).await?,
             burst: raw_ceiling(subscribers, options.events, FRAME_LEN, WriteOrder::Burst).await?,
+            // At the load dcports carried, scheduled as `--rate` schedules the writes.
+            floor: raw_floor(
+                subscribers,
+                options.events,
+                options.rate.unwrap_or(outcome.deliveries_per_sec / subscribers as f64),
+                FRAME_LEN,
+            )
+            .await?,
         };
         print_row(subscribers, options.events, &name, &outcome, &ceilings);
         if let Some(socketio) = &socketio {
@@ -207,15 +219,17 @@ async fn run_on(options: &Options, database: Option<&str>) -> anyhow::Result<()>
 /// The size of a `committee.updated` event frame as the benchmark writes it.
 const FRAME_LEN: usize = 230;
 
-/// Deliveries per second of the raw ceiling in both write orders.
+/// Deliveries per second of the raw ceiling in both write orders, and the raw latency floor
+/// (p50, p99 ms) at the events per second dcports delivered.
 struct Ceilings {
     broadcast: f64,
     burst: f64,
+    floor: (f64, f64),
 }
 
 fn print_row(subscribers: usize, events: usize, server: &str, outcome: &Outcome, ceilings: &Ceilings) {
     println!(
-        "| {subscribers} | {events} | {server} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} |",
+        "| {subscribers} | {events} | {server} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} | {:.1} | {:.1} |",
         outcome.deliveries_per_sec,
         outcome.p50_ms,
         outcome.p95_ms,
@@ -225,6 +239,8 @@ fn print_row(subscribers: usize, events: usize, server: &str, outcome: &Outcome,
         outcome.deliveries_per_sec / ceilings.broadcast,
         ceilings.burst,
         outcome.deliveries_per_sec / ceilings.burst,
+        ceilings.floor.0,
+        ceilings.floor.1,
     );
 }
 
@@ -390,7 +406,7 @@ impl SocketIoServer {
             publish_url: format!("http://127.0.0.1:{port}/publish"),
         };
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 return Ok(server);
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -518,40 +534,19 @@ enum WriteOrder {
 /// The ceiling: the same number of deliveries as plain writes of a `frame_len`-byte frame to
 /// `connections` loopback sockets, one write per delivery, from one writer task per core.
 async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize, order: WriteOrder) -> anyhow::Result<f64> {
-    // A deep accept queue: thousands of connections arrive at once.
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind("127.0.0.1:0".parse()?)?;
-    let listener = socket.listen(4096)?;
-    let address = listener.local_addr()?;
     let expected = messages * frame_len;
-    let mut readers = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        readers.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(address).await?;
-            let mut buffer = vec![0u8; 4096];
-            let mut received = 0;
-            while received < expected {
-                let read = stream.read(&mut buffer).await?;
-                anyhow::ensure!(read > 0, "closed early");
-                received += read;
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    let mut streams = Vec::with_capacity(connections);
-    for n in 0..connections {
-        let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
-            .await
-            .map_err(|_| anyhow::anyhow!("only {n} of {connections} raw connections arrived"))??;
-        stream.set_nodelay(true)?;
-        streams.push(stream);
-    }
+    let (shares, readers) = raw_pairs(connections, move |mut stream| async move {
+        let mut buffer = vec![0u8; 4096];
+        let mut received = 0;
+        while received < expected {
+            let read = stream.read(&mut buffer).await?;
+            anyhow::ensure!(read > 0, "closed early");
+            received += read;
+        }
+        Ok(())
+    })
+    .await?;
     let frame: Arc<[u8]> = vec![b'x'; frame_len].into();
-    let writers = cpus();
-    let mut shares: Vec<Vec<tokio::net::TcpStream>> = (0..writers).map(|_| Vec::new()).collect();
-    for (n, stream) in streams.into_iter().enumerate() {
-        shares[n % writers].push(stream);
-    }
     let started = Instant::now();
     let writers: Vec<_> = shares
         .into_iter()
@@ -586,6 +581,100 @@ async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize, orde
         reader.await??;
     }
     Ok((connections * messages) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// This machine's latency floor at a given load: p50 and p99 in ms when `events` frames, each
+/// stamped with the time it is sent, are written to `connections` loopback sockets in broadcast
+/// order at `rate` events per second, one writer task per core, as plain writes with no server
+/// behind them. A server's commit-to-receipt latency at the same rate includes this: the
+/// kernel's loopback sends and the readers' wake-ups on the same shared cores.
+async fn raw_floor(connections: usize, events: usize, rate: f64, frame_len: usize) -> anyhow::Result<(f64, f64)> {
+    let epoch = Instant::now();
+    let micros = move || epoch.elapsed().as_micros() as u64;
+    let (shares, readers) = raw_pairs(connections, move |mut stream| async move {
+        let (mut buffer, mut pending) = (vec![0u8; 4096], Vec::with_capacity(2 * frame_len));
+        let mut latencies = Vec::with_capacity(events);
+        while latencies.len() < events {
+            let read = stream.read(&mut buffer).await?;
+            anyhow::ensure!(read > 0, "closed early");
+            let now = micros();
+            pending.extend_from_slice(&buffer[..read]);
+            let whole = pending.len() / frame_len * frame_len;
+            for frame in pending[..whole].chunks_exact(frame_len) {
+                let sent = u64::from_le_bytes(frame[..8].try_into()?);
+                latencies.push(now.saturating_sub(sent));
+            }
+            pending.drain(..whole);
+        }
+        Ok(latencies)
+    })
+    .await?;
+    let started = Instant::now();
+    let writers: Vec<_> = shares
+        .into_iter()
+        .map(|mut streams| {
+            tokio::spawn(async move {
+                let mut frame = vec![b'x'; frame_len];
+                for n in 0..events {
+                    let due = started + Duration::from_secs_f64(n as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                    frame[..8].copy_from_slice(&micros().to_le_bytes());
+                    for stream in &mut streams {
+                        stream.write_all(&frame).await?;
+                    }
+                }
+                Ok::<_, anyhow::Error>(streams)
+            })
+        })
+        .collect();
+    let mut keep = Vec::new();
+    for writer in writers {
+        keep.push(writer.await??);
+    }
+    let mut latencies = Vec::with_capacity(connections * events);
+    for reader in readers {
+        latencies.extend(reader.await??);
+    }
+    latencies.sort_unstable();
+    let ms = |p| percentile(&latencies, p) as f64 / 1000.0;
+    Ok((ms(50.0), ms(99.0)))
+}
+
+/// The reading and writing ends of `connections` loopback TCP connections, Nagle off on the
+/// writing ends as on dcports' sockets. Each reading end is read by `read` in a task of its own;
+/// the writing ends come shared out among as many writers as the machine has cores.
+async fn raw_pairs<R, F, T>(
+    connections: usize,
+    read: R,
+) -> anyhow::Result<(Vec<Vec<TcpStream>>, Vec<JoinHandle<anyhow::Result<T>>>)>
+where
+    R: Fn(TcpStream) -> F + Clone + Send + 'static,
+    F: Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    // A deep accept queue: thousands of connections arrive at once.
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let listener = socket.listen(4096)?;
+    let address = listener.local_addr()?;
+    let mut readers = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let read = read.clone();
+        readers.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(address).await?;
+            read(stream).await
+        }));
+    }
+    let writers = cpus();
+    let mut shares: Vec<Vec<TcpStream>> = (0..writers).map(|_| Vec::new()).collect();
+    for n in 0..connections {
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+            .await
+            .map_err(|_| anyhow::anyhow!("only {n} of {connections} raw connections arrived"))??;
+        stream.set_nodelay(true)?;
+        shares[n % writers].push(stream);
+    }
+    Ok((shares, readers))
 }
 
 /// `memory`: the server's resident memory per idle authenticated, subscribed socket.
