@@ -66,6 +66,9 @@ pub enum ApiError {
     /// 416: a download's `Range` lies outside the file.
     #[error("the requested range is outside the file")]
     RangeNotSatisfiable,
+    /// 408: the request body stopped arriving (`server.body_idle_timeout_secs`).
+    #[error("the request body stopped arriving before it was complete")]
+    RequestTimeout,
     /// 413
     #[error("the request body is too large")]
     PayloadTooLarge,
@@ -123,6 +126,7 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
             StatusCode::PRECONDITION_FAILED,
             "Precondition failed",
         ),
+        RequestTimeout => ("request_timeout", StatusCode::REQUEST_TIMEOUT, "Request timeout"),
         PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
         RangeNotSatisfiable => (
             "range_not_satisfiable",
@@ -312,6 +316,14 @@ impl Rejection {
 impl From<actix_web::Error> for ApiError {
     fn from(error: actix_web::Error) -> Self {
         use actix_web::body::MessageBody as _;
+        // A body that stopped arriving, read by a framework extractor (`web::Bytes`), which
+        // would call it 400.
+        if error
+            .as_error::<actix_web::error::PayloadError>()
+            .is_some_and(crate::input::stalled)
+        {
+            return ApiError::RequestTimeout;
+        }
         let response = error.error_response();
         let (status, headers) = (response.status(), response.headers().clone());
         // Error bodies are bytes in memory; a streaming one would have nothing worth keeping.

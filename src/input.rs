@@ -8,14 +8,20 @@
 //! otherwise is checked where it is read: multipart fields in `documents::upload`, CSV in
 //! `directory::service::import_csv`.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Decompress, Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::{self, BytesMut};
-use actix_web::{FromRequest, HttpRequest};
-use futures_util::StreamExt as _;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use futures_util::future::LocalBoxFuture;
+use futures_util::{Stream, StreamExt as _};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
@@ -34,6 +40,86 @@ pub async fn refuse_nul(
         return Ok(request.error_response(problem).map_into_right_body());
     }
     next.call(request).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// Bounds the pauses inside every request body but the WebSocket's (whose heartbeat bounds a
+/// silent client): a body that sends nothing for `server.body_idle_timeout_secs` fails to read,
+/// and the request is answered 408 `request_timeout`, its connection then closed. Without it, a
+/// client that declares a body and sends part of it holds its connection, and whatever the
+/// handler holds while it reads, for ever.
+pub async fn bound_body_pauses(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let limit = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| Duration::from_secs(state.settings.server.body_idle_timeout_secs));
+    if let Some(limit) = limit
+        && request.path() != crate::realtime::routes::PATH
+    {
+        match request.take_payload() {
+            Payload::None => {}
+            body => request.set_payload(Payload::Stream {
+                payload: Box::pin(Paced::new(body, limit)),
+            }),
+        }
+    }
+    next.call(request).await
+}
+
+/// A body whose every chunk must come within `limit` of the last (or of the first read).
+struct Paced {
+    body: Payload,
+    limit: Duration,
+    /// Set while a read waits for the client.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Paced {
+    fn new(body: Payload, limit: Duration) -> Self {
+        Self {
+            body,
+            limit,
+            deadline: None,
+        }
+    }
+}
+
+impl Stream for Paced {
+    type Item = Result<web::Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Poll::Ready(item) = Pin::new(&mut this.body).poll_next(cx) {
+            this.deadline = None;
+            return Poll::Ready(item);
+        }
+        let limit = this.limit;
+        let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(PayloadError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                STALLED,
+            ))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+const STALLED: &str = "the request body stopped arriving";
+
+/// Whether a body read failed because the body stopped arriving ([`bound_body_pauses`]).
+pub fn stalled(error: &PayloadError) -> bool {
+    matches!(error, PayloadError::Io(cause) if cause.kind() == io::ErrorKind::TimedOut)
+}
+
+/// What a failed body read answers: 408 when the body stopped arriving, else 400 with the
+/// reader's word for what was wrong.
+pub fn body_read_error(error: &PayloadError, what: &str) -> ApiError {
+    match stalled(error) {
+        true => ApiError::RequestTimeout,
+        false => ApiError::BadRequest(format!("{what}: {error}")),
+    }
 }
 
 /// A JSON body: the extractor every endpoint reads its body with, in place of `web::Json`. It
@@ -132,7 +218,7 @@ async fn read_within(mut payload: Decompress<Payload>, limit: usize) -> Result<B
     let mut body = BytesMut::new();
     let mut scan = JsonScan::default();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| ApiError::BadRequest(format!("could not read the body: {error}")))?;
+        let chunk = chunk.map_err(|error| body_read_error(&error, "could not read the body"))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge);
         }

@@ -113,6 +113,9 @@ pub struct ServerSettings {
     /// such limits: each would otherwise take all of its CPUs.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// The longest a request body may pause between two of its chunks: a body that stops
+    /// arriving is answered 408 `request_timeout` then, instead of holding its connection.
+    pub body_idle_timeout_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -295,6 +298,9 @@ impl Settings {
         if self.auth.argon2_memory_kib < 8 * self.auth.argon2_parallelism.max(1) {
             bail!("setting auth.argon2_memory_kib is too small for argon2");
         }
+        if self.server.body_idle_timeout_secs == 0 {
+            bail!("setting server.body_idle_timeout_secs must be at least 1");
+        }
         if self.server.json_limit_bytes == 0 {
             bail!("setting server.json_limit_bytes must be positive");
         }
@@ -378,5 +384,15 @@ mod tests {
         assert_eq!(three.server.workers, Some(3));
         let error = load_with_overlay("[server]\nworkers = 0\n").expect_err("no workers");
         assert!(format!("{error:#}").contains("server.workers"), "{error:#}");
+    }
+
+    #[test]
+    fn a_body_may_pause_30_seconds_by_default_and_not_zero() {
+        assert_eq!(load_with_overlay("").unwrap().server.body_idle_timeout_secs, 30);
+        let error = load_with_overlay("[server]\nbody_idle_timeout_secs = 0\n").expect_err("no pause");
+        assert!(
+            format!("{error:#}").contains("server.body_idle_timeout_secs"),
+            "{error:#}"
+        );
     }
 }

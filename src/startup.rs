@@ -189,6 +189,7 @@ fn build_app(
         .app_data(state.clone())
         .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::BadRequest(error.to_string()).into()))
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+        .wrap(actix_web::middleware::from_fn(crate::input::bound_body_pauses))
         .wrap(actix_web::middleware::from_fn(crate::input::refuse_nul))
         // CORS inside the error handlers and the security headers: its own refusals are
         // errors like any other.

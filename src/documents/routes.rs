@@ -72,8 +72,10 @@ async fn create_document(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
+    request: HttpRequest,
     form: Multipart,
 ) -> ApiResult<HttpResponse> {
+    upload::refuse_declared_too_large(&request, state.settings.documents.max_upload_bytes)?;
     // Refuse before reading the body when the caller may not write here at all.
     crate::committees::service::access(state.db.conn(), &me.0, *id)
         .await?
@@ -217,8 +219,10 @@ async fn add_version(
     me: CurrentMember,
     id: web::Path<i32>,
     if_match: Deferred<IfMatch>,
+    request: HttpRequest,
     form: Multipart,
 ) -> ApiResult<HttpResponse> {
+    upload::refuse_declared_too_large(&request, state.settings.documents.max_upload_bytes)?;
     let if_match = if_match?;
     let (_, access) = service::access(state.db.conn(), &me.0, *id).await?;
     access.require_write()?;

@@ -9,8 +9,11 @@ use super::session::{MAX_MESSAGE_BYTES, WsSession};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// Where the WebSocket is served.
+pub const PATH: &str = "/ws";
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(connect));
+    cfg.route(PATH, web::get().to(connect));
 }
 
 async fn connect(state: web::Data<AppState>, request: HttpRequest, stream: web::Payload) -> ApiResult<HttpResponse> {

@@ -284,8 +284,9 @@ async fn oversize_disguised_and_badly_named_uploads_are_handled_and_leave_nothin
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errors"][0]["field"], "file", "{body}");
-    // Each text field is bounded, and so are all of them together: many fields (here 1,000 of
-    // 60 KiB, 60 MB in all) stop the read early instead of filling the server's memory.
+    // Each text field is bounded, and so are the fields' number and all of them together, as
+    // the form is read; a body that declares more than any form within the bounds can hold is
+    // refused before it is read.
     let empty: Vec<String> = (0..20).map(|n| format!("empty{n}")).collect();
     let fields: Vec<(&str, &str)> = empty.iter().map(|name| (name.as_str(), "")).collect();
     let (status, body) = app
@@ -298,11 +299,19 @@ async fn oversize_disguised_and_badly_named_uploads_are_handled_and_leave_nothin
     );
     let field = "f".repeat(60 * 1024);
     let names: Vec<String> = (0..1000).map(|n| format!("extra{n}")).collect();
-    let mut fields: Vec<(&str, &str)> = vec![("title", "Many fields")];
-    fields.extend(names.iter().map(|name| (name.as_str(), field.as_str())));
-    let (status, body) = app.upload(&path, &admin, "x.pdf", pdf("many"), &fields, None).await;
+    let form = |count: usize| {
+        let mut fields: Vec<(&str, &str)> = vec![("title", "Many fields")];
+        fields.extend(names[..count].iter().map(|name| (name.as_str(), field.as_str())));
+        fields
+    };
+    // Five fields of 60 KiB: within the upload limit, over the fields' total (256 KiB).
+    let (status, body) = app.upload(&path, &admin, "x.pdf", pdf("many"), &form(5), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "bad_request", "{body}");
+    // A thousand (60 MB): refused on its declared length.
+    let (status, body) = app.upload(&path, &admin, "x.pdf", pdf("many"), &form(1000), None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], "payload_too_large", "{body}");
 
     let (_, list) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
     assert_eq!(list["items"], json!([]), "no row was written");

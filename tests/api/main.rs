@@ -7,6 +7,7 @@ mod ws;
 
 mod admin;
 mod auth;
+mod bodies;
 mod cli;
 mod cluster;
 mod committees;
