@@ -28,14 +28,22 @@ pub struct Password(SecretString);
 impl Password {
     pub const MIN_CHARS: usize = 12;
     pub const MAX_CHARS: usize = 128;
+    /// Length is the rule (NIST SP 800-63B: no composition rules), but length made of one or two
+    /// characters repeated ("aaaaaaaaaaaa", "abababababab") is no strength at all.
+    pub const MIN_DISTINCT_CHARS: usize = 5;
 
     pub fn parse(field: &str, raw: &SecretString) -> Result<Self, FieldError> {
-        let chars = raw.expose_secret().chars().count();
+        let text = raw.expose_secret();
+        let chars = text.chars().count();
         if chars < Self::MIN_CHARS {
             return Err(FieldError::new(field, "must be at least 12 characters long"));
         }
         if chars > Self::MAX_CHARS {
             return Err(FieldError::new(field, "must be at most 128 characters long"));
+        }
+        let distinct: std::collections::HashSet<char> = text.chars().collect();
+        if distinct.len() < Self::MIN_DISTINCT_CHARS {
+            return Err(FieldError::new(field, "must use at least 5 different characters"));
         }
         Ok(Password(raw.clone()))
     }
@@ -167,3 +175,32 @@ string_enum!(
     /// The languages mails and pages are written in.
     Locale { En => "en", Es => "es" }
 );
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::Password;
+
+    fn parse(text: &str) -> Result<Password, String> {
+        Password::parse("password", &SecretString::from(text.to_owned())).map_err(|error| error.message)
+    }
+
+    #[test]
+    fn a_password_is_12_to_128_characters_of_at_least_5_different_ones() {
+        assert!(parse("correct horse battery staple").is_ok());
+        assert!(parse("ñandú-ñandú-").is_ok(), "counted in characters, not bytes");
+        assert_eq!(
+            parse("short-pass1").err().unwrap(),
+            "must be at least 12 characters long"
+        );
+        assert!(parse(&"long enough ".repeat(11)).is_err(), "132 characters");
+        for repeated in ["éééééééééééééééé", "abababababababab", "abcdabcdabcdabcd"] {
+            assert_eq!(
+                parse(repeated).err().unwrap(),
+                "must use at least 5 different characters"
+            );
+        }
+        assert!(parse("abcdeabcdeab").is_ok(), "five different characters are enough");
+    }
+}
