@@ -25,9 +25,12 @@ use crate::state::AppState;
 /// add lines of its own, a forged event among them. Input validation refuses them in titles and
 /// places; `as_one_line` guards what was stored before.
 pub fn render(name: &str, meetings: &[meeting::Model], public_url: &url::Url) -> String {
-    let mut calendar = Calendar::new();
-    calendar.name(&as_one_line(name));
+    // Empty, not `new()`: that one comes with the crate's own PRODID, and RFC 5545 allows one.
+    let mut calendar = Calendar::empty();
+    calendar.append_property(Property::new("VERSION", "2.0"));
     calendar.append_property(Property::new("PRODID", "-//SELA//dcports//EN"));
+    calendar.append_property(Property::new("CALSCALE", "GREGORIAN"));
+    calendar.name(&as_one_line(name));
     if let [only] = meetings {
         calendar.append_property(Property::new("X-WR-TIMEZONE", &only.timezone));
     }
@@ -118,4 +121,21 @@ pub async fn feed_owner(state: &AppState, token: &str) -> ApiResult<member::Mode
     crate::auth::extract::member_by_id(state, feed.member_id)
         .await
         .map_err(|_| ApiError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_calendar_names_one_product_ours_one_version_and_one_scale() {
+        let text = super::render("Comité técnico", &[], &"http://localhost:8080".parse().unwrap());
+        let lines = |name: &str| {
+            let prefix = format!("{name}:");
+            text.lines()
+                .filter(|line| line.starts_with(&prefix))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines("PRODID"), ["PRODID:-//SELA//dcports//EN"], "{text}");
+        assert_eq!(lines("VERSION"), ["VERSION:2.0"], "{text}");
+        assert_eq!(lines("CALSCALE"), ["CALSCALE:GREGORIAN"], "{text}");
+    }
 }
