@@ -58,6 +58,8 @@ impl AccessTokens {
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
+        // Ours carry no `nbf`; one that says "not yet" is not taken now.
+        validation.validate_nbf = true;
         Ok(Self {
             encoding: EncodingKey::from_secret(secret)?,
             decoding: DecodingKey::from_secret(secret)?,

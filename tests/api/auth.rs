@@ -625,7 +625,7 @@ async fn tokens_of_one_kind_cannot_stand_in_for_another() {
 }
 
 #[actix_web::test]
-async fn an_access_token_signed_with_another_key_or_algorithm_is_refused() {
+async fn an_access_token_signed_with_another_key_or_algorithm_or_not_yet_valid_is_refused() {
     use base64::Engine as _;
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     use secrecy::ExposeSecret;
@@ -662,6 +662,15 @@ async fn an_access_token_signed_with_another_key_or_algorithm_is_refused() {
         base64_url(claims.to_string().as_bytes())
     );
     assert_eq!(app.get("/api/me", &unsigned).await.0, StatusCode::UNAUTHORIZED);
+    // The server's key, but not valid before ten minutes from now.
+    claims["nbf"] = json!(chrono::Utc::now().timestamp() + 600);
+    let early = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(app.get("/api/me", &early).await.0, StatusCode::UNAUTHORIZED);
 }
 
 fn base64_url(bytes: &[u8]) -> String {
