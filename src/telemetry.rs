@@ -22,37 +22,61 @@ pub fn init(settings: &LogSettings) {
             .flatten_event(true)
             .with_current_span(true)
             .finish()
-            .with(QuietBrokenConnections)
+            .with(QuietClientNoise)
             .try_init(),
-        LogFormat::Pretty => builder.finish().with(QuietBrokenConnections).try_init(),
+        LogFormat::Pretty => builder.finish().with(QuietClientNoise).try_init(),
     };
 }
 
-/// actix-http logs at ERROR every connection a client garbles or breaks ("stream error: …": a
-/// request it cannot parse, a URI over 64 KiB, a reset). Those are the client's doing, as refused
-/// requests are, which are logged at debug; at ERROR, anyone could fill the operators' error log.
-struct QuietBrokenConnections;
+/// Drops what the libraries log of clients' doings, which anyone could repeat without end and
+/// fill the operators' log with (refused requests themselves are logged at debug):
+/// - actix-http, at ERROR, every connection a client garbles or breaks ("stream error: …": a
+///   request it cannot parse, a URI over 64 KiB, a reset);
+/// - actix-web-prom, at WARN, every request answered before its route's parameters were read (a
+///   rate-limited one, a path refused for a NUL): "Cannot build mixed cardinality pattern". The
+///   metric is still counted, under the route's pattern.
+struct QuietClientNoise;
 
-impl<S: Subscriber> Layer<S> for QuietBrokenConnections {
+const CLIENT_NOISE: [(Level, &str, &str); 2] = [
+    (Level::ERROR, "actix_http::h1::dispatcher", "stream error:"),
+    (Level::WARN, "actix_web_prom", "Cannot build mixed cardinality pattern"),
+];
+
+impl<S: Subscriber> Layer<S> for QuietClientNoise {
     fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
         let metadata = event.metadata();
-        if *metadata.level() != Level::ERROR || metadata.target() != "actix_http::h1::dispatcher" {
+        if !CLIENT_NOISE.iter().any(|(level, ..)| level == metadata.level()) {
             return true;
         }
-        let mut message = Message::default();
-        event.record(&mut message);
-        !message.0.starts_with("stream error:")
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        // An event from the `log` crate (actix-web-prom's) names its target in a field.
+        let target = fields.log_target.as_deref().unwrap_or(metadata.target());
+        !CLIENT_NOISE.iter().any(|(level, noisy_target, message)| {
+            level == metadata.level() && target == *noisy_target && fields.message.starts_with(message)
+        })
     }
 }
 
-/// An event's message, formatted.
+/// An event's message, formatted, and the target of one that came from the `log` crate.
 #[derive(Default)]
-struct Message(String);
+struct Fields {
+    message: String,
+    log_target: Option<String>,
+}
 
-impl Visit for Message {
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_owned(),
+            "log.target" => self.log_target = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            self.0 = format!("{value:?}");
+            self.message = format!("{value:?}");
         }
     }
 }
