@@ -548,35 +548,29 @@ async fn raw_ceiling(connections: usize, messages: usize, frame_len: usize, orde
     .await?;
     let frame: Arc<[u8]> = vec![b'x'; frame_len].into();
     let started = Instant::now();
-    let writers: Vec<_> = shares
-        .into_iter()
-        .map(|mut streams| {
-            let frame = frame.clone();
-            tokio::spawn(async move {
-                match order {
-                    WriteOrder::Burst => {
-                        for stream in &mut streams {
-                            for _ in 0..messages {
-                                stream.write_all(&frame).await?;
-                            }
-                        }
-                    }
-                    WriteOrder::Broadcast => {
+    let _open = write_shares(shares, |mut streams| {
+        let frame = frame.clone();
+        async move {
+            match order {
+                WriteOrder::Burst => {
+                    for stream in &mut streams {
                         for _ in 0..messages {
-                            for stream in &mut streams {
-                                stream.write_all(&frame).await?;
-                            }
+                            stream.write_all(&frame).await?;
                         }
                     }
                 }
-                Ok::<_, anyhow::Error>(streams)
-            })
-        })
-        .collect();
-    let mut keep = Vec::new();
-    for writer in writers {
-        keep.push(writer.await??);
-    }
+                WriteOrder::Broadcast => {
+                    for _ in 0..messages {
+                        for stream in &mut streams {
+                            stream.write_all(&frame).await?;
+                        }
+                    }
+                }
+            }
+            Ok(streams)
+        }
+    })
+    .await?;
     for reader in readers {
         reader.await??;
     }
@@ -610,27 +604,19 @@ async fn raw_floor(connections: usize, events: usize, rate: f64, frame_len: usiz
     })
     .await?;
     let started = Instant::now();
-    let writers: Vec<_> = shares
-        .into_iter()
-        .map(|mut streams| {
-            tokio::spawn(async move {
-                let mut frame = vec![b'x'; frame_len];
-                for n in 0..events {
-                    let due = started + Duration::from_secs_f64(n as f64 / rate);
-                    tokio::time::sleep_until(due.into()).await;
-                    frame[..8].copy_from_slice(&micros().to_le_bytes());
-                    for stream in &mut streams {
-                        stream.write_all(&frame).await?;
-                    }
-                }
-                Ok::<_, anyhow::Error>(streams)
-            })
-        })
-        .collect();
-    let mut keep = Vec::new();
-    for writer in writers {
-        keep.push(writer.await??);
-    }
+    let _open = write_shares(shares, |mut streams| async move {
+        let mut frame = vec![b'x'; frame_len];
+        for n in 0..events {
+            let due = started + Duration::from_secs_f64(n as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+            frame[..8].copy_from_slice(&micros().to_le_bytes());
+            for stream in &mut streams {
+                stream.write_all(&frame).await?;
+            }
+        }
+        Ok(streams)
+    })
+    .await?;
     let mut latencies = Vec::with_capacity(connections * events);
     for reader in readers {
         latencies.extend(reader.await??);
@@ -638,6 +624,21 @@ async fn raw_floor(connections: usize, events: usize, rate: f64, frame_len: usiz
     latencies.sort_unstable();
     let ms = |p| percentile(&latencies, p) as f64 / 1000.0;
     Ok((ms(50.0), ms(99.0)))
+}
+
+/// Runs `write` on each share of the writing ends, each in a task of its own, and waits for them
+/// all; returns the ends, to be kept open until the readers are done.
+async fn write_shares<W, F>(shares: Vec<Vec<TcpStream>>, write: W) -> anyhow::Result<Vec<Vec<TcpStream>>>
+where
+    W: Fn(Vec<TcpStream>) -> F,
+    F: Future<Output = anyhow::Result<Vec<TcpStream>>> + Send + 'static,
+{
+    let writers: Vec<_> = shares.into_iter().map(|share| tokio::spawn(write(share))).collect();
+    let mut open = Vec::with_capacity(writers.len());
+    for writer in writers {
+        open.push(writer.await??);
+    }
+    Ok(open)
 }
 
 /// The reading and writing ends of `connections` loopback TCP connections, Nagle off on the

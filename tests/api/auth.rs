@@ -640,21 +640,18 @@ async fn an_access_token_signed_with_another_key_or_algorithm_or_not_yet_valid_i
     )
     .unwrap();
     claims["exp"] = json!(chrono::Utc::now().timestamp() + 600);
+    let sign = |claims: &serde_json::Value, key: &[u8]| {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(key).unwrap(),
+        )
+        .unwrap()
+    };
     // Signed with the server's key, these claims are accepted: what is refused below is the key.
     let secret = app.settings.auth.jwt_secret.expose_secret().as_bytes();
-    let genuine = encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(app.get("/api/me", &genuine).await.0, StatusCode::OK);
-    let forged = encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(b"some other secret that is long enough").unwrap(),
-    )
-    .unwrap();
+    assert_eq!(app.get("/api/me", &sign(&claims, secret)).await.0, StatusCode::OK);
+    let forged = sign(&claims, b"some other secret that is long enough");
     assert_eq!(app.get("/api/me", &forged).await.0, StatusCode::UNAUTHORIZED);
     let unsigned = format!(
         "{}.{}.",
@@ -664,13 +661,10 @@ async fn an_access_token_signed_with_another_key_or_algorithm_or_not_yet_valid_i
     assert_eq!(app.get("/api/me", &unsigned).await.0, StatusCode::UNAUTHORIZED);
     // The server's key, but not valid before ten minutes from now.
     claims["nbf"] = json!(chrono::Utc::now().timestamp() + 600);
-    let early = encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(app.get("/api/me", &early).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/api/me", &sign(&claims, secret)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 fn base64_url(bytes: &[u8]) -> String {

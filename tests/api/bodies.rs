@@ -82,6 +82,14 @@ fn assert_timed_out(answer: &Answer) {
     assert!(answer.closed, "the connection of an unfinished body is closed");
 }
 
+/// The head of a document upload whose form's parts are separated by `--cut`.
+fn upload_head(committee: i64, token: &str, length: u64) -> String {
+    format!(
+        "POST /api/committees/{committee}/documents HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=cut\r\nContent-Length: {length}"
+    )
+}
+
 async fn app_with_a_one_second_pause() -> TestApp {
     spawn_app_with(|settings| settings.server.body_idle_timeout_secs = 1).await
 }
@@ -114,10 +122,7 @@ async fn an_upload_that_stops_arriving_is_answered_408_and_leaves_nothing() {
     let app = app_with_a_one_second_pause().await;
     let admin = app.secretariat("admin@sela.org").await;
     let committee = committee(&app, &admin, "A").await;
-    let head = format!(
-        "POST /api/committees/{committee}/documents HTTP/1.1\r\nAuthorization: Bearer {admin}\r\n\
-         Content-Type: multipart/form-data; boundary=cut\r\nContent-Length: 100000"
-    );
+    let head = upload_head(committee, &admin, 100_000);
     let started = b"--cut\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nEstudio\r\n\
         --cut\r\nContent-Disposition: form-data; name=\"file\"; filename=\"estudio.txt\"\r\n\r\n\
         the first line of the file, and then nothing more";
@@ -148,10 +153,7 @@ async fn an_upload_declaring_more_than_the_limit_is_refused_before_it_is_sent() 
     let admin = app.secretariat("admin@sela.org").await;
     let committee = committee(&app, &admin, "A").await;
     let declared = app.settings.documents.max_upload_bytes * 2;
-    let head = format!(
-        "POST /api/committees/{committee}/documents HTTP/1.1\r\nAuthorization: Bearer {admin}\r\n\
-         Content-Type: multipart/form-data; boundary=cut\r\nContent-Length: {declared}"
-    );
+    let head = upload_head(committee, &admin, declared);
     let answer = exchange(&app, &head, &[], Duration::ZERO).await;
     assert_eq!(answer.status, 413, "{}", answer.body);
     assert_eq!(answer.body["code"], "payload_too_large");
