@@ -75,6 +75,9 @@ pub enum ApiError {
     /// 415
     #[error("unsupported content type; send application/json")]
     UnsupportedMediaType,
+    /// 415: a body in a content coding the server cannot undo.
+    #[error("unsupported content encoding; send the body as it is, or as gzip, deflate, br or zstd")]
+    UnsupportedContentEncoding,
     /// 415: an uploaded file whose bytes are not of an allowed type.
     #[error("this kind of file is not accepted (PDF, office and OpenDocument files, CSV, text, Markdown, images, ZIP)")]
     UnsupportedFileType,
@@ -138,7 +141,7 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported file type",
         ),
-        UnsupportedMediaType => (
+        UnsupportedMediaType | UnsupportedContentEncoding => (
             "unsupported_media_type",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported media type",

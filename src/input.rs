@@ -42,6 +42,24 @@ pub async fn refuse_nul(
     next.call(request).await.map(ServiceResponse::map_into_left_body)
 }
 
+/// Refuses a body in a content coding the server cannot undo (415, RFC 9110 §15.5.16): read as
+/// it is, it would be taken for what it is not.
+pub async fn refuse_unknown_encodings(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let known = request.headers().get_all(header::CONTENT_ENCODING).all(|value| {
+        value
+            .to_str()
+            .is_ok_and(|coding| coding.parse::<header::ContentEncoding>().is_ok())
+    });
+    if !known {
+        let problem = ApiError::UnsupportedContentEncoding;
+        return Ok(request.error_response(problem).map_into_right_body());
+    }
+    next.call(request).await.map(ServiceResponse::map_into_left_body)
+}
+
 /// Bounds the pauses inside every request body but the WebSocket's (whose heartbeat bounds a
 /// silent client): a body that sends nothing for `server.body_idle_timeout_secs` fails to read,
 /// and the request is answered 408 `request_timeout`, its connection then closed. Without it, a

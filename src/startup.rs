@@ -191,6 +191,7 @@ fn build_app(
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
         .wrap(actix_web::middleware::from_fn(crate::input::bound_body_pauses))
         .wrap(actix_web::middleware::from_fn(crate::input::refuse_nul))
+        .wrap(actix_web::middleware::from_fn(crate::input::refuse_unknown_encodings))
         // CORS inside the error handlers and the security headers: its own refusals are
         // errors like any other.
         .wrap(cors(settings))

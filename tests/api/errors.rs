@@ -448,7 +448,6 @@ async fn text_with_a_nul_character_is_refused_everywhere_and_writes_nothing() {
             .unwrap();
         assert_eq!(response.status(), expected);
     }
-
     // Query strings and paths, the public area's included.
     for path in [
         "/api/public/directory?q=%00",
@@ -488,4 +487,36 @@ async fn text_with_a_nul_character_is_refused_everywhere_and_writes_nothing() {
     let status = response.status();
     let problem: Value = response.json().await.unwrap();
     assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+}
+
+/// A body in a content coding the server cannot undo is refused (415), not read as if it were
+/// plain, and nothing is written.
+#[actix_web::test]
+async fn a_body_in_an_unknown_content_coding_is_refused_and_writes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = crate::committees::committee(&app, &admin, "C").await;
+    let tasks = format!("/api/committees/{c}/tasks");
+    for coding in ["zzz", "gzip, zzz", "compress"] {
+        let response = app
+            .client
+            .post(app.url(&tasks))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(json!({ "title": "not really encoded" }).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let problem: Value = response.json().await.unwrap();
+        assert_problem(
+            status,
+            &problem,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        );
+    }
+    let (_, list) = app.get(&tasks, &admin).await;
+    assert_eq!(list["items"], json!([]), "nothing was written");
 }
