@@ -133,11 +133,21 @@ pub fn stalled(error: &PayloadError) -> bool {
 
 /// What a failed body read answers: 408 when the body stopped arriving, else 400 with the
 /// reader's word for what was wrong.
-pub fn body_read_error(error: &PayloadError, what: &str) -> ApiError {
+pub fn body_read_error(error: &PayloadError) -> ApiError {
     match stalled(error) {
         true => ApiError::RequestTimeout,
-        false => ApiError::BadRequest(format!("{what}: {error}")),
+        false => ApiError::BadRequest(format!("could not read the body: {error}")),
     }
+}
+
+/// The length the request declares for its body, when that is the body's own: a compressed
+/// body's says nothing of what it holds.
+pub fn declared_length(request: &HttpRequest) -> Option<u64> {
+    let headers = request.headers();
+    if headers.contains_key(header::CONTENT_ENCODING) {
+        return None;
+    }
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// A JSON body: the extractor every endpoint reads its body with, in place of `web::Json`. It
@@ -170,17 +180,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .app_data::<web::Data<AppState>>()
             .map(|state| state.settings.server.json_limit_bytes);
         // The length sent, when it is the body's own (not a compressed one's).
-        let declared = (!request.headers().contains_key(header::CONTENT_ENCODING))
-            .then(|| {
-                request
-                    .headers()
-                    .get(header::CONTENT_LENGTH)?
-                    .to_str()
-                    .ok()?
-                    .parse::<usize>()
-                    .ok()
-            })
-            .flatten();
+        let declared = declared_length(request);
         let is_json = is_json(request.headers());
         let payload = Decompress::from_headers(payload.take(), request.headers());
         Box::pin(async move {
@@ -191,7 +191,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             if !is_json {
                 return Err(ApiError::UnsupportedMediaType.into());
             }
-            if declared.is_some_and(|length| length > limit) {
+            if declared.is_some_and(|length| length > limit as u64) {
                 return Err(ApiError::PayloadTooLarge.into());
             }
             let body = read_within(payload, limit).await?;
@@ -236,7 +236,7 @@ async fn read_within(mut payload: Decompress<Payload>, limit: usize) -> Result<B
     let mut body = BytesMut::new();
     let mut scan = JsonScan::default();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| body_read_error(&error, "could not read the body"))?;
+        let chunk = chunk.map_err(|error| body_read_error(&error))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge);
         }

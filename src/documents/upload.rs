@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use actix_multipart::{Multipart, MultipartError};
 use actix_web::HttpRequest;
-use actix_web::http::header;
 use futures_util::StreamExt;
 
 use crate::error::{ApiError, ApiResult};
@@ -26,20 +25,10 @@ const MAX_TEXT_FIELDS_TOTAL: usize = 4 * MAX_TEXT_FIELD;
 const MAX_FORM_OVERHEAD: u64 = (MAX_TEXT_FIELDS_TOTAL + MAX_FIELDS * 1024) as u64;
 
 /// Refuses at once, unread, a body that declares more bytes than any form within the limits
-/// holds (413), instead of reading up to the limit before refusing it. A compressed body's
-/// length says nothing of its content's, so it is left to the reading.
+/// holds (413), instead of reading up to the limit before refusing it.
 pub fn refuse_declared_too_large(request: &HttpRequest, max_bytes: u64) -> ApiResult<()> {
-    let headers = request.headers();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    match declared {
-        Some(length)
-            if !headers.contains_key(header::CONTENT_ENCODING)
-                && length > max_bytes.saturating_add(MAX_FORM_OVERHEAD) =>
-        {
-            Err(ApiError::PayloadTooLarge)
-        }
+    match crate::input::declared_length(request) {
+        Some(length) if length > max_bytes.saturating_add(MAX_FORM_OVERHEAD) => Err(ApiError::PayloadTooLarge),
         _ => Ok(()),
     }
 }
@@ -105,7 +94,7 @@ impl Stop {
 
     fn broken(error: MultipartError) -> Self {
         let error = match &error {
-            MultipartError::Payload(payload) => crate::input::body_read_error(payload, "could not read the body"),
+            MultipartError::Payload(payload) => crate::input::body_read_error(payload),
             other => ApiError::BadRequest(format!("malformed multipart body: {other}")),
         };
         Stop {
