@@ -72,9 +72,10 @@ pub enum ApiError {
     /// 413
     #[error("the request body is too large")]
     PayloadTooLarge,
-    /// 415
-    #[error("unsupported content type; send application/json")]
-    UnsupportedMediaType,
+    /// 415: a body of another type than the endpoint reads, or text in another charset than
+    /// UTF-8; says what to send.
+    #[error("unsupported content type; send {0}")]
+    UnsupportedMediaType(&'static str),
     /// 415: a body in a content coding the server cannot undo.
     #[error("unsupported content encoding; send the body as it is, or as gzip, deflate, br or zstd")]
     UnsupportedContentEncoding,
@@ -141,7 +142,7 @@ fn describe(error: &ApiError) -> (&'static str, StatusCode, &'static str) {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported file type",
         ),
-        UnsupportedMediaType | UnsupportedContentEncoding => (
+        UnsupportedMediaType(_) | UnsupportedContentEncoding => (
             "unsupported_media_type",
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported media type",

@@ -189,7 +189,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 return Err(ApiError::Internal(missing).into());
             };
             if !is_json {
-                return Err(ApiError::UnsupportedMediaType.into());
+                return Err(ApiError::UnsupportedMediaType("application/json, in UTF-8").into());
             }
             if declared.is_some_and(|length| length > limit as u64) {
                 return Err(ApiError::PayloadTooLarge.into());
@@ -282,13 +282,27 @@ fn has_encoded_nul(text: &str) -> bool {
     text.as_bytes().windows(3).any(|window| window == b"%00")
 }
 
-/// `application/json`, or a type with the `+json` suffix.
+/// `application/json`, or a type with the `+json` suffix, in UTF-8.
 fn is_json(headers: &header::HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<mime::Mime>().ok())
-        .is_some_and(|mime| mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+    utf8_media_type(headers).is_some_and(|mime| mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+}
+
+/// The body's declared media type, unless a `charset` names another encoding than UTF-8 (or
+/// ASCII, a part of it): every text the API reads is UTF-8, and text in another charset would
+/// otherwise be read as if it were, its accented letters garbled or refused as invalid.
+pub fn utf8_media_type(headers: &header::HeaderMap) -> Option<mime::Mime> {
+    let mime = headers
+        .get(header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?
+        .parse::<mime::Mime>()
+        .ok()?;
+    let utf8 = mime.get_param(mime::CHARSET).is_none_or(|charset| {
+        ["utf-8", "us-ascii"]
+            .iter()
+            .any(|name| charset.as_str().eq_ignore_ascii_case(name))
+    });
+    utf8.then_some(mime)
 }
 
 /// Where a scan of JSON text stands between two bytes, so that a body can be scanned chunk by
@@ -380,6 +394,32 @@ mod tests {
             field_of(".", "invalid type: string \"x\", expected struct Login"),
             "body"
         );
+    }
+
+    #[test]
+    fn text_is_read_only_in_utf8() {
+        let media_type = |value: &'static str| {
+            let mut headers = header::HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(value));
+            utf8_media_type(&headers).map(|mime| mime.essence_str().to_owned())
+        };
+        for utf8 in [
+            "text/csv",
+            "text/csv; charset=utf-8",
+            "text/csv; charset=UTF-8",
+            "text/csv; charset=\"utf-8\"",
+            "text/csv; charset=US-ASCII",
+        ] {
+            assert_eq!(media_type(utf8).as_deref(), Some("text/csv"), "{utf8}");
+        }
+        for other in [
+            "text/csv; charset=windows-1252",
+            "application/json; charset=utf-16",
+            "text/csv; charset=ISO-8859-1",
+            "not a type",
+        ] {
+            assert_eq!(media_type(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `/api/admin/directory/*`: the secretariat manages the directory.
 
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, delete, get, http::header, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, http::header, patch, post, web};
 
 use super::dto::*;
 use super::service;
@@ -186,13 +186,9 @@ async fn import_directory(
     body: Deferred<web::Bytes>,
 ) -> ApiResult<HttpResponse> {
     let body = body?;
-    let csv = request
-        .mime_type()
-        .ok()
-        .flatten()
-        .is_some_and(|mime| mime.essence_str() == "text/csv");
+    let csv = crate::input::utf8_media_type(request.headers()).is_some_and(|mime| mime.essence_str() == "text/csv");
     if !csv {
-        return Err(ApiError::UnsupportedMediaType);
+        return Err(ApiError::UnsupportedMediaType("text/csv, in UTF-8"));
     }
     Ok(HttpResponse::Ok().json(service::import_csv(&state, actor.id(), &body).await?))
 }

@@ -95,6 +95,9 @@ impl Stop {
     fn broken(error: MultipartError) -> Self {
         let error = match &error {
             MultipartError::Payload(payload) => crate::input::body_read_error(payload),
+            MultipartError::ContentTypeMissing | MultipartError::ContentTypeIncompatible => {
+                ApiError::UnsupportedMediaType("multipart/form-data")
+            }
             other => ApiError::BadRequest(format!("malformed multipart body: {other}")),
         };
         Stop {

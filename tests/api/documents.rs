@@ -334,19 +334,20 @@ async fn oversize_disguised_and_badly_named_uploads_are_handled_and_leave_nothin
     assert_eq!(body["file"]["file_name"], "passwd");
     assert_eq!(body["file"]["content_type"], "text/plain");
 
-    let response = app
-        .client
-        .post(app.url(&path))
-        .bearer_auth(&admin)
-        .json(&json!({ "title": "x" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::BAD_REQUEST,
-        "a JSON body is not a multipart form"
-    );
+    // A body that is not a form at all is of the wrong type, and the answer says which to send.
+    for content_type in [Some("application/json"), None] {
+        let request = app.client.post(app.url(&path)).bearer_auth(&admin);
+        let request = match content_type {
+            Some(content_type) => request.header("content-type", content_type),
+            None => request,
+        };
+        let response = request.body(json!({ "title": "x" }).to_string()).send().await.unwrap();
+        let problem = crate::errors::assert_unsupported(response).await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("multipart/form-data"),
+            "{content_type:?}: {problem}"
+        );
+    }
 }
 
 #[actix_web::test]

@@ -15,6 +15,19 @@ pub fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, co
     assert!(body["title"].is_string() && body["type"].is_string() && body["detail"].is_string());
 }
 
+/// Asserts that `response` is a 415 `unsupported_media_type` problem, and returns the problem.
+pub async fn assert_unsupported(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let problem: Value = response.json().await.unwrap();
+    assert_problem(
+        status,
+        &problem,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    problem
+}
+
 #[actix_web::test]
 async fn unknown_routes_and_wrong_methods_answer_problem_json() {
     let app = spawn_app().await;
@@ -508,15 +521,44 @@ async fn a_body_in_an_unknown_content_coding_is_refused_and_writes_nothing() {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let problem: Value = response.json().await.unwrap();
-        assert_problem(
-            status,
-            &problem,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-        );
+        assert_unsupported(response).await;
     }
     let (_, list) = app.get(&tasks, &admin).await;
     assert_eq!(list["items"], json!([]), "nothing was written");
+}
+
+/// JSON is read only in UTF-8: a body declared in another charset is refused (415, saying what
+/// to send), not read as if it were UTF-8, and nothing is written. A charset that is UTF-8,
+/// however it is spelt, is read.
+#[actix_web::test]
+async fn a_body_declared_in_another_charset_than_utf8_is_refused_and_writes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = crate::committees::committee(&app, &admin, "C").await;
+    let tasks = format!("/api/committees/{c}/tasks");
+    let create = |content_type: &str, title: &str| {
+        app.client
+            .post(app.url(&tasks))
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(json!({ "title": title }).to_string())
+            .send()
+    };
+    for charset in ["utf-16", "ISO-8859-1", "windows-1252"] {
+        let response = create(&format!("application/json; charset={charset}"), "Revisión")
+            .await
+            .unwrap();
+        let problem = assert_unsupported(response).await;
+        assert!(problem["detail"].as_str().unwrap().contains("UTF-8"), "{problem}");
+    }
+    let (_, list) = app.get(&tasks, &admin).await;
+    assert_eq!(list["items"], json!([]), "nothing was written");
+
+    for content_type in ["application/json; charset=UTF-8", "application/json; charset=\"utf-8\""] {
+        let response = create(content_type, "Revisión").await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{content_type}");
+    }
+    let (_, list) = app.get(&tasks, &admin).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert_eq!(list["items"][0]["title"], "Revisión");
 }

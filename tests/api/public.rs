@@ -152,7 +152,14 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
                Autoridad Portuaria de Guayaquil,port_authority,EC,,https://apg.gob.ec,María Ruiz,Gerente,maria@apg.gob.ec,+593 4 000,true\n\
                Autoridad Portuaria de Guayaquil,port_authority,EC,,https://apg.gob.ec,Luis Vera,Analista,,,false\n";
     // CSV is said to be CSV: the same rows sent as anything else are not read.
-    for content_type in ["application/json", "text/plain", "multipart/form-data; boundary=x"] {
+    // CSV is said to be CSV, in UTF-8: a spreadsheet's export in windows-1252 would be read
+    // with its accents garbled or refused row by row.
+    for content_type in [
+        "application/json",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "text/csv; charset=windows-1252",
+    ] {
         let response = app
             .client
             .post(app.url("/api/admin/directory/import"))
@@ -165,6 +172,7 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
         assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["code"], "unsupported_media_type");
+        assert!(problem["detail"].as_str().unwrap().contains("text/csv"), "{problem}");
     }
     let import = |body: String| {
         let request = app.client.post(app.url("/api/admin/directory/import"));
