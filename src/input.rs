@@ -288,8 +288,9 @@ fn is_json(headers: &header::HeaderMap) -> bool {
 }
 
 /// The body's declared media type, unless a `charset` names another encoding than UTF-8 (or
-/// ASCII, a part of it): every text the API reads is UTF-8, and text in another charset would
-/// otherwise be read as if it were, its accented letters garbled or refused as invalid.
+/// ASCII, a part of it; `utf8`, not a registered name, is sent by enough clients to be taken):
+/// every text the API reads is UTF-8, and text in another charset would otherwise be read as if
+/// it were, its accented letters garbled or refused as invalid.
 pub fn utf8_media_type(headers: &header::HeaderMap) -> Option<mime::Mime> {
     let mime = headers
         .get(header::CONTENT_TYPE)?
@@ -298,7 +299,7 @@ pub fn utf8_media_type(headers: &header::HeaderMap) -> Option<mime::Mime> {
         .parse::<mime::Mime>()
         .ok()?;
     let utf8 = mime.get_param(mime::CHARSET).is_none_or(|charset| {
-        ["utf-8", "us-ascii"]
+        ["utf-8", "utf8", "us-ascii"]
             .iter()
             .any(|name| charset.as_str().eq_ignore_ascii_case(name))
     });
@@ -408,6 +409,7 @@ mod tests {
             "text/csv; charset=utf-8",
             "text/csv; charset=UTF-8",
             "text/csv; charset=\"utf-8\"",
+            "text/csv; charset=utf8",
             "text/csv; charset=US-ASCII",
         ] {
             assert_eq!(media_type(utf8).as_deref(), Some("text/csv"), "{utf8}");
