@@ -175,7 +175,8 @@ async fn export_directory(state: web::Data<AppState>, _: Secretariat) -> ApiResu
         .body(service::export_csv(&state).await?))
 }
 
-/// Imports contacts from CSV (the export's columns, `Content-Type: text/csv`); all rows or none.
+/// Imports contacts from CSV (the export's columns, `Content-Type: text/csv` in UTF-8, separated by
+/// commas or, as spreadsheets in Spanish or Portuguese save it, semicolons); all rows or none.
 #[utoipa::path(context_path = "/api/admin", tag = "directory", security(("bearer" = [])), request_body(content_type = "text/csv", content = String),
     responses((status = 200, body = ImportReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)))]
 #[post("/directory/import")]

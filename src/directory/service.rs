@@ -423,13 +423,30 @@ fn parse_public(text: &str) -> Option<bool> {
     }
 }
 
+/// The delimiter of an imported file: a comma, or a semicolon when the header row is separated by
+/// semicolons. Spreadsheets save "CSV" with semicolons in locales whose decimal separator is the
+/// comma, Spanish and Portuguese among them: most of the Network's. The header's names hold
+/// neither character, so its row tells which one it is. (A UTF-8 byte-order mark, which Excel
+/// writes, is skipped by the reader.)
+fn delimiter_of(body: &[u8]) -> u8 {
+    let header = body.split(|&byte| byte == b'\n').next().unwrap_or_default();
+    if header.contains(&b';') && !header.contains(&b',') {
+        b';'
+    } else {
+        b','
+    }
+}
+
 /// Imports contacts (creating their organizations by name and country when new), all or
 /// nothing: one bad row and nothing is written, with the row named.
 pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResult<ImportReport> {
     if body.contains(&0) {
         return Err(ApiError::validation("csv", crate::input::NUL_REFUSED));
     }
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(body);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter_of(body))
+        .trim(csv::Trim::All)
+        .from_reader(body);
     let headers = reader
         .headers()
         .map_err(|_| ApiError::validation("csv", "could not read the header row"))?

@@ -231,6 +231,25 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
         2,
         "the good row of a bad file was not kept"
     );
+
+    // A spreadsheet in a Spanish or Portuguese locale saves CSV with semicolons, and Excel's
+    // "CSV UTF-8" starts it with a byte-order mark and ends its lines with CRLF: read all the same.
+    let spreadsheet = format!(
+        "\u{feff}{}\r\nAutoridad Portuaria de Guayaquil;port_authority;EC;;https://apg.gob.ec;Ana Peña;\"Jefa; Operaciones\";ana@apg.gob.ec;;true\r\n",
+        header.replace(',', ";")
+    );
+    let (status, report) = import(spreadsheet).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report,
+        json!({ "organizations_created": 0, "contacts_created": 1, "contacts_updated": 0 })
+    );
+    let exported = export().await;
+    assert_eq!(exported.lines().count(), 4, "{exported}");
+    assert!(
+        exported.contains("Ana Peña,Jefa; Operaciones,ana@apg.gob.ec"),
+        "{exported}"
+    );
 }
 
 /// Defines the `berth_occupancy` indicator; returns the id of Callao's port.
