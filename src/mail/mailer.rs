@@ -172,7 +172,11 @@ async fn lease(db: &Db, message: &mail_queue::Model) -> anyhow::Result<bool> {
 
 fn build_message(from: &Mailbox, message: &mail_queue::Model) -> anyhow::Result<Message> {
     let to: Mailbox = message.to_address.parse().context("invalid recipient")?;
-    let builder = Message::builder().from(from.clone()).to(to).subject(&message.subject);
+    let builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(&message.subject)
+        .message_id(Some(message_id(from, message)));
     let built = match &message.body_html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(
             message.body_text.clone(),
@@ -181,6 +185,18 @@ fn build_message(from: &Mailbox, message: &mail_queue::Model) -> anyhow::Result<
         None => builder.singlepart(SinglePart::plain(message.body_text.clone())),
     };
     built.context("Failed to build the message")
+}
+
+/// The message's id (RFC 5322 §3.6.4): some providers refuse or mark as spam a message without
+/// one, and a relay adds it only for senders of its own. The same on every attempt, so that a
+/// server that took the message and whose answer was lost sees it again as the same message.
+fn message_id(from: &Mailbox, message: &mail_queue::Model) -> String {
+    format!(
+        "<{}.{}@{}>",
+        message.id,
+        message.created_at.timestamp_micros(),
+        from.email.domain()
+    )
 }
 
 async fn record_outcome(

@@ -124,9 +124,9 @@ pub enum MeetingNotice {
 fn compose(subject: &str, greeting: &str, body: &str, action: &str, link: &str, expiry: &str) -> RenderedMail {
     let text = format!("{greeting}\n\n{body}\n\n{action}:\n{link}\n\n{expiry}\n\n-- \nSELA · D&C Ports Network\n");
     let html = format!(
-        "<!doctype html><html><body><p>{}</p><p>{}</p><p><a href=\"{}\">{}</a></p><p>{}</p><p>SELA · D&amp;C Ports Network</p></body></html>",
+        "<!doctype html><html><body><p>{}</p>{}<p><a href=\"{}\">{}</a></p><p>{}</p><p>SELA · D&amp;C Ports Network</p></body></html>",
         escape(greeting),
-        escape(body),
+        html_paragraphs(body),
         escape(link),
         escape(action),
         escape(expiry)
@@ -136,6 +136,26 @@ fn compose(subject: &str, greeting: &str, body: &str, action: &str, link: &str, 
         text,
         html,
     }
+}
+
+/// Plain text as HTML: a paragraph for each run of lines between blank lines, its lines kept
+/// apart and their indentation kept (an agenda's sub-items), which HTML would otherwise run
+/// together into one line.
+fn html_paragraphs(text: &str) -> String {
+    text.split("\n\n")
+        .filter(|paragraph| !paragraph.trim().is_empty())
+        .map(|paragraph| {
+            let lines: Vec<String> = paragraph
+                .lines()
+                .map(|line| {
+                    let text = line.trim_start();
+                    let indent = line.len() - text.len();
+                    format!("{}{}", "&nbsp;".repeat(indent), escape(text))
+                })
+                .collect();
+            format!("<p>{}</p>", lines.join("<br>"))
+        })
+        .collect()
 }
 
 /// Escapes text for HTML: member names are user input.
@@ -164,6 +184,32 @@ mod tests {
         assert!(mail.html.contains("&lt;b&gt;Ana&lt;/b&gt;"));
         assert!(mail.html.contains("token=a&amp;b"));
         assert!(mail.text.contains("Hello <b>Ana</b>,"));
+    }
+
+    #[test]
+    fn an_agenda_keeps_its_lines_and_indentation_in_the_html_part() {
+        let agenda = "09:00  Opening (10 min)\n    09:00  Welcome <all> (5 min)\n09:10  MOU (20 min)";
+        let mail = meeting_notice(
+            Locale::En,
+            MeetingNotice::Agenda,
+            "Plenary",
+            "1 Dec",
+            agenda,
+            "https://x.test",
+        );
+        assert!(
+            mail.html.contains(
+                "<p>09:00  Opening (10 min)<br>&nbsp;&nbsp;&nbsp;&nbsp;09:00  Welcome &lt;all&gt; (5 min)<br>09:10  MOU (20 min)</p>"
+            ),
+            "{}",
+            mail.html
+        );
+        assert!(
+            mail.html.contains("<p>The agenda of “Plenary” (1 Dec) is ready.</p>"),
+            "{}",
+            mail.html
+        );
+        assert!(mail.text.contains(agenda));
     }
 
     #[test]

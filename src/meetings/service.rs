@@ -457,12 +457,15 @@ pub async fn update(
         return Err(ApiError::validation("ends_at", problem));
     }
     let cancelling = request.status == Some(MeetingStatus::Cancelled) && current != MeetingStatus::Cancelled;
+    // What a calendar shows: its times, title, place (the location and the online link) and
+    // status (a draft is tentative, a scheduled meeting confirmed, a cancelled one cancelled).
     let calendar_changed = request.starts_at.is_some()
         || request.ends_at.is_some()
         || request.timezone.is_some()
         || request.location.is_some()
+        || request.online_url.is_some()
         || request.title.is_some()
-        || cancelling;
+        || request.status.is_some_and(|next| next != current);
     let (version, sequence) = (meeting.version, meeting.sequence);
     let mut active = meeting.clone().into_active_model();
     if let Some(title) = title {
@@ -470,6 +473,10 @@ pub async fn update(
     }
     if let Some(description) = request.description {
         active.description = Set(description.trim().to_owned());
+    }
+    if starts_at != meeting.starts_at {
+        // Its reminder, if already sent, named the old time: the new one is reminded again.
+        active.reminder_sent_at = Set(None);
     }
     active.starts_at = Set(starts_at);
     active.ends_at = Set(ends_at);

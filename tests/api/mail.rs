@@ -39,6 +39,14 @@ async fn an_invitation_is_delivered_over_smtp_after_the_server_first_refuses() {
     assert_eq!(received.len(), 1, "delivered once, on the retry");
     let mail = parse_mail(&received[0]).expect("a parsable message");
     assert_eq!(mail.to, "rosa@puerto.mx");
+    // An id under the sender's domain: a relay adds none for a remote sender, and some
+    // providers refuse a message without one.
+    let parsed = mail_parser::MessageParser::default().parse(&received[0]).unwrap();
+    let id = parsed.message_id().expect("a Message-ID");
+    assert!(
+        id.ends_with("@dcports.local") && id.len() > "@dcports.local".len(),
+        "{id}"
+    );
     assert!(mail.subject.starts_with("Su invitación"), "{}", mail.subject);
     assert!(
         mail.text.contains("http://localhost:8080/invitation?token=dci_"),
