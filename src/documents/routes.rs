@@ -1,22 +1,18 @@
 //! Document endpoints under `/api`, and the publication review under `/api/admin`.
 
-use std::io::ErrorKind;
-
-use actix_files::NamedFile;
 use actix_multipart::Multipart;
-use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType, ExtendedValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 
 use super::dto::*;
 use super::service::{self, Review};
-use super::upload;
+use super::{download, upload};
 use crate::auth::{CurrentMember, Secretariat};
-use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::error::{ApiResult, Deferred, Problem};
 use crate::input::{Json, OptionalJson};
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
-use crate::storage::BlobStore;
 
 pub fn configure_member(cfg: &mut web::ServiceConfig) {
     cfg.service(list_documents)
@@ -115,7 +111,7 @@ async fn download_document(
     query: Deferred<web::Query<VersionQuery>>,
 ) -> ApiResult<HttpResponse> {
     let version = service::content(&state, &me.0, *id, query?.version).await?;
-    serve_file(
+    download::serve_file(
         &state,
         &request,
         &version.sha256,
@@ -123,85 +119,6 @@ async fn download_document(
         &version.file_name,
     )
     .await
-}
-
-/// What a download of content not yet in place tells the client to wait: the storage sweep
-/// places such a file once it is past its grace in staging.
-const CONTENT_RETRY_AFTER_SECS: u64 = 300;
-
-/// Serves a stored blob as a download named `file_name`.
-pub async fn serve_file(
-    state: &AppState,
-    request: &HttpRequest,
-    sha256: &str,
-    content_type: &str,
-    file_name: &str,
-) -> ApiResult<HttpResponse> {
-    let path = state.storage.blob_path(sha256);
-    let file = match tokio::task::spawn_blocking(move || NamedFile::open(path))
-        .await
-        .map_err(anyhow::Error::from)?
-    {
-        Ok(file) => file,
-        // Committed, but its move into place failed: it waits in staging for the storage sweep.
-        // (Not a directory: what was in the way of its folder is what made the move fail.)
-        Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-            // An error, not a warning: a file truly lost answers the same, and must be seen.
-            tracing::error!(
-                sha256,
-                "a download asked for content that is not in place (waiting in staging, or lost)"
-            );
-            return Err(ApiError::ContentUnavailable {
-                retry_after_secs: CONTENT_RETRY_AFTER_SECS,
-            });
-        }
-        Err(error) => {
-            return Err(anyhow::Error::new(error)
-                .context("stored content cannot be read")
-                .into());
-        }
-    };
-    let mime: mime::Mime = content_type.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
-    let ascii_name: String = file_name
-        .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
-        .collect();
-    let disposition = ContentDisposition {
-        disposition: DispositionType::Attachment,
-        parameters: vec![
-            DispositionParam::Filename(ascii_name.replace('"', "_")),
-            DispositionParam::FilenameExt(ExtendedValue {
-                charset: header::Charset::Ext("UTF-8".to_owned()),
-                language_tag: None,
-                value: file_name.as_bytes().to_vec(),
-            }),
-        ],
-    };
-    let mut response = file
-        .set_content_type(mime)
-        .set_content_disposition(disposition)
-        .use_last_modified(false)
-        .into_response(request);
-    // Versions never change: the hash is the strongest validator there is.
-    response.headers_mut().insert(
-        header::ETAG,
-        header::HeaderValue::from_str(&format!("\"{sha256}\"")).map_err(anyhow::Error::from)?,
-    );
-    if matches_if_none_match(request, sha256) {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, format!("\"{sha256}\"")))
-            .finish());
-    }
-    Ok(response)
-}
-
-fn matches_if_none_match(request: &HttpRequest, sha256: &str) -> bool {
-    let quoted = format!("\"{sha256}\"");
-    request
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == quoted || tag.trim() == "*"))
 }
 
 /// Adds a new version (multipart: `file`, optional `note`); `If-Match` refuses a stale base.

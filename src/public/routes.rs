@@ -142,7 +142,7 @@ async fn download_publication(
     id: web::Path<i32>,
 ) -> ApiResult<HttpResponse> {
     let (_, version) = approved(&state, *id).await?;
-    crate::documents::routes::serve_file(
+    crate::documents::download::serve_file(
         &state,
         &request,
         &version.sha256,

@@ -142,7 +142,47 @@ async fn versions_are_uploaded_and_each_downloads_byte_for_byte_with_etag_304_an
         .await
         .unwrap();
     assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        partial.headers()["content-range"],
+        format!("bytes 5-14/{}", second.len()).as_str()
+    );
     assert_eq!(partial.bytes().await.unwrap(), &second[5..15]);
+
+    // Conditional requests are answered against the ETag clients see, the content's hash: a
+    // download resumed with `If-Range` gets the rest while the content is the same, and the
+    // whole file once it is not; `If-Match` passes with the current hash; `If-None-Match` also
+    // takes the weak form.
+    let current_tag = format!("\"{}\"", sha(&second));
+    let get_with = |headers: Vec<(&'static str, String)>| {
+        let mut request = app
+            .client
+            .get(app.url(&format!("/api/documents/{id}/content?version=2")))
+            .bearer_auth(&member);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let resumed = get_with(vec![("range", "bytes=5-".into()), ("if-range", current_tag.clone())])
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resumed.bytes().await.unwrap(), &second[5..]);
+    let stale = format!("\"{}\"", sha(&first));
+    let restarted = get_with(vec![("range", "bytes=5-".into()), ("if-range", stale)])
+        .await
+        .unwrap();
+    assert_eq!(restarted.status(), StatusCode::OK);
+    assert_eq!(restarted.bytes().await.unwrap(), second);
+    for if_match in [current_tag.clone(), "*".to_owned()] {
+        let matched = get_with(vec![("if-match", if_match.clone())]).await.unwrap();
+        assert_eq!(matched.status(), StatusCode::OK, "{if_match}");
+        assert_eq!(matched.bytes().await.unwrap(), second);
+    }
+    let weak = get_with(vec![("if-none-match", format!("W/{current_tag}"))])
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), StatusCode::NOT_MODIFIED);
 
     // A range past the end, and a stale If-Match, keep their statuses (416, 412) as problems.
     for (header, value, status, code) in [
@@ -169,6 +209,10 @@ async fn versions_are_uploaded_and_each_downloads_byte_for_byte_with_etag_304_an
             .unwrap();
         assert_eq!(refused.status(), status);
         assert_eq!(refused.headers()["content-type"], "application/problem+json");
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            let whole = format!("bytes */{}", second.len());
+            assert_eq!(refused.headers()["content-range"], whole.as_str());
+        }
         let body: Value = refused.json().await.unwrap();
         assert_eq!(
             (body["code"].as_str(), body["status"].as_u64()),

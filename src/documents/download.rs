@@ -1,0 +1,186 @@
+//! Downloads of stored content: the whole file or one byte range of it, validated by its hash.
+//!
+//! A version never changes, so its SHA-256 is the strongest validator there is, and it is the
+//! `ETag` clients see. The conditional headers are answered here, against it. (actix-files'
+//! `NamedFile` compares `If-Match` and `If-Range` with a tag of its own, made of the file's inode,
+//! time and size, which no client ever sees: a resumed download, `Range` with `If-Range`, always
+//! started over, and a matching `If-Match` was refused.)
+
+use std::io::{ErrorKind, SeekFrom};
+
+use actix_files::HttpRange;
+use actix_web::body::SizedStream;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{
+    self, ContentDisposition, DispositionParam, DispositionType, EntityTag, ExtendedValue, HeaderValue,
+};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use tokio_util::io::ReaderStream;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::storage::BlobStore;
+
+/// What a download of content not yet in place tells the client to wait: the storage sweep
+/// places such a file once it is past its grace in staging.
+const CONTENT_RETRY_AFTER_SECS: u64 = 300;
+
+/// Serves a stored blob as a download named `file_name`: `If-Match` (412), `If-None-Match`
+/// (304), and `Range` (206, or 416 past the end) unless an `If-Range` names other content.
+pub async fn serve_file(
+    state: &AppState,
+    request: &HttpRequest,
+    sha256: &str,
+    content_type: &str,
+    file_name: &str,
+) -> ApiResult<HttpResponse> {
+    let (file, size) = open(state, sha256).await?;
+    let tag = EntityTag::new_strong(sha256.to_owned());
+    // RFC 9110 §13.2.2: If-Match first, then If-None-Match, then Range with If-Range.
+    if !if_match(request, &tag) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    if matches_if_none_match(request, &tag) {
+        return Ok(HttpResponse::NotModified().insert_header(header::ETag(tag)).finish());
+    }
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header(header::ETag(tag.clone()))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header(attachment(file_name))
+        .content_type(content_type.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM));
+    let (offset, length) = match requested_range(request, &tag, size) {
+        Requested::Whole => (0, size),
+        Requested::Part(range) => {
+            let last = range.start + range.length - 1;
+            response
+                .status(StatusCode::PARTIAL_CONTENT)
+                .insert_header((header::CONTENT_RANGE, format!("bytes {}-{last}/{size}", range.start)));
+            (range.start, range.length)
+        }
+        Requested::Unsatisfiable => {
+            let mut refused = ApiError::RangeNotSatisfiable.error_response();
+            let whole = HeaderValue::from_str(&format!("bytes */{size}")).map_err(anyhow::Error::from)?;
+            refused.headers_mut().insert(header::CONTENT_RANGE, whole);
+            return Ok(refused);
+        }
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset))
+            .await
+            .map_err(|error| anyhow::Error::new(error).context("stored content cannot be read"))?;
+    }
+    Ok(response.body(SizedStream::new(length, ReaderStream::new(file.take(length)))))
+}
+
+/// The stored file and its size.
+async fn open(state: &AppState, sha256: &str) -> ApiResult<(std::fs::File, u64)> {
+    let path = state.storage.blob_path(sha256);
+    let opened = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(path)?;
+        let size = file.metadata()?.len();
+        Ok::<_, std::io::Error>((file, size))
+    })
+    .await
+    .map_err(anyhow::Error::from)?;
+    match opened {
+        Ok(opened) => Ok(opened),
+        // Committed, but its move into place failed: it waits in staging for the storage sweep.
+        // (Not a directory: what was in the way of its folder is what made the move fail.)
+        Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            // An error, not a warning: a file truly lost answers the same, and must be seen.
+            tracing::error!(
+                sha256,
+                "a download asked for content that is not in place (waiting in staging, or lost)"
+            );
+            Err(ApiError::ContentUnavailable {
+                retry_after_secs: CONTENT_RETRY_AFTER_SECS,
+            })
+        }
+        Err(error) => Err(anyhow::Error::new(error)
+            .context("stored content cannot be read")
+            .into()),
+    }
+}
+
+/// `Content-Disposition: attachment` with the name in UTF-8 (`filename*`) and, for clients that
+/// read only `filename`, in ASCII with anything else replaced.
+fn attachment(file_name: &str) -> ContentDisposition {
+    let ascii_name: String = file_name
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters: vec![
+            DispositionParam::Filename(ascii_name),
+            DispositionParam::FilenameExt(ExtendedValue {
+                charset: header::Charset::Ext("UTF-8".to_owned()),
+                language_tag: None,
+                value: file_name.as_bytes().to_vec(),
+            }),
+        ],
+    }
+}
+
+/// No `If-Match`, `*`, or one that names this content (strong comparison).
+fn if_match(request: &HttpRequest, tag: &EntityTag) -> bool {
+    match request.get_header::<header::IfMatch>() {
+        Some(header::IfMatch::Any) => true,
+        Some(header::IfMatch::Items(items)) => items.iter().any(|item| item.strong_eq(tag)),
+        // Absent; or present and unreadable, which names no tag.
+        None => !request.headers().contains_key(header::IF_MATCH),
+    }
+}
+
+/// `If-None-Match` is `*` or names this content (weak comparison): the client's copy is current.
+fn matches_if_none_match(request: &HttpRequest, tag: &EntityTag) -> bool {
+    match request.get_header::<header::IfNoneMatch>() {
+        None => false,
+        Some(header::IfNoneMatch::Any) => true,
+        Some(header::IfNoneMatch::Items(items)) => items.iter().any(|item| item.weak_eq(tag)),
+    }
+}
+
+enum Requested {
+    Whole,
+    Part(HttpRange),
+    Unsatisfiable,
+}
+
+/// What of the file a GET asks for. A `Range` is read only in bytes (other units are ignored,
+/// RFC 9110 §14.2) and only when an `If-Range` names this content; a date there never matches,
+/// since no `Last-Modified` is sent. Of several ranges, the first is served.
+fn requested_range(request: &HttpRequest, tag: &EntityTag, size: u64) -> Requested {
+    let Some(range) = request.headers().get(header::RANGE) else {
+        return Requested::Whole;
+    };
+    let in_bytes = range
+        .to_str()
+        .ok()
+        .and_then(|value| value.split_once('='))
+        .is_some_and(|(unit, _)| unit.trim().eq_ignore_ascii_case("bytes"));
+    if request.method() != actix_web::http::Method::GET || !in_bytes || !if_range_matches(request, tag) {
+        return Requested::Whole;
+    }
+    let parsed = range.to_str().ok().map(|value| HttpRange::parse(value, size));
+    match parsed.and_then(Result::ok).and_then(|ranges| ranges.first().copied()) {
+        Some(first) => Requested::Part(first),
+        None => Requested::Unsatisfiable,
+    }
+}
+
+fn if_range_matches(request: &HttpRequest, tag: &EntityTag) -> bool {
+    if !request.headers().contains_key(header::IF_RANGE) {
+        return true;
+    }
+    matches!(request.get_header::<header::IfRange>(), Some(header::IfRange::EntityTag(named)) if named.strong_eq(tag))
+}
