@@ -469,6 +469,11 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
         let field = |i: usize| record.get(i).unwrap_or_default();
         let row_error =
             |error: FieldError| ApiError::validation("csv", &format!("row {row}: {} {}", error.field, error.message));
+        // A refusal of the API's own checks, named by the row (their first field error).
+        let in_row = |error: ApiError| match error {
+            ApiError::Validation(mut errors) if !errors.is_empty() => row_error(errors.swap_remove(0)),
+            other => other,
+        };
         let kind = OrganizationKind::from_db(field(1))
             .map_err(|_| ApiError::validation("csv", &format!("row {row}: unknown kind")))?;
         let name = required_line("organization", field(0), 200).map_err(row_error)?;
@@ -479,7 +484,7 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             .map(str::parse::<i32>)
             .transpose()
             .map_err(|_| ApiError::validation("csv", &format!("row {row}: port_community_id is not a number")))?;
-        check_port_community(&*txn, community).await?;
+        check_port_community(&*txn, community).await.map_err(in_row)?;
         let existing = organization::Entity::find()
             .filter(organization::Column::Name.eq(&name))
             .filter(match &country {
@@ -516,12 +521,7 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             public: parse_public(field(9))
                 .ok_or_else(|| ApiError::validation("csv", &format!("row {row}: public must be true or false")))?,
         };
-        let (name, position, email, phone) = validate_contact(&request).map_err(|error| match error {
-            ApiError::Validation(errors) => {
-                ApiError::validation("csv", &format!("row {row}: {} {}", errors[0].field, errors[0].message))
-            }
-            other => other,
-        })?;
+        let (name, position, email, phone) = validate_contact(&request).map_err(in_row)?;
         // A contact of the same name in the same organization is the same person: an export
         // edited and imported back updates its rows rather than adding them again.
         let existing = contact::Entity::find()

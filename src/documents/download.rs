@@ -49,7 +49,7 @@ pub async fn serve_file(
         .insert_header(header::ETag(tag.clone()))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header(attachment(file_name))
-        .content_type(content_type.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM));
+        .content_type(declared_type(content_type));
     let (offset, length) = match requested_range(request, &tag, size) {
         Requested::Whole => (0, size),
         Requested::Part(range) => {
@@ -73,6 +73,17 @@ pub async fn serve_file(
             .map_err(|error| anyhow::Error::new(error).context("stored content cannot be read"))?;
     }
     Ok(response.body(SizedStream::new(length, ReaderStream::new(file.take(length)))))
+}
+
+/// The type a download is sent as. Text is sent as UTF-8, as uploads are sniffed to be
+/// (`documents::upload`), and says so: a reader left to guess takes Windows-1252 and garbles
+/// every accent, and `text/markdown` must name its charset (RFC 7763).
+fn declared_type(content_type: &str) -> mime::Mime {
+    let mime: mime::Mime = content_type.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
+    if mime.type_() != mime::TEXT || mime.get_param(mime::CHARSET).is_some() {
+        return mime;
+    }
+    format!("{mime}; charset=utf-8").parse().unwrap_or(mime)
 }
 
 /// The stored file and its size.

@@ -30,7 +30,8 @@ pub fn render(name: &str, meetings: &[meeting::Model], public_url: &url::Url) ->
     calendar.append_property(Property::new("VERSION", "2.0"));
     calendar.append_property(Property::new("PRODID", "-//SELA//dcports//EN"));
     calendar.append_property(Property::new("CALSCALE", "GREGORIAN"));
-    calendar.name(&as_one_line(name));
+    // The crate escapes only the properties it knows as text, and not these two.
+    calendar.name(&escape_text(&as_one_line(name)));
     if let [only] = meetings {
         calendar.append_property(Property::new("X-WR-TIMEZONE", &only.timezone));
     }
@@ -123,6 +124,11 @@ pub async fn feed_owner(state: &AppState, token: &str) -> ApiResult<member::Mode
         .map_err(|_| ApiError::NotFound)
 }
 
+/// A TEXT value escaped as RFC 5545 §3.3.11 has it (line breaks are gone already).
+fn escape_text(text: &str) -> String {
+    text.replace('\\', "\\\\").replace(',', "\\,").replace(';', "\\;")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -137,5 +143,20 @@ mod tests {
         assert_eq!(lines("PRODID"), ["PRODID:-//SELA//dcports//EN"], "{text}");
         assert_eq!(lines("VERSION"), ["VERSION:2.0"], "{text}");
         assert_eq!(lines("CALSCALE"), ["CALSCALE:GREGORIAN"], "{text}");
+    }
+
+    /// The calendar's name is text: a semicolon, a comma or a backslash in it is escaped (once),
+    /// or a strict reader takes the rest for another value.
+    #[test]
+    fn a_calendar_name_is_escaped_as_text() {
+        let text = super::render(
+            r"Comité; sesión 3, Lima \ Callao",
+            &[],
+            &"http://localhost:8080".parse().unwrap(),
+        );
+        for name in ["NAME", "X-WR-CALNAME"] {
+            let expected = format!(r"{name}:Comité\; sesión 3\, Lima \\ Callao");
+            assert!(text.lines().any(|line| line == expected), "{expected}\n{text}");
+        }
     }
 }

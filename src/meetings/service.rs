@@ -205,13 +205,18 @@ fn timezone_of(meeting: &meeting::Model) -> ApiResult<Tz> {
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("meeting {} has an unknown time zone", meeting.id)))
 }
 
+/// The start as invitees read it in a mail: in the meeting's zone, named, with its offset from
+/// UTC. (An abbreviation alone is ambiguous across the Network: "CST" is Mexico's, Guatemala's
+/// and Costa Rica's, and Brazil's zone has only "-03".)
 fn local_time(meeting: &meeting::Model) -> ApiResult<String> {
     let tz = timezone_of(meeting)?;
-    Ok(meeting
-        .starts_at
-        .with_timezone(&tz)
-        .format("%Y-%m-%d %H:%M (%Z)")
-        .to_string())
+    let local = meeting.starts_at.with_timezone(&tz);
+    Ok(format!(
+        "{} ({}, UTC{})",
+        local.format("%Y-%m-%d %H:%M"),
+        tz.name(),
+        local.format("%:z")
+    ))
 }
 
 fn parse_timezone(raw: &str) -> Result<String, crate::error::FieldError> {

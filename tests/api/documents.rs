@@ -377,6 +377,10 @@ async fn oversize_disguised_and_badly_named_uploads_are_handled_and_leave_nothin
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["file"]["file_name"], "passwd");
     assert_eq!(body["file"]["content_type"], "text/plain");
+    // Text goes out saying it is UTF-8, as it was sniffed to be: a reader left to guess garbles
+    // every accent.
+    let text = download(&app, &admin, &format!("/api/documents/{}/content", body["id"])).await;
+    assert_eq!(text.headers()["content-type"], "text/plain; charset=utf-8");
 
     // A body that is not a form at all is of the wrong type, and the answer says which to send.
     for content_type in [Some("application/json"), None] {

@@ -183,6 +183,15 @@ async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
             .iter()
             .any(|m| m.to == "guest@port.pe" && m.text.contains("MOU signature"))
     );
+    // The time in the meeting's zone, named, with its offset: an abbreviation ("AST") is
+    // ambiguous across the Network's countries.
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.text.contains("(America/Port_of_Spain, UTC-04:00)")),
+        "{}",
+        mails[0].text
+    );
     // Publishing again at once mails nobody again: the invitees' inboxes are not the chair's
     // to flood (it may once the interval has passed).
     let republish = app
