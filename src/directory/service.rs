@@ -423,6 +423,21 @@ fn parse_public(text: &str) -> Option<bool> {
     }
 }
 
+/// A phone number as a spreadsheet leaves it once it has read it as a number: in scientific
+/// notation (`5.93412E+11`, or `5,93412E+11` where the comma is the decimal separator), its
+/// other digits gone. Imported, it would overwrite the contact's real number.
+fn rewritten_by_a_spreadsheet(phone: &str) -> bool {
+    let Some((mantissa, exponent)) = phone.split_once(['E', 'e']) else {
+        return false;
+    };
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    let mantissa_ok = mantissa.starts_with(|c: char| c.is_ascii_digit())
+        && mantissa
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || byte == b'.' || byte == b',');
+    mantissa_ok && digits(exponent.strip_prefix('+').unwrap_or(exponent))
+}
+
 /// The delimiter of an imported file: a comma, or a semicolon when the header row is separated by
 /// semicolons. Spreadsheets save "CSV" with semicolons in locales whose decimal separator is the
 /// comma, Spanish and Portuguese among them: most of the Network's. The header's names hold
@@ -512,6 +527,10 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
                 .id
             }
         };
+        if rewritten_by_a_spreadsheet(field(8)) {
+            let message = "is a number a spreadsheet rewrote, its digits lost: format the column as text";
+            return Err(row_error(FieldError::new("phone", message)));
+        }
         let request = ContactRequest {
             organization_id,
             name: field(5).to_owned(),
@@ -557,4 +576,34 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phone_in_scientific_notation_is_told_from_a_phone() {
+        for rewritten in ["5.93412E+11", "5,93412E+11", "5.9e+11", "1E12"] {
+            assert!(rewritten_by_a_spreadsheet(rewritten), "{rewritten}");
+        }
+        for phone in [
+            "+593 4 000",
+            "+56 32 2 123456 ext. 12",
+            "(01) 611-5000",
+            "E+12",
+            "5.9E+",
+            "",
+            "1800 EXT",
+        ] {
+            assert!(!rewritten_by_a_spreadsheet(phone), "{phone}");
+        }
+    }
+
+    #[test]
+    fn a_header_of_semicolons_makes_them_the_delimiter() {
+        assert_eq!(delimiter_of(b"organization;kind;country_code\nA;b;EC\n"), b';');
+        assert_eq!(delimiter_of(b"organization,kind,country_code\nA;b,c\n"), b',');
+        assert_eq!(delimiter_of(b""), b',');
+    }
 }

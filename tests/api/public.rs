@@ -206,11 +206,14 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
 
     let header = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public";
     // An unknown kind, a `public` that is neither true nor false (it made the contact private,
-    // silently), and a port community that does not exist (its refusal named no row).
+    // silently), a port community that does not exist (its refusal named no row), and a phone
+    // number a spreadsheet turned into a number in scientific notation, its digits lost.
     for bad_row in [
         "Y,castle,EC,,,Bad Row,,,,true",
         "Y,port_authority,EC,,,Bad Row,,,,yes",
         "Y,port_authority,EC,999999,,Bad Row,,,,true",
+        "Y,port_authority,EC,,,Bad Row,,,5.93412E+11,true",
+        "Y,port_authority,EC,,,Bad Row,,,\"5,93412E+11\",true",
     ] {
         let bad = format!("{header}\nX,port_authority,EC,,,Good Row,,,,true\n{bad_row}\n");
         let response = app
