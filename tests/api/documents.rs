@@ -184,6 +184,23 @@ async fn versions_are_uploaded_and_each_downloads_byte_for_byte_with_etag_304_an
         .unwrap();
     assert_eq!(weak.status(), StatusCode::NOT_MODIFIED);
 
+    // A file of many read chunks comes back whole, and a range across chunk boundaries exactly.
+    let mut large = pdf("large");
+    large.extend((0..300_000u32).map(|n| (n.wrapping_mul(2_654_435_761) >> 24) as u8));
+    let large_doc = upload_document(&app, &member, c, "Large", large.clone()).await;
+    let large_path = format!("/api/documents/{}/content", large_doc["id"]);
+    assert_eq!(download(&app, &member, &large_path).await.bytes().await.unwrap(), large);
+    let across = app
+        .client
+        .get(app.url(&large_path))
+        .bearer_auth(&member)
+        .header("range", "bytes=65000-200000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(across.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(across.bytes().await.unwrap(), &large[65_000..=200_000]);
+
     // A range past the end, and a stale If-Match, keep their statuses (416, 412) as problems.
     for (header, value, status, code) in [
         (
