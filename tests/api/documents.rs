@@ -719,6 +719,17 @@ async fn a_document_reaches_the_public_area_only_between_approval_and_withdrawal
         bytes,
         "the approved version, not the later draft"
     );
+    // HEAD says what a GET would send, and sends none of it.
+    let head = app
+        .client
+        .head(app.url(&format!("/api/public/publications/{pid}/file")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], bytes.len().to_string().as_str());
+    assert!(head.headers().contains_key("etag"));
+    assert!(head.bytes().await.unwrap().is_empty());
     let filtered = app
         .client
         .get(app.url("/api/public/publications?country=pe&kind=study"))
