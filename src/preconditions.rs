@@ -1,5 +1,6 @@
 //! Optimistic concurrency: resources carry a `version`; `If-Match: "<version>"` on a write
-//! makes it fail with 412 when someone else changed the resource first.
+//! makes it fail with 412 when someone else changed the resource first. And the one rule of
+//! conditional reads every `ETag` we send is checked by: [`client_copy_is_current`].
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -64,6 +65,17 @@ fn parse(req: &HttpRequest) -> Result<IfMatch, ApiError> {
         }
     }
     Ok(IfMatch(Some(versions)))
+}
+
+/// Whether `If-None-Match` is `*` or names `tag`, compared weakly as RFC 9110 §13.1.2 has it (a
+/// proxy that compresses a response sends its tag on as `W/"…"`): the client's copy is current,
+/// and a GET is answered 304.
+pub fn client_copy_is_current(if_none_match: Option<&header::IfNoneMatch>, tag: &header::EntityTag) -> bool {
+    match if_none_match {
+        None => false,
+        Some(header::IfNoneMatch::Any) => true,
+        Some(header::IfNoneMatch::Items(items)) => items.iter().any(|item| item.weak_eq(tag)),
+    }
 }
 
 /// The `ETag` for a resource at `version`.

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{ApiError, ApiResult};
+use crate::preconditions::client_copy_is_current;
 use crate::state::AppState;
 use crate::storage::BlobStore;
 
@@ -41,7 +42,7 @@ pub async fn serve_file(
     if !if_match(request, &tag) {
         return Err(ApiError::PreconditionFailed);
     }
-    if matches_if_none_match(request, &tag) {
+    if client_copy_is_current(request.get_header().as_ref(), &tag) {
         return Ok(HttpResponse::NotModified().insert_header(header::ETag(tag)).finish());
     }
     let mut response = HttpResponse::Ok();
@@ -157,15 +158,6 @@ fn if_match(request: &HttpRequest, tag: &EntityTag) -> bool {
     }
 }
 
-/// `If-None-Match` is `*` or names this content (weak comparison): the client's copy is current.
-fn matches_if_none_match(request: &HttpRequest, tag: &EntityTag) -> bool {
-    match request.get_header::<header::IfNoneMatch>() {
-        None => false,
-        Some(header::IfNoneMatch::Any) => true,
-        Some(header::IfNoneMatch::Items(items)) => items.iter().any(|item| item.weak_eq(tag)),
-    }
-}
-
 enum Requested {
     Whole,
     Part(HttpRange),
@@ -176,19 +168,23 @@ enum Requested {
 /// RFC 9110 §14.2) and only when an `If-Range` names this content; a date there never matches,
 /// since no `Last-Modified` is sent. Of several ranges, the first is served.
 fn requested_range(request: &HttpRequest, tag: &EntityTag, size: u64) -> Requested {
-    let Some(range) = request.headers().get(header::RANGE) else {
+    let Some(range) = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+    else {
         return Requested::Whole;
     };
     let in_bytes = range
-        .to_str()
-        .ok()
-        .and_then(|value| value.split_once('='))
+        .split_once('=')
         .is_some_and(|(unit, _)| unit.trim().eq_ignore_ascii_case("bytes"));
     if request.method() != actix_web::http::Method::GET || !in_bytes || !if_range_matches(request, tag) {
         return Requested::Whole;
     }
-    let parsed = range.to_str().ok().map(|value| HttpRange::parse(value, size));
-    match parsed.and_then(Result::ok).and_then(|ranges| ranges.first().copied()) {
+    match HttpRange::parse(range, size)
+        .ok()
+        .and_then(|ranges| ranges.first().copied())
+    {
         Some(first) => Requested::Part(first),
         None => Requested::Unsatisfiable,
     }

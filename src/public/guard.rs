@@ -10,11 +10,12 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError, web};
+use actix_web::{HttpMessage as _, HttpResponse, HttpResponseBuilder, ResponseError, web};
 use sha2::{Digest, Sha256};
 
 use crate::auth::ClientIp;
 use crate::error::ApiError;
+use crate::preconditions::client_copy_is_current;
 use crate::state::AppState;
 
 /// Answers 405 to anything but GET and HEAD, before any route runs.
@@ -39,11 +40,7 @@ pub async fn cache_validators(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let if_none_match = request
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let if_none_match: Option<header::IfNoneMatch> = request.get_header();
     let cache = request
         .app_data::<web::Data<AppState>>()
         .map(|state| state.public_cache.clone())
@@ -52,7 +49,7 @@ pub async fn cache_validators(
     if let Some(hit) = cache.get(&key) {
         let mut response = HttpResponse::Ok().body(hit.body.clone());
         *response.headers_mut() = hit.headers.clone();
-        let response = validated(response, &hit.etag, if_none_match.as_deref());
+        let response = validated(response, &hit.etag, if_none_match.as_ref());
         return Ok(request.into_response(response));
     }
     let generation = cache.generation();
@@ -78,7 +75,7 @@ pub async fn cache_validators(
         );
     }
     cache.insert(key, generation, head.headers().clone(), bytes.clone(), etag.clone());
-    let response = validated(head.set_body(bytes.boxed()), &etag, if_none_match.as_deref());
+    let response = validated(head.set_body(bytes.boxed()), &etag, if_none_match.as_ref());
     Ok(ServiceResponse::new(request, response))
 }
 
@@ -94,9 +91,16 @@ fn cache_key(request: &ServiceRequest) -> String {
 }
 
 /// The full response, or 304 with its validators when the client already holds this version.
-fn validated(response: HttpResponse, etag: &header::HeaderValue, if_none_match: Option<&str>) -> HttpResponse {
-    let etag = etag.to_str().unwrap_or_default();
-    let fresh = if_none_match.is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+fn validated(
+    response: HttpResponse,
+    etag: &header::HeaderValue,
+    if_none_match: Option<&header::IfNoneMatch>,
+) -> HttpResponse {
+    let fresh = etag
+        .to_str()
+        .ok()
+        .and_then(|etag| etag.parse::<header::EntityTag>().ok())
+        .is_some_and(|etag| client_copy_is_current(if_none_match, &etag));
     if !fresh {
         return response;
     }
