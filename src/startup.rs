@@ -261,9 +261,6 @@ fn problem_for_bare_errors<B>(response: ServiceResponse<B>) -> actix_web::Result
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType("the type the API documentation gives"),
         StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
         StatusCode::FORBIDDEN => ApiError::Forbidden,
-        // Downloads (actix-files) answer these themselves.
-        StatusCode::PRECONDITION_FAILED => ApiError::PreconditionFailed,
-        StatusCode::RANGE_NOT_SATISFIABLE => ApiError::RangeNotSatisfiable,
         status if status.is_server_error() => ApiError::Internal(anyhow::anyhow!("framework error {status}")),
         status => ApiError::BadRequest(status.canonical_reason().unwrap_or("bad request").to_lowercase()),
     };

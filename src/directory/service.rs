@@ -499,6 +499,11 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             .map(str::parse::<i32>)
             .transpose()
             .map_err(|_| ApiError::validation("csv", &format!("row {row}: port_community_id is not a number")))?;
+        // Before anything of the row is written.
+        if rewritten_by_a_spreadsheet(field(8)) {
+            let message = "is a number a spreadsheet rewrote, its digits lost: format the column as text";
+            return Err(row_error(FieldError::new("phone", message)));
+        }
         check_port_community(&*txn, community).await.map_err(in_row)?;
         let existing = organization::Entity::find()
             .filter(organization::Column::Name.eq(&name))
@@ -527,10 +532,6 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
                 .id
             }
         };
-        if rewritten_by_a_spreadsheet(field(8)) {
-            let message = "is a number a spreadsheet rewrote, its digits lost: format the column as text";
-            return Err(row_error(FieldError::new("phone", message)));
-        }
         let request = ContactRequest {
             organization_id,
             name: field(5).to_owned(),
