@@ -149,7 +149,7 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully: new connections are refused,
     /// sockets are closed with 1012 (service restart: reconnect and resume), in-flight requests
-    /// finish, and the process returns.
+    /// finish, what waits for the bus is published, and the process returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let broker = self.state.broker.clone();
@@ -161,9 +161,20 @@ impl Application {
             let _ = broker.send(crate::realtime::Shutdown).await;
             handle.stop(true).await;
         });
-        self.server.await
+        let served = self.server.await;
+        // The last requests' events may still wait in the bus's queue, which ends with the
+        // process: the other nodes' sockets would hear them only when they next resume.
+        if !self.state.bus.flush(BUS_FLUSH_DEADLINE).await {
+            tracing::warn!(
+                "the bus could not be flushed before stopping; other nodes' clients will catch up by resuming"
+            );
+        }
+        served
     }
 }
+
+/// The longest a stopping node waits for its bus queue to be published.
+const BUS_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The public area's rate limiter, built once so that every worker shares its counts.
 type PublicLimit = actix_governor::GovernorConfig<
@@ -293,6 +304,9 @@ fn security_headers(settings: &Settings) -> DefaultHeaders {
     }
 }
 
+/// The headers a browser client on another allowed origin may send and read: besides the
+/// API's own, those of a resumed download (`Range`, `If-Range`, `Content-Range`) and the
+/// download's file name (`Content-Disposition`), which a script cannot see unless exposed.
 fn cors(settings: &Settings) -> Cors {
     let cors = Cors::default()
         .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])

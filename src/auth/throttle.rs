@@ -52,7 +52,7 @@ impl MemoryThrottle {
         if elapsed >= self.window {
             *entry = Window { started: now, count: 0 };
         } else if entry.count >= limit {
-            return Some((self.window - elapsed).as_secs().max(1));
+            return Some(whole_seconds_until((self.window - elapsed).as_millis()));
         }
         entry.count += 1;
         None
@@ -80,12 +80,27 @@ pub struct LoginThrottle {
     redis: Option<RedisThrottle>,
 }
 
+/// Seconds to wait for a window that ends in `millis`, rounded up and at least one: a client
+/// told to come back sooner would be refused again.
+fn whole_seconds_until(millis: u128) -> u64 {
+    u64::try_from(millis.div_ceil(1000)).unwrap_or(u64::MAX).max(1)
+}
+
 struct RedisThrottle {
     client: redis::Client,
     connection: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// Until then, after Redis failed to answer, this node counts in its own memory without
+    /// asking Redis again: a Redis that stalls would otherwise cost every login `ANSWER_TIMEOUT`.
+    unavailable_until: Mutex<Option<Instant>>,
     window_secs: u64,
     namespace: String,
 }
+
+/// The longest Redis may take to connect or to answer one command. A connection without it
+/// waits for ever on a Redis that stalled or a host that vanished without a reset.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a node keeps to its own counts after Redis failed to answer.
+const FALLBACK_PERIOD: Duration = Duration::from_secs(5);
 
 impl LoginThrottle {
     pub fn in_memory(window: Duration) -> Self {
@@ -102,6 +117,7 @@ impl LoginThrottle {
         let redis = RedisThrottle {
             client,
             connection: tokio::sync::Mutex::new(None),
+            unavailable_until: Mutex::new(None),
             window_secs: window.as_secs().max(1),
             namespace: namespace.to_owned(),
         };
@@ -156,18 +172,42 @@ impl LoginThrottle {
 
 impl RedisThrottle {
     async fn connection(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        let unavailable_until = *self
+            .unavailable_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if unavailable_until.is_some_and(|until| Instant::now() < until) {
+            anyhow::bail!("Redis failed to answer less than {FALLBACK_PERIOD:?} ago");
+        }
         let mut cached = self.connection.lock().await;
         if let Some(connection) = cached.as_ref() {
             return Ok(connection.clone());
         }
-        let connection =
-            tokio::time::timeout(Duration::from_secs(1), self.client.get_multiplexed_async_connection()).await??;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(ANSWER_TIMEOUT)
+            .set_response_timeout(ANSWER_TIMEOUT);
+        let connection = match self.client.get_multiplexed_async_connection_with_config(&config).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                self.fall_back();
+                return Err(error.into());
+            }
+        };
         *cached = Some(connection.clone());
         Ok(connection)
     }
 
+    /// After a failure: the connection is made again, and not before `FALLBACK_PERIOD`.
     async fn forget_connection(&self) {
         *self.connection.lock().await = None;
+        self.fall_back();
+    }
+
+    fn fall_back(&self) {
+        *self
+            .unavailable_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now() + FALLBACK_PERIOD);
     }
 
     fn redis_key(&self, key: &str) -> String {
@@ -175,12 +215,20 @@ impl RedisThrottle {
     }
 
     async fn take_attempt(&self, key: &str, limit: u32) -> anyhow::Result<Option<u64>> {
-        // One script, run atomically by Redis: count unless the limit is reached. The window
-        // starts with the first attempt and is left alone by the ones after.
+        // One script, run atomically by Redis: count unless the limit is reached, else answer
+        // the milliseconds left (at least 1, so that 0 means counted). The window starts with
+        // the first attempt and is left alone by the ones after. `PTTL`, not `TTL`: `TTL`
+        // rounds, and answers 0 for the window's last half-second while the key still counts.
         const TAKE: &str = r"
             local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-            local ttl = redis.call('TTL', KEYS[1])
-            if count >= tonumber(ARGV[1]) and ttl > 0 then return ttl end
+            if count >= tonumber(ARGV[1]) then
+                local left = redis.call('PTTL', KEYS[1])
+                if left < 0 then
+                    redis.call('EXPIRE', KEYS[1], ARGV[2])
+                    left = tonumber(ARGV[2]) * 1000
+                end
+                return math.max(left, 1)
+            end
             redis.call('INCR', KEYS[1])
             redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
             return 0";
@@ -195,7 +243,7 @@ impl RedisThrottle {
             .await;
         match result {
             Ok(0) => Ok(None),
-            Ok(ttl) => Ok(Some(ttl as u64)),
+            Ok(millis_left) => Ok(Some(whole_seconds_until(millis_left.unsigned_abs().into()))),
             Err(error) => {
                 self.forget_connection().await;
                 Err(error.into())
@@ -223,10 +271,14 @@ impl RedisThrottle {
 
     async fn clear(&self, key: &str) -> anyhow::Result<()> {
         let mut connection = self.connection().await?;
-        let _: i64 = redis::cmd("DEL")
+        let result: redis::RedisResult<i64> = redis::cmd("DEL")
             .arg(self.redis_key(key))
             .query_async(&mut connection)
-            .await?;
+            .await;
+        if let Err(error) = result {
+            self.forget_connection().await;
+            return Err(error.into());
+        }
         Ok(())
     }
 }
@@ -279,6 +331,68 @@ mod tests {
         throttle.forgive("k");
         assert_eq!(throttle.take_attempt("k", 2), None);
         assert!(throttle.take_attempt("k", 2).is_some());
+    }
+
+    fn test_redis_url() -> String {
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    }
+
+    /// A throttle sharing its counts in the test Redis, under a namespace of its own.
+    fn shared_throttle(url: &str) -> LoginThrottle {
+        let namespace = format!("dcports-test-{}", uuid::Uuid::new_v4().simple());
+        LoginThrottle::shared(Duration::from_secs(60), url, &namespace).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_shared_key_at_its_limit_is_refused_to_the_last_millisecond_of_its_window() {
+        let throttle = shared_throttle(&test_redis_url());
+        let redis = throttle.redis.as_ref().unwrap();
+        // A key at its limit with less than half a second left, which `TTL` rounds to 0.
+        let mut connection = redis.connection().await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(redis.redis_key("k"))
+            .arg(3)
+            .arg("PX")
+            .arg(450)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(throttle.take_attempt("k", 3).await, Some(1));
+        assert_eq!(throttle.take_attempt("other", 3).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_never_answers_leaves_the_counting_to_this_node() {
+        // Accepts connections and never answers: a stalled Redis, a black-holed network.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let _held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let throttle = shared_throttle(&url);
+        let attempts = async {
+            let first = throttle.take_attempt("k", 1).await;
+            let second = throttle.take_attempt("k", 1).await;
+            (first, second)
+        };
+        // Without a timeout on the answer this never ends; the bound here is only the test's.
+        let (first, second) = tokio::time::timeout(Duration::from_secs(30), attempts)
+            .await
+            .expect("the throttle gave up on Redis");
+        assert_eq!(first, None);
+        assert!(second.is_some(), "this node's own count refuses the second attempt");
+    }
+
+    #[test]
+    fn a_wait_is_rounded_up_to_whole_seconds() {
+        assert_eq!(whole_seconds_until(0), 1);
+        assert_eq!(whole_seconds_until(450), 1);
+        assert_eq!(whole_seconds_until(1000), 1);
+        assert_eq!(whole_seconds_until(1001), 2);
+        assert_eq!(whole_seconds_until(59_999), 60);
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct Broker {
     /// not one each).
     rechecking: bool,
     recheck_again: bool,
+    /// The node is stopping: a session that authenticates from now on is told to go elsewhere
+    /// as soon as it is known, like those known when the node was told to stop.
+    shutting_down: bool,
 }
 
 struct SessionEntry {
@@ -107,6 +110,7 @@ impl Broker {
             max_pending_bytes,
             rechecking: false,
             recheck_again: false,
+            shutting_down: false,
         }
     }
 
@@ -238,16 +242,17 @@ impl Handler<Connect> for Broker {
     type Result = ();
 
     fn handle(&mut self, message: Connect, _: &mut Self::Context) {
-        self.sessions.insert(
-            message.id,
-            SessionEntry {
-                member_id: message.member_id,
-                addr: message.addr,
-                outbox: message.outbox,
-                relay: message.relay,
-                channels: HashSet::new(),
-            },
-        );
+        let entry = SessionEntry {
+            member_id: message.member_id,
+            addr: message.addr,
+            outbox: message.outbox,
+            relay: message.relay,
+            channels: HashSet::new(),
+        };
+        if self.shutting_down {
+            entry.tell(Notice::GoingAway);
+        }
+        self.sessions.insert(message.id, entry);
     }
 }
 
@@ -535,6 +540,7 @@ impl Handler<Shutdown> for Broker {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
+        self.shutting_down = true;
         for entry in self.sessions.values() {
             entry.tell(Notice::GoingAway);
         }

@@ -25,8 +25,13 @@ use crate::public::cache::PublicCache;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// The longest one publish (connecting included) may take.
+/// The longest one publish (connecting included) may take, and the longest Redis may take to
+/// take a subscription or answer its heartbeat.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the subscription is pinged. A subscriber only reads: without a question of its
+/// own, a connection whose peer vanished without a reset (a host gone, a failover, a network
+/// that drops everything) would look open for ever, and the node would hear nothing more.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// What nodes tell each other.
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,7 +73,14 @@ pub struct Bus {
 struct RedisHandle {
     bus: Arc<RedisBus>,
     /// To the publisher task, which owns the publishing connection.
-    outgoing: mpsc::Sender<BusMessage>,
+    outgoing: mpsc::Sender<Outgoing>,
+}
+
+/// What the publisher task is handed: a message, or a request to answer once everything
+/// queued before it is published.
+enum Outgoing {
+    Message(BusMessage),
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 struct RedisBus {
@@ -130,13 +142,25 @@ impl Bus {
     /// from any thread (the group-commit lanes publish too, outside any actix arbiter).
     pub fn send(&self, message: BusMessage) {
         let Some(redis) = &self.redis else { return };
-        if redis.outgoing.try_send(message).is_err() {
+        if redis.outgoing.try_send(Outgoing::Message(message)).is_err() {
             // Redis has been slower than this node's writes for a whole queue: the other nodes
             // will catch up from the database once told to.
             if !redis.bus.dropped.swap(true, Ordering::Relaxed) {
                 tracing::warn!("the bus's queue is full; other nodes' clients will catch up by resuming");
             }
         }
+    }
+}
+
+impl Bus {
+    /// Publishes everything queued so far (and the `Recheck` owed, if one is), waiting at most
+    /// `deadline`; false if that was not enough. For a node stopping: its queue would otherwise
+    /// go with it, and the other nodes' clients would miss its last events until they resume.
+    pub async fn flush(&self, deadline: Duration) -> bool {
+        let Some(redis) = &self.redis else { return true };
+        let (done, published) = tokio::sync::oneshot::channel();
+        let flushed = async { redis.outgoing.send(Outgoing::Flush(done)).await.is_ok() && published.await.is_ok() };
+        tokio::time::timeout(deadline, flushed).await.unwrap_or(false)
     }
 }
 
@@ -147,9 +171,15 @@ const PUBLISH_QUEUE: usize = 4096;
 const PUBLISH_BATCH: usize = 256;
 
 /// Publishes the queued messages in order on one connection, for as long as the node lives.
-async fn publish_all(bus: Arc<RedisBus>, mut queued: mpsc::Receiver<BusMessage>) {
+async fn publish_all(bus: Arc<RedisBus>, mut queued: mpsc::Receiver<Outgoing>) {
     let mut publisher = Publisher::default();
+    // A flush met while gathering a batch: answered once the batch before it is published.
+    let mut flush: Option<tokio::sync::oneshot::Sender<()>> = None;
     loop {
+        if let Some(done) = flush.take() {
+            publisher.settle(&bus).await;
+            let _ = done.send(());
+        }
         let repair_due = publisher.repair.as_ref().map(|repair| repair.due);
         if repair_due.is_some_and(|due| due <= Instant::now()) {
             publisher.repair(&bus).await;
@@ -163,14 +193,26 @@ async fn publish_all(bus: Arc<RedisBus>, mut queued: mpsc::Receiver<BusMessage>)
                 Err(_) => continue,
             },
         };
-        let Some(message) = message else { return };
+        let mut batch = match message {
+            None => return,
+            Some(Outgoing::Message(message)) => vec![message],
+            Some(Outgoing::Flush(done)) => {
+                flush = Some(done);
+                continue;
+            }
+        };
         // Whatever else is waiting goes out with it, in one round trip: under a burst of writes
         // the publisher keeps up by publishing more at a time.
-        let mut batch = vec![message];
         while batch.len() < PUBLISH_BATCH
-            && let Ok(message) = queued.try_recv()
+            && let Ok(outgoing) = queued.try_recv()
         {
-            batch.push(message);
+            match outgoing {
+                Outgoing::Message(message) => batch.push(message),
+                Outgoing::Flush(done) => {
+                    flush = Some(done);
+                    break;
+                }
+            }
         }
         // Owing a `Recheck` already, the one owed covers the drop; if not, Redis answers, only
         // slowly, and the others are told at once to catch up on what was dropped (this
@@ -212,6 +254,17 @@ impl Publisher {
             self.failed();
         }
         result
+    }
+
+    /// For a flush: a `Recheck` owed, or due for a dropped message, is sent now rather than on
+    /// its backoff.
+    async fn settle(&mut self, bus: &RedisBus) {
+        if bus.dropped.swap(false, Ordering::Relaxed) {
+            self.failed();
+        }
+        if self.repair.is_some() {
+            self.repair(bus).await;
+        }
     }
 
     fn failed(&mut self) {
@@ -276,23 +329,17 @@ impl RedisBus {
 async fn listen(bus: Arc<RedisBus>, broker: Addr<Broker>) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        match bus.client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&bus.topic).await {
-                Ok(()) => {
-                    bus.set_up(true);
-                    tracing::info!(topic = %bus.topic, "bus connected");
-                    // Whatever the other nodes published while we were not listening is lost.
-                    broker.do_send(RecheckAll);
-                    backoff = MIN_BACKOFF;
-                    let mut messages = pubsub.into_on_message();
-                    while let Some(message) = messages.next().await {
-                        relay(&bus, &broker, message.get_payload_bytes());
-                    }
-                    bus.set_up(false);
-                    tracing::warn!("bus connection lost; reconnecting");
-                }
-                Err(error) => tracing::warn!(error = %error, "bus subscription failed"),
-            },
+        match subscribe(&bus).await {
+            Ok((sink, messages)) => {
+                bus.set_up(true);
+                tracing::info!(topic = %bus.topic, "bus connected");
+                // Whatever the other nodes published while we were not listening is lost.
+                broker.do_send(RecheckAll);
+                backoff = MIN_BACKOFF;
+                let lost = relay_while_alive(&bus, &broker, sink, messages).await;
+                bus.set_up(false);
+                tracing::warn!(reason = lost, "bus connection lost; reconnecting");
+            }
             Err(error) => {
                 if bus.up.swap(false, Ordering::Relaxed) || backoff == MIN_BACKOFF {
                     tracing::warn!(error = %error, "bus unreachable; serving local clients only");
@@ -302,6 +349,47 @@ async fn listen(bus: Arc<RedisBus>, broker: Addr<Broker>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// A subscription to the bus's topic, made within `PUBLISH_TIMEOUT`.
+async fn subscribe(bus: &RedisBus) -> anyhow::Result<(redis::aio::PubSubSink, redis::aio::PubSubStream)> {
+    let subscribing = async {
+        let (mut sink, messages) = bus.client.get_async_pubsub().await?.split();
+        sink.subscribe(&bus.topic).await?;
+        Ok::<_, redis::RedisError>((sink, messages))
+    };
+    match tokio::time::timeout(PUBLISH_TIMEOUT, subscribing).await {
+        Ok(subscribed) => Ok(subscribed?),
+        Err(_) => Err(anyhow::anyhow!(
+            "Redis did not take the subscription within {PUBLISH_TIMEOUT:?}"
+        )),
+    }
+}
+
+/// Relays what arrives until the connection closes or misses a heartbeat; says which.
+async fn relay_while_alive(
+    bus: &RedisBus,
+    broker: &Addr<Broker>,
+    mut sink: redis::aio::PubSubSink,
+    mut messages: redis::aio::PubSubStream,
+) -> &'static str {
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                Some(message) => relay(bus, broker, message.get_payload_bytes()),
+                None => return "closed",
+            },
+            _ = heartbeat.tick() => {
+                // Messages arriving meanwhile wait in the connection's queue, not in the kernel.
+                let answered = tokio::time::timeout(PUBLISH_TIMEOUT, sink.ping::<redis::Value>()).await;
+                if !matches!(answered, Ok(Ok(_))) {
+                    return "no answer to the heartbeat";
+                }
+            }
+        }
     }
 }
 
@@ -365,7 +453,7 @@ mod tests {
     /// A bus on the test Redis, a node's handle on it with a queue of `capacity`, the queue's
     /// other end (for `publish_all`, once the test has queued what it wants), and a subscriber
     /// standing for another node.
-    async fn bus_with_queue(capacity: usize) -> (Arc<RedisBus>, Bus, mpsc::Receiver<BusMessage>, OtherNode) {
+    async fn bus_with_queue(capacity: usize) -> (Arc<RedisBus>, Bus, mpsc::Receiver<Outgoing>, OtherNode) {
         let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
         let bus = bus_at(&url);
         let mut pubsub = bus.client.get_async_pubsub().await.expect("Redis at TEST_REDIS_URL");
@@ -430,6 +518,38 @@ mod tests {
                 "message {expected}: heard {heard:?}"
             );
         }
+        assert!(!bus.dropped.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn a_flush_returns_once_everything_queued_before_it_is_published() {
+        let (bus, handle, queued, mut other_node) = bus_with_queue(PUBLISH_QUEUE).await;
+        let burst = (PUBLISH_BATCH * 2 + 7) as i32;
+        for member_id in 0..burst {
+            handle.send(BusMessage::MemberRevoked { member_id });
+        }
+        let publishing = tokio::spawn(publish_all(bus.clone(), queued));
+        assert!(handle.flush(Duration::from_secs(10)).await);
+        // The node stops: its publisher goes with it, and nothing was left in its queue.
+        publishing.abort();
+        for expected in 0..burst {
+            let heard = other_node.hears().await;
+            assert!(
+                matches!(heard, BusMessage::MemberRevoked { member_id } if member_id == expected),
+                "message {expected}: heard {heard:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flush_sends_the_recheck_owed_for_a_dropped_message() {
+        let (bus, handle, queued, mut other_node) = bus_with_queue(1).await;
+        let publishing = tokio::spawn(publish_all(bus.clone(), queued));
+        // Dropped as if the queue had been full, with nothing else queued after it.
+        bus.dropped.store(true, Ordering::Relaxed);
+        assert!(handle.flush(Duration::from_secs(10)).await);
+        publishing.abort();
+        assert!(matches!(other_node.hears().await, BusMessage::Recheck));
         assert!(!bus.dropped.load(Ordering::Relaxed));
     }
 

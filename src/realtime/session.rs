@@ -79,10 +79,7 @@ enum Subscription {
     /// Replay in progress: live events wait here until the replay has been sent. `attempt`
     /// tells this subscribe from an earlier one to the same channel that was unsubscribed while
     /// it was still reading, and whose end must then leave this one alone.
-    Replaying {
-        attempt: u64,
-        buffered: Vec<(i64, ByteString)>,
-    },
+    Replaying { attempt: u64, buffered: HeldBack },
     /// Delivering in offset order. Events that arrive ahead of a missing one (two commits
     /// published in the other order, or from another node) wait in `ahead`; if the gap is not
     /// closed shortly, the missing events are read from the database.
@@ -96,7 +93,8 @@ enum Subscription {
     },
 }
 
-/// Events held back behind a missing one, by offset, and their size.
+/// Events held back, behind a missing one or behind a replay still being read, by offset, and
+/// their size.
 #[derive(Default)]
 struct HeldBack {
     frames: BTreeMap<i64, ByteString>,
@@ -180,8 +178,9 @@ impl Subscriptions {
     }
 }
 
-/// Why a session closes when the events held back behind a gap pass the outbox's bound.
-pub const HELD_BACK_TOO_LONG: &str = "too many events held back behind a gap; reconnect and resume";
+/// Why a session closes when the events it holds back, behind a gap or behind a replay still
+/// being read, pass the outbox's bound.
+pub const HELD_BACK_TOO_LONG: &str = "too many events held back; reconnect and resume";
 
 /// How long an out-of-order event waits for the ones before it before they are fetched.
 const GAP_WAIT: Duration = Duration::from_millis(200);
@@ -455,7 +454,7 @@ impl WsSession {
         };
         self.subscribe_attempts += 1;
         let attempt = self.subscribe_attempts;
-        let buffered = Vec::new();
+        let buffered = HeldBack::default();
         self.subscriptions
             .insert(key.clone(), Subscription::Replaying { attempt, buffered });
         let (state, id, routed) = (self.state.clone(), self.id, key.clone());
@@ -509,7 +508,7 @@ impl WsSession {
                 return self.state.broker.do_send(Unsubscribe { id: self.id, channel });
             }
         }
-        let Some(Subscription::Replaying { buffered, .. }) = self.subscriptions.remove(&channel) else {
+        let Some(Subscription::Replaying { mut buffered, .. }) = self.subscriptions.remove(&channel) else {
             return;
         };
         let (events, head) = match result {
@@ -573,7 +572,7 @@ impl WsSession {
                 channel: channel.clone(),
             });
         }
-        for (offset, frame) in buffered {
+        while let Some((offset, frame)) = buffered.pop_first() {
             self.accept(&channel, offset, frame, ctx);
         }
         // A recheck ran while this was replaying: it could not check this channel then.
@@ -904,7 +903,14 @@ impl WsSession {
             return;
         };
         match self.subscriptions.get_mut(&channel) {
-            Some(Subscription::Replaying { buffered, .. }) => buffered.push((offset, frame)),
+            Some(Subscription::Replaying { buffered, .. }) => {
+                buffered.insert(offset, frame);
+                // A replay that waits long (the database slow, the checks queued after a
+                // restart) while the channel is busy: bounded like the outbox it stands for.
+                if buffered.bytes > self.state.settings.realtime.max_pending_bytes {
+                    Self::close(ctx, CloseCode::Again, HELD_BACK_TOO_LONG);
+                }
+            }
             Some(Subscription::Live { .. }) => self.accept(&channel, offset, frame, ctx),
             None => {}
         }

@@ -40,8 +40,10 @@ async fn second_node(settings: &Settings) -> String {
     address
 }
 
+/// Waits for `/readyz` to report the bus `expected`, for up to 15 s: a silent connection is
+/// noticed only at a heartbeat.
 async fn wait_for_bus(base: &str, expected: &str) {
-    for _ in 0..200 {
+    for _ in 0..600 {
         let ready: serde_json::Value = reqwest::get(format!("{base}/readyz"))
             .await
             .unwrap()
@@ -298,6 +300,10 @@ async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() 
             .unwrap();
         socket.next().await.unwrap().unwrap();
     }
+    // A socket that will authenticate only once the node is stopping.
+    let (mut late, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+        .await
+        .unwrap();
 
     // Four writers, two renaming the committee (a transaction each) and two creating tasks
     // (through a group-commit lane); SIGTERM lands in the middle of their burst.
@@ -326,6 +332,24 @@ async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() 
         .args(["-TERM", &server.id().to_string()])
         .status()
         .unwrap();
+    assert_eq!(
+        closed_with(&mut socket).await,
+        Some(1012),
+        "sockets are told to reconnect"
+    );
+    {
+        use futures_util::SinkExt;
+        late.send(tokio_tungstenite::tungstenite::Message::text(
+            json!({ "type": "auth", "token": token }).to_string(),
+        ))
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        closed_with(&mut late).await,
+        Some(1012),
+        "a socket that authenticates while the node stops is told to reconnect too"
+    );
     let mut acknowledged = Vec::new();
     for writer in writers {
         acknowledged.extend(writer.await.unwrap());
@@ -344,17 +368,6 @@ async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() 
         acknowledged.iter().any(|d| d.starts_with("w2-")) && acknowledged.iter().any(|d| d.starts_with("w0-")),
         "both kinds of write were acknowledged before the SIGTERM"
     );
-    {
-        use futures_util::StreamExt;
-        let mut code = None;
-        while let Some(Ok(message)) = socket.next().await {
-            if let tokio_tungstenite::tungstenite::Message::Close(frame) = message {
-                code = frame.map(|f| u16::from(f.code));
-                break;
-            }
-        }
-        assert_eq!(code, Some(1012), "sockets are told to reconnect");
-    }
 
     let db = sea_orm::Database::connect(&database).await.unwrap();
     let events = entity::event::Entity::find()
@@ -386,6 +399,21 @@ async fn sigterm_during_a_burst_of_writes_loses_nothing_that_was_acknowledged() 
             "acknowledged write {description} has its event"
         );
     }
+}
+
+/// The code of the close frame a raw socket receives, reading past any other frame; `None` if
+/// the connection ends without one.
+async fn closed_with<S>(socket: &mut tokio_tungstenite::WebSocketStream<S>) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    while let Some(Ok(message)) = socket.next().await {
+        if let tokio_tungstenite::tungstenite::Message::Close(frame) = message {
+            return frame.map(|f| u16::from(f.code));
+        }
+    }
+    None
 }
 
 #[actix_web::test]
@@ -475,11 +503,13 @@ async fn of_task_updates_racing_from_one_version_on_two_nodes_exactly_one_wins()
     assert_eq!(stored["version"], 2);
 }
 
-/// A TCP link to Redis that a test can cut (every connection dropped, new ones refused) and
-/// mend: one node's network trouble while the other nodes keep their own connections.
+/// A TCP link to Redis that a test can cut (every connection dropped, new ones refused), stall
+/// (every connection kept open and nothing carried, as when a host vanishes without a reset)
+/// and mend: one node's network trouble while the other nodes keep their own connections.
 struct RedisLink {
     url: String,
     open: Arc<AtomicBool>,
+    stalled: tokio::sync::watch::Sender<bool>,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -495,22 +525,38 @@ impl RedisLink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("redis://{}", listener.local_addr().unwrap());
         let (open, connections) = (Arc::new(AtomicBool::new(true)), Arc::new(Mutex::new(Vec::new())));
+        let (stalled, stall) = tokio::sync::watch::channel(false);
         let (accepting, tracked) = (open.clone(), connections.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !accepting.load(Ordering::SeqCst) {
                     continue;
                 }
-                let target = target.clone();
+                let (target, mut stall) = (target.clone(), stall.clone());
                 let forward = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            // Both ends stay open, and nothing more crosses.
+                            _ = async { drop(stall.wait_for(|stalled| *stalled).await) } => {
+                                std::future::pending::<()>().await
+                            }
+                        }
                     }
                 });
                 tracked.lock().unwrap().push(forward.abort_handle());
             }
         });
-        Self { url, open, connections }
+        Self {
+            url,
+            open,
+            stalled,
+            connections,
+        }
+    }
+
+    fn stall(&self) {
+        self.stalled.send_replace(true);
     }
 
     fn cut(&self) {
@@ -518,7 +564,9 @@ impl RedisLink {
         self.connections.lock().unwrap().drain(..).for_each(|c| c.abort());
     }
 
+    /// New connections are carried again; stalled ones stay stalled.
     fn mend(&self) {
+        self.stalled.send_replace(false);
         self.open.store(true, Ordering::SeqCst);
     }
 }
@@ -633,4 +681,66 @@ async fn a_node_that_could_not_publish_has_the_others_recheck_once_it_can() {
     link.mend();
     events_through(&mut staying_on_b, head, "unpublished").await;
     assert_eq!(close_code(&suspended_on_b.ended().await), Some(1008));
+}
+
+#[actix_web::test]
+async fn a_bus_connection_gone_silent_is_noticed_and_the_node_catches_up_once_redis_answers() {
+    let link = RedisLink::start().await;
+    let (node_a, node_b) = nodes_one_behind(&link, false).await;
+    let admin = node_a.secretariat("admin@sela.org").await;
+    let c = committee(&node_a, &admin, "Committee A").await;
+    let channel = format!("committee:{c}");
+    let (suspended_id, suspended) = member_of(&node_a, &admin, c, "suspended@port.pe", "member").await;
+    let (_, stays) = member_of(&node_a, &admin, c, "stays@port.pe", "member").await;
+    let (mut staying_on_b, head) = subscribed_at(&node_b, &stays, &channel).await;
+    let (mut suspended_on_b, _) = subscribed_at(&node_b, &suspended, &channel).await;
+
+    // B's connection to Redis stays open and carries nothing: no error, no close, ever.
+    link.stall();
+    wait_for_bus(&node_b, "redis unreachable").await;
+    suspend(&node_a.address, &admin, suspended_id).await;
+    assert_eq!(
+        rename(&node_a.address, &admin, c, "while B heard nothing").await,
+        StatusCode::OK
+    );
+
+    link.mend();
+    wait_for_bus(&node_b, "redis").await;
+    events_through(&mut staying_on_b, head, "while B heard nothing").await;
+    assert_eq!(close_code(&suspended_on_b.ended().await), Some(1008));
+}
+
+#[actix_web::test]
+async fn a_stalled_redis_leaves_login_throttling_to_the_node_instead_of_hanging_logins() {
+    let link = RedisLink::start().await;
+    let node = first_node(link.url.clone()).await;
+    let wrong_login = || async {
+        let request = reqwest::Client::new().post(node.url("/api/auth/login"));
+        let body = json!({ "email": "nobody@port.pe", "password": "not the password at all" });
+        status_of(request.json(&body)).await
+    };
+    let max_failures = node.settings.auth.max_failures_per_account;
+    assert_eq!(wrong_login().await, StatusCode::UNAUTHORIZED, "counted in Redis");
+
+    link.stall();
+    // Each login still answers; the bound is only the test's, against a login that never would.
+    let mut statuses = Vec::new();
+    for _ in 0..=max_failures {
+        let status = tokio::time::timeout(Duration::from_secs(30), wrong_login())
+            .await
+            .expect("a login answers while Redis is silent");
+        statuses.push(status);
+    }
+    // The node counts on its own from the stall: its limit still holds.
+    assert!(
+        statuses[..max_failures as usize]
+            .iter()
+            .all(|status| *status == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses[max_failures as usize],
+        StatusCode::TOO_MANY_REQUESTS,
+        "{statuses:?}"
+    );
 }

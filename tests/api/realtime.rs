@@ -985,6 +985,51 @@ async fn events_held_back_behind_an_unreadable_gap_are_bounded() {
     }
 }
 
+/// Live events that arrive while a subscription's replay waits for the database are held for
+/// it, within the outbox's bound: past it the session closes with 1013 instead of growing.
+#[actix_web::test]
+async fn events_held_back_behind_a_replay_that_waits_are_bounded() {
+    use sea_orm::TransactionTrait;
+    let app = spawn_app_with(|settings| {
+        settings.realtime.max_pending_bytes = 2048;
+        settings.database.max_connections = 2;
+        settings.database.acquire_timeout_secs = 60;
+    })
+    .await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let data = (0..20).map(|n| json!({ "n": n, "padding": "x".repeat(100) }));
+    let frames = committed_unpublished(&app, a, data).await;
+
+    // Every pooled connection taken: the subscription's checks and replay wait for one.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(app.state.db.conn().begin().await.unwrap());
+    }
+    client
+        .send(json!({ "type": "subscribe", "channel": format!("committee:{a}"), "after": 0 }))
+        .await;
+    for frame in frames {
+        app.state
+            .broker
+            .send(dcports::realtime::Publish(vec![frame]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ended = client.ended().await;
+    drop(held);
+    match ended {
+        crate::ws::Ended::Closed(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 1013);
+            assert_eq!(frame.reason.as_str(), dcports::realtime::HELD_BACK_TOO_LONG);
+        }
+        other => panic!("expected a 1013 close, got {other:?}"),
+    }
+}
+
 /// Held-back events are measured after the ones that can go out have gone: the event that
 /// closes the gap delivers them all, rather than tipping the count over the bound.
 #[actix_web::test]
