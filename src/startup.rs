@@ -315,8 +315,13 @@ fn cors(settings: &Settings) -> Cors {
             header::CONTENT_TYPE,
             header::IF_MATCH,
             header::IF_NONE_MATCH,
+            header::IF_RANGE,
+            header::RANGE,
         ])
         .expose_headers([
+            header::ACCEPT_RANGES,
+            header::CONTENT_DISPOSITION,
+            header::CONTENT_RANGE,
             header::ETAG,
             header::LOCATION,
             header::RETRY_AFTER,

@@ -244,6 +244,46 @@ async fn cors_answers_only_the_allowed_origins() {
 }
 
 #[actix_web::test]
+async fn cors_lets_a_browser_on_an_allowed_origin_resume_a_download_and_read_its_name() {
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.server.allowed_origins = vec!["https://portal.sela.org".to_owned()];
+    })
+    .await;
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url("/api/public/publications"))
+        .header("origin", "https://portal.sela.org")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "range, if-range")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::OK);
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for needed in ["range", "if-range"] {
+        assert!(allowed.split(", ").any(|name| name == needed), "{allowed}");
+    }
+
+    let answer = app
+        .client
+        .get(app.url("/api/public/countries"))
+        .header("origin", "https://portal.sela.org")
+        .send()
+        .await
+        .unwrap();
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for needed in ["content-range", "content-disposition", "accept-ranges", "etag"] {
+        assert!(exposed.split(", ").any(|name| name == needed), "{exposed}");
+    }
+}
+
+#[actix_web::test]
 async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
     let login = |app: &crate::helpers::TestApp, client_ip: &'static str| {
         app.client
