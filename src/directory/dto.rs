@@ -102,6 +102,29 @@ pub struct DirectoryFilter {
     pub q: Option<String>,
 }
 
+/// Who will open the export.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportReader {
+    /// Programs: comma-separated UTF-8, LF line ends (RFC 4180 but for the line ends).
+    #[default]
+    Programs,
+    /// A spreadsheet opened with a double click: semicolon-separated, since Excel splits CSV
+    /// at the locale's list separator and in Spanish and Portuguese that is `;`; a UTF-8
+    /// byte-order mark, without which Excel reads the accents as Windows-1252; CRLF line ends.
+    /// The import reads it back as it is.
+    Spreadsheet,
+}
+
+#[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// `programs` (the default) or `spreadsheet`.
+    #[serde(rename = "for", default)]
+    #[param(rename = "for", inline)]
+    pub reader: ExportReader,
+}
+
 /// A public directory entry.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct DirectoryEntry {

@@ -164,15 +164,20 @@ async fn delete_contact(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The whole directory as CSV.
-#[utoipa::path(context_path = "/api/admin", tag = "directory", security(("bearer" = [])),
-    responses((status = 200, description = "text/csv"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+/// The whole directory as CSV, for programs or (`?for=spreadsheet`) for a spreadsheet.
+#[utoipa::path(context_path = "/api/admin", tag = "directory", security(("bearer" = [])), params(ExportQuery),
+    responses((status = 200, description = "text/csv"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 #[get("/directory/export.csv")]
-async fn export_directory(state: web::Data<AppState>, _: Secretariat) -> ApiResult<HttpResponse> {
+async fn export_directory(
+    state: web::Data<AppState>,
+    _: Secretariat,
+    query: Deferred<web::Query<ExportQuery>>,
+) -> ApiResult<HttpResponse> {
+    let reader = query?.reader;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"directory.csv\""))
-        .body(service::export_csv(&state).await?))
+        .body(service::export_csv(&state, reader).await?))
 }
 
 /// Imports contacts from CSV (the export's columns, `Content-Type: text/csv` in UTF-8, separated by

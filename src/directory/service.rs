@@ -1,5 +1,7 @@
 //! Directory rules: validation, the folded search text, public filtering, CSV import and export.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use entity::{contact, organization, port_community};
 use sea_orm::sea_query::Expr;
@@ -381,16 +383,21 @@ const CSV_HEADER: [&str; 10] = [
 ];
 
 /// Every contact with its organization, as CSV.
-pub async fn export_csv(state: &AppState) -> ApiResult<String> {
-    let organizations = organization::Entity::find().all(state.db.conn()).await?;
+pub async fn export_csv(state: &AppState, reader: ExportReader) -> ApiResult<String> {
+    let organizations: HashMap<i32, organization::Model> = organization::Entity::find()
+        .all(state.db.conn())
+        .await?
+        .into_iter()
+        .map(|org| (org.id, org))
+        .collect();
     let contacts = contact::Entity::find()
         .order_by_asc(contact::Column::Id)
         .all(state.db.conn())
         .await?;
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = csv_writer(reader);
     writer.write_record(CSV_HEADER).map_err(anyhow::Error::from)?;
     for c in contacts {
-        let Some(org) = organizations.iter().find(|o| o.id == c.organization_id) else {
+        let Some(org) = organizations.get(&c.organization_id) else {
             continue;
         };
         let community = org.port_community_id.map(|id| id.to_string()).unwrap_or_default();
@@ -411,6 +418,17 @@ pub async fn export_csv(state: &AppState) -> ApiResult<String> {
     }
     let bytes = writer.into_inner().map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(String::from_utf8(bytes).map_err(anyhow::Error::from)?)
+}
+
+/// A CSV writer in the export's dialect for its reader (see [`ExportReader`]).
+fn csv_writer(reader: ExportReader) -> csv::Writer<Vec<u8>> {
+    match reader {
+        ExportReader::Programs => csv::Writer::from_writer(Vec::new()),
+        ExportReader::Spreadsheet => csv::WriterBuilder::new()
+            .delimiter(b';')
+            .terminator(csv::Terminator::CRLF)
+            .from_writer("\u{feff}".as_bytes().to_vec()),
+    }
 }
 
 /// A contact's `public` column as the export writes it; empty is private. Anything else (a

@@ -72,13 +72,42 @@ pub struct UpdateMeetingRequest {
     pub status: Option<MeetingStatus>,
 }
 
+/// Meetings starting in `[from, to)`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MeetingRange {
-    /// Meetings starting at or after this date (UTC).
-    pub from: Option<NaiveDate>,
-    /// Meetings starting before this date (UTC).
-    pub to: Option<NaiveDate>,
+    /// Meetings starting at or after this time: RFC 3339 (`2027-03-01T13:00:00Z`), or a date
+    /// for its midnight UTC.
+    #[param(value_type = Option<String>)]
+    pub from: Option<Bound>,
+    /// Meetings starting before this time, in the same forms.
+    #[param(value_type = Option<String>)]
+    pub to: Option<Bound>,
+}
+
+/// One end of a time range in a query: an RFC 3339 time as the contract has it, or, as a
+/// calendar view asks, a date meaning its midnight UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound(pub DateTime<Utc>);
+
+impl std::str::FromStr for Bound {
+    type Err = &'static str;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+            return Ok(Bound(time.to_utc()));
+        }
+        text.parse::<NaiveDate>()
+            .map(|date| Bound(date.and_time(chrono::NaiveTime::MIN).and_utc()))
+            .map_err(|_| "is neither an RFC 3339 time nor a date (YYYY-MM-DD)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Bound {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]

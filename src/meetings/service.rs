@@ -396,11 +396,11 @@ pub async fn list(
     if let Some(after) = page.after {
         query = query.filter(meeting::Column::Id.gt(after));
     }
-    if let Some(from) = range.from {
-        query = query.filter(meeting::Column::StartsAt.gte(from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()));
+    if let Some(Bound(from)) = range.from {
+        query = query.filter(meeting::Column::StartsAt.gte(from));
     }
-    if let Some(to) = range.to {
-        query = query.filter(meeting::Column::StartsAt.lt(to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()));
+    if let Some(Bound(to)) = range.to {
+        query = query.filter(meeting::Column::StartsAt.lt(to));
     }
     let rows = query.all(state.db.conn()).await?;
     let mut meetings = Vec::with_capacity(rows.len());

@@ -2118,3 +2118,55 @@ async fn editing_an_items_links_keeps_those_the_editor_cannot_see() {
         .clone();
     assert_eq!(updated["data"]["document_ids"], json!([]));
 }
+
+/// `?from=&to=` take RFC 3339 times, as every time in the API, and dates for a calendar view's
+/// days; the range is half-open, and a time that is neither is refused.
+#[actix_web::test]
+async fn meetings_are_listed_in_a_range_of_times_or_of_days() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let day = Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap();
+    let mut ids = Vec::new();
+    for (title, starts) in [
+        ("Early", day + Duration::hours(9)),
+        ("Late", day + Duration::hours(15)),
+        ("Next day", day + Duration::days(1) + Duration::hours(9)),
+    ] {
+        let body =
+            json!({ "title": title, "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC" });
+        ids.push(create_meeting(&app, &admin, c, body).await["id"].as_i64().unwrap());
+    }
+    let listed = |query: &'static str| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let (status, page) = app.get(&format!("/api/committees/{c}/meetings?{query}"), admin).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {page}");
+            let ids: Vec<i64> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|meeting| meeting["id"].as_i64().unwrap())
+                .collect();
+            ids
+        }
+    };
+    assert_eq!(listed("from=2027-03-01T12:00:00Z").await, ids[1..]);
+    assert_eq!(listed("to=2027-03-01T15:00:00Z").await, ids[..1], "`to` is excluded");
+    assert_eq!(
+        listed("from=2027-03-01T09:00:00Z&to=2027-03-02T09:00:00Z").await,
+        ids[..2],
+        "`from` is included"
+    );
+    // An offset other than UTC's is the same instant: 10:00 at UTC-03:00 is 13:00Z.
+    assert_eq!(listed("from=2027-03-01T10:00:00-03:00").await, ids[1..]);
+    assert_eq!(listed("from=2027-03-01&to=2027-03-02").await, ids[..2]);
+    assert_eq!(listed("from=2027-03-02").await, ids[2..]);
+
+    for bad in ["from=tomorrow", "to=2027-02-30", "from=2027-03-01T25:00:00Z"] {
+        let (status, problem) = app.get(&format!("/api/committees/{c}/meetings?{bad}"), &admin).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+        assert_eq!(problem["code"], "bad_request", "{bad}: {problem}");
+    }
+}

@@ -257,6 +257,43 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
         exported.contains("Ana Peña,Jefa; Operaciones,ana@apg.gob.ec"),
         "{exported}"
     );
+
+    // The export for a spreadsheet is in the dialect a spreadsheet opens with a double click,
+    // and imports back unchanged.
+    let for_spreadsheet = |reader: &'static str| {
+        let url = app.url(&format!("/api/admin/directory/export.csv?for={reader}"));
+        let request = app.client.get(url).bearer_auth(&admin);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, bytes) = for_spreadsheet("spreadsheet").await;
+    assert_eq!(status, StatusCode::OK);
+    let sheet = String::from_utf8(bytes).unwrap();
+    assert!(sheet.starts_with('\u{feff}'), "no byte-order mark: {sheet:?}");
+    let rows: Vec<&str> = sheet.trim_start_matches('\u{feff}').split_terminator("\r\n").collect();
+    assert_eq!(rows.len(), 4, "{sheet:?}");
+    assert_eq!(rows[0], header.replace(',', ";"));
+    assert!(
+        rows.contains(&"Autoridad Portuaria de Guayaquil;port_authority;EC;;https://apg.gob.ec;Ana Peña;\"Jefa; Operaciones\";ana@apg.gob.ec;;true"),
+        "{sheet:?}"
+    );
+    let (status, report) = import(sheet).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report,
+        json!({ "organizations_created": 0, "contacts_created": 0, "contacts_updated": 3 })
+    );
+    assert_eq!(
+        export().await,
+        exported,
+        "a round trip through a spreadsheet changed the directory"
+    );
+    let (status, bytes) = for_spreadsheet("excel").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let problem: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(problem["code"], "bad_request", "{problem}");
 }
 
 /// Defines the `berth_occupancy` indicator; returns the id of Callao's port.
