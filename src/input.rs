@@ -260,18 +260,56 @@ fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     let text = error.to_string();
     // serde says where in the text; the field says it better.
     let message = text.split(" at line ").next().unwrap_or(&text);
-    ApiError::Validation(vec![FieldError::new(field_of(&path, message), message)])
+    ApiError::Validation(vec![FieldError::new(field_of(&path, message, "body"), message)])
+}
+
+/// A query string: the extractor every API endpoint reads its parameters with, in place of
+/// `web::Query`, whose refusal gives serde's bare message ("invalid digit found in string") as
+/// 400 `bad_request`. A parameter of the wrong type or value is 400 `validation_failed` naming
+/// it, as a body's field is, and as a value out of range already was (`?limit=500`).
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(request.query_string()).map(Query).map_err(Into::into))
+    }
+}
+
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        ApiError::Validation(vec![FieldError::new(field_of(&path, &message, "query"), &message)])
+    })
 }
 
 /// The field a serde message is about: the path it was reading (an unknown field's path ends
 /// with it), and for a missing field, the one the message names in the object at that path.
-fn field_of(path: &str, message: &str) -> String {
+fn field_of(path: &str, message: &str, whole: &str) -> String {
     let named = message
         .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next());
     match (path, named) {
         (".", Some(name)) => name.to_owned(),
-        (".", None) => "body".to_owned(),
+        (".", None) => whole.to_owned(),
         (path, Some(name)) => format!("{path}.{name}"),
         (path, None) => path.to_owned(),
     }
@@ -387,14 +425,38 @@ mod tests {
 
     #[test]
     fn a_body_error_names_the_field_at_its_path() {
-        assert_eq!(field_of(".", "missing field `title`"), "title");
-        assert_eq!(field_of("items[0]", "missing field `kind`"), "items[0].kind");
-        assert_eq!(field_of("role", "unknown variant `emperor`"), "role");
-        assert_eq!(field_of("extra", "unknown field `extra`, expected `name`"), "extra");
+        assert_eq!(field_of(".", "missing field `title`", "body"), "title");
+        assert_eq!(field_of("items[0]", "missing field `kind`", "body"), "items[0].kind");
+        assert_eq!(field_of("role", "unknown variant `emperor`", "body"), "role");
         assert_eq!(
-            field_of(".", "invalid type: string \"x\", expected struct Login"),
+            field_of("extra", "unknown field `extra`, expected `name`", "body"),
+            "extra"
+        );
+        assert_eq!(
+            field_of(".", "invalid type: string \"x\", expected struct Login", "body"),
             "body"
         );
+    }
+
+    #[test]
+    fn a_query_error_names_its_parameter() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Filter {
+            channel: String,
+            limit: Option<u64>,
+            role: Option<crate::domain::Role>,
+        }
+        let field = |query: &str| match parse_query::<Filter>(query) {
+            Err(ApiError::Validation(errors)) => errors[0].field.clone(),
+            other => panic!("{query}: {other:?}"),
+        };
+        assert_eq!(field("channel=a&limit=abc"), "limit");
+        assert_eq!(field("channel=a&limit=-1"), "limit");
+        assert_eq!(field("channel=a&role=emperor"), "role");
+        assert_eq!(field("limit=5"), "channel");
+        let parsed: Filter = parse_query("channel=committee%3A3&limit=5&unknown=1").unwrap();
+        assert_eq!((parsed.channel.as_str(), parsed.limit), ("committee:3", Some(5)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::service;
 use crate::auth::dto::MemberResponse;
 use crate::auth::{ClientIp, Secretariat};
 use crate::error::{ApiResult, Deferred, Problem};
-use crate::input::Json;
+use crate::input::{Json, Query};
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -53,8 +53,8 @@ async fn create_member(
 async fn list_members(
     state: web::Data<AppState>,
     _: Secretariat,
-    filter: Deferred<web::Query<MemberFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<MemberFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page()?);
     let rows = service::list_members(&state, &filter, page).await?;
@@ -136,8 +136,8 @@ async fn send_password_reset(
 async fn list_audit(
     state: web::Data<AppState>,
     _: Secretariat,
-    filter: Deferred<web::Query<AuditFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<AuditFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page()?);
     let rows = service::list_audit(&state, &filter, page).await?;

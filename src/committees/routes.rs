@@ -6,7 +6,7 @@ use super::dto::*;
 use super::service;
 use crate::auth::{ClientIp, CurrentMember, Secretariat};
 use crate::error::{ApiResult, Deferred, Problem};
-use crate::input::Json;
+use crate::input::{Json, Query};
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -31,7 +31,7 @@ pub fn configure_admin(cfg: &mut web::ServiceConfig) {
 async fn list_committees(
     state: web::Data<AppState>,
     me: CurrentMember,
-    page: Deferred<web::Query<PageQuery>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let page = page?.page()?;
     let rows = service::list_mine(&state, &me.0, page).await?;

@@ -6,7 +6,7 @@ use super::dto::*;
 use super::service;
 use crate::auth::Secretariat;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
-use crate::input::Json;
+use crate::input::{Json, Query};
 use crate::pagination::{PageQuery, Paginated};
 use crate::state::AppState;
 
@@ -32,7 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn list_organizations(
     state: web::Data<AppState>,
     _: Secretariat,
-    page: Deferred<web::Query<PageQuery>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let page = page?.page()?;
     let rows = service::list_organizations(&state, page).await?;
@@ -105,7 +105,7 @@ async fn delete_organization(
 async fn list_contacts(
     state: web::Data<AppState>,
     _: Secretariat,
-    page: Deferred<web::Query<PageQuery>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let page = page?.page()?;
     let rows = service::list_contacts(&state, page).await?;
@@ -171,7 +171,7 @@ async fn delete_contact(
 async fn export_directory(
     state: web::Data<AppState>,
     _: Secretariat,
-    query: Deferred<web::Query<ExportQuery>>,
+    query: Deferred<Query<ExportQuery>>,
 ) -> ApiResult<HttpResponse> {
     let reader = query?.reader;
     Ok(HttpResponse::Ok()

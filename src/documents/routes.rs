@@ -9,7 +9,7 @@ use super::service::{self, Review};
 use super::{download, upload};
 use crate::auth::{CurrentMember, Secretariat};
 use crate::error::{ApiResult, Deferred, Problem};
-use crate::input::{Json, OptionalJson};
+use crate::input::{Json, OptionalJson, Query};
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -46,8 +46,8 @@ async fn list_documents(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    filter: Deferred<web::Query<DocumentFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<DocumentFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page()?);
     let rows = service::list(&state, &me.0, *id, &filter, page).await?;
@@ -108,7 +108,7 @@ async fn download_document(
     me: CurrentMember,
     request: HttpRequest,
     id: web::Path<i32>,
-    query: Deferred<web::Query<VersionQuery>>,
+    query: Deferred<Query<VersionQuery>>,
 ) -> ApiResult<HttpResponse> {
     let version = service::content(&state, &me.0, *id, query?.version).await?;
     download::serve_file(
@@ -246,8 +246,8 @@ async fn request_publication(
 async fn list_publications(
     state: web::Data<AppState>,
     _: Secretariat,
-    filter: Deferred<web::Query<PublicationFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<PublicationFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page()?);
     let rows = service::list_publications(&state, &filter, page).await?;

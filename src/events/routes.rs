@@ -8,6 +8,7 @@ use super::{Channel, EventFrame, Replay};
 use crate::auth::CurrentMember;
 use crate::committees;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
+use crate::input::Query;
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: u64 = 100;
@@ -46,7 +47,7 @@ pub struct EventPage {
 async fn list_events(
     state: web::Data<AppState>,
     me: CurrentMember,
-    query: Deferred<web::Query<EventQuery>>,
+    query: Deferred<Query<EventQuery>>,
 ) -> ApiResult<HttpResponse> {
     let query = query?.into_inner();
     let channel: Channel = query

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get, http::header, patch, post, web};
 use super::service::{self, *};
 use crate::auth::{CurrentMember, Secretariat};
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
-use crate::input::Json;
+use crate::input::{Json, Query};
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -67,7 +67,7 @@ async fn create_definition(
 async fn list_definitions(
     state: web::Data<AppState>,
     _: Secretariat,
-    page: Deferred<web::Query<PageQuery>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let page = page?.page()?;
     Ok(HttpResponse::Ok().json(service::definitions_page(state.db.conn(), page).await?))
@@ -94,8 +94,8 @@ async fn update_definition(
 async fn list_values_for_review(
     state: web::Data<AppState>,
     _: Secretariat,
-    filter: Deferred<web::Query<ReviewFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<ReviewFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let page = page?.page()?;
     let status = match filter?.status.as_deref() {

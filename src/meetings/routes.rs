@@ -9,7 +9,7 @@ use super::{calendar, live, service};
 use crate::auth::{CallerToken, CurrentMember};
 use crate::documents::service::Reader;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
-use crate::input::Json;
+use crate::input::{Json, Query};
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -51,8 +51,8 @@ async fn list_meetings(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    range: Deferred<web::Query<MeetingRange>>,
-    page: Deferred<web::Query<PageQuery>>,
+    range: Deferred<Query<MeetingRange>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (range, page) = (range?, page?.page()?);
     let rows = service::list(&state, &me.0, *id, &range, page).await?;
@@ -316,7 +316,7 @@ async fn get_minutes(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    query: Deferred<web::Query<MinutesQuery>>,
+    query: Deferred<Query<MinutesQuery>>,
 ) -> ApiResult<HttpResponse> {
     let format = query?.into_inner().format;
     let minutes = service::minutes(&state, &me.0, *id).await?;
@@ -381,10 +381,7 @@ pub struct FeedQuery {
     responses((status = 200, description = "text/calendar"), (status = 400, body = Problem), (status = 404, description = "unknown or revoked token", body = Problem))
 )]
 #[get("/me/calendar.ics")]
-async fn personal_calendar(
-    state: web::Data<AppState>,
-    query: Deferred<web::Query<FeedQuery>>,
-) -> ApiResult<HttpResponse> {
+async fn personal_calendar(state: web::Data<AppState>, query: Deferred<Query<FeedQuery>>) -> ApiResult<HttpResponse> {
     let owner = calendar::feed_owner(&state, &query?.token).await?;
     let meetings = service::visible_meetings(state.db.conn(), &owner).await?;
     Ok(calendar_response(calendar::render(

@@ -12,6 +12,7 @@ use crate::directory::dto::DirectoryFilter;
 use crate::documents::dto::{PublicationKind, PublicationStatus};
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
 use crate::indicators::service::{ValueFilter, ValueStatus};
+use crate::input::Query;
 use crate::pagination::{PageQuery, Paginated};
 use crate::public::data;
 use crate::state::AppState;
@@ -66,8 +67,8 @@ async fn approved(state: &AppState, id: i32) -> ApiResult<(publication::Model, d
 #[route("/publications", method = "GET", method = "HEAD")]
 async fn list_publications(
     state: web::Data<AppState>,
-    filter: Deferred<web::Query<PublicPublicationFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<PublicPublicationFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page()?);
     let mut query = publication::Entity::find()
@@ -155,7 +156,7 @@ async fn download_publication(
 /// The Network's member countries.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::CountryResponse>), (status = 400, body = Problem)))]
 #[route("/countries", method = "GET", method = "HEAD")]
-async fn list_countries(state: web::Data<AppState>, page: Deferred<web::Query<PageQuery>>) -> ApiResult<HttpResponse> {
+async fn list_countries(state: web::Data<AppState>, page: Deferred<Query<PageQuery>>) -> ApiResult<HttpResponse> {
     let page = page?.page_by::<String>()?;
     let countries = data::countries(state.db.conn()).await?;
     Ok(HttpResponse::Ok().json(Paginated::from_list(countries, page, |c| c.code.clone())?))
@@ -172,8 +173,8 @@ pub struct CountryFilter {
 #[route("/port-communities", method = "GET", method = "HEAD")]
 async fn list_port_communities(
     state: web::Data<AppState>,
-    filter: Deferred<web::Query<CountryFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<CountryFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page()?);
     let communities = data::port_communities(state.db.conn(), filter.country.as_deref()).await?;
@@ -193,8 +194,8 @@ async fn get_port(state: web::Data<AppState>, id: web::Path<i32>) -> ApiResult<H
 #[route("/directory", method = "GET", method = "HEAD")]
 async fn directory(
     state: web::Data<AppState>,
-    filter: Deferred<web::Query<DirectoryFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<DirectoryFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page()?);
     let rows = crate::directory::service::public_directory(state.db.conn(), &filter, page).await?;
@@ -204,7 +205,7 @@ async fn directory(
 /// Regional meetings marked public: title, dates, place and the published agenda.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::PublicMeeting>), (status = 400, body = Problem)))]
 #[route("/meetings", method = "GET", method = "HEAD")]
-async fn public_meetings(state: web::Data<AppState>, page: Deferred<web::Query<PageQuery>>) -> ApiResult<HttpResponse> {
+async fn public_meetings(state: web::Data<AppState>, page: Deferred<Query<PageQuery>>) -> ApiResult<HttpResponse> {
     let page = page?.page_by::<data::MeetingKey>()?;
     Ok(HttpResponse::Ok().json(data::public_meetings(state.db.conn(), page).await?))
 }
@@ -212,7 +213,7 @@ async fn public_meetings(state: web::Data<AppState>, page: Deferred<web::Query<P
 /// Indicator definitions.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<crate::indicators::service::DefinitionResponse>), (status = 400, body = Problem)))]
 #[route("/indicators", method = "GET", method = "HEAD")]
-async fn list_indicators(state: web::Data<AppState>, page: Deferred<web::Query<PageQuery>>) -> ApiResult<HttpResponse> {
+async fn list_indicators(state: web::Data<AppState>, page: Deferred<Query<PageQuery>>) -> ApiResult<HttpResponse> {
     let page = page?.page_by::<String>()?;
     let definitions = crate::indicators::service::definitions(state.db.conn()).await?;
     Ok(HttpResponse::Ok().json(Paginated::from_list(definitions, page, |d| d.code.clone())?))
@@ -233,8 +234,8 @@ async fn get_indicator(state: web::Data<AppState>, code: web::Path<String>) -> A
 async fn indicator_values(
     state: web::Data<AppState>,
     code: web::Path<String>,
-    filter: Deferred<web::Query<ValueFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<ValueFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page_by()?);
     let values =

@@ -6,7 +6,7 @@ use super::dto::*;
 use super::service;
 use crate::auth::{CallerToken, CurrentMember};
 use crate::error::{ApiResult, Deferred, Problem};
-use crate::input::Json;
+use crate::input::{Json, Query};
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
@@ -31,8 +31,8 @@ async fn list_tasks(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    filter: Deferred<web::Query<TaskFilter>>,
-    page: Deferred<web::Query<PageQuery>>,
+    filter: Deferred<Query<TaskFilter>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page()?);
     let rows = service::list(&state, &me.0, *id, &filter, page).await?;
@@ -115,7 +115,7 @@ async fn list_comments(
     state: web::Data<AppState>,
     me: CurrentMember,
     id: web::Path<i32>,
-    page: Deferred<web::Query<PageQuery>>,
+    page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let page = page?.page()?;
     let rows = service::comments(&state, &me.0, *id, page).await?;

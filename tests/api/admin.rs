@@ -158,6 +158,9 @@ async fn members_are_listed_with_filters_and_stable_pages() {
     ] {
         let (status, body) = app.get(&format!("/api/admin/members?{bad}"), &admin).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], "validation_failed", "{bad}: {body}");
+        let parameter = bad.split('=').next().unwrap();
+        assert_eq!(body["errors"][0]["field"], parameter, "{bad}: {body}");
     }
 }
 

@@ -2164,9 +2164,14 @@ async fn meetings_are_listed_in_a_range_of_times_or_of_days() {
     assert_eq!(listed("from=2027-03-01&to=2027-03-02").await, ids[..2]);
     assert_eq!(listed("from=2027-03-02").await, ids[2..]);
 
-    for bad in ["from=tomorrow", "to=2027-02-30", "from=2027-03-01T25:00:00Z"] {
+    for (bad, field) in [
+        ("from=tomorrow", "from"),
+        ("to=2027-02-30", "to"),
+        ("from=2027-03-01T25:00:00Z", "from"),
+    ] {
         let (status, problem) = app.get(&format!("/api/committees/{c}/meetings?{bad}"), &admin).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
-        assert_eq!(problem["code"], "bad_request", "{bad}: {problem}");
+        assert_eq!(problem["code"], "validation_failed", "{bad}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{bad}: {problem}");
     }
 }
