@@ -42,9 +42,11 @@ pub async fn login(
     ];
     // Counted before the password is checked, so that attempts sent together cannot all pass
     // while their hashes are still being computed; forgiven below if the login succeeds.
-    if let Some(retry_after_secs) = state.throttle.take_attempts(&keys).await {
-        return Err(ApiError::RateLimited { retry_after_secs });
-    }
+    let counted = state
+        .throttle
+        .take_attempts(&keys)
+        .await
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
 
     let found = member::Entity::find()
         .filter(member::Column::Email.eq(&email))
@@ -72,7 +74,7 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     state.throttle.clear(&keys[0].0).await;
-    state.throttle.forgive(&keys[1].0).await;
+    state.throttle.forgive(&keys[1].0, counted[1]).await;
     let pair = issue_pair(state, &*txn, member, None).await?;
     audit::record(
         &*txn,
@@ -246,7 +248,7 @@ pub async fn forgot_password(state: web::Data<AppState>, email: &str, ip: Option
         (reset_account_key(email.as_str()), auth.max_reset_requests_per_account),
         (ip_limit, auth.max_reset_requests_per_ip),
     ];
-    if state.throttle.take_attempts(&keys).await.is_some() {
+    if state.throttle.take_attempts(&keys).await.is_err() {
         tracing::info!("a password reset request over its limit was not sent");
         return Ok(());
     }
@@ -348,14 +350,16 @@ async fn verify_current_password(
             state.settings.auth.max_failures_per_ip,
         ),
     ];
-    if let Some(retry_after_secs) = state.throttle.take_attempts(&keys).await {
-        return Err(ApiError::RateLimited { retry_after_secs });
-    }
+    let counted = state
+        .throttle
+        .take_attempts(&keys)
+        .await
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     if !state.passwords.verify(current, member.password_hash.clone()).await? {
         return Err(ApiError::validation("password.current", "is not your current password"));
     }
     state.throttle.clear(&keys[0].0).await;
-    state.throttle.forgive(&keys[1].0).await;
+    state.throttle.forgive(&keys[1].0, counted[1]).await;
     Ok(())
 }
 

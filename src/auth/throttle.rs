@@ -80,6 +80,13 @@ pub struct LoginThrottle {
     redis: Option<RedisThrottle>,
 }
 
+/// Where an attempt was counted: Redis, or (without it, or while it fails) this node's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CountedIn {
+    Redis,
+    Memory,
+}
+
 /// Seconds to wait for a window that ends in `millis`, rounded up and at least one: a client
 /// told to come back sooner would be refused again.
 fn whole_seconds_until(millis: u128) -> u64 {
@@ -127,39 +134,47 @@ impl LoginThrottle {
         })
     }
 
-    /// Counts an attempt on `key`, or refuses it with `Some(seconds to wait)`.
-    pub async fn take_attempt(&self, key: &str, limit: u32) -> Option<u64> {
-        if let Some(redis) = &self.redis {
-            match redis.take_attempt(key, limit).await {
-                Ok(answer) => return answer,
-                Err(error) => tracing::warn!(error = %error, "shared throttle unavailable; using this node's"),
-            }
-        }
-        self.memory.take_attempt(key, limit)
-    }
-
-    /// Counts an attempt on every key, or refuses it with `Some(seconds to wait)` when one of
-    /// them is at its limit; a refused attempt counts on none of them.
-    pub async fn take_attempts(&self, keys: &[(String, u32)]) -> Option<u64> {
-        for (taken, (key, limit)) in keys.iter().enumerate() {
-            if let Some(retry_after_secs) = self.take_attempt(key, *limit).await {
-                for (counted, _) in &keys[..taken] {
-                    self.forgive(counted).await;
-                }
-                return Some(retry_after_secs);
-            }
-        }
-        None
-    }
-
-    /// Uncounts an attempt that succeeded (where it was counted: Redis, or this node's memory).
-    pub async fn forgive(&self, key: &str) {
+    /// Counts an attempt on `key` and says where, or refuses it with `Err(seconds to wait)`.
+    pub async fn take_attempt(&self, key: &str, limit: u32) -> Result<CountedIn, u64> {
         if let Some(redis) = &self.redis
-            && redis.forgive(key).await.is_ok()
+            && let Ok(refused) = redis.take_attempt(key, limit).await
         {
-            return;
+            return refused.map_or(Ok(CountedIn::Redis), Err);
         }
-        self.memory.forgive(key);
+        match self.memory.take_attempt(key, limit) {
+            None => Ok(CountedIn::Memory),
+            Some(retry_after_secs) => Err(retry_after_secs),
+        }
+    }
+
+    /// Counts an attempt on every key and says where each was counted, or refuses it with
+    /// `Err(seconds to wait)` when one of them is at its limit; a refused attempt counts on
+    /// none of them.
+    pub async fn take_attempts(&self, keys: &[(String, u32)]) -> Result<Vec<CountedIn>, u64> {
+        let mut counted = Vec::with_capacity(keys.len());
+        for (key, limit) in keys {
+            match self.take_attempt(key, *limit).await {
+                Ok(place) => counted.push(place),
+                Err(retry_after_secs) => {
+                    for ((key, _), place) in keys.iter().zip(counted) {
+                        self.forgive(key, place).await;
+                    }
+                    return Err(retry_after_secs);
+                }
+            }
+        }
+        Ok(counted)
+    }
+
+    /// Uncounts an attempt that succeeded, where it was counted: Redis failing meanwhile is no
+    /// reason to uncount another attempt in this node's memory.
+    pub async fn forgive(&self, key: &str, counted_in: CountedIn) {
+        match (counted_in, &self.redis) {
+            (CountedIn::Redis, Some(redis)) => {
+                let _ = redis.forgive(key).await;
+            }
+            _ => self.memory.forgive(key),
+        }
     }
 
     pub async fn clear(&self, key: &str) {
@@ -172,6 +187,12 @@ impl LoginThrottle {
 
 impl RedisThrottle {
     async fn connection(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        let mut cached = self.connection.lock().await;
+        if let Some(connection) = cached.as_ref() {
+            return Ok(connection.clone());
+        }
+        // Checked under the lock: requests that queued behind a connect that failed go to this
+        // node's memory at once, rather than each try again for `ANSWER_TIMEOUT`.
         let unavailable_until = *self
             .unavailable_until
             .lock()
@@ -179,17 +200,13 @@ impl RedisThrottle {
         if unavailable_until.is_some_and(|until| Instant::now() < until) {
             anyhow::bail!("Redis failed to answer less than {FALLBACK_PERIOD:?} ago");
         }
-        let mut cached = self.connection.lock().await;
-        if let Some(connection) = cached.as_ref() {
-            return Ok(connection.clone());
-        }
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(ANSWER_TIMEOUT)
             .set_response_timeout(ANSWER_TIMEOUT);
         let connection = match self.client.get_multiplexed_async_connection_with_config(&config).await {
             Ok(connection) => connection,
             Err(error) => {
-                self.fall_back();
+                self.fall_back(&error);
                 return Err(error.into());
             }
         };
@@ -198,12 +215,13 @@ impl RedisThrottle {
     }
 
     /// After a failure: the connection is made again, and not before `FALLBACK_PERIOD`.
-    async fn forget_connection(&self) {
+    async fn forget_connection(&self, error: &redis::RedisError) {
         *self.connection.lock().await = None;
-        self.fall_back();
+        self.fall_back(error);
     }
 
-    fn fall_back(&self) {
+    fn fall_back(&self, error: &redis::RedisError) {
+        tracing::warn!(error = %error, "shared throttle unavailable; this node counts on its own for {FALLBACK_PERIOD:?}");
         *self
             .unavailable_until
             .lock()
@@ -245,7 +263,7 @@ impl RedisThrottle {
             Ok(0) => Ok(None),
             Ok(millis_left) => Ok(Some(whole_seconds_until(millis_left.unsigned_abs().into()))),
             Err(error) => {
-                self.forget_connection().await;
+                self.forget_connection(&error).await;
                 Err(error.into())
             }
         }
@@ -263,7 +281,7 @@ impl RedisThrottle {
             .query_async(&mut connection)
             .await;
         if let Err(error) = result {
-            self.forget_connection().await;
+            self.forget_connection(&error).await;
             return Err(error.into());
         }
         Ok(())
@@ -276,7 +294,7 @@ impl RedisThrottle {
             .query_async(&mut connection)
             .await;
         if let Err(error) = result {
-            self.forget_connection().await;
+            self.forget_connection(&error).await;
             return Err(error.into());
         }
         Ok(())
@@ -353,12 +371,12 @@ mod tests {
             .arg(redis.redis_key("k"))
             .arg(3)
             .arg("PX")
-            .arg(450)
+            .arg(490)
             .query_async(&mut connection)
             .await
             .unwrap();
-        assert_eq!(throttle.take_attempt("k", 3).await, Some(1));
-        assert_eq!(throttle.take_attempt("other", 3).await, None);
+        assert_eq!(throttle.take_attempt("k", 3).await, Err(1));
+        assert_eq!(throttle.take_attempt("other", 3).await, Ok(CountedIn::Redis));
     }
 
     #[tokio::test]
@@ -382,8 +400,8 @@ mod tests {
         let (first, second) = tokio::time::timeout(Duration::from_secs(30), attempts)
             .await
             .expect("the throttle gave up on Redis");
-        assert_eq!(first, None);
-        assert!(second.is_some(), "this node's own count refuses the second attempt");
+        assert_eq!(first, Ok(CountedIn::Memory));
+        assert!(second.is_err(), "this node's own count refuses the second attempt");
     }
 
     #[test]

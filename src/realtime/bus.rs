@@ -76,11 +76,12 @@ struct RedisHandle {
     outgoing: mpsc::Sender<Outgoing>,
 }
 
-/// What the publisher task is handed: a message, or a request to answer once everything
-/// queued before it is published.
+/// What the publisher task is handed: a message, or a request to answer, once everything
+/// queued before it is published, whether the other nodes have heard it all (or been told to
+/// recheck).
 enum Outgoing {
     Message(BusMessage),
-    Flush(tokio::sync::oneshot::Sender<()>),
+    Flush(tokio::sync::oneshot::Sender<bool>),
 }
 
 struct RedisBus {
@@ -159,7 +160,8 @@ impl Bus {
     pub async fn flush(&self, deadline: Duration) -> bool {
         let Some(redis) = &self.redis else { return true };
         let (done, published) = tokio::sync::oneshot::channel();
-        let flushed = async { redis.outgoing.send(Outgoing::Flush(done)).await.is_ok() && published.await.is_ok() };
+        let flushed =
+            async { redis.outgoing.send(Outgoing::Flush(done)).await.is_ok() && published.await.unwrap_or(false) };
         tokio::time::timeout(deadline, flushed).await.unwrap_or(false)
     }
 }
@@ -174,11 +176,10 @@ const PUBLISH_BATCH: usize = 256;
 async fn publish_all(bus: Arc<RedisBus>, mut queued: mpsc::Receiver<Outgoing>) {
     let mut publisher = Publisher::default();
     // A flush met while gathering a batch: answered once the batch before it is published.
-    let mut flush: Option<tokio::sync::oneshot::Sender<()>> = None;
+    let mut flush: Option<tokio::sync::oneshot::Sender<bool>> = None;
     loop {
         if let Some(done) = flush.take() {
-            publisher.settle(&bus).await;
-            let _ = done.send(());
+            let _ = done.send(publisher.settle(&bus).await);
         }
         let repair_due = publisher.repair.as_ref().map(|repair| repair.due);
         if repair_due.is_some_and(|due| due <= Instant::now()) {
@@ -257,14 +258,15 @@ impl Publisher {
     }
 
     /// For a flush: a `Recheck` owed, or due for a dropped message, is sent now rather than on
-    /// its backoff.
-    async fn settle(&mut self, bus: &RedisBus) {
+    /// its backoff. False if it could not be: the other nodes may have missed something.
+    async fn settle(&mut self, bus: &RedisBus) -> bool {
         if bus.dropped.swap(false, Ordering::Relaxed) {
             self.failed();
         }
         if self.repair.is_some() {
             self.repair(bus).await;
         }
+        self.repair.is_none()
     }
 
     fn failed(&mut self) {
@@ -551,6 +553,24 @@ mod tests {
         publishing.abort();
         assert!(matches!(other_node.hears().await, BusMessage::Recheck));
         assert!(!bus.dropped.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_could_not_reach_redis_says_so() {
+        let (url, _held) = black_hole().await;
+        let bus = bus_at(&url);
+        let (outgoing, queued) = mpsc::channel(PUBLISH_QUEUE);
+        let handle = Bus {
+            redis: Some(RedisHandle {
+                bus: bus.clone(),
+                outgoing,
+            }),
+        };
+        let publishing = tokio::spawn(publish_all(bus, queued));
+        handle.send(BusMessage::MemberRevoked { member_id: 1 });
+        // A deadline far beyond the publisher's own timeouts: the answer is the publisher's.
+        assert!(!handle.flush(Duration::from_secs(60)).await);
+        publishing.abort();
     }
 
     #[tokio::test]

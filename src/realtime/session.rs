@@ -572,7 +572,9 @@ impl WsSession {
                 channel: channel.clone(),
             });
         }
-        while let Some((offset, frame)) = buffered.pop_first() {
+        while let Some((offset, frame)) = buffered.pop_first()
+            && !closing(ctx)
+        {
             self.accept(&channel, offset, frame, ctx);
         }
         // A recheck ran while this was replaying: it could not check this channel then.
@@ -889,9 +891,18 @@ impl Handler<Drain> for WsSession {
 
     fn handle(&mut self, _: Drain, ctx: &mut Self::Context) {
         for delivery in self.outbox.take() {
+            // Closed by one of them (held back too long): nothing may follow a close frame.
+            if closing(ctx) {
+                break;
+            }
             self.route(delivery, ctx);
         }
     }
+}
+
+/// The session is closing: it sent its close frame, after which it may send nothing.
+fn closing(ctx: &ws::WebsocketContext<WsSession>) -> bool {
+    ctx.state() != actix::ActorState::Running
 }
 
 impl WsSession {

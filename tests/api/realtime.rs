@@ -1003,23 +1003,36 @@ async fn events_held_back_behind_a_replay_that_waits_are_bounded() {
     let data = (0..20).map(|n| json!({ "n": n, "padding": "x".repeat(100) }));
     let frames = committed_unpublished(&app, a, data).await;
 
-    // Every pooled connection taken: the subscription's checks and replay wait for one.
+    // Every pooled connection taken: the subscription's checks and replay wait for one. (On
+    // PostgreSQL a background task may keep one: take what can be had within a few seconds.)
     let mut held = Vec::new();
-    for _ in 0..2 {
-        held.push(app.state.db.conn().begin().await.unwrap());
+    while let Ok(taken) = tokio::time::timeout(Duration::from_secs(3), app.state.db.conn().begin()).await {
+        held.push(taken.unwrap());
     }
+    assert!((1..=2).contains(&held.len()), "{} held", held.len());
     client
         .send(json!({ "type": "subscribe", "channel": format!("committee:{a}"), "after": 0 }))
         .await;
-    for frame in frames {
-        app.state
-            .broker
-            .send(dcports::realtime::Publish(vec![frame]))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Routed (the first step, before any read). Then as much as the bound holds, and the rest
+    // in one batch whose first event passes it: the session must stop there, for nothing may
+    // follow its close frame. (Each batch fits the outbox, which the session empties between.)
+    wait_for_broker(&app, |stats| stats.subscriptions == 1).await;
+    let bound = app.settings.realtime.max_pending_bytes;
+    let size = |frame: &events::EventFrame| serde_json::to_string(frame).unwrap().len();
+    let mut frames = frames.into_iter().peekable();
+    let (mut first_batch, mut held_back) = (Vec::new(), 0);
+    while let Some(frame) = frames.next_if(|frame| held_back + size(frame) <= bound) {
+        held_back += size(&frame);
+        first_batch.push(frame);
+    }
+    let last_batch: Vec<_> = frames.take(3).collect();
+    assert!(last_batch.iter().map(size).sum::<usize>() <= bound);
+    for batch in [first_batch, last_batch] {
+        app.state.broker.send(dcports::realtime::Publish(batch)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let ended = client.ended().await;
+    let after_close = client.after_close().await;
     drop(held);
     match ended {
         crate::ws::Ended::Closed(Some(frame)) => {
@@ -1028,6 +1041,7 @@ async fn events_held_back_behind_a_replay_that_waits_are_bounded() {
         }
         other => panic!("expected a 1013 close, got {other:?}"),
     }
+    assert_eq!(after_close, None, "nothing may follow a close frame");
 }
 
 /// Held-back events are measured after the ones that can go out have gone: the event that

@@ -171,6 +171,22 @@ impl WsClient {
     }
 }
 
+impl WsClient {
+    /// What arrived after the close frame, if anything: nothing may follow one (RFC 6455
+    /// §5.5.1), and tungstenite reports a frame that does as an error.
+    pub async fn after_close(&mut self) -> Option<String> {
+        use tokio_tungstenite::tungstenite::Error;
+        match tokio::time::timeout(WAIT, self.stream.next())
+            .await
+            .expect("the socket ends in time")
+        {
+            None | Some(Err(Error::ConnectionClosed | Error::AlreadyClosed)) => None,
+            Some(Ok(message)) => Some(format!("{message:?}")),
+            Some(Err(error)) => Some(error.to_string()),
+        }
+    }
+}
+
 pub fn close_code(ended: &Ended) -> Option<u16> {
     match ended {
         Ended::Closed(Some(frame)) => Some(u16::from(frame.code)),
