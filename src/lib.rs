@@ -32,3 +32,5 @@ pub mod state;
 pub mod storage;
 pub mod tasks;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;

@@ -351,10 +351,6 @@ mod tests {
         assert!(throttle.take_attempt("k", 2).is_some());
     }
 
-    fn test_redis_url() -> String {
-        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-    }
-
     /// A throttle sharing its counts in the test Redis, under a namespace of its own.
     fn shared_throttle(url: &str) -> LoginThrottle {
         let namespace = format!("dcports-test-{}", uuid::Uuid::new_v4().simple());
@@ -363,7 +359,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_shared_key_at_its_limit_is_refused_to_the_last_millisecond_of_its_window() {
-        let throttle = shared_throttle(&test_redis_url());
+        let throttle = shared_throttle(&crate::test_support::redis_url());
         let redis = throttle.redis.as_ref().unwrap();
         // A key at its limit with less than half a second left, which `TTL` rounds to 0.
         let mut connection = redis.connection().await.unwrap();
@@ -381,15 +377,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_redis_that_never_answers_leaves_the_counting_to_this_node() {
-        // Accepts connections and never answers: a stalled Redis, a black-holed network.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("redis://{}", listener.local_addr().unwrap());
-        let _held = tokio::spawn(async move {
-            let mut open = Vec::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                open.push(stream);
-            }
-        });
+        let (url, _held) = crate::test_support::black_hole().await;
         let throttle = shared_throttle(&url);
         let attempts = async {
             let first = throttle.take_attempt("k", 1).await;

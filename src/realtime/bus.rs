@@ -424,20 +424,7 @@ fn relay(bus: &RedisBus, broker: &Addr<Broker>, payload: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A Redis that accepts connections and never answers (a black-holed network, a stalled
-    /// server): its connections stay open, so only a timeout ends a publish.
-    async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("redis://{}", listener.local_addr().unwrap());
-        let held = tokio::spawn(async move {
-            let mut open = Vec::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                open.push(stream);
-            }
-        });
-        (url, held)
-    }
+    use crate::test_support::black_hole;
 
     fn bus_at(url: &str) -> Arc<RedisBus> {
         Arc::new(RedisBus {
@@ -456,8 +443,7 @@ mod tests {
     /// other end (for `publish_all`, once the test has queued what it wants), and a subscriber
     /// standing for another node.
     async fn bus_with_queue(capacity: usize) -> (Arc<RedisBus>, Bus, mpsc::Receiver<Outgoing>, OtherNode) {
-        let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-        let bus = bus_at(&url);
+        let bus = bus_at(&crate::test_support::redis_url());
         let mut pubsub = bus.client.get_async_pubsub().await.expect("Redis at TEST_REDIS_URL");
         pubsub.subscribe(&bus.topic).await.unwrap();
         let (outgoing, queued) = mpsc::channel(capacity);
