@@ -58,6 +58,7 @@ use crate::{
         tasks::routes::update_task,
         tasks::routes::delete_task,
         tasks::routes::list_comments,
+        tasks::routes::get_comment,
         tasks::routes::create_comment,
         meetings::routes::list_meetings,
         meetings::routes::create_meeting,

@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(update_task)
         .service(delete_task)
         .service(list_comments)
+        .service(get_comment)
         .service(create_comment);
 }
 
@@ -122,6 +123,22 @@ async fn list_comments(
     Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page, |c| c.id.into(), CommentResponse::from)))
 }
 
+/// One comment of a task: where a created comment's `Location` points.
+#[utoipa::path(
+    context_path = "/api", tag = "tasks", security(("bearer" = [])), params(("id" = i32, Path), ("comment_id" = i32, Path)),
+    responses((status = 200, body = CommentResponse), (status = 401, body = Problem), (status = 404, body = Problem))
+)]
+#[get("/tasks/{id}/comments/{comment_id}")]
+async fn get_comment(
+    state: web::Data<AppState>,
+    me: CurrentMember,
+    path: web::Path<(i32, i32)>,
+) -> ApiResult<HttpResponse> {
+    let (task_id, comment_id) = path.into_inner();
+    let comment = service::comment_of(&state, &me.0, task_id, comment_id).await?;
+    Ok(HttpResponse::Ok().json(CommentResponse::from(comment)))
+}
+
 /// Comments on a task.
 #[utoipa::path(
     context_path = "/api", tag = "tasks", security(("bearer" = [])), params(("id" = i32, Path)), request_body = CommentRequest,
@@ -135,8 +152,7 @@ async fn create_comment(
     body: Deferred<Json<CommentRequest>>,
 ) -> ApiResult<HttpResponse> {
     let comment = service::comment(&state, me, *id, &body?.body).await?;
-    // Comments are read as the task's list; the location names that list.
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/tasks/{}/comments", *id)))
+        .insert_header((header::LOCATION, format!("/api/tasks/{}/comments/{}", *id, comment.id)))
         .json(comment))
 }

@@ -457,6 +457,22 @@ pub async fn comments(
     Ok(query.all(state.db.conn()).await?)
 }
 
+/// One comment of a task the caller can see; a comment of another task is not found, as one
+/// that does not exist.
+pub async fn comment_of(
+    state: &AppState,
+    caller: &member::Model,
+    task_id: i32,
+    comment_id: i32,
+) -> ApiResult<task_comment::Model> {
+    access(state.db.conn(), caller, task_id).await?;
+    task_comment::Entity::find_by_id(comment_id)
+        .filter(task_comment::Column::TaskId.eq(task_id))
+        .one(state.db.conn())
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
 #[tracing::instrument(skip_all, fields(caller = caller.member_id(), task_id))]
 pub async fn comment(state: &AppState, caller: CallerToken, task_id: i32, body: &str) -> ApiResult<CommentResponse> {
     let body = required_text("body", body, 10_000).map_err(|error| ApiError::Validation(vec![error]))?;

@@ -13,7 +13,7 @@ async fn tasks_move_through_allowed_states_and_assignees_hear_about_it() {
     let other = committee(&app, &admin, "Other").await;
     let (_, author) = member_of(&app, &admin, c, "author@port.pe", "member").await;
     let (assignee_id, assignee) = member_of(&app, &admin, c, "assignee@port.pe", "member").await;
-    let (outsider_id, _) = member_of(&app, &admin, other, "outsider@port.cl", "member").await;
+    let (outsider_id, outsider) = member_of(&app, &admin, other, "outsider@port.cl", "member").await;
 
     let (mut personal, _) = WsClient::authenticated(&app, &assignee).await;
     personal.subscribe(&format!("member:{assignee_id}"), None).await;
@@ -86,10 +86,25 @@ async fn tasks_move_through_allowed_states_and_assignees_hear_about_it() {
         .await
         .unwrap();
     assert_eq!(commented.status(), StatusCode::CREATED);
-    assert_eq!(
-        commented.headers()["location"],
-        format!("{task_path}/comments").as_str()
-    );
+    let location = commented.headers()["location"].to_str().unwrap().to_owned();
+    let created: Value = commented.json().await.unwrap();
+    assert_eq!(location, format!("{task_path}/comments/{}", created["id"]));
+    // The location reads back the comment, for whoever sees the task, and for no one else.
+    let (status, read_back) = app.get(&location, &author).await;
+    assert_eq!((status, &read_back), (StatusCode::OK, &created));
+    let (status, _) = app.get(&location, &outsider).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Under another task, even one the reader sees, it is not found.
+    let (status, second) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&author),
+            json!({ "title": "Another" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let elsewhere = format!("/api/tasks/{}/comments/{}", second["id"], created["id"]);
+    assert_eq!(app.get(&elsewhere, &author).await.0, StatusCode::NOT_FOUND);
     let (_, comments) = app.get(&format!("{task_path}/comments"), &author).await;
     assert_eq!(comments["items"][0]["body"], "On it.");
     let (status, _) = app
