@@ -9,10 +9,8 @@ use crate::auth::CurrentMember;
 use crate::committees;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
 use crate::input::Query;
+use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::state::AppState;
-
-const DEFAULT_LIMIT: u64 = 100;
-const MAX_LIMIT: u64 = 1_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_events);
@@ -25,7 +23,8 @@ pub struct EventQuery {
     pub channel: String,
     /// The last offset the client saw (0 for everything retained).
     pub after: Option<i64>,
-    /// 1 to 1000, default 100.
+    /// 1 to 200, default 50, as every list's (API.md); the next page is `after` the last
+    /// offset received.
     pub limit: Option<u64>,
 }
 
@@ -60,7 +59,7 @@ async fn list_events(
     }
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 1000"));
+        return Err(ApiError::validation("limit", "must be between 1 and 200"));
     }
     // A channel the caller may not read looks like one that does not exist.
     if !committees::service::can_read_channel(&state, &me.0, channel).await? {

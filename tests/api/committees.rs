@@ -296,6 +296,7 @@ async fn the_event_feed_over_http_validates_its_query_and_hides_other_channels()
         "/api/events?channel=tasks",
         "/api/events?channel=committee:1&after=-1",
         "/api/events?channel=public&limit=0",
+        "/api/events?channel=public&limit=201",
     ] {
         assert_eq!(app.get(path, &member).await.0, StatusCode::BAD_REQUEST, "{path}");
     }

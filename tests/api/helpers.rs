@@ -142,17 +142,19 @@ impl TestApp {
         racing_patches(urls, token, version, body).await
     }
 
-    /// The data of `channel`'s events of `kind`, in order, from the HTTP feed.
+    /// The data of `channel`'s events of `kind`, in order, from the HTTP feed, page after page.
     pub async fn events_of(&self, channel: &str, kind: &str, token: &str) -> Vec<Value> {
-        let (status, feed) = self.get(&format!("/api/events?channel={channel}&after=0"), token).await;
-        assert_eq!(status, StatusCode::OK, "{feed}");
-        feed["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|event| event["kind"] == kind)
-            .map(|event| event["data"].clone())
-            .collect()
+        let (mut found, mut after) = (Vec::new(), 0);
+        loop {
+            let path = format!("/api/events?channel={channel}&after={after}&limit=200");
+            let (status, feed) = self.get(&path, token).await;
+            assert_eq!(status, StatusCode::OK, "{feed}");
+            let items = feed["items"].as_array().unwrap();
+            let Some(last) = items.last() else { return found };
+            after = last["offset"].as_i64().unwrap();
+            let of_kind = items.iter().filter(|event| event["kind"] == kind);
+            found.extend(of_kind.map(|event| event["data"].clone()));
+        }
     }
 
     /// Uploads `bytes` as `file_name` with the given extra fields; returns status and body.

@@ -1300,3 +1300,34 @@ async fn every_connection_the_server_accepts_sends_without_waiting_for_acks() {
         assert!(nodelay, "socket {fd} accepted on port {port} has Nagle's algorithm on");
     }
 }
+
+/// The HTTP feed pages as every list does (API.md: `limit` default 50, at most 200), a page
+/// after the last offset received, to the end.
+#[actix_web::test]
+async fn the_http_feed_pages_like_every_list() {
+    let app = spawn_app().await;
+    let (admin, a, _client, head) = one_subscribed_member(&app).await;
+    committed_unpublished(&app, a, (0..120).map(|n| json!({ "n": n }))).await;
+    let page = |query: String| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let (status, page) = app
+                .get(&format!("/api/events?channel=committee:{a}&{query}"), admin)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let offsets: Vec<i64> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|event| event["offset"].as_i64().unwrap())
+                .collect();
+            offsets
+        }
+    };
+    let first = page(format!("after={head}")).await;
+    assert_eq!(first, ((head + 1)..=(head + 50)).collect::<Vec<_>>(), "50 by default");
+    let widest = page(format!("after={head}&limit=200")).await;
+    assert_eq!(widest.len(), 120);
+    let last = page(format!("after={}&limit=100", head + 50)).await;
+    assert_eq!(last, ((head + 51)..=(head + 120)).collect::<Vec<_>>());
+}
