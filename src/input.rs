@@ -263,7 +263,7 @@ fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     ApiError::Validation(vec![FieldError::new(field_of(&path, message, "body"), message)])
 }
 
-/// A query string: the extractor every API endpoint reads its parameters with, in place of
+/// A query string: the extractor every endpoint (the pages too) reads its parameters with, in place of
 /// `web::Query`, whose refusal gives serde's bare message ("invalid digit found in string") as
 /// 400 `bad_request`. A parameter of the wrong type or value is 400 `validation_failed` naming
 /// it, as a body's field is, and as a value out of range already was (`?limit=500`).

@@ -42,16 +42,22 @@ impl PageQuery {
 
     /// A page of a list ordered by a key other than its id: a code, or several columns.
     pub fn page_by<K: FromStr>(&self) -> Result<Page<K>, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::validation("limit", "must be between 1 and 200"));
-        }
+        let limit = limit_of(self.limit)?;
         let after = match &self.cursor {
             None => None,
             Some(cursor) => Some(decode_cursor(cursor).ok_or_else(invalid_cursor)?),
         };
         Ok(Page { limit, after })
     }
+}
+
+/// A list's `?limit=`, the default when absent; 1 to `MAX_LIMIT`, or refused naming `limit`.
+pub fn limit_of(requested: Option<u64>) -> Result<u64, ApiError> {
+    let limit = requested.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 200"));
+    }
+    Ok(limit)
 }
 
 fn invalid_cursor() -> ApiError {

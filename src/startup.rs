@@ -198,7 +198,6 @@ fn build_app(
     let settings = &state.settings;
     App::new()
         .app_data(state.clone())
-        .app_data(web::QueryConfig::default().error_handler(|error, _| ApiError::BadRequest(error.to_string()).into()))
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
         .wrap(actix_web::middleware::from_fn(crate::input::bound_body_pauses))
         .wrap(actix_web::middleware::from_fn(crate::input::refuse_nul))

@@ -9,7 +9,7 @@ use crate::auth::CurrentMember;
 use crate::committees;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
 use crate::input::Query;
-use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::pagination::limit_of;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,10 +57,7 @@ async fn list_events(
     if after < 0 {
         return Err(ApiError::validation("after", "must not be negative"));
     }
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 200"));
-    }
+    let limit = limit_of(query.limit)?;
     // A channel the caller may not read looks like one that does not exist.
     if !committees::service::can_read_channel(&state, &me.0, channel).await? {
         return Err(ApiError::NotFound);

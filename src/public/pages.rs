@@ -14,6 +14,7 @@ use super::data;
 use crate::directory::dto::{DirectoryFilter, OrganizationKind};
 use crate::error::{ApiError, ApiResult};
 use crate::indicators::service::{self as indicators, ValueFilter, ValueResponse, ValueStatus};
+use crate::input::Query;
 use crate::pagination::PageQuery;
 use crate::state::AppState;
 
@@ -266,7 +267,7 @@ struct DirectoryQuery {
 async fn directory(
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<DirectoryQuery>,
+    query: Query<DirectoryQuery>,
 ) -> ApiResult<HttpResponse> {
     let lang = Lang::of(&request);
     let query = query.into_inner();
@@ -368,7 +369,7 @@ async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiRe
 async fn meetings(
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<crate::pagination::PageQuery>,
+    query: Query<crate::pagination::PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let page = query.page_by::<data::MeetingKey>()?;
     let listed = data::public_meetings(state.db.conn(), page).await?;
@@ -409,7 +410,7 @@ struct IndicatorQuery {
 async fn indicators_page(
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: web::Query<IndicatorQuery>,
+    query: Query<IndicatorQuery>,
 ) -> ApiResult<HttpResponse> {
     let lang = Lang::of(&request);
     let definitions = indicators::definitions(state.db.conn()).await?;

@@ -616,6 +616,17 @@ async fn pages_speak_english_and_spanish() {
     assert!(negotiated.contains("Comunidad portuaria") && negotiated.contains("Valparaíso"));
 }
 
+/// A page's bad query parameter is refused like an API's: 400 `validation_failed` naming it.
+#[actix_web::test]
+async fn a_page_names_the_query_parameter_it_cannot_read() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/meetings?limit=abc")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "validation_failed", "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "limit", "{problem}");
+}
+
 /// The leak test: private data carrying a marker, everywhere the workspace can hold it; then a
 /// crawl of every public route and page, following links and filters. The marker never appears.
 #[actix_web::test]
