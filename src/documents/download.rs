@@ -8,13 +8,13 @@
 
 use std::io::{ErrorKind, SeekFrom};
 
-use actix_files::HttpRange;
 use actix_web::body::SizedStream;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
     self, ContentDisposition, DispositionParam, DispositionType, EntityTag, ExtendedValue, HeaderValue,
 };
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _};
+use http_range::{HttpRange, HttpRangeParseError};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::io::ReaderStream;
 
@@ -36,15 +36,16 @@ pub async fn serve_file(
     content_type: &str,
     file_name: &str,
 ) -> ApiResult<HttpResponse> {
-    let (file, size) = open(state, sha256).await?;
     let tag = EntityTag::new_strong(sha256.to_owned());
-    // RFC 9110 §13.2.2: If-Match first, then If-None-Match, then Range with If-Range.
+    // RFC 9110 §13.2.2: If-Match first, then If-None-Match, then Range with If-Range. The tag
+    // is the hash: a revalidation is answered without opening the file.
     if !if_match(request, &tag) {
         return Err(ApiError::PreconditionFailed);
     }
     if client_copy_is_current(request.get_header().as_ref(), &tag) {
         return Ok(HttpResponse::NotModified().insert_header(header::ETag(tag)).finish());
     }
+    let (file, size) = open(state, sha256).await?;
     let mut response = HttpResponse::Ok();
     response
         .insert_header(header::ETag(tag.clone()))
@@ -181,12 +182,12 @@ fn requested_range(request: &HttpRequest, tag: &EntityTag, size: u64) -> Request
     if request.method() != actix_web::http::Method::GET || !in_bytes || !if_range_matches(request, tag) {
         return Requested::Whole;
     }
-    match HttpRange::parse(range, size)
-        .ok()
-        .and_then(|ranges| ranges.first().copied())
-    {
-        Some(first) => Requested::Part(first),
-        None => Requested::Unsatisfiable,
+    // RFC 9110 §14.2: a range past the end is unsatisfiable (416); one that cannot be read
+    // (`bytes=5-4`) is ignored, and the whole file sent.
+    match HttpRange::parse(range, size) {
+        Ok(ranges) => ranges.first().copied().map_or(Requested::Whole, Requested::Part),
+        Err(HttpRangeParseError::NoOverlap) => Requested::Unsatisfiable,
+        Err(HttpRangeParseError::InvalidRange) => Requested::Whole,
     }
 }
 

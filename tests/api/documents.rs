@@ -183,6 +183,12 @@ async fn versions_are_uploaded_and_each_downloads_byte_for_byte_with_etag_304_an
         .await
         .unwrap();
     assert_eq!(weak.status(), StatusCode::NOT_MODIFIED);
+    // A range that cannot be read is ignored (RFC 9110 §14.2): the whole file, not a 416.
+    for unreadable in ["bytes=5-4", "bytes=x-y", "bytes=7"] {
+        let ignored = get_with(vec![("range", unreadable.into())]).await.unwrap();
+        assert_eq!(ignored.status(), StatusCode::OK, "{unreadable}");
+        assert_eq!(ignored.bytes().await.unwrap(), second, "{unreadable}");
+    }
 
     // A file of many read chunks comes back whole, and a range across chunk boundaries exactly.
     let mut large = pdf("large");
