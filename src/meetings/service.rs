@@ -205,18 +205,23 @@ fn timezone_of(meeting: &meeting::Model) -> ApiResult<Tz> {
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("meeting {} has an unknown time zone", meeting.id)))
 }
 
-/// The start as invitees read it in a mail: in the meeting's zone, named, with its offset from
-/// UTC. (An abbreviation alone is ambiguous across the Network: "CST" is Mexico's, Guatemala's
-/// and Costa Rica's, and Brazil's zone has only "-03".)
+/// The start as invitees read it in a mail: see [`in_zone`].
 fn local_time(meeting: &meeting::Model) -> ApiResult<String> {
-    let tz = timezone_of(meeting)?;
-    let local = meeting.starts_at.with_timezone(&tz);
-    Ok(format!(
-        "{} ({}, UTC{})",
-        local.format("%Y-%m-%d %H:%M"),
-        tz.name(),
-        local.format("%:z")
-    ))
+    Ok(in_zone(meeting.starts_at, timezone_of(meeting)?))
+}
+
+/// A time as people across the Network read it: in the meeting's zone, with the zone named and
+/// its offset from UTC, as in "2027-03-01 10:00 (America/Lima, UTC-05:00)". An abbreviation
+/// alone is ambiguous across the Network: "CST" is Mexico's, Guatemala's and Costa Rica's, and
+/// Brazil's zone has only "-03".
+pub fn in_zone(at: DateTime<Utc>, tz: Tz) -> String {
+    let local = at.with_timezone(&tz);
+    format!("{} {}", local.format("%Y-%m-%d %H:%M"), zone_label(&local))
+}
+
+/// "(America/Lima, UTC-05:00)": the zone of a local time and its offset then.
+pub fn zone_label(local: &DateTime<Tz>) -> String {
+    format!("({}, UTC{})", local.timezone().name(), local.format("%:z"))
 }
 
 fn parse_timezone(raw: &str) -> Result<String, crate::error::FieldError> {
@@ -1315,7 +1320,7 @@ pub async fn minutes(state: &AppState, caller: &member::Model, meeting_id: i32) 
     let mut md = format!(
         "# {}\n\n{} · {}\n\n",
         meeting.title,
-        meeting.starts_at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z"),
+        in_zone(meeting.starts_at, tz),
         meeting.location.clone().unwrap_or_default()
     );
     md.push_str("## Attendance\n\n");

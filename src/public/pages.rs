@@ -15,6 +15,7 @@ use crate::directory::dto::{DirectoryFilter, OrganizationKind};
 use crate::error::{ApiError, ApiResult};
 use crate::indicators::service::{self as indicators, ValueFilter, ValueResponse, ValueStatus};
 use crate::input::Query;
+use crate::meetings::service::zone_label;
 use crate::pagination::PageQuery;
 use crate::state::AppState;
 
@@ -388,7 +389,10 @@ async fn meetings(
             });
             context! {
                 title => m.title, location => m.location, agenda => agenda,
-                when => format!("{} – {}", m.starts_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"), m.ends_at.with_timezone(&tz).format("%H:%M %Z")),
+                when => {
+                    let ends = m.ends_at.with_timezone(&tz);
+                    format!("{} – {} {}", m.starts_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"), ends.format("%H:%M"), zone_label(&ends))
+                },
             }
         })
         .collect();

@@ -384,6 +384,13 @@ async fn a_meeting_goes_from_agenda_to_live_mode_to_minutes() {
         .text(&format!("/api/meetings/{id}/minutes?format=markdown"), Some(&guest))
         .await;
     assert!(markdown.starts_with("# IV Regional Meeting"), "{markdown}");
+    let port_of_spain = format!(
+        "{} (America/Port_of_Spain, UTC-04:00) · Port of Spain",
+        starts
+            .with_timezone(&chrono_tz::America::Port_of_Spain)
+            .format("%Y-%m-%d %H:%M")
+    );
+    assert!(markdown.contains(&port_of_spain), "{markdown}");
     assert!(markdown.contains("**Outcome:** MOU signed by 13 countries."));
     assert!(markdown.contains("- [ ] Send signed copies — Member, due 2027-01-15"));
     assert!(!markdown.contains("private follow-up"), "{markdown}");
@@ -1406,6 +1413,19 @@ async fn a_public_meetings_changes_reach_the_public_channel_as_the_public_sees_t
     )
     .await;
     patch(&open["id"], json!({ "title": "Open, renamed" })).await;
+    // The public page gives its times in the meeting's zone, named with its offset (Lima keeps
+    // no summer time): an abbreviation alone would be ambiguous across the Network.
+    let page = app.text("/meetings", None).await;
+    let lima = chrono_tz::America::Lima;
+    let ends = (starts + Duration::hours(2)).with_timezone(&lima);
+    let when = format!(
+        "{} – {} (America/Lima, UTC-05:00)",
+        starts.with_timezone(&lima).format("%Y-%m-%d %H:%M"),
+        ends.format("%H:%M")
+    );
+    // (The page escapes `/` as HTML escapes it.)
+    let when = when.replace('/', "&#x2f;");
+    assert!(page.contains("Open, renamed") && page.contains(&when), "{when}: {page}");
     let renamed = public.next_event().await;
     assert_eq!(
         (&renamed["data"]["id"], &renamed["data"]["title"]),
