@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actix_web::http::header::{HeaderMap, HeaderValue};
+use actix_web::http::header::{EntityTag, HeaderMap};
 use actix_web::web::Bytes;
 
 /// One public `200` response, as sent.
@@ -20,7 +20,7 @@ pub struct CachedResponse {
     generation: u64,
     pub headers: HeaderMap,
     pub body: Bytes,
-    pub etag: HeaderValue,
+    pub etag: EntityTag,
 }
 
 pub struct PublicCache {
@@ -64,7 +64,7 @@ impl PublicCache {
 
     /// Stores a response computed from data read after `generation` was read: if anything
     /// changed since, the entry is already stale and is not served.
-    pub fn insert(&self, key: String, generation: u64, headers: HeaderMap, body: Bytes, etag: HeaderValue) {
+    pub fn insert(&self, key: String, generation: u64, headers: HeaderMap, body: Bytes, etag: EntityTag) {
         if let Some(entries) = &self.entries {
             entries.insert(
                 key,
@@ -89,7 +89,7 @@ mod tests {
             generation,
             HeaderMap::new(),
             Bytes::from_static(b"[]"),
-            HeaderValue::from_static("\"x\""),
+            EntityTag::new_strong("x".to_owned()),
         );
     }
 

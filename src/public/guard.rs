@@ -62,12 +62,15 @@ pub async fn cache_validators(
     let bytes = actix_web::body::to_bytes(body)
         .await
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("unreadable response body")))?;
-    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32]);
-    let etag = header::HeaderValue::from_str(&etag)
-        .map_err(anyhow::Error::from)
-        .map_err(ApiError::from)?;
+    // Kept parsed beside the response: a cache hit compares it without reading it back.
+    let etag = header::EntityTag::new_strong(hex::encode(Sha256::digest(&bytes))[..32].to_owned());
     let headers = head.headers_mut();
-    headers.insert(header::ETAG, etag.clone());
+    headers.insert(
+        header::ETAG,
+        header::HeaderValue::from_str(&etag.to_string())
+            .map_err(anyhow::Error::from)
+            .map_err(ApiError::from)?,
+    );
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(
             header::CACHE_CONTROL,
@@ -93,15 +96,10 @@ fn cache_key(request: &ServiceRequest) -> String {
 /// The full response, or 304 with its validators when the client already holds this version.
 fn validated(
     response: HttpResponse,
-    etag: &header::HeaderValue,
+    etag: &header::EntityTag,
     if_none_match: Option<&header::IfNoneMatch>,
 ) -> HttpResponse {
-    let fresh = etag
-        .to_str()
-        .ok()
-        .and_then(|etag| etag.parse::<header::EntityTag>().ok())
-        .is_some_and(|etag| client_copy_is_current(if_none_match, &etag));
-    if !fresh {
+    if !client_copy_is_current(if_none_match, etag) {
         return response;
     }
     let mut not_modified = HttpResponse::NotModified().finish();
