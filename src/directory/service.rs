@@ -401,20 +401,23 @@ pub async fn export_csv(state: &AppState, reader: ExportReader) -> ApiResult<Str
             continue;
         };
         let community = org.port_community_id.map(|id| id.to_string()).unwrap_or_default();
-        writer
-            .write_record([
-                org.name.as_str(),
-                org.kind.as_str(),
-                org.country_code.as_deref().unwrap_or_default(),
-                community.as_str(),
-                org.website.as_deref().unwrap_or_default(),
-                c.name.as_str(),
-                c.position.as_str(),
-                c.email.as_deref().unwrap_or_default(),
-                c.phone.as_deref().unwrap_or_default(),
-                if c.public { "true" } else { "false" },
-            ])
-            .map_err(anyhow::Error::from)?;
+        let cells = [
+            org.name.as_str(),
+            org.kind.as_str(),
+            org.country_code.as_deref().unwrap_or_default(),
+            community.as_str(),
+            org.website.as_deref().unwrap_or_default(),
+            c.name.as_str(),
+            c.position.as_str(),
+            c.email.as_deref().unwrap_or_default(),
+            c.phone.as_deref().unwrap_or_default(),
+            if c.public { "true" } else { "false" },
+        ];
+        let written = match reader {
+            ExportReader::Programs => writer.write_record(cells),
+            ExportReader::Spreadsheet => writer.write_record(cells.map(defused).iter().map(|cell| cell.as_bytes())),
+        };
+        written.map_err(anyhow::Error::from)?;
     }
     let bytes = writer.into_inner().map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(String::from_utf8(bytes).map_err(anyhow::Error::from)?)
@@ -428,6 +431,38 @@ fn csv_writer(reader: ExportReader) -> csv::Writer<Vec<u8>> {
             .delimiter(b';')
             .terminator(csv::Terminator::CRLF)
             .from_writer("\u{feff}".as_bytes().to_vec()),
+    }
+}
+
+/// Whether a spreadsheet would take `cell` for a formula and run it: it starts with `=`, `@`, a
+/// tab or a carriage return, or with `+` or `-` and goes on with more than a number's characters.
+/// A phone number ("+593 4 259 0000") names no function or cell, so it is left as it is.
+fn read_as_formula(cell: &str) -> bool {
+    let mut chars = cell.chars();
+    match chars.next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        Some('+' | '-') => !chars.all(|c| c.is_ascii_digit() || " ()./-+".contains(c)),
+        _ => false,
+    }
+}
+
+/// A cell of the spreadsheet export, made safe to open with a double click: one a spreadsheet
+/// would run as a formula (a contact named `=HYPERLINK(…)`) starts with an apostrophe, which
+/// shows it as text (OWASP's advice on CSV injection). The import takes it off: see
+/// [`restored`].
+fn defused(cell: &str) -> std::borrow::Cow<'_, str> {
+    if read_as_formula(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// A cell as it was before [`defused`]: the round trip through a spreadsheet changes nothing.
+fn restored(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(formula) if read_as_formula(formula) => formula,
+        _ => cell,
     }
 }
 
@@ -499,7 +534,7 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
     for (index, record) in reader.records().enumerate() {
         let row = index + 2;
         let record = record.map_err(|error| ApiError::validation("csv", &format!("row {row}: {error}")))?;
-        let field = |i: usize| record.get(i).unwrap_or_default();
+        let field = |i: usize| restored(record.get(i).unwrap_or_default());
         let row_error =
             |error: FieldError| ApiError::validation("csv", &format!("row {row}: {} {}", error.field, error.message));
         // A refusal of the API's own checks, named by the row (their first field error).
@@ -616,6 +651,26 @@ mod tests {
             "1800 EXT",
         ] {
             assert!(!rewritten_by_a_spreadsheet(phone), "{phone}");
+        }
+    }
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_is_defused_and_restored() {
+        for formula in [
+            "=1+2",
+            "@SUM(A1)",
+            "+A1*2",
+            "-2+3*A1",
+            "=HYPERLINK(\"https://x\")",
+            "\tx",
+        ] {
+            let cell = defused(formula);
+            assert_eq!(cell, format!("'{formula}"));
+            assert_eq!(restored(&cell), formula);
+        }
+        for text in ["+593 4 000", "(01) 611-5000", "-", "María", "'quoted'", "", "a=b"] {
+            assert_eq!(defused(text), text);
+            assert_eq!(restored(text), text, "an apostrophe before anything else is kept");
         }
     }
 

@@ -258,6 +258,19 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
         "{exported}"
     );
 
+    // A cell a spreadsheet would run as a formula goes to programs as it is, and to a
+    // spreadsheet after an apostrophe, which shows it as text; a phone number is left alone.
+    let formulas = format!(
+        "{header}\nAutoridad Portuaria de Guayaquil,port_authority,EC,,https://apg.gob.ec,\"=HYPERLINK(\"\"https://evil.example\"\")\",+A1*2,,-593 4 111,false\n"
+    );
+    let (status, report) = import(formulas).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let exported = export().await;
+    assert!(
+        exported.contains("\"=HYPERLINK(\"\"https://evil.example\"\")\",+A1*2,,-593 4 111,false"),
+        "{exported}"
+    );
+
     // The export for a spreadsheet is in the dialect a spreadsheet opens with a double click,
     // and imports back unchanged.
     let for_spreadsheet = |reader: &'static str| {
@@ -273,8 +286,12 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     let sheet = String::from_utf8(bytes).unwrap();
     assert!(sheet.starts_with('\u{feff}'), "no byte-order mark: {sheet:?}");
     let rows: Vec<&str> = sheet.trim_start_matches('\u{feff}').split_terminator("\r\n").collect();
-    assert_eq!(rows.len(), 4, "{sheet:?}");
+    assert_eq!(rows.len(), 5, "{sheet:?}");
     assert_eq!(rows[0], header.replace(',', ";"));
+    assert!(
+        rows.contains(&"Autoridad Portuaria de Guayaquil;port_authority;EC;;https://apg.gob.ec;\"'=HYPERLINK(\"\"https://evil.example\"\")\";'+A1*2;;-593 4 111;false"),
+        "{sheet:?}"
+    );
     assert!(
         rows.contains(&"Autoridad Portuaria de Guayaquil;port_authority;EC;;https://apg.gob.ec;Ana Peña;\"Jefa; Operaciones\";ana@apg.gob.ec;;true"),
         "{sheet:?}"
@@ -283,7 +300,7 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(
         report,
-        json!({ "organizations_created": 0, "contacts_created": 0, "contacts_updated": 3 })
+        json!({ "organizations_created": 0, "contacts_created": 0, "contacts_updated": 4 })
     );
     assert_eq!(
         export().await,
