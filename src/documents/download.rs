@@ -39,7 +39,7 @@ pub async fn serve_file(
     let tag = EntityTag::new_strong(sha256.to_owned());
     // RFC 9110 §13.2.2: If-Match first, then If-None-Match, then Range with If-Range. The tag
     // is the hash: a revalidation is answered without opening the file.
-    if !if_match(request, &tag) {
+    if !if_match(request, &tag)? {
         return Err(ApiError::PreconditionFailed);
     }
     if client_copy_is_current(request.get_header().as_ref(), &tag) {
@@ -149,14 +149,30 @@ fn attachment(file_name: &str) -> ContentDisposition {
     }
 }
 
-/// No `If-Match`, `*`, or one that names this content (strong comparison).
-fn if_match(request: &HttpRequest, tag: &EntityTag) -> bool {
-    match request.get_header::<header::IfMatch>() {
-        Some(header::IfMatch::Any) => true,
-        Some(header::IfMatch::Items(items)) => items.iter().any(|item| item.strong_eq(tag)),
-        // Absent; or present and unreadable, which names no tag.
-        None => !request.headers().contains_key(header::IF_MATCH),
+/// No `If-Match`, `*`, or a list that names this content (strong comparison). One that cannot be
+/// read is a 400, as on every write (`preconditions`): the client meant a condition it did not
+/// state. (actix's own `IfMatch` drops the tags it cannot read, which made it a 412.)
+fn if_match(request: &HttpRequest, tag: &EntityTag) -> ApiResult<bool> {
+    let Some(value) = request.headers().get(header::IF_MATCH) else {
+        return Ok(true);
+    };
+    let malformed =
+        || ApiError::BadRequest("If-Match must be `*` or quoted entity tags, like a download's ETag".to_owned());
+    let text = value.to_str().map_err(|_| malformed())?.trim();
+    if text == "*" {
+        return Ok(true);
     }
+    let named = text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::parse::<EntityTag>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| malformed())?;
+    if named.is_empty() {
+        return Err(malformed());
+    }
+    Ok(named.iter().any(|named| named.strong_eq(tag)))
 }
 
 enum Requested {

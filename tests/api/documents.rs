@@ -207,8 +207,21 @@ async fn versions_are_uploaded_and_each_downloads_byte_for_byte_with_etag_304_an
     assert_eq!(across.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(across.bytes().await.unwrap(), &large[65_000..=200_000]);
 
-    // A range past the end, and a stale If-Match, keep their statuses (416, 412) as problems.
+    // A range past the end, and a stale If-Match, keep their statuses (416, 412) as problems;
+    // an If-Match that cannot be read is a 400, as on a write.
     for (header, value, status, code) in [
+        (
+            "if-match",
+            "not-a-tag".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "if-match",
+            format!("\"{}\", 7", sha(&second)),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
         (
             "range",
             "bytes=99999999-".to_owned(),
