@@ -320,13 +320,11 @@ impl Rejection {
 impl From<actix_web::Error> for ApiError {
     fn from(error: actix_web::Error) -> Self {
         use actix_web::body::MessageBody as _;
-        // A body that stopped arriving, read by a framework extractor (`web::Bytes`), which
-        // would call it 400.
-        if error
-            .as_error::<actix_web::error::PayloadError>()
-            .is_some_and(crate::input::stalled)
-        {
-            return ApiError::RequestTimeout;
+        // A body a framework extractor (`web::Bytes`) could not read is answered as the
+        // API's own extractors answer it: 408 when it stopped arriving (not 400), and the
+        // reason in words (not a bare "bad request").
+        if let Some(error) = error.as_error::<actix_web::error::PayloadError>() {
+            return crate::input::body_read_error(error);
         }
         let response = error.error_response();
         let (status, headers) = (response.status(), response.headers().clone());

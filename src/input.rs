@@ -131,13 +131,21 @@ pub fn stalled(error: &PayloadError) -> bool {
     matches!(error, PayloadError::Io(cause) if cause.kind() == io::ErrorKind::TimedOut)
 }
 
-/// What a failed body read answers: 408 when the body stopped arriving, else 400 with the
-/// reader's word for what was wrong.
+/// What a failed body read answers: 408 when the body stopped arriving, 413 past a limit, else
+/// 400 saying what was wrong in words (actix's own text of an early end is a debug dump).
 pub fn body_read_error(error: &PayloadError) -> ApiError {
-    match stalled(error) {
-        true => ApiError::RequestTimeout,
-        false => ApiError::BadRequest(format!("could not read the body: {error}")),
+    if stalled(error) {
+        return ApiError::RequestTimeout;
     }
+    let cause = match error {
+        PayloadError::Overflow => return ApiError::PayloadTooLarge,
+        // A compressed body that does not decompress ends early with the decoder's reason.
+        PayloadError::Incomplete(Some(cause)) | PayloadError::Io(cause) => cause.to_string(),
+        PayloadError::Incomplete(None) => "it ended before its declared length".to_owned(),
+        PayloadError::EncodingCorrupted => "it does not decode as its Content-Encoding says".to_owned(),
+        other => other.to_string(),
+    };
+    ApiError::BadRequest(format!("could not read the body: {cause}"))
 }
 
 /// The length the request declares for its body, when that is the body's own: a compressed
@@ -206,7 +214,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 }
 
 /// A JSON body that may be left out: `None` when the request has none (no `Content-Length`, or
-/// 0, and no `Content-Type`), else read as [`Json`], whose every refusal stands. (actix's
+/// 0, and no `Content-Type`) or when it is `null`, else read as [`Json`], whose every refusal
+/// stands. (actix's
 /// `Option<Json<T>>` answers `None` for any refusal: a body with a misspelt field would be
 /// ignored instead of refused.)
 pub struct OptionalJson<T>(pub Option<T>);
@@ -225,8 +234,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         if absent {
             return Box::pin(async { Ok(OptionalJson(None)) });
         }
-        let body = Json::<T>::from_request(request, payload);
-        Box::pin(async move { Ok(OptionalJson(Some(body.await?.into_inner()))) })
+        let body = Json::<Option<T>>::from_request(request, payload);
+        Box::pin(async move { Ok(OptionalJson(body.await?.into_inner())) })
     }
 }
 

@@ -17,6 +17,7 @@ pub mod indicators;
 pub mod input;
 pub mod mail;
 pub mod meetings;
+pub mod methods;
 pub mod openapi;
 pub mod pagination;
 pub mod preconditions;

@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use actix_web::HttpResponse;
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
@@ -115,9 +117,65 @@ use crate::{
         indicators::routes::reject_value,
     ),
     components(schemas(error::Problem, error::FieldError, pagination::Paginated<auth::dto::MemberResponse>)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &ProblemResponses)
 )]
 pub struct ApiDoc;
+
+/// Error responses as they are sent, `application/problem+json` (the handlers' annotations name
+/// the `Problem` schema, which utoipa files under `application/json`); and the refusals every
+/// body and every query can meet, on each operation that takes one: 400 (malformed, or failing
+/// validation) and, for a body, 415 (not of the documented type).
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let takes_query = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|parameter| parameter.parameter_in == ParameterIn::Query);
+                let responses = &mut operation.responses.responses;
+                for (status, response) in responses.iter_mut() {
+                    if let (true, RefOr::T(response)) = (status.starts_with(['4', '5']), response)
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert("application/problem+json".to_owned(), content);
+                    }
+                }
+                if operation.request_body.is_some() || takes_query {
+                    responses
+                        .entry("400".to_owned())
+                        .or_insert_with(|| problem("The request is malformed or fails validation"));
+                }
+                if operation.request_body.is_some() {
+                    responses
+                        .entry("415".to_owned())
+                        .or_insert_with(|| problem("The body is not of the documented media type"));
+                }
+            }
+        }
+    }
+}
+
+fn problem(description: &str) -> RefOr<Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", content)
+        .build()
+        .into()
+}
 
 struct BearerAuth;
 

@@ -199,6 +199,8 @@ fn build_app(
     App::new()
         .app_data(state.clone())
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+        // Innermost: routing sees HEAD as GET, the logs and metrics see what was sent.
+        .wrap(actix_web::middleware::from_fn(crate::methods::head_as_get))
         .wrap(actix_web::middleware::from_fn(crate::input::bound_body_pauses))
         .wrap(actix_web::middleware::from_fn(crate::input::refuse_nul))
         .wrap(actix_web::middleware::from_fn(crate::input::refuse_unknown_encodings))
@@ -250,7 +252,7 @@ fn build_app(
                 .wrap(actix_web::middleware::from_fn(public::guard::read_only))
                 .configure(public::pages::configure),
         )
-        .default_service(web::to(|| async { ApiError::NotFound.error_response() }))
+        .default_service(web::to(crate::methods::not_routed))
 }
 
 /// Turns any error response that is not already problem+json (unknown routes, wrong methods,

@@ -25,6 +25,7 @@ pub struct EventQuery {
     pub after: Option<i64>,
     /// 1 to 200, default 50, as every list's (API.md); the next page is `after` the last
     /// offset received.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
 }
 

@@ -18,12 +18,13 @@ use crate::error::ApiError;
 use crate::preconditions::client_copy_is_current;
 use crate::state::AppState;
 
-/// Answers 405 to anything but GET and HEAD, before any route runs.
+/// Answers 405 to anything but GET (HEAD arrives as GET: `methods::head_as_get`), before any
+/// route runs.
 pub async fn read_only(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if matches!(*request.method(), Method::GET | Method::HEAD) {
+    if request.method() == Method::GET {
         return Ok(next.call(request).await?.map_into_boxed_body());
     }
     let mut response = ApiError::MethodNotAllowed.error_response();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, route, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono_tz::Tz;
 use minijinja::{Environment, Value, context};
 use serde::Deserialize;
@@ -226,7 +226,7 @@ fn country_names(countries: &[data::CountryResponse], lang: Lang) -> Vec<Value> 
         .collect()
 }
 
-#[route("/", method = "GET", method = "HEAD")]
+#[get("/")]
 async fn home(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<HttpResponse> {
     let conn = state.db.conn();
     let countries = data::countries(conn).await?;
@@ -264,7 +264,7 @@ struct DirectoryQuery {
     kind: Option<String>,
 }
 
-#[route("/directory", method = "GET", method = "HEAD")]
+#[get("/directory")]
 async fn directory(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -310,13 +310,13 @@ async fn directory(
     )
 }
 
-#[route("/ports", method = "GET", method = "HEAD")]
+#[get("/ports")]
 async fn ports(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<HttpResponse> {
     let communities = data::port_communities(state.db.conn(), None).await?;
     render(&request, "ports.html", "ports", context! { communities => communities })
 }
 
-#[route("/ports/{id}", method = "GET", method = "HEAD")]
+#[get("/ports/{id}")]
 async fn port(state: web::Data<AppState>, request: HttpRequest, id: web::Path<i32>) -> ApiResult<HttpResponse> {
     let lang = Lang::of(&request);
     let port = data::port(state.db.conn(), *id).await?;
@@ -338,7 +338,7 @@ async fn indicator_names(state: &AppState, lang: Lang) -> ApiResult<BTreeMap<Str
         .collect())
 }
 
-#[route("/publications", method = "GET", method = "HEAD")]
+#[get("/publications")]
 async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<HttpResponse> {
     let lang = Lang::of(&request);
     let rows: Vec<Value> = approved_publications(&state, None)
@@ -366,7 +366,7 @@ async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiRe
 }
 
 /// The public meetings, latest first, a page at a time ("Earlier meetings" leads on).
-#[route("/meetings", method = "GET", method = "HEAD")]
+#[get("/meetings")]
 async fn meetings(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -410,7 +410,7 @@ struct IndicatorQuery {
     year: Option<i32>,
 }
 
-#[route("/indicators", method = "GET", method = "HEAD")]
+#[get("/indicators")]
 async fn indicators_page(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -1,6 +1,6 @@
 //! `/api/public/*`: GET only, no authentication, published data only.
 
-use actix_web::{HttpRequest, HttpResponse, route, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use entity::{document_version, publication};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -64,7 +64,7 @@ async fn approved(state: &AppState, id: i32) -> ApiResult<(publication::Model, d
     get, context_path = "/api/public", tag = "public", params(PublicPublicationFilter, PageQuery),
     responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::PublicPublication>), (status = 400, body = Problem))
 )]
-#[route("/publications", method = "GET", method = "HEAD")]
+#[get("/publications")]
 async fn list_publications(
     state: web::Data<AppState>,
     filter: Deferred<Query<PublicPublicationFilter>>,
@@ -125,7 +125,7 @@ async fn list_publications(
     get, context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
     responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = data::PublicPublication), (status = 404, body = Problem))
 )]
-#[route("/publications/{id}", method = "GET", method = "HEAD")]
+#[get("/publications/{id}")]
 async fn get_publication(state: web::Data<AppState>, id: web::Path<i32>) -> ApiResult<HttpResponse> {
     let (row, version) = approved(&state, *id).await?;
     Ok(HttpResponse::Ok().json(data::public_publication(row, Some(version))))
@@ -136,7 +136,7 @@ async fn get_publication(state: web::Data<AppState>, id: web::Path<i32>) -> ApiR
     get, context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
     responses((status = 429, description = "rate_limited", body = Problem), (status = 200, description = "the file"), (status = 304), (status = 404, body = Problem), (status = 503, description = "content_unavailable", body = Problem))
 )]
-#[route("/publications/{id}/file", method = "GET", method = "HEAD")]
+#[get("/publications/{id}/file")]
 async fn download_publication(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -155,7 +155,7 @@ async fn download_publication(
 
 /// The Network's member countries.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::CountryResponse>), (status = 400, body = Problem)))]
-#[route("/countries", method = "GET", method = "HEAD")]
+#[get("/countries")]
 async fn list_countries(state: web::Data<AppState>, page: Deferred<Query<PageQuery>>) -> ApiResult<HttpResponse> {
     let page = page?.page_by::<String>()?;
     let countries = data::countries(state.db.conn()).await?;
@@ -170,7 +170,7 @@ pub struct CountryFilter {
 
 /// Logistic port communities with their ports.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(CountryFilter, PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::PortCommunityResponse>), (status = 400, body = Problem)))]
-#[route("/port-communities", method = "GET", method = "HEAD")]
+#[get("/port-communities")]
 async fn list_port_communities(
     state: web::Data<AppState>,
     filter: Deferred<Query<CountryFilter>>,
@@ -183,7 +183,7 @@ async fn list_port_communities(
 
 /// One port, with its community and validated indicator values.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(("id" = i32, Path)), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = data::PortResponse), (status = 404, body = Problem)))]
-#[route("/ports/{id}", method = "GET", method = "HEAD")]
+#[get("/ports/{id}")]
 async fn get_port(state: web::Data<AppState>, id: web::Path<i32>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(data::port(state.db.conn(), *id).await?))
 }
@@ -191,7 +191,7 @@ async fn get_port(state: web::Data<AppState>, id: web::Path<i32>) -> ApiResult<H
 /// Public contacts of ministries, port authorities and other member organizations.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(DirectoryFilter, PageQuery),
     responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<DirectoryEntry>), (status = 400, body = Problem)))]
-#[route("/directory", method = "GET", method = "HEAD")]
+#[get("/directory")]
 async fn directory(
     state: web::Data<AppState>,
     filter: Deferred<Query<DirectoryFilter>>,
@@ -204,7 +204,7 @@ async fn directory(
 
 /// Regional meetings marked public: title, dates, place and the published agenda.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::PublicMeeting>), (status = 400, body = Problem)))]
-#[route("/meetings", method = "GET", method = "HEAD")]
+#[get("/meetings")]
 async fn public_meetings(state: web::Data<AppState>, page: Deferred<Query<PageQuery>>) -> ApiResult<HttpResponse> {
     let page = page?.page_by::<data::MeetingKey>()?;
     Ok(HttpResponse::Ok().json(data::public_meetings(state.db.conn(), page).await?))
@@ -212,7 +212,7 @@ async fn public_meetings(state: web::Data<AppState>, page: Deferred<Query<PageQu
 
 /// Indicator definitions.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(PageQuery), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<crate::indicators::service::DefinitionResponse>), (status = 400, body = Problem)))]
-#[route("/indicators", method = "GET", method = "HEAD")]
+#[get("/indicators")]
 async fn list_indicators(state: web::Data<AppState>, page: Deferred<Query<PageQuery>>) -> ApiResult<HttpResponse> {
     let page = page?.page_by::<String>()?;
     let definitions = crate::indicators::service::definitions(state.db.conn()).await?;
@@ -221,7 +221,7 @@ async fn list_indicators(state: web::Data<AppState>, page: Deferred<Query<PageQu
 
 /// One indicator's definition.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(("code" = String, Path)), responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = crate::indicators::service::DefinitionResponse), (status = 404, body = Problem)))]
-#[route("/indicators/{code}", method = "GET", method = "HEAD")]
+#[get("/indicators/{code}")]
 async fn get_indicator(state: web::Data<AppState>, code: web::Path<String>) -> ApiResult<HttpResponse> {
     let definition = crate::indicators::service::definition(state.db.conn(), &code).await?;
     Ok(HttpResponse::Ok().json(crate::indicators::service::DefinitionResponse::from(definition)))
@@ -230,7 +230,7 @@ async fn get_indicator(state: web::Data<AppState>, code: web::Path<String>) -> A
 /// Validated values of an indicator: across ports for a `year`, or one `port` across years.
 #[utoipa::path(get, context_path = "/api/public", tag = "public", params(("code" = String, Path), ValueFilter, PageQuery),
     responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<crate::indicators::service::ValueResponse>), (status = 400, body = Problem), (status = 404, body = Problem)))]
-#[route("/indicators/{code}/values", method = "GET", method = "HEAD")]
+#[get("/indicators/{code}/values")]
 async fn indicator_values(
     state: web::Data<AppState>,
     code: web::Path<String>,

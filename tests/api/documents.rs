@@ -713,12 +713,13 @@ async fn a_document_reaches_the_public_area_only_between_approval_and_withdrawal
     );
     let (_, still) = app.get("/api/admin/publications?status=pending", &admin).await;
     assert_eq!(still["items"][0]["id"], pid);
+    // A body of `null` is no body, as the OpenAPI document has it.
     let (status, approved) = app
         .call(
             Method::POST,
             &format!("/api/admin/publications/{pid}/approve"),
             Some(&admin),
-            None,
+            Some(Value::Null),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{approved}");

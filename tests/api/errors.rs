@@ -34,8 +34,8 @@ async fn unknown_routes_and_wrong_methods_answer_problem_json() {
     for (method, path, status, code) in [
         (Method::GET, "/api/does-not-exist", StatusCode::NOT_FOUND, "not_found"),
         (Method::GET, "/nothing/here", StatusCode::NOT_FOUND, "not_found"),
-        (Method::DELETE, "/healthz", StatusCode::NOT_FOUND, "not_found"),
-        (Method::GET, "/api/auth/login", StatusCode::NOT_FOUND, "not_found"),
+        (Method::DELETE, "/healthz", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Method::GET, "/api/auth/login", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
     ] {
         let response = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
         assert_eq!(
@@ -343,6 +343,35 @@ async fn every_documented_operation_lists_its_error_responses() {
                 responses.keys().any(|status| status.starts_with('4')),
                 "{method} {path} documents no 4xx"
             );
+            // Errors are documented as they are sent: problem+json.
+            for (status, response) in responses.iter().filter(|(status, _)| !status.starts_with('2')) {
+                for media_type in response["content"].as_object().into_iter().flatten().map(|(t, _)| t) {
+                    assert_eq!(media_type, "application/problem+json", "{method} {path} {status}");
+                }
+            }
+            // What every body and every query can meet: 400, and 415 for a body.
+            let takes_query = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|parameter| parameter["in"] == "query");
+            if operation.get("requestBody").is_some() || takes_query {
+                assert!(responses.contains_key("400"), "{method} {path} documents no 400");
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(responses.contains_key("415"), "{method} {path} documents no 415");
+            }
+            // A page's size is bounded as the server bounds it.
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["name"] == "limit" {
+                    let schema = &parameter["schema"];
+                    assert_eq!(
+                        (&schema["minimum"], &schema["maximum"]),
+                        (&json!(1), &json!(200)),
+                        "{method} {path}"
+                    );
+                }
+            }
         }
     }
 }
@@ -540,6 +569,154 @@ async fn text_with_a_nul_character_is_refused_everywhere_and_writes_nothing() {
     let status = response.status();
     let problem: Value = response.json().await.unwrap();
     assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+}
+
+/// A compressed body that does not decompress is 400 with the decoder's reason in words, read
+/// by the API's JSON extractor or by the framework's (the CSV import), and nothing is written.
+#[actix_web::test]
+async fn a_body_that_does_not_decompress_is_refused_in_words() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    for (path, content_type) in [
+        ("/api/admin/committees", "application/json"),
+        ("/api/admin/directory/import", "text/csv"),
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .header("content-encoding", "gzip")
+            .body("not gzip at all")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let problem: Value = response.json().await.unwrap();
+        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "bad_request");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("could not read the body: ") && detail.contains("gzip"),
+            "{path}: {detail}"
+        );
+        assert!(
+            !detail.contains("Some(") && !detail.contains("kind:"),
+            "{path}: {detail}"
+        );
+    }
+    let (_, committees) = app.get("/api/committees", &admin).await;
+    assert_eq!(committees["items"], json!([]), "nothing was written");
+}
+
+/// A path served under other methods answers a method it is not served with 405, with the
+/// methods it is served with in `Allow` (RFC 9110 §15.5.6), before anything else is checked:
+/// every path of the OpenAPI document, and the two routes outside it. Every GET answers HEAD.
+#[actix_web::test]
+async fn every_path_answers_a_method_it_is_not_served_with_405_and_allow() {
+    let app = spawn_app().await;
+    let doc = app.openapi().await;
+    let mut paths: Vec<(String, Vec<String>)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(path, item)| {
+            let served = item.as_object().unwrap().keys().map(|method| method.to_uppercase());
+            (path.clone(), served.collect())
+        })
+        .collect();
+    for undocumented in ["/api/openapi.json", "/ws"] {
+        paths.push((undocumented.to_owned(), vec!["GET".to_owned()]));
+    }
+    // A path is served with the methods of every template it fits, as actix routes it:
+    // `/api/admin/indicators/values` fits `/api/admin/indicators/{id}` too.
+    let fits = |template: &str, path: &str| {
+        let (template, path): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+        template.len() == path.len()
+            && template
+                .iter()
+                .zip(&path)
+                .all(|(expected, given)| expected == given || expected.starts_with('{'))
+    };
+    let order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+    for (template, _) in &paths {
+        // Every parameter of every template reads "1" (an id, a code, a channel).
+        let path: String = template
+            .split('/')
+            .map(|segment| if segment.starts_with('{') { "1" } else { segment })
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut served: Vec<&str> = paths
+            .iter()
+            .filter(|(other, _)| fits(other, &path))
+            .flat_map(|(_, methods)| methods.iter().map(String::as_str))
+            .collect();
+        if served.contains(&"GET") {
+            served.push("HEAD");
+        }
+        let allow: Vec<&str> = order.into_iter().filter(|method| served.contains(method)).collect();
+        let refused = ["DELETE", "PUT", "POST", "GET"]
+            .into_iter()
+            .find(|method| !allow.contains(method))
+            .unwrap();
+        let response = app
+            .client
+            .request(refused.parse().unwrap(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{refused} {path}");
+        assert_eq!(
+            response.headers()["allow"],
+            allow.join(", ").as_str(),
+            "{refused} {path}"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "method_not_allowed", "{refused} {path}");
+    }
+    // A path no route serves stays 404, whatever the method.
+    for (method, path) in [
+        ("GET", "/api/nothing"),
+        ("DELETE", "/api/tasks/1/nothing"),
+        ("POST", "/nothing"),
+    ] {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        assert!(!response.headers().contains_key("allow"), "{method} {path}");
+    }
+}
+
+/// HEAD is GET without the body: the same status and headers, the length the body would have,
+/// no bytes; on the API as on the public area, and after the same authorization.
+#[actix_web::test]
+async fn every_get_answers_head_with_its_headers_and_no_body() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    for (path, token) in [
+        ("/api/me", Some(&admin)),
+        ("/api/admin/members", Some(&admin)),
+        ("/api/public/countries", None),
+        ("/healthz", None),
+        ("/api/me", None),
+    ] {
+        let request = |method: Method| {
+            let request = app.client.request(method, app.url(path));
+            match token {
+                Some(token) => request.bearer_auth(token),
+                None => request,
+            }
+        };
+        let get = request(Method::GET).send().await.unwrap();
+        let (status, length) = (get.status(), get.bytes().await.unwrap().len());
+        let head = request(Method::HEAD).send().await.unwrap();
+        assert_eq!(head.status(), status, "{path}");
+        assert_eq!(head.headers()["content-length"], length.to_string().as_str(), "{path}");
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
 }
 
 /// A body in a content coding the server cannot undo is refused (415), not read as if it were
