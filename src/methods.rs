@@ -27,13 +27,23 @@ const UNDOCUMENTED: [&str; 2] = ["/api/openapi.json", crate::realtime::routes::P
 /// HEAD is GET without the body (RFC 9110 §9.3.2), so it is routed as GET. The connection sends
 /// no body in answer to a HEAD request, whatever the handler gives; the body is swapped for an
 /// empty one of the same length, so that a download's file is not read for nothing.
+///
+/// What runs after this sees GET: routing, the handlers, and the metrics (which read the method
+/// once the response is made); the request's log line, begun before, says HEAD. A `Range` is
+/// defined for GET only (RFC 9110 §14.2), so a HEAD's is dropped: the answer is the whole
+/// file's headers. A HEAD asking to upgrade is left as it is, so that it never opens a
+/// WebSocket. (This must run before anything keeps a handle on the request, or the head
+/// cannot be changed: it is the innermost of the app's middlewares, outside the routing.)
 pub async fn head_as_get(
     mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let head = request.method() == Method::HEAD;
+    let head = request.method() == Method::HEAD && !request.headers().contains_key(header::UPGRADE);
     if head {
-        request.head_mut().method = Method::GET;
+        let head = request.head_mut();
+        head.method = Method::GET;
+        head.headers.remove(header::RANGE);
+        head.headers.remove(header::IF_RANGE);
     }
     let response = next.call(request).await?;
     Ok(match head {
@@ -60,7 +70,8 @@ impl MessageBody for Headless {
 /// What a request no route took is answered: 405 with the methods its path is served with, or
 /// 404 when no route serves its path.
 pub async fn not_routed(request: HttpRequest) -> HttpResponse {
-    let Some(allowed) = allowed_for(request.path()) else {
+    // The path as actix routes it: `%61` read as `a`.
+    let Some(allowed) = allowed_for(request.match_info().as_str()) else {
         return ApiError::NotFound.error_response();
     };
     let mut response = ApiError::MethodNotAllowed.error_response();

@@ -413,11 +413,10 @@ pub async fn export_csv(state: &AppState, reader: ExportReader) -> ApiResult<Str
             c.phone.as_deref().unwrap_or_default(),
             if c.public { "true" } else { "false" },
         ];
-        let written = match reader {
-            ExportReader::Programs => writer.write_record(cells),
-            ExportReader::Spreadsheet => writer.write_record(cells.map(defused).iter().map(|cell| cell.as_bytes())),
-        };
-        written.map_err(anyhow::Error::from)?;
+        let cells = cells.map(|cell| defused(cell, reader));
+        writer
+            .write_record(cells.iter().map(|cell| cell.as_bytes()))
+            .map_err(anyhow::Error::from)?;
     }
     let bytes = writer.into_inner().map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(String::from_utf8(bytes).map_err(anyhow::Error::from)?)
@@ -446,22 +445,33 @@ fn read_as_formula(cell: &str) -> bool {
     }
 }
 
-/// A cell of the spreadsheet export, made safe to open with a double click: one a spreadsheet
-/// would run as a formula (a contact named `=HYPERLINK(…)`) starts with an apostrophe, which
-/// shows it as text (OWASP's advice on CSV injection). The import takes it off: see
-/// [`restored`].
-fn defused(cell: &str) -> std::borrow::Cow<'_, str> {
-    if read_as_formula(cell) {
+/// Whether `cell` is formula-like text behind any number of apostrophes: what [`defused`]
+/// escapes with one more, so that [`restored`] can take exactly one off whatever the cell held.
+fn escapable(cell: &str) -> bool {
+    read_as_formula(cell) || cell.strip_prefix('\'').is_some_and(escapable)
+}
+
+/// A cell of the export. For a spreadsheet, one it would run as a formula (a contact named
+/// `=HYPERLINK(…)`) starts with an apostrophe, which shows it as text (OWASP's advice on CSV
+/// injection); programs get formulas as they are. In both, a value that already starts with
+/// an apostrophe before such text (`'-- vacante --`) gets one more, since the import, which
+/// cannot tell the dialects apart, takes one off: see [`restored`].
+fn defused(cell: &str, reader: ExportReader) -> std::borrow::Cow<'_, str> {
+    let escaped = match reader {
+        ExportReader::Spreadsheet => escapable(cell),
+        ExportReader::Programs => cell.starts_with('\'') && escapable(cell),
+    };
+    if escaped {
         format!("'{cell}").into()
     } else {
         cell.into()
     }
 }
 
-/// A cell as it was before [`defused`]: the round trip through a spreadsheet changes nothing.
+/// A cell as it was before [`defused`]: the round trip changes nothing, in either dialect.
 fn restored(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(formula) if read_as_formula(formula) => formula,
+        Some(rest) if escapable(rest) => rest,
         _ => cell,
     }
 }
@@ -655,7 +665,8 @@ mod tests {
     }
 
     #[test]
-    fn a_cell_a_spreadsheet_would_run_is_defused_and_restored() {
+    fn every_cell_comes_back_from_either_export_as_it_was() {
+        use ExportReader::{Programs, Spreadsheet};
         for formula in [
             "=1+2",
             "@SUM(A1)",
@@ -664,13 +675,24 @@ mod tests {
             "=HYPERLINK(\"https://x\")",
             "\tx",
         ] {
-            let cell = defused(formula);
-            assert_eq!(cell, format!("'{formula}"));
-            assert_eq!(restored(&cell), formula);
+            assert_eq!(defused(formula, Spreadsheet), format!("'{formula}"));
+            assert_eq!(defused(formula, Programs), formula, "programs run no formulas");
         }
-        for text in ["+593 4 000", "(01) 611-5000", "-", "María", "'quoted'", "", "a=b"] {
-            assert_eq!(defused(text), text);
-            assert_eq!(restored(text), text, "an apostrophe before anything else is kept");
+        for (value, for_a_spreadsheet) in [
+            ("=1+2", "'=1+2"),
+            ("'-- vacante --", "''-- vacante --"),
+            ("''=x", "'''=x"),
+            ("+593 4 000", "+593 4 000"),
+            ("(01) 611-5000", "(01) 611-5000"),
+            ("-", "-"),
+            ("'quoted'", "'quoted'"),
+            ("María", "María"),
+            ("", ""),
+        ] {
+            assert_eq!(defused(value, Spreadsheet), for_a_spreadsheet);
+            for reader in [Programs, Spreadsheet] {
+                assert_eq!(restored(&defused(value, reader)), value, "{value} via {reader:?}");
+            }
         }
     }
 

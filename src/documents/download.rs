@@ -195,7 +195,7 @@ fn requested_range(request: &HttpRequest, tag: &EntityTag, size: u64) -> Request
     let in_bytes = range
         .split_once('=')
         .is_some_and(|(unit, _)| unit.trim().eq_ignore_ascii_case("bytes"));
-    if request.method() != actix_web::http::Method::GET || !in_bytes || !if_range_matches(request, tag) {
+    if !in_bytes || !if_range_matches(request, tag) {
         return Requested::Whole;
     }
     // RFC 9110 §14.2: a range past the end is unsatisfiable (416); one that cannot be read

@@ -100,7 +100,7 @@ async fn get_document(state: web::Data<AppState>, me: CurrentMember, id: web::Pa
 /// Downloads a version (the current one by default), with `ETag`, `If-None-Match` and `Range`.
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])), params(("id" = i32, Path), VersionQuery),
-    responses((status = 200, description = "the file"), (status = 206, description = "a range"), (status = 304), (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, description = "content_unavailable", body = Problem))
+    responses((status = 200, description = "the file"), (status = 206, description = "a range"), (status = 304), (status = 400, description = "an If-Match that cannot be read, or a bad version", body = Problem), (status = 401, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem), (status = 416, body = Problem), (status = 503, description = "content_unavailable", body = Problem))
 )]
 #[get("/documents/{id}/content")]
 async fn download_document(

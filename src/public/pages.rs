@@ -390,8 +390,12 @@ async fn meetings(
             context! {
                 title => m.title, location => m.location, agenda => agenda,
                 when => {
-                    let ends = m.ends_at.with_timezone(&tz);
-                    format!("{} – {} {}", m.starts_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"), ends.format("%H:%M"), zone_label(&ends))
+                    let (starts, ends) = (m.starts_at.with_timezone(&tz), m.ends_at.with_timezone(&tz));
+                    // One label when both ends share an offset; each its own across a change of
+                    // summer time.
+                    let (from, to) = (zone_label(&starts), zone_label(&ends));
+                    let from = if from == to { String::new() } else { format!(" {from}") };
+                    format!("{}{from} – {} {to}", starts.format("%Y-%m-%d %H:%M"), ends.format("%H:%M"))
                 },
             }
         })

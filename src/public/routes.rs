@@ -134,7 +134,7 @@ async fn get_publication(state: web::Data<AppState>, id: web::Path<i32>) -> ApiR
 /// The file of an approved publication (the approved version only).
 #[utoipa::path(
     get, context_path = "/api/public", tag = "public", params(("id" = i32, Path)),
-    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, description = "the file"), (status = 304), (status = 404, body = Problem), (status = 503, description = "content_unavailable", body = Problem))
+    responses((status = 429, description = "rate_limited", body = Problem), (status = 200, description = "the file"), (status = 206, description = "a range"), (status = 304), (status = 400, description = "an If-Match that cannot be read", body = Problem), (status = 404, body = Problem), (status = 412, body = Problem), (status = 416, body = Problem), (status = 503, description = "content_unavailable", body = Problem))
 )]
 #[get("/publications/{id}/file")]
 async fn download_publication(

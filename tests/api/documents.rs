@@ -183,6 +183,17 @@ async fn versions_are_uploaded_and_each_downloads_byte_for_byte_with_etag_304_an
         .await
         .unwrap();
     assert_eq!(weak.status(), StatusCode::NOT_MODIFIED);
+    // A HEAD's range is ignored, Range being a GET's (RFC 9110 §14.2): the whole file's length.
+    let head = app
+        .client
+        .head(app.url(&format!("/api/documents/{id}/content?version=2")))
+        .bearer_auth(&member)
+        .header("range", "bytes=5-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], second.len().to_string().as_str());
     // A range that cannot be read is ignored (RFC 9110 §14.2): the whole file, not a 416.
     for unreadable in ["bytes=5-4", "bytes=x-y", "bytes=7"] {
         let ignored = get_with(vec![("range", unreadable.into())]).await.unwrap();

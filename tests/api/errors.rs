@@ -34,8 +34,18 @@ async fn unknown_routes_and_wrong_methods_answer_problem_json() {
     for (method, path, status, code) in [
         (Method::GET, "/api/does-not-exist", StatusCode::NOT_FOUND, "not_found"),
         (Method::GET, "/nothing/here", StatusCode::NOT_FOUND, "not_found"),
-        (Method::DELETE, "/healthz", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (Method::GET, "/api/auth/login", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (
+            Method::DELETE,
+            "/healthz",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::GET,
+            "/api/auth/login",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
     ] {
         let response = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
         assert_eq!(
@@ -658,6 +668,16 @@ async fn every_path_answers_a_method_it_is_not_served_with_405_and_allow() {
             .into_iter()
             .find(|method| !allow.contains(method))
             .unwrap();
+        // Every documented method is routed: none of them is answered 405.
+        for method in allow.iter().filter(|method| **method != "HEAD") {
+            let response = app
+                .client
+                .request(method.parse().unwrap(), app.url(&path))
+                .send()
+                .await
+                .unwrap();
+            assert_ne!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        }
         let response = app
             .client
             .request(refused.parse().unwrap(), app.url(&path))
@@ -711,12 +731,37 @@ async fn every_get_answers_head_with_its_headers_and_no_body() {
             }
         };
         let get = request(Method::GET).send().await.unwrap();
-        let (status, length) = (get.status(), get.bytes().await.unwrap().len());
+        let (status, headers) = (get.status(), get.headers().clone());
+        let length = get.bytes().await.unwrap().len();
         let head = request(Method::HEAD).send().await.unwrap();
         assert_eq!(head.status(), status, "{path}");
         assert_eq!(head.headers()["content-length"], length.to_string().as_str(), "{path}");
-        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+        for name in ["content-type", "etag", "cache-control"] {
+            assert_eq!(head.headers().get(name), headers.get(name), "{path}: {name}");
+        }
     }
+
+    // On the wire, no byte of the body follows the headers (a client never reads one after a
+    // HEAD, so only the next answer on the same connection can tell): the second answer starts
+    // right where the first one's headers end.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut connection = tokio::net::TcpStream::connect(address).await.unwrap();
+    let requests = "HEAD /api/public/countries HTTP/1.1\r\nHost: x\r\n\r\n\
+                    GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    connection.write_all(requests.as_bytes()).await.unwrap();
+    let mut answers = String::new();
+    connection.read_to_string(&mut answers).await.unwrap();
+    let (first, rest) = answers.split_once("\r\n\r\n").unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{answers}");
+    assert!(
+        !first.contains("content-length: 0"),
+        "the length of the GET's body: {first}"
+    );
+    assert!(
+        rest.starts_with("HTTP/1.1 200"),
+        "body bytes after a HEAD's headers: {answers}"
+    );
 }
 
 /// A body in a content coding the server cannot undo is refused (415), not read as if it were
