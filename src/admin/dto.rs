@@ -11,6 +11,7 @@ use crate::domain::{Locale, Role};
 #[serde(deny_unknown_fields)]
 pub struct CreateMemberRequest {
     pub email: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub role: Role,
     pub organization_id: Option<i32>,
@@ -28,6 +29,7 @@ pub enum AdminStatusChange {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemberRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub role: Option<Role>,
     pub status: Option<AdminStatusChange>,

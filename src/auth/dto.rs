@@ -23,8 +23,9 @@ pub struct RefreshRequest {
 pub struct AcceptInvitationRequest {
     #[schema(value_type = String)]
     pub token: SecretString,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 128)]
     pub password: SecretString,
 }
 
@@ -37,7 +38,7 @@ pub struct ForgotPasswordRequest {
 pub struct ResetPasswordRequest {
     #[schema(value_type = String)]
     pub token: SecretString,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 128)]
     pub password: SecretString,
 }
 
@@ -45,13 +46,14 @@ pub struct ResetPasswordRequest {
 pub struct PasswordChange {
     #[schema(value_type = String, format = Password)]
     pub current: SecretString,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 128)]
     pub new: SecretString,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub locale: Option<String>,
     pub password: Option<PasswordChange>,

@@ -20,15 +20,19 @@ string_enum!(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCommitteeRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub kind: CommitteeKind,
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCommitteeRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     pub archived: Option<bool>,
 }

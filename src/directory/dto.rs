@@ -23,6 +23,7 @@ string_enum!(
 #[derive(Deserialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub kind: OrganizationKind,
     pub country_code: Option<String>,
@@ -57,9 +58,12 @@ impl From<organization::Model> for OrganizationResponse {
 #[serde(deny_unknown_fields)]
 pub struct ContactRequest {
     pub organization_id: i32,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(max_length = 200)]
     pub position: Option<String>,
     pub email: Option<String>,
+    #[schema(max_length = 64)]
     pub phone: Option<String>,
     /// Only public contacts appear in the public directory.
     pub public: bool,

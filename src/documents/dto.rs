@@ -108,7 +108,9 @@ pub struct DocumentDetailResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDocumentRequest {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: Option<String>,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub status: Option<DocumentStatus>,
     pub tags: Option<Vec<String>>,
@@ -168,6 +170,7 @@ pub struct ApproveRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
+    #[schema(min_length = 1, max_length = 5000)]
     pub reason: String,
 }
 

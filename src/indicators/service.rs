@@ -27,10 +27,15 @@ string_enum!(
 #[serde(deny_unknown_fields)]
 pub struct DefinitionRequest {
     /// Stable code, e.g. `vessel_turnaround_hours`.
+    #[schema(pattern = r"^[A-Za-z0-9_]{1,64}$")]
     pub code: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name_en: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name_es: String,
+    #[schema(min_length = 1, max_length = 32)]
     pub unit: String,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub higher_is_better: bool,
 }
@@ -40,9 +45,13 @@ pub struct DefinitionRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDefinitionRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name_en: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     pub name_es: Option<String>,
+    #[schema(min_length = 1, max_length = 32)]
     pub unit: Option<String>,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub higher_is_better: Option<bool>,
 }
@@ -74,6 +83,7 @@ impl From<indicator_definition::Model> for DefinitionResponse {
 #[serde(deny_unknown_fields)]
 pub struct ValueRequest {
     pub port_id: i32,
+    #[schema(minimum = 1990, maximum = 2100)]
     pub year: i32,
     pub value: f64,
 }

@@ -45,13 +45,17 @@ impl MeetingStatus {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMeetingRequest {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     /// IANA name, e.g. `America/Lima`.
     pub timezone: String,
+    #[schema(max_length = 300)]
     pub location: Option<String>,
+    #[schema(max_length = 500)]
     pub online_url: Option<String>,
     pub invited_committee_ids: Option<Vec<i32>>,
     pub public: Option<bool>,
@@ -60,12 +64,16 @@ pub struct CreateMeetingRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeetingRequest {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: Option<String>,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
     pub timezone: Option<String>,
+    #[schema(max_length = 300)]
     pub location: Option<String>,
+    #[schema(max_length = 500)]
     pub online_url: Option<String>,
     pub invited_committee_ids: Option<Vec<i32>>,
     pub public: Option<bool>,
@@ -158,9 +166,12 @@ impl MeetingResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgendaItemRequest {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub kind: AgendaKind,
+    #[schema(minimum = 1, maximum = 1440)]
     pub duration_minutes: i32,
     pub presenter_id: Option<i32>,
     pub parent_id: Option<i32>,
@@ -170,9 +181,12 @@ pub struct CreateAgendaItemRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgendaItemRequest {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: Option<String>,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub kind: Option<AgendaKind>,
+    #[schema(minimum = 1, maximum = 1440)]
     pub duration_minutes: Option<i32>,
     pub presenter_id: Option<i32>,
     pub document_ids: Option<Vec<i32>>,
@@ -261,7 +275,9 @@ pub struct AttendanceResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionItemRequest {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub assignee_id: Option<i32>,
     pub due_on: Option<NaiveDate>,

@@ -36,7 +36,9 @@ impl TaskStatus {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub assignee_id: Option<i32>,
     pub due_on: Option<NaiveDate>,
@@ -50,7 +52,9 @@ pub struct CreateTaskRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTaskRequest {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: Option<String>,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     pub status: Option<TaskStatus>,
     pub priority: Option<TaskPriority>,
@@ -126,6 +130,7 @@ impl From<task::Model> for TaskResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
+    #[schema(min_length = 1, max_length = 10000)]
     pub body: String,
 }
 

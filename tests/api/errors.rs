@@ -824,3 +824,59 @@ async fn a_body_declared_in_another_charset_than_utf8_is_refused_and_writes_noth
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
     assert_eq!(list["items"][0]["title"], "Revisión");
 }
+
+/// The bounds the OpenAPI document gives a field are the server's: at the documented maximum a
+/// value is taken, one past it is `validation_failed` naming the field. (A sample: a
+/// committee's name, a task's title, a comment's body, an agenda item's duration.)
+#[actix_web::test]
+async fn documented_bounds_are_the_servers() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let doc = app.openapi().await;
+    let bound = |schema: &str, field: &str, key: &str| {
+        let value = &doc["components"]["schemas"][schema]["properties"][field][key];
+        value
+            .as_u64()
+            .unwrap_or_else(|| panic!("{schema}.{field} documents no {key}")) as usize
+    };
+    let name_max = bound("CreateCommitteeRequest", "name", "maxLength");
+    let committee = |name: String| {
+        app.post(
+            "/api/admin/committees",
+            Some(&admin),
+            json!({ "name": name, "kind": "technical" }),
+        )
+    };
+    let (status, created) = committee("n".repeat(name_max)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, problem) = committee("n".repeat(name_max + 1)).await;
+    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+    assert_eq!(problem["errors"][0]["field"], "name");
+
+    let tasks = format!("/api/committees/{}/tasks", created["id"]);
+    let title_max = bound("CreateTaskRequest", "title", "maxLength");
+    let task = |title: String| app.post(&tasks, Some(&admin), json!({ "title": title }));
+    let (status, created) = task("t".repeat(title_max)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, problem) = task("t".repeat(title_max + 1)).await;
+    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+    assert_eq!(problem["errors"][0]["field"], "title");
+
+    let comments = format!("/api/tasks/{}/comments", created["id"]);
+    let body_max = bound("CommentRequest", "body", "maxLength");
+    let comment = |body: String| app.post(&comments, Some(&admin), json!({ "body": body }));
+    assert_eq!(comment("b".repeat(body_max)).await.0, StatusCode::CREATED);
+    let (status, problem) = comment("b".repeat(body_max + 1)).await;
+    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+    assert_eq!(problem["errors"][0]["field"], "body");
+
+    let (minimum, maximum) = (
+        bound("CreateAgendaItemRequest", "duration_minutes", "minimum"),
+        bound("CreateAgendaItemRequest", "duration_minutes", "maximum"),
+    );
+    assert_eq!(
+        (minimum, maximum),
+        (1, 24 * 60),
+        "a day at most, as `check_duration` has it"
+    );
+}
