@@ -141,6 +141,10 @@ async fn members_are_listed_with_filters_and_stable_pages() {
         (0..5).map(|n| format!("person{n}@port.org")).collect::<Vec<_>>()
     );
     assert_eq!(page3["next_cursor"], Value::Null);
+    // An empty cursor is the first page, as none is.
+    let (_, first) = app.get("/api/admin/members?limit=2", &admin).await;
+    let (status, empty) = app.get("/api/admin/members?limit=2&cursor=", &admin).await;
+    assert_eq!((status, &empty), (StatusCode::OK, &first));
 
     let (_, active) = app.get("/api/admin/members?status=active", &admin).await;
     assert_eq!(active["items"].as_array().unwrap().len(), 1);
