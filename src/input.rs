@@ -203,6 +203,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 return Err(ApiError::PayloadTooLarge.into());
             }
             let body = read_within(payload, limit).await?;
+            // Every body is an object. serde would also read a struct from an array of its
+            // fields in order (`["a@b.org", "secret"]` as a login), which no client means.
+            if body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+                return Err(ApiError::validation("body", NOT_AN_OBJECT).into());
+            }
             let mut deserializer = serde_json::Deserializer::from_slice(&body);
             let value = serde_path_to_error::deserialize(&mut deserializer).map_err(body_error)?;
             deserializer
@@ -269,8 +274,16 @@ fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     let text = error.to_string();
     // serde says where in the text; the field says it better.
     let message = text.split(" at line ").next().unwrap_or(&text);
+    // A body of the wrong type altogether: serde would name our struct ("expected struct
+    // CreateCommitteeRequest"), which says nothing to a client.
+    let message = match path == "." && message.starts_with("invalid type") {
+        true => NOT_AN_OBJECT,
+        false => message,
+    };
     ApiError::Validation(vec![FieldError::new(field_of(&path, message, "body"), message)])
 }
+
+const NOT_AN_OBJECT: &str = "must be a JSON object";
 
 /// A query string: the extractor every endpoint (the pages too) reads its parameters with, in place of
 /// `web::Query`, whose refusal gives serde's bare message ("invalid digit found in string") as

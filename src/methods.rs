@@ -53,6 +53,12 @@ pub async fn head_as_get(
 }
 
 /// The body of an answer to HEAD: the size the GET's would have, and no bytes.
+///
+/// actix-http keeps one "this is a HEAD" mark per connection, so a request pipelined behind a
+/// HEAD and read before its answer is written overwrites it: the answer is then expected to
+/// carry its length in bytes, this gives none, and the connection is closed (with the real
+/// body instead, its bytes would follow the HEAD's headers and corrupt the stream). Browsers,
+/// HTTP libraries and the nginx in front do not pipeline; a client that does sends again.
 struct Headless(BodySize);
 
 impl MessageBody for Headless {

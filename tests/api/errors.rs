@@ -742,26 +742,59 @@ async fn every_get_answers_head_with_its_headers_and_no_body() {
     }
 
     // On the wire, no byte of the body follows the headers (a client never reads one after a
-    // HEAD, so only the next answer on the same connection can tell): the second answer starts
-    // right where the first one's headers end.
+    // HEAD, so only the raw connection can tell): read to its close, it ends with the headers.
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let address = app.address.trim_start_matches("http://").to_owned();
     let mut connection = tokio::net::TcpStream::connect(address).await.unwrap();
-    let requests = "HEAD /api/public/countries HTTP/1.1\r\nHost: x\r\n\r\n\
-                    GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    connection.write_all(requests.as_bytes()).await.unwrap();
-    let mut answers = String::new();
-    connection.read_to_string(&mut answers).await.unwrap();
-    let (first, rest) = answers.split_once("\r\n\r\n").unwrap();
-    assert!(first.starts_with("HTTP/1.1 200"), "{answers}");
+    let request = "HEAD /api/public/countries HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    connection.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    connection.read_to_string(&mut answer).await.unwrap();
+    let (headers, rest) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(headers.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
-        !first.contains("content-length: 0"),
-        "the length of the GET's body: {first}"
+        !headers.contains("content-length: 0"),
+        "the length of the GET's body: {headers}"
     );
-    assert!(
-        rest.starts_with("HTTP/1.1 200"),
-        "body bytes after a HEAD's headers: {answers}"
-    );
+    assert_eq!(rest, "", "body bytes after a HEAD's headers");
+}
+
+/// Every body is a JSON object: an array of a struct's fields in order, which serde would
+/// read, is refused, and a body of another type is told so without naming our types.
+#[actix_web::test]
+async fn a_body_that_is_not_an_object_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    for (path, token, body) in [
+        (
+            "/api/auth/login",
+            None,
+            r#"["admin@sela.org", "a password of some length"]"#,
+        ),
+        ("/api/admin/committees", Some(&admin), r#" ["Experts", "technical"]"#),
+        ("/api/admin/committees", Some(&admin), r#""Experts""#),
+        ("/api/admin/committees", Some(&admin), "5"),
+    ] {
+        let request = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/json");
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.body(body).send().await.unwrap();
+        let status = response.status();
+        let problem: Value = response.json().await.unwrap();
+        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "validation_failed");
+        assert_eq!(
+            problem["errors"][0],
+            json!({ "field": "body", "message": "must be a JSON object" }),
+            "{path} {body}"
+        );
+    }
+    let (_, committees) = app.get("/api/committees", &admin).await;
+    assert_eq!(committees["items"], json!([]), "nothing was written");
 }
 
 /// A body in a content coding the server cannot undo is refused (415), not read as if it were
