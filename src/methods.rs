@@ -4,7 +4,8 @@
 //! actix routes by method and path together, so a request with a method no route of its path
 //! takes falls through to the default service, as an unknown path does. The methods each path
 //! is served with come from the OpenAPI document, which lists every API route (a test sends
-//! every documented path a method it does not list), and from the few routes outside it.
+//! every documented path each of its methods, which must be routed, and one it does not list),
+//! and from the few routes outside it.
 
 use std::pin::Pin;
 use std::sync::OnceLock;

@@ -33,25 +33,12 @@ impl FromRequest for IfMatch {
 }
 
 fn parse(req: &HttpRequest) -> Result<IfMatch, ApiError> {
-    let Some(value) = req.headers().get(header::IF_MATCH) else {
+    // A weak tag is well-formed but never matches; a bare number is taken as its quoted form,
+    // as clients were answered before lists were read.
+    let malformed = || ApiError::BadRequest("If-Match must be a quoted version, like \"3\"".to_owned());
+    let Some(tags) = if_match_list(req, malformed)? else {
         return Ok(IfMatch(None));
     };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest("If-Match is not valid text".to_owned()))?
-        .trim();
-    // `*`: any current version (RFC 9110 §13.1.1); the resource exists, or the write is a 404.
-    if text == "*" {
-        return Ok(IfMatch(None));
-    }
-    // A list of entity tags, comma-separated (empty elements allowed, RFC 9110 §5.6.1). A weak
-    // tag is well-formed but never matches; a bare number is taken as its quoted form, as
-    // clients were answered before lists were read.
-    let malformed = || ApiError::BadRequest("If-Match must be a quoted version, like \"3\"".to_owned());
-    let tags: Vec<&str> = text.split(',').map(str::trim).filter(|tag| !tag.is_empty()).collect();
-    if tags.is_empty() {
-        return Err(malformed());
-    }
     let mut versions = Vec::new();
     for tag in tags {
         let (weak, tag) = tag.strip_prefix("W/").map_or((false, tag), |tag| (true, tag));
@@ -65,6 +52,25 @@ fn parse(req: &HttpRequest) -> Result<IfMatch, ApiError> {
         }
     }
     Ok(IfMatch(Some(versions)))
+}
+
+/// The elements of `If-Match`, as written: `None` when it is absent or `*` (any current
+/// representation, RFC 9110 §13.1.1; the resource exists, or the request is a 404). A list is
+/// comma-separated, empty elements allowed (RFC 9110 §5.6.1); one that is not text or holds no
+/// element is `malformed`, and so is any element the caller cannot read.
+pub fn if_match_list(req: &HttpRequest, malformed: impl Fn() -> ApiError) -> Result<Option<Vec<&str>>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| malformed())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tags: Vec<&str> = text.split(',').map(str::trim).filter(|tag| !tag.is_empty()).collect();
+    if tags.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some(tags))
 }
 
 /// Whether `If-None-Match` is `*` or names `tag`, compared weakly as RFC 9110 §13.1.2 has it (a

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{ApiError, ApiResult};
-use crate::preconditions::client_copy_is_current;
+use crate::preconditions::{client_copy_is_current, if_match_list};
 use crate::state::AppState;
 use crate::storage::BlobStore;
 
@@ -150,29 +150,19 @@ fn attachment(file_name: &str) -> ContentDisposition {
 }
 
 /// No `If-Match`, `*`, or a list that names this content (strong comparison). One that cannot be
-/// read is a 400, as on every write (`preconditions`): the client meant a condition it did not
-/// state. (actix's own `IfMatch` drops the tags it cannot read, which made it a 412.)
+/// read is a 400, as on every write: the client meant a condition it did not state. (actix's
+/// own `IfMatch` drops the tags it cannot read, which made it a 412.)
 fn if_match(request: &HttpRequest, tag: &EntityTag) -> ApiResult<bool> {
-    let Some(value) = request.headers().get(header::IF_MATCH) else {
-        return Ok(true);
-    };
     let malformed =
         || ApiError::BadRequest("If-Match must be `*` or quoted entity tags, like a download's ETag".to_owned());
-    let text = value.to_str().map_err(|_| malformed())?.trim();
-    if text == "*" {
+    let Some(named) = if_match_list(request, malformed)? else {
         return Ok(true);
+    };
+    let mut matched = false;
+    for named in named {
+        matched |= named.parse::<EntityTag>().map_err(|_| malformed())?.strong_eq(tag);
     }
-    let named = text
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::parse::<EntityTag>)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| malformed())?;
-    if named.is_empty() {
-        return Err(malformed());
-    }
-    Ok(named.iter().any(|named| named.strong_eq(tag)))
+    Ok(matched)
 }
 
 enum Requested {

@@ -219,8 +219,21 @@ pub fn in_zone(at: DateTime<Utc>, tz: Tz) -> String {
     format!("{} {}", local.format("%Y-%m-%d %H:%M"), zone_label(&local))
 }
 
+/// A meeting's span as [`in_zone`] writes a time, the end by its hour: "2027-03-01 10:00 –
+/// 12:00 (America/Lima, UTC-05:00)". Across a change of summer time each end has its label.
+pub fn span_in_zone(starts_at: DateTime<Utc>, ends_at: DateTime<Utc>, tz: Tz) -> String {
+    let (starts, ends) = (starts_at.with_timezone(&tz), ends_at.with_timezone(&tz));
+    let (from, to) = (zone_label(&starts), zone_label(&ends));
+    let from = if from == to { String::new() } else { format!(" {from}") };
+    format!(
+        "{}{from} – {} {to}",
+        starts.format("%Y-%m-%d %H:%M"),
+        ends.format("%H:%M")
+    )
+}
+
 /// "(America/Lima, UTC-05:00)": the zone of a local time and its offset then.
-pub fn zone_label(local: &DateTime<Tz>) -> String {
+fn zone_label(local: &DateTime<Tz>) -> String {
     format!("({}, UTC{})", local.timezone().name(), local.format("%:z"))
 }
 
@@ -1507,4 +1520,31 @@ pub async fn visible_meetings(conn: &impl ConnectionTrait, viewer: &member::Mode
         .order_by_asc(meeting::Column::StartsAt)
         .all(conn)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    #[test]
+    fn a_span_names_its_zone_once_and_each_end_across_a_change_of_summer_time() {
+        let lima = chrono_tz::America::Lima;
+        let starts = Utc.with_ymd_and_hms(2027, 3, 1, 15, 0, 0).unwrap();
+        assert_eq!(
+            span_in_zone(starts, starts + Duration::hours(2), lima),
+            "2027-03-01 10:00 – 12:00 (America/Lima, UTC-05:00)"
+        );
+        // Santiago leaves summer time in April: a span from March to late April crosses it.
+        let santiago = chrono_tz::America::Santiago;
+        let (march, april) = (
+            Utc.with_ymd_and_hms(2027, 3, 20, 13, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2027, 4, 20, 14, 0, 0).unwrap(),
+        );
+        assert_eq!(
+            span_in_zone(march, april, santiago),
+            "2027-03-20 10:00 (America/Santiago, UTC-03:00) – 10:00 (America/Santiago, UTC-04:00)"
+        );
+    }
 }

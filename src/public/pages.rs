@@ -15,7 +15,7 @@ use crate::directory::dto::{DirectoryFilter, OrganizationKind};
 use crate::error::{ApiError, ApiResult};
 use crate::indicators::service::{self as indicators, ValueFilter, ValueResponse, ValueStatus};
 use crate::input::Query;
-use crate::meetings::service::zone_label;
+use crate::meetings::service::span_in_zone;
 use crate::pagination::PageQuery;
 use crate::state::AppState;
 
@@ -389,14 +389,7 @@ async fn meetings(
             });
             context! {
                 title => m.title, location => m.location, agenda => agenda,
-                when => {
-                    let (starts, ends) = (m.starts_at.with_timezone(&tz), m.ends_at.with_timezone(&tz));
-                    // One label when both ends share an offset; each its own across a change of
-                    // summer time.
-                    let (from, to) = (zone_label(&starts), zone_label(&ends));
-                    let from = if from == to { String::new() } else { format!(" {from}") };
-                    format!("{}{from} – {} {to}", starts.format("%Y-%m-%d %H:%M"), ends.format("%H:%M"))
-                },
+                when => span_in_zone(m.starts_at, m.ends_at, tz),
             }
         })
         .collect();
