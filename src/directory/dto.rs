@@ -147,6 +147,9 @@ pub struct DirectoryEntry {
 #[derive(Serialize, ToSchema)]
 pub struct ImportReport {
     pub organizations_created: usize,
+    /// Organizations the directory already had (by name and country), brought up to the file's
+    /// kind, port community and website.
+    pub organizations_updated: usize,
     pub contacts_created: usize,
     /// Rows naming a contact the organization already has (by name): updated, not added again.
     pub contacts_updated: usize,

@@ -120,12 +120,12 @@ pub async fn save_organization(
             ..Default::default()
         },
     };
-    active.search_text = Set(search::index_text(&[&name, website.as_deref().unwrap_or_default()]));
-    active.name = Set(name);
-    active.kind = Set(request.kind.as_str().to_owned());
-    active.country_code = Set(country);
-    active.port_community_id = Set(request.port_community_id);
-    active.website = Set(website);
+    let details = OrganizationDetails {
+        kind: request.kind,
+        port_community_id: request.port_community_id,
+        website,
+    };
+    fill_organization(&mut active, name, country, &details);
     let saved = active.save(&*txn).await?;
     let saved: organization::Model = saved.try_into_model()?;
     let response = OrganizationResponse::from(saved);
@@ -139,6 +139,29 @@ pub async fn save_organization(
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(response)
+}
+
+/// What an organization is besides its name and country, which identify it in an import.
+#[derive(Clone, PartialEq)]
+struct OrganizationDetails {
+    kind: OrganizationKind,
+    port_community_id: Option<i32>,
+    website: Option<String>,
+}
+
+fn fill_organization(
+    active: &mut organization::ActiveModel,
+    name: String,
+    country: Option<String>,
+    details: &OrganizationDetails,
+) {
+    let website = details.website.clone();
+    active.search_text = Set(search::index_text(&[&name, website.as_deref().unwrap_or_default()]));
+    active.name = Set(name);
+    active.kind = Set(details.kind.as_str().to_owned());
+    active.country_code = Set(country);
+    active.port_community_id = Set(details.port_community_id);
+    active.website = Set(website);
 }
 
 pub async fn delete_organization(state: &AppState, actor_id: i32, id: i32) -> ApiResult<()> {
@@ -538,9 +561,12 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
     let txn = state.db.begin_write().await?;
     let mut report = ImportReport {
         organizations_created: 0,
+        organizations_updated: 0,
         contacts_created: 0,
         contacts_updated: 0,
     };
+    // The organizations named so far, by name and country: the row that first named each.
+    let mut named: HashMap<(String, Option<String>), NamedOrganization> = HashMap::new();
     for (index, record) in reader.records().enumerate() {
         let row = index + 2;
         let record = record.map_err(|error| ApiError::validation("csv", &format!("row {row}: {error}")))?;
@@ -568,31 +594,27 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             return Err(row_error(FieldError::new("phone", message)));
         }
         check_port_community(&*txn, community).await.map_err(in_row)?;
-        let existing = organization::Entity::find()
-            .filter(organization::Column::Name.eq(&name))
-            .filter(match &country {
-                Some(code) => organization::Column::CountryCode.eq(code.clone()),
-                None => organization::Column::CountryCode.is_null(),
-            })
-            .one(&*txn)
-            .await?;
-        let organization_id = match existing {
-            Some(org) => org.id,
+        let details = OrganizationDetails {
+            kind,
+            port_community_id: community,
+            website,
+        };
+        // The rows of one organization carry its details each: they must say the same, or
+        // which row's the directory kept would depend on their order.
+        let key = (name.clone(), country.clone());
+        let organization_id = match named.get(&key) {
+            Some(first) if first.details != details => {
+                let message = format!(
+                    "differs from row {} in kind, port_community_id or website: the rows of one organization must agree",
+                    first.row
+                );
+                return Err(row_error(FieldError::new("organization", message)));
+            }
+            Some(first) => first.id,
             None => {
-                report.organizations_created += 1;
-                organization::ActiveModel {
-                    search_text: Set(search::index_text(&[&name, website.as_deref().unwrap_or_default()])),
-                    name: Set(name),
-                    kind: Set(kind.as_str().to_owned()),
-                    country_code: Set(country),
-                    port_community_id: Set(community),
-                    website: Set(website),
-                    created_at: Set(Utc::now()),
-                    ..Default::default()
-                }
-                .insert(&*txn)
-                .await?
-                .id
+                let id = import_organization(&*txn, name, country, &details, &mut report).await?;
+                named.insert(key, NamedOrganization { row, details, id });
+                id
             }
         };
         let request = ContactRequest {
@@ -640,6 +662,48 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
     txn.commit().await?;
     realtime::publish(state, recorded);
     Ok(report)
+}
+
+/// An organization an import has named, at the row that first named it.
+struct NamedOrganization {
+    row: usize,
+    details: OrganizationDetails,
+    id: i32,
+}
+
+/// The organization of that name in that country, created or brought up to date: an export
+/// edited and imported back changes the organizations as well as their contacts.
+async fn import_organization(
+    conn: &impl ConnectionTrait,
+    name: String,
+    country: Option<String>,
+    details: &OrganizationDetails,
+    report: &mut ImportReport,
+) -> ApiResult<i32> {
+    let existing = organization::Entity::find()
+        .filter(organization::Column::Name.eq(&name))
+        .filter(match &country {
+            Some(code) => organization::Column::CountryCode.eq(code.clone()),
+            None => organization::Column::CountryCode.is_null(),
+        })
+        .one(conn)
+        .await?;
+    let mut active = match existing {
+        Some(organization) => {
+            report.organizations_updated += 1;
+            organization.into_active_model()
+        }
+        None => {
+            report.organizations_created += 1;
+            organization::ActiveModel {
+                created_at: Set(Utc::now()),
+                ..Default::default()
+            }
+        }
+    };
+    fill_organization(&mut active, name, country, details);
+    let saved: organization::Model = active.save(conn).await?.try_into_model()?;
+    Ok(saved.id)
 }
 
 #[cfg(test)]

@@ -144,6 +144,14 @@ fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// Imports `body` into the directory as `token`: the answer's status and body.
+async fn import_csv(app: &TestApp, token: &str, body: String) -> (StatusCode, Value) {
+    let request = app.client.post(app.url("/api/admin/directory/import"));
+    let request = request.bearer_auth(token).header("content-type", "text/csv");
+    let response = request.body(body).send().await.unwrap();
+    (response.status(), response.json::<Value>().await.unwrap())
+}
+
 #[actix_web::test]
 async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     let app = spawn_app().await;
@@ -174,20 +182,13 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
         assert_eq!(problem["code"], "unsupported_media_type");
         assert!(problem["detail"].as_str().unwrap().contains("text/csv"), "{problem}");
     }
-    let import = |body: String| {
-        let request = app.client.post(app.url("/api/admin/directory/import"));
-        let request = request.bearer_auth(&admin).header("content-type", "text/csv");
-        async move {
-            let response = request.body(body).send().await.unwrap();
-            (response.status(), response.json::<Value>().await.unwrap())
-        }
-    };
+    let import = |body: String| import_csv(&app, &admin, body);
     let export = || async { app.text("/api/admin/directory/export.csv", Some(&admin)).await };
     let (status, report) = import(csv.to_owned()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         report,
-        json!({ "organizations_created": 1, "contacts_created": 2, "contacts_updated": 0 })
+        json!({ "organizations_created": 1, "organizations_updated": 0, "contacts_created": 2, "contacts_updated": 0 })
     );
     let exported = export().await;
     assert_eq!(exported.lines().count(), 3);
@@ -198,7 +199,7 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(
         report,
-        json!({ "organizations_created": 0, "contacts_created": 0, "contacts_updated": 2 })
+        json!({ "organizations_created": 0, "organizations_updated": 1, "contacts_created": 0, "contacts_updated": 2 })
     );
     let exported = export().await;
     assert_eq!(exported.lines().count(), 3, "{exported}");
@@ -249,7 +250,7 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(
         report,
-        json!({ "organizations_created": 0, "contacts_created": 1, "contacts_updated": 0 })
+        json!({ "organizations_created": 0, "organizations_updated": 1, "contacts_created": 1, "contacts_updated": 0 })
     );
     let exported = export().await;
     assert_eq!(exported.lines().count(), 4, "{exported}");
@@ -300,7 +301,7 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(
         report,
-        json!({ "organizations_created": 0, "contacts_created": 0, "contacts_updated": 4 })
+        json!({ "organizations_created": 0, "organizations_updated": 1, "contacts_created": 0, "contacts_updated": 4 })
     );
     assert_eq!(
         export().await,
@@ -312,6 +313,55 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     let problem: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(problem["code"], "validation_failed", "{problem}");
     assert_eq!(problem["errors"][0]["field"], "for", "{problem}");
+}
+
+#[actix_web::test]
+async fn an_import_brings_organizations_up_to_date_and_their_rows_must_agree() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let import = |body: String| import_csv(&app, &admin, body);
+    let organizations = || async {
+        let (status, page) = app.get("/api/admin/directory/organizations", &admin).await;
+        assert_eq!(status, StatusCode::OK);
+        page["items"].as_array().unwrap().clone()
+    };
+    let csv = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public\n\
+               Autoridad Portuaria de Guayaquil,port_authority,EC,,https://apg.gob.ec,María Ruiz,Gerente,,,true\n\
+               Autoridad Portuaria de Guayaquil,port_authority,EC,,https://apg.gob.ec,Luis Vera,Analista,,,false\n";
+    let (status, report) = import(csv.to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+
+    // The export, its website and kind edited in every row of the organization, imported back.
+    let exported = app.text("/api/admin/directory/export.csv", Some(&admin)).await;
+    let edited = exported
+        .replace("https://apg.gob.ec", "https://www.puertodeguayaquil.gob.ec")
+        .replace("port_authority", "ministry");
+    let (status, report) = import(edited.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report,
+        json!({ "organizations_created": 0, "organizations_updated": 1, "contacts_created": 0, "contacts_updated": 2 })
+    );
+    let after = organizations().await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["website"], "https://www.puertodeguayaquil.gob.ec");
+    assert_eq!(after[0]["kind"], "ministry");
+    let (_, found) = app.get("/api/public/directory?q=puertodeguayaquil", &admin).await;
+    assert_eq!(
+        found["items"].as_array().map(Vec::len),
+        Some(1),
+        "the search text was not brought up to date: {found}"
+    );
+
+    // Rows of one organization that disagree: refused, naming both rows, and nothing is written.
+    let disagreeing = edited.replacen("https://www.puertodeguayaquil.gob.ec", "https://apg.gob.ec", 1);
+    let (status, problem) = import(disagreeing.replace("Gerente", "Gerenta")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["code"], "validation_failed", "{problem}");
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("row 3") && message.contains("row 2"), "{problem}");
+    assert_eq!(organizations().await, after);
+    assert_eq!(app.text("/api/admin/directory/export.csv", Some(&admin)).await, edited);
 }
 
 /// Defines the `berth_occupancy` indicator; returns the id of Callao's port.
