@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
+use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -35,21 +36,48 @@ pub struct Db {
     pool_size: u32,
 }
 
-/// The server's connections. On PostgreSQL, `database.max_connections` is split in two pools:
-/// half for the group-commit write lanes (one connection each), the rest for everything else.
+/// The server's connections. On PostgreSQL, `database.max_connections` is shared out: half for
+/// the group-commit write lanes (one connection each), the rest between a pool of each HTTP
+/// worker's own and one, of at least a connection, for the work outside requests (start-up,
+/// mail, the scheduler).
 ///
-/// The lanes have a pool of their own because a socket is driven by the runtime that opened
-/// it: each HTTP worker is a runtime of its own, and one busy with requests only looks at its
-/// sockets between them. A lane waiting on a connection opened by a worker waited for that
-/// worker too, about a millisecond per round trip, which set the pace of every write in the
-/// committee (BENCHMARKS.md, "Eleventh session"). The lanes' pool is opened on the lanes'
-/// runtime, by the lanes, so their round trips are answered as soon as they arrive.
+/// A socket is driven by the runtime that opened it: each HTTP worker is a runtime of its own,
+/// and one busy with requests only looks at its sockets between them. A query waiting on a
+/// connection opened by another worker waited for that worker too. For the lanes that set the
+/// pace of every write in a committee, about a millisecond per round trip (BENCHMARKS.md,
+/// "Eleventh session"); for requests, a hand-off between the workers on every query. So the
+/// lanes' pool is opened on the lanes' runtime, by the lanes, and each worker's pool by the
+/// worker, on its first queries ([`Db::lazy_pool`]): round trips are answered where they wait.
 ///
-/// On SQLite both are the same pool: its connections run on threads of their own, and every
-/// writer must pass the same gate. They are also one pool when `max_connections` is 1.
+/// On SQLite it is all one pool: its connections run on threads of their own, and every writer
+/// must pass the same gate. The pools are also shared when `max_connections` is too small to
+/// share out.
 pub struct Pools {
+    /// The work outside requests; and every worker's, when `per_worker` is `None`.
     pub requests: Db,
     pub writes: Db,
+    /// The size of each HTTP worker's own pool, on PostgreSQL.
+    pub per_worker: Option<u32>,
+}
+
+/// What a pool's connections are for, as PostgreSQL shows them (`pg_stat_activity`).
+#[derive(Clone, Copy)]
+enum Pool {
+    /// Everything, or everything outside the workers' and the lanes' pools.
+    Shared,
+    WriteLanes,
+    /// One HTTP worker's own.
+    Worker,
+}
+
+impl Pool {
+    fn application_name(self) -> &'static str {
+        match self {
+            Pool::Shared => "dcports",
+            Pool::WriteLanes => "dcports write lanes",
+            Pool::Worker => "dcports worker",
+        }
+    }
 }
 
 /// A write transaction, holding the SQLite writer gate until it commits or drops.
@@ -75,27 +103,53 @@ impl WriteTxn {
 impl Db {
     /// One pool of `database.max_connections`, for tools and tests.
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
-        Self::connect_pool(settings, settings.max_connections).await
+        Self::connect_pool(settings, Pool::Shared, settings.max_connections).await
     }
 
-    /// The server's pools (see [`Pools`]). Call it on the runtime the write lanes will run on.
-    pub async fn connect_server(settings: &DatabaseSettings) -> anyhow::Result<Pools> {
+    /// The server's pools (see [`Pools`]) for `workers` HTTP workers. Call it on the runtime
+    /// the write lanes will run on.
+    pub async fn connect_server(settings: &DatabaseSettings, workers: usize) -> anyhow::Result<Pools> {
         // One connection in all cannot be split: the lanes then share it with requests.
         if !is_postgres(settings.url.expose_secret()) || settings.max_connections < 2 {
             let db = Self::connect(settings).await?;
             return Ok(Pools {
                 requests: db.clone(),
                 writes: db,
+                per_worker: None,
             });
         }
         let lanes = settings.max_connections / 2;
+        let (outside, per_worker) = share_out(settings.max_connections - lanes, workers);
         Ok(Pools {
-            requests: Self::connect_pool(settings, settings.max_connections - lanes).await?,
-            writes: Self::connect_pool(settings, lanes).await?,
+            requests: Self::connect_pool(settings, Pool::Shared, outside).await?,
+            writes: Self::connect_pool(settings, Pool::WriteLanes, lanes).await?,
+            per_worker,
         })
     }
 
-    async fn connect_pool(settings: &DatabaseSettings, pool_size: u32) -> anyhow::Result<Self> {
+    /// A pool of `pool_size` that opens its connections when first asked, on the runtime that
+    /// asks: made by an HTTP worker, its connections are that worker's. Made at once, without
+    /// waiting on anything, as a worker must be built; on PostgreSQL only (SQLite's writers
+    /// share one gate, hence one pool).
+    pub fn lazy_pool(settings: &DatabaseSettings, pool_size: u32) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            is_postgres(settings.url.expose_secret()),
+            "a pool of one's own is for PostgreSQL"
+        );
+        let mut options = connect_options(settings, Pool::Worker, pool_size);
+        options.connect_lazy(true);
+        let conn = sea_orm::Database::connect(options)
+            .now_or_never()
+            .context("a lazy pool waited to connect")?
+            .context("Failed to make a pool (setting database.url)")?;
+        Ok(Self {
+            conn,
+            write_gate: None,
+            pool_size,
+        })
+    }
+
+    async fn connect_pool(settings: &DatabaseSettings, pool: Pool, pool_size: u32) -> anyhow::Result<Self> {
         let url = settings.url.expose_secret();
         if let Some(path) = sqlite_file(url) {
             if let Some(parent) = std::path::Path::new(path)
@@ -106,23 +160,7 @@ impl Db {
                     .with_context(|| format!("Failed to create the database directory {}", parent.display()))?;
             }
         }
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .max_connections(pool_size)
-            .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
-            // sqlx pings every connection it hands out by default: one more round trip for
-            // every query. Only a connection idle long enough to have been dropped by the
-            // server or a proxy is worth that check.
-            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
-            .sqlx_logging(false)
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true)
-            })
-            .map_sqlx_sqlite_pool_opts(|pool| pool.after_connect(|conn, _| Box::pin(keep_query_plans(conn))));
-        let conn = sea_orm::Database::connect(options)
+        let conn = sea_orm::Database::connect(connect_options(settings, pool, pool_size))
             .await
             .context("Failed to connect to the database (setting database.url)")?;
         let write_gate = (conn.get_database_backend() == DatabaseBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
@@ -175,6 +213,40 @@ impl Db {
 
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
+    }
+}
+
+/// The pool's settings: `pool_size` connections named for what they do, SQLite's pragmas, no
+/// per-checkout ping.
+fn connect_options(settings: &DatabaseSettings, pool: Pool, pool_size: u32) -> ConnectOptions {
+    let mut options = ConnectOptions::new(settings.url.expose_secret().to_owned());
+    options
+        .set_application_name(pool.application_name())
+        .max_connections(pool_size)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        // sqlx pings every connection it hands out by default: one more round trip for
+        // every query. Only a connection idle long enough to have been dropped by the
+        // server or a proxy is worth that check.
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        })
+        .map_sqlx_sqlite_pool_opts(|pool| pool.after_connect(|conn, _| Box::pin(keep_query_plans(conn))));
+    options
+}
+
+/// `connections` shared out between `workers` pools of their own and one, of at least one
+/// connection, for the work outside requests: that one's size and each worker's. Too few for
+/// that, they stay in one pool, which the workers share.
+fn share_out(connections: u32, workers: usize) -> (u32, Option<u32>) {
+    let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+    match connections.saturating_sub(1) / workers {
+        0 => (connections, None),
+        per_worker => (connections - per_worker * workers, Some(per_worker)),
     }
 }
 
@@ -242,4 +314,30 @@ where
 /// not carry nanoseconds its later reads will not have.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_out;
+
+    #[test]
+    fn the_connections_left_to_requests_are_shared_out_between_the_workers_and_one_pool() {
+        // (connections, workers) → (the pool outside requests, each worker's own)
+        assert_eq!(share_out(8, 2), (2, Some(3)));
+        assert_eq!(share_out(5, 2), (1, Some(2)));
+        assert_eq!(share_out(3, 2), (1, Some(1)));
+        assert_eq!(share_out(5, 1), (1, Some(4)));
+        // Too few to give each worker one and keep one: one pool for all.
+        assert_eq!(share_out(2, 2), (2, None));
+        assert_eq!(share_out(4, 8), (4, None));
+        assert_eq!(share_out(1, 1), (1, None));
+        for connections in 1..40 {
+            for workers in 1..9 {
+                let (outside, per_worker) = share_out(connections, workers);
+                let total = outside + per_worker.unwrap_or(0) * workers as u32;
+                assert_eq!(total, connections, "{connections} between {workers} workers");
+                assert!(outside >= 1);
+            }
+        }
+    }
 }

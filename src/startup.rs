@@ -42,7 +42,14 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, starts the actors and binds (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let Pools { requests: db, writes } = Db::connect_server(&settings.database).await?;
+        // As many workers as actix would start by default, said explicitly: the database's
+        // connections are shared out between them.
+        let workers = settings.server.workers.unwrap_or_else(default_workers);
+        let Pools {
+            requests: db,
+            writes,
+            per_worker,
+        } = Db::connect_server(&settings.database, workers).await?;
         migration::Migrator::up(db.conn(), None)
             .await
             .context("Failed to run the migrations")?;
@@ -75,16 +82,16 @@ impl Application {
         let writes = GroupCommit::start(writes, realtime::publisher(bus.clone(), broker.clone()), &registry)?;
         let state = web::Data::new(AppState {
             writes,
-            tokens: AccessTokens::new(&settings.auth)?,
+            tokens: Arc::new(AccessTokens::new(&settings.auth)?),
             passwords: Passwords::new(&settings.auth)?,
-            throttle: match settings.bus.redis_url.trim() {
+            throttle: Arc::new(match settings.bus.redis_url.trim() {
                 "" => LoginThrottle::in_memory(Duration::from_secs(settings.auth.failure_window_secs)),
                 url => LoginThrottle::shared(
                     Duration::from_secs(settings.auth.failure_window_secs),
                     url,
                     &settings.bus.topic,
                 )?,
-            },
+            }),
             socket_checks: realtime::Admission::new(settings.realtime.concurrent_checks),
             db,
             mailer,
@@ -107,27 +114,30 @@ impl Application {
             state.settings.public.rate_limit_per_minute,
             state.settings.public.rate_limit_burst,
         )?;
-        let mut server = HttpServer::new(move || build_app(app_state.clone(), metrics.clone(), public_limit.clone()));
-        if let Some(workers) = state.settings.server.workers {
-            server = server.workers(workers);
-        }
-        let server = server
-            // Thousands of sockets may (re)connect at once after a restart.
-            .backlog(4096)
-            // Events are small frames written one after another. With Nagle's algorithm a frame
-            // waits for the ACK of the one before, which a client in delayed-ACK mode holds back
-            // for 40 ms or more; a socket's writes are already coalesced where it matters.
-            .tcp_nodelay(true)
-            .shutdown_timeout(30)
-            // Signals are ours: sockets are told to reconnect elsewhere before the server stops.
-            .disable_signals()
-            .bind(&address)
-            .with_context(|| {
-                format!(
-                    "Failed to bind {}:{} (settings server.host, server.port)",
-                    address.0, address.1
-                )
-            })?;
+        let server = HttpServer::new(move || {
+            let state = match per_worker {
+                Some(pool_size) => web::Data::new(app_state.with_worker_pool(pool_size)),
+                None => app_state.clone(),
+            };
+            build_app(state, metrics.clone(), public_limit.clone())
+        })
+        .workers(workers)
+        // Thousands of sockets may (re)connect at once after a restart.
+        .backlog(4096)
+        // Events are small frames written one after another. With Nagle's algorithm a frame
+        // waits for the ACK of the one before, which a client in delayed-ACK mode holds back
+        // for 40 ms or more; a socket's writes are already coalesced where it matters.
+        .tcp_nodelay(true)
+        .shutdown_timeout(30)
+        // Signals are ours: sockets are told to reconnect elsewhere before the server stops.
+        .disable_signals()
+        .bind(&address)
+        .with_context(|| {
+            format!(
+                "Failed to bind {}:{} (settings server.host, server.port)",
+                address.0, address.1
+            )
+        })?;
         let port = server
             .addrs()
             .first()
@@ -142,7 +152,8 @@ impl Application {
         self.port
     }
 
-    /// The shared state, for embedding and for tests that reach past the HTTP API.
+    /// The shared state, for embedding and for tests that reach past the HTTP API. Its `db` is
+    /// the pool for the work outside requests; on PostgreSQL the workers query on their own.
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
     }
@@ -171,6 +182,11 @@ impl Application {
         }
         served
     }
+}
+
+/// actix's own default: one worker per CPU this process may use.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
 /// The longest a stopping node waits for its bus queue to be published.

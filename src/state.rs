@@ -16,14 +16,18 @@ use crate::realtime::{Admission, Broker};
 use crate::settings::Settings;
 use crate::storage::LocalStorage;
 
+/// Each HTTP worker has its own copy, whose `db` is the worker's own pool on PostgreSQL (see
+/// [`crate::db::Pools`]); everything else is the same in every copy: handles to the same
+/// actors, pools, caches and counters, and the same settings.
+#[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     /// The path of the high-rate writes (see [`GroupCommit`]).
     pub writes: GroupCommit,
     pub settings: Settings,
-    pub tokens: AccessTokens,
+    pub tokens: Arc<AccessTokens>,
     pub passwords: Passwords,
-    pub throttle: LoginThrottle,
+    pub throttle: Arc<LoginThrottle>,
     pub mailer: Addr<Mailer>,
     pub broker: Addr<Broker>,
     /// Bounds the sockets' database work running at once.
@@ -31,4 +35,23 @@ pub struct AppState {
     pub bus: Bus,
     pub storage: LocalStorage,
     pub public_cache: Arc<PublicCache>,
+}
+
+impl AppState {
+    /// This state for one HTTP worker, with a pool of `pool_size` connections of the worker's
+    /// own ([`crate::db::Pools`]). Call it on the worker. If that pool cannot be made, the
+    /// worker shares the server's.
+    pub fn with_worker_pool(&self, pool_size: u32) -> Self {
+        let db = match Db::lazy_pool(&self.settings.database, pool_size) {
+            Ok(db) => db,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "this worker shares the server's database pool"
+                );
+                self.db.clone()
+            }
+        };
+        Self { db, ..self.clone() }
+    }
 }

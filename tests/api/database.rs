@@ -2,10 +2,11 @@
 
 use std::ffi::c_int;
 
-use sea_orm::DatabaseBackend;
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use secrecy::ExposeSecret;
 
-use crate::helpers::{End, spawn_app, tcp_sockets};
+use crate::helpers::{End, spawn_app, spawn_app_with, tcp_sockets};
 
 /// SQLite recompiled a statement each time it ran when the plan could depend on a bound value
 /// (every `LIMIT ?`), unless the query planner stability guarantee is on (`db::keep_query_plans`).
@@ -80,4 +81,59 @@ async fn every_postgresql_connection_sends_without_waiting_for_acks() {
             );
         }
     }
+}
+
+/// On PostgreSQL each HTTP worker queries on connections it opened itself: a socket is driven by
+/// the runtime that opened it, and one opened by another worker made every query wait on that
+/// worker too (`db::Pools`). The workers' pools come out of `database.max_connections`, which
+/// the server's connections, all of them, stay within.
+#[actix_web::test]
+async fn each_worker_queries_postgresql_on_its_own_connections_within_the_setting() {
+    let app = spawn_app_with(|settings| {
+        settings.database.max_connections = 10;
+        settings.server.workers = Some(2);
+    })
+    .await;
+    if app.state.db.backend() != DatabaseBackend::Postgres {
+        // SQLite's connections are threads of its own, behind one writer gate: one pool.
+        return;
+    }
+    let admin = app.secretariat("admin@sela.org").await;
+    // Enough requests at once, over connections the server spreads between its workers, that
+    // each worker's pool opens all it may.
+    for _ in 0..10 {
+        let requests = (0..64).map(|_| app.get("/api/committees", &admin));
+        for (status, body) in futures_util::future::join_all(requests).await {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+    let db = &app.db;
+    let count = |application_name: &'static str| async move {
+        let query =
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1";
+        let row = db
+            .conn()
+            .query_one_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                query,
+                [application_name.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    };
+    // 10 connections: 5 for the write lanes, and of the other 5 two for each worker and one
+    // for the work outside requests (which the test's own connection is named as, too).
+    let (workers, lanes, shared) = (
+        count("dcports worker").await,
+        count("dcports write lanes").await,
+        count("dcports").await,
+    );
+    assert!((2..=4).contains(&workers), "{workers} connections of the workers' own");
+    assert!(lanes <= 5, "{lanes} connections of the write lanes");
+    assert!(
+        workers + lanes + shared <= 10 + 1,
+        "{workers} + {lanes} + {shared} connections"
+    );
 }

@@ -93,6 +93,14 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     test_app
 }
 
+/// Settings under which every request and socket queries through the one pool the test
+/// reaches as `app.state.db`, so that holding its connections holds theirs: of two connections,
+/// one for the write lanes and one for everything else (too few to give HTTP workers their own
+/// on PostgreSQL, `db::Pools`).
+pub fn one_pool_for_requests(settings: &mut Settings) {
+    settings.database.max_connections = 2;
+}
+
 /// SQLite in the test's temp dir, or a new database on `TEST_DATABASE_URL`'s server.
 async fn database_for_test(dir: &Path) -> (String, Option<PostgresDatabase>) {
     match std::env::var("TEST_DATABASE_URL") {

@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::committees::{committee, member_of};
-use crate::helpers::{End, TestApp, spawn_app, spawn_app_with, tcp_sockets};
+use crate::helpers::{End, TestApp, one_pool_for_requests, spawn_app, spawn_app_with, tcp_sockets};
 use crate::ws::{WsClient, close_code};
 
 async fn rename(app: &TestApp, admin: &str, committee_id: i64, description: &str) {
@@ -399,7 +399,7 @@ async fn a_subscribe_that_finds_the_account_suspended_closes_the_socket() {
 #[actix_web::test]
 async fn a_refused_subscribe_neither_sees_who_is_online_nor_is_seen() {
     use sea_orm::TransactionTrait;
-    let app = spawn_app().await;
+    let app = spawn_app_with(one_pool_for_requests).await;
     let admin = app.secretariat("admin@sela.org").await;
     let (a, b) = (committee(&app, &admin, "A").await, committee(&app, &admin, "B").await);
     let (intruder_id, intruder_token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
@@ -1165,8 +1165,10 @@ async fn a_fresh_token_during_a_subscribe_is_answered_when_checks_go_one_at_a_ti
     use sea_orm::TransactionTrait;
     let app = spawn_app_with(|settings| {
         settings.realtime.concurrent_checks = 1;
-        // At least two connections for requests on either database.
+        // At least two connections for requests on either database, in one pool: on
+        // PostgreSQL, two for requests are too few to give each of two workers its own.
         settings.database.max_connections = 4;
+        settings.server.workers = Some(2);
     })
     .await;
     let admin = app.secretariat("admin@sela.org").await;
@@ -1204,7 +1206,11 @@ async fn a_fresh_token_during_a_subscribe_is_answered_when_checks_go_one_at_a_ti
 #[actix_web::test]
 async fn a_token_that_cannot_be_checked_now_closes_with_1013_not_1008() {
     use sea_orm::TransactionTrait;
-    let app = spawn_app_with(|settings| settings.database.acquire_timeout_secs = 1).await;
+    let app = spawn_app_with(|settings| {
+        one_pool_for_requests(settings);
+        settings.database.acquire_timeout_secs = 1;
+    })
+    .await;
     let admin = app.secretariat("admin@sela.org").await;
     let a = committee(&app, &admin, "Committee A").await;
     let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
