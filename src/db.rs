@@ -239,16 +239,22 @@ fn connect_options(settings: &DatabaseSettings, pool: Pool, pool_size: u32) -> C
     options
 }
 
-/// `connections` shared out between `workers` pools of their own and one, of at least one
-/// connection, for the work outside requests: that one's size and each worker's. Too few for
-/// that, they stay in one pool, which the workers share.
+/// `connections` shared out between `workers` pools of their own, of at least
+/// [`MIN_WORKER_POOL`] each, and one, of at least one connection, for the work outside requests:
+/// that one's size and each worker's. Too few for that, they stay in one pool, which the workers
+/// share.
 fn share_out(connections: u32, workers: usize) -> (u32, Option<u32>) {
     let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
     match connections.saturating_sub(1) / workers {
-        0 => (connections, None),
+        per_worker if per_worker < MIN_WORKER_POOL => (connections, None),
         per_worker => (connections - per_worker * workers, Some(per_worker)),
     }
 }
+
+/// The smallest pool a worker is given. With one connection, a request holding it in a long
+/// transaction (an import, an export) would hold up every other request of its worker while
+/// connections sat idle elsewhere.
+const MIN_WORKER_POOL: u32 = 2;
 
 /// Turns on SQLite's query planner stability guarantee (QPSG) for one connection.
 ///
@@ -325,11 +331,12 @@ mod tests {
         // (connections, workers) → (the pool outside requests, each worker's own)
         assert_eq!(share_out(8, 2), (2, Some(3)));
         assert_eq!(share_out(5, 2), (1, Some(2)));
-        assert_eq!(share_out(3, 2), (1, Some(1)));
         assert_eq!(share_out(5, 1), (1, Some(4)));
-        // Too few to give each worker one and keep one: one pool for all.
-        assert_eq!(share_out(2, 2), (2, None));
-        assert_eq!(share_out(4, 8), (4, None));
+        assert_eq!(share_out(3, 1), (1, Some(2)));
+        // Too few to give each worker two and keep one: one pool for all.
+        assert_eq!(share_out(4, 2), (4, None));
+        assert_eq!(share_out(5, 3), (5, None));
+        assert_eq!(share_out(2, 1), (2, None));
         assert_eq!(share_out(1, 1), (1, None));
         for connections in 1..40 {
             for workers in 1..9 {
@@ -337,6 +344,7 @@ mod tests {
                 let total = outside + per_worker.unwrap_or(0) * workers as u32;
                 assert_eq!(total, connections, "{connections} between {workers} workers");
                 assert!(outside >= 1);
+                assert!(per_worker.is_none_or(|size| size >= 2));
             }
         }
     }

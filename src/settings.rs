@@ -99,6 +99,9 @@ fn default_environment() -> Environment {
     Environment::Development
 }
 
+/// The most worker threads actix takes (it asserts as much).
+pub const MAX_WORKERS: usize = 512;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
@@ -304,8 +307,12 @@ impl Settings {
         if self.server.json_limit_bytes == 0 {
             bail!("setting server.json_limit_bytes must be positive");
         }
-        if self.server.workers == Some(0) {
-            bail!("setting server.workers must be positive (or unset: one per CPU)");
+        if self
+            .server
+            .workers
+            .is_some_and(|workers| workers == 0 || workers > MAX_WORKERS)
+        {
+            bail!("setting server.workers must be from 1 to {MAX_WORKERS} (or unset: one per CPU)");
         }
         // A socket waiting for the database hears nothing else: a longer wait than the heartbeat
         // allows would drop it as silent.
@@ -378,12 +385,14 @@ mod tests {
     }
 
     #[test]
-    fn server_workers_is_unset_by_default_and_must_be_positive_when_set() {
+    fn server_workers_is_unset_by_default_and_within_actix_bounds_when_set() {
         assert_eq!(load_with_overlay("").unwrap().server.workers, None);
         let three = load_with_overlay("[server]\nworkers = 3\n").unwrap();
         assert_eq!(three.server.workers, Some(3));
-        let error = load_with_overlay("[server]\nworkers = 0\n").expect_err("no workers");
-        assert!(format!("{error:#}").contains("server.workers"), "{error:#}");
+        for workers in [0, MAX_WORKERS + 1] {
+            let error = load_with_overlay(&format!("[server]\nworkers = {workers}\n")).expect_err("out of bounds");
+            assert!(format!("{error:#}").contains("server.workers"), "{error:#}");
+        }
     }
 
     #[test]

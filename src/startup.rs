@@ -116,7 +116,7 @@ impl Application {
         )?;
         let server = HttpServer::new(move || {
             let state = match per_worker {
-                Some(pool_size) => web::Data::new(app_state.with_worker_pool(pool_size)),
+                Some(pool_size) => worker_state(&app_state, pool_size),
                 None => app_state.clone(),
             };
             build_app(state, metrics.clone(), public_limit.clone())
@@ -184,9 +184,31 @@ impl Application {
     }
 }
 
-/// actix's own default: one worker per CPU this process may use.
+/// actix's own default: one worker per CPU this process may use, at most 512.
 fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .min(crate::settings::MAX_WORKERS)
+}
+
+thread_local! {
+    /// This worker thread's state, and the server's it was made from.
+    static WORKER_STATE: std::cell::RefCell<Option<(web::Data<AppState>, web::Data<AppState>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The state of the worker calling, with its own pool: made on the worker's first call, then
+/// the same. actix builds a worker's app once per listener (a host name may resolve to two
+/// addresses) and again if its service fails; each must not open a pool more.
+fn worker_state(server: &web::Data<AppState>, pool_size: u32) -> web::Data<AppState> {
+    WORKER_STATE.with_borrow_mut(|made| match made {
+        Some((made_from, state)) if Arc::ptr_eq(made_from, server) => state.clone(),
+        _ => {
+            let state = web::Data::new(server.with_worker_pool(pool_size));
+            *made = Some((server.clone(), state.clone()));
+            state
+        }
+    })
 }
 
 /// The longest a stopping node waits for its bus queue to be published.

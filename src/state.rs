@@ -39,13 +39,14 @@ pub struct AppState {
 
 impl AppState {
     /// This state for one HTTP worker, with a pool of `pool_size` connections of the worker's
-    /// own ([`crate::db::Pools`]). Call it on the worker. If that pool cannot be made, the
-    /// worker shares the server's.
+    /// own ([`crate::db::Pools`]). Call it on the worker, within its runtime. If that pool
+    /// cannot be made (it cannot today: a lazy pool connects nothing until asked), the worker
+    /// shares the server's, and says so at the error level: it works, only slower.
     pub fn with_worker_pool(&self, pool_size: u32) -> Self {
         let db = match Db::lazy_pool(&self.settings.database, pool_size) {
             Ok(db) => db,
             Err(error) => {
-                tracing::warn!(
+                tracing::error!(
                     error = format!("{error:#}"),
                     "this worker shares the server's database pool"
                 );

@@ -656,7 +656,11 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
         &*txn,
         actor_id,
         "directory.updated",
-        json!({ "imported": report.contacts_created + report.contacts_updated }),
+        json!({
+            "imported": report.contacts_created + report.contacts_updated,
+            "organizations_created": report.organizations_created,
+            "organizations_updated": report.organizations_updated,
+        }),
     )
     .await?;
     txn.commit().await?;
@@ -686,6 +690,8 @@ async fn import_organization(
             Some(code) => organization::Column::CountryCode.eq(code.clone()),
             None => organization::Column::CountryCode.is_null(),
         })
+        // Nothing keeps two organizations from sharing a name in a country: the oldest.
+        .order_by_asc(organization::Column::Id)
         .one(conn)
         .await?;
     let mut active = match existing {

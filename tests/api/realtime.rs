@@ -1166,9 +1166,8 @@ async fn a_fresh_token_during_a_subscribe_is_answered_when_checks_go_one_at_a_ti
     let app = spawn_app_with(|settings| {
         settings.realtime.concurrent_checks = 1;
         // At least two connections for requests on either database, in one pool: on
-        // PostgreSQL, two for requests are too few to give each of two workers its own.
+        // PostgreSQL, two for requests are too few to give workers pools of their own.
         settings.database.max_connections = 4;
-        settings.server.workers = Some(2);
     })
     .await;
     let admin = app.secretariat("admin@sela.org").await;
