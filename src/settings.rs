@@ -310,7 +310,7 @@ impl Settings {
         if self
             .server
             .workers
-            .is_some_and(|workers| workers == 0 || workers > MAX_WORKERS)
+            .is_some_and(|workers| !(1..=MAX_WORKERS).contains(&workers))
         {
             bail!("setting server.workers must be from 1 to {MAX_WORKERS} (or unset: one per CPU)");
         }

@@ -209,10 +209,13 @@ pub async fn get_organization(state: &AppState, id: i32) -> ApiResult<organizati
         .ok_or(ApiError::NotFound)
 }
 
+/// A contact's name, position, email and phone, checked (`validate_contact`).
+type ValidContact = (String, String, Option<String>, Option<String>);
+
 /// Sets a contact's validated fields (as `validate_contact` returns them) and its search text.
 fn fill_contact(
     active: &mut contact::ActiveModel,
-    (name, position, email, phone): (String, String, Option<String>, Option<String>),
+    (name, position, email, phone): ValidContact,
     public: bool,
     now: chrono::DateTime<Utc>,
 ) {
@@ -229,7 +232,7 @@ fn fill_contact(
     active.updated_at = Set(now);
 }
 
-fn validate_contact(request: &ContactRequest) -> ApiResult<(String, String, Option<String>, Option<String>)> {
+fn validate_contact(request: &ContactRequest) -> ApiResult<ValidContact> {
     let mut validator = Validator::default();
     let name = validator.check(required_line("name", &request.name, 200));
     let position = validator
@@ -593,7 +596,6 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             let message = "is a number a spreadsheet rewrote, its digits lost: format the column as text";
             return Err(row_error(FieldError::new("phone", message)));
         }
-        check_port_community(&*txn, community).await.map_err(in_row)?;
         let details = OrganizationDetails {
             kind,
             port_community_id: community,
@@ -612,6 +614,8 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             }
             Some(first) => first.id,
             None => {
+                // Checked once for each organization: its later rows say the same.
+                check_port_community(&*txn, community).await.map_err(in_row)?;
                 let id = import_organization(&*txn, name, country, &details, &mut report).await?;
                 named.insert(key, NamedOrganization { row, details, id });
                 id
@@ -626,31 +630,8 @@ pub async fn import_csv(state: &AppState, actor_id: i32, body: &[u8]) -> ApiResu
             public: parse_public(field(9))
                 .ok_or_else(|| ApiError::validation("csv", &format!("row {row}: public must be true or false")))?,
         };
-        let (name, position, email, phone) = validate_contact(&request).map_err(in_row)?;
-        // A contact of the same name in the same organization is the same person: an export
-        // edited and imported back updates its rows rather than adding them again.
-        let existing = contact::Entity::find()
-            .filter(contact::Column::OrganizationId.eq(organization_id))
-            .filter(contact::Column::Name.eq(&name))
-            .order_by_asc(contact::Column::Id)
-            .one(&*txn)
-            .await?;
-        let mut active = match existing {
-            Some(row) => {
-                report.contacts_updated += 1;
-                row.into_active_model()
-            }
-            None => {
-                report.contacts_created += 1;
-                contact::ActiveModel {
-                    organization_id: Set(organization_id),
-                    created_at: Set(Utc::now()),
-                    ..Default::default()
-                }
-            }
-        };
-        fill_contact(&mut active, (name, position, email, phone), request.public, Utc::now());
-        active.save(&*txn).await?;
+        let validated = validate_contact(&request).map_err(in_row)?;
+        import_contact(&*txn, organization_id, validated, request.public, &mut report).await?;
     }
     let recorded = emit_public(
         &*txn,
@@ -710,6 +691,41 @@ async fn import_organization(
     fill_organization(&mut active, name, country, details);
     let saved: organization::Model = active.save(conn).await?.try_into_model()?;
     Ok(saved.id)
+}
+
+/// The contact of that name in the organization, created or brought up to date: a contact of
+/// the same name in the same organization is the same person, so an export edited and imported
+/// back updates its rows rather than adding them again.
+async fn import_contact(
+    conn: &impl ConnectionTrait,
+    organization_id: i32,
+    validated: ValidContact,
+    public: bool,
+    report: &mut ImportReport,
+) -> ApiResult<()> {
+    let existing = contact::Entity::find()
+        .filter(contact::Column::OrganizationId.eq(organization_id))
+        .filter(contact::Column::Name.eq(&validated.0))
+        .order_by_asc(contact::Column::Id)
+        .one(conn)
+        .await?;
+    let mut active = match existing {
+        Some(row) => {
+            report.contacts_updated += 1;
+            row.into_active_model()
+        }
+        None => {
+            report.contacts_created += 1;
+            contact::ActiveModel {
+                organization_id: Set(organization_id),
+                created_at: Set(Utc::now()),
+                ..Default::default()
+            }
+        }
+    };
+    fill_contact(&mut active, validated, public, Utc::now());
+    active.save(conn).await?;
+    Ok(())
 }
 
 #[cfg(test)]
