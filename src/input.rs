@@ -289,6 +289,10 @@ const NOT_AN_OBJECT: &str = "must be a JSON object";
 /// `web::Query`, whose refusal gives serde's bare message ("invalid digit found in string") as
 /// 400 `bad_request`. A parameter of the wrong type or value is 400 `validation_failed` naming
 /// it, as a body's field is, and as a value out of range already was (`?limit=500`).
+///
+/// A parameter with no value (`?status=`, `?kind=&q=port`) is read as absent: it is what a
+/// form's "any" choice sends, and what a client sends that fills a link from a value it does not
+/// have.
 pub struct Query<T>(pub T);
 
 impl<T> Query<T> {
@@ -315,12 +319,21 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
 }
 
 fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    let given = without_empty_values(query);
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(given.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
         let message = error.into_inner().to_string();
         ApiError::Validation(vec![FieldError::new(field_of(&path, &message, "query"), &message)])
     })
+}
+
+/// The query string without its parameters that have an empty value (`a=`, or a bare `a`).
+fn without_empty_values(query: &str) -> String {
+    let given = form_urlencoded::parse(query.as_bytes()).filter(|(_, value)| !value.is_empty());
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(given)
+        .finish()
 }
 
 /// The field a serde message is about: the path it was reading (an unknown field's path ends

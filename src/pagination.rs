@@ -25,7 +25,7 @@ pub struct PageQuery {
     /// Items per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page; absent or empty for the first.
+    /// The `next_cursor` of the previous page; absent (or empty) for the first.
     pub cursor: Option<String>,
 }
 
@@ -44,10 +44,10 @@ impl PageQuery {
     /// A page of a list ordered by a key other than its id: a code, or several columns.
     pub fn page_by<K: FromStr>(&self) -> Result<Page<K>, ApiError> {
         let limit = limit_of(self.limit)?;
+        // `cursor=` is the first page too: `input::Query` reads a parameter with no value as
+        // absent.
         let after = match self.cursor.as_deref() {
-            // `cursor=` is the first page, as no cursor is: what a client sends that writes
-            // the last page's `next_cursor` into the link whatever it was.
-            None | Some("") => None,
+            None => None,
             Some(cursor) => Some(decode_cursor(cursor).ok_or_else(invalid_cursor)?),
         };
         Ok(Page { limit, after })

@@ -57,6 +57,7 @@ mod serde_with_double_option {
 pub struct MemberFilter {
     /// Text in the name or email; accents, case and runs of spaces do not matter.
     pub q: Option<String>,
+    #[param(value_type = Option<crate::domain::MemberStatus>, inline)]
     pub status: Option<String>,
     pub committee_id: Option<i32>,
 }

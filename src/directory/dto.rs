@@ -99,7 +99,7 @@ impl From<contact::Model> for ContactResponse {
 pub struct DirectoryFilter {
     /// A member country's code.
     pub country: Option<String>,
-    /// An organization kind.
+    #[param(value_type = Option<OrganizationKind>, inline)]
     pub kind: Option<String>,
     pub port_community: Option<i32>,
     /// Words of a name, position or organization; accents and case do not matter.

@@ -27,6 +27,31 @@ string_enum!(
     PublicationStatus { Pending => "pending", Approved => "approved", Rejected => "rejected", Withdrawn => "withdrawn" }
 );
 
+/// The form that uploads a document, as the OpenAPI document describes it (it is read part by
+/// part, in `upload::receive`).
+#[derive(ToSchema)]
+pub struct NewDocumentForm {
+    /// The file; its type is told from its first bytes and its name.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    #[schema(min_length = 1, max_length = 300)]
+    pub title: String,
+    #[schema(max_length = 20000)]
+    pub description: Option<String>,
+    /// Comma-separated: at most 20 tags of at most 64 characters.
+    pub tags: Option<String>,
+    /// What this version is, for the version list.
+    pub note: Option<String>,
+}
+
+/// The form that adds a version to a document.
+#[derive(ToSchema)]
+pub struct NewVersionForm {
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    pub note: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct VersionResponse {
     pub number: i32,
@@ -128,6 +153,7 @@ pub struct DocumentFilter {
     /// Text in the title or description; accents, case and runs of spaces do not matter.
     pub q: Option<String>,
     pub tag: Option<String>,
+    #[param(value_type = Option<DocumentStatus>, inline)]
     pub status: Option<String>,
 }
 
@@ -177,6 +203,7 @@ pub struct RejectRequest {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PublicationFilter {
+    #[param(value_type = Option<PublicationStatus>, inline)]
     pub status: Option<String>,
 }
 

@@ -57,7 +57,7 @@ async fn list_documents(
 /// Uploads a document (multipart: `file`, `title`, optional `description`, `tags` comma-separated, `note`).
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])), params(("id" = i32, Path)),
-    request_body(content_type = "multipart/form-data", description = "file, title, description?, tags?, note?"),
+    request_body(content = NewDocumentForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, body = DocumentResponse), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem),
@@ -124,7 +124,7 @@ async fn download_document(
 /// Adds a new version (multipart: `file`, optional `note`); `If-Match` refuses a stale base.
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])), params(("id" = i32, Path)),
-    request_body(content_type = "multipart/form-data", description = "file, note?"),
+    request_body(content = NewVersionForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, body = DocumentResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 412, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem),

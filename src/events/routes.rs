@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// `committee:{id}`, `member:{id}` or `public`.
+    #[param(pattern = r"^(public|(committee|member):[1-9][0-9]{0,9})$")]
     pub channel: String,
     /// The last offset the client saw (0 for everything retained).
     pub after: Option<i64>,

@@ -116,6 +116,7 @@ pub struct ValueFilter {
 #[into_params(parameter_in = Query)]
 pub struct ReviewFilter {
     /// `submitted` (default), `validated` or `rejected`.
+    #[param(value_type = Option<ValueStatus>, inline)]
     pub status: Option<String>,
 }
 

@@ -303,13 +303,22 @@ async fn add_action_item(
 #[into_params(parameter_in = Query)]
 pub struct MinutesQuery {
     /// `json` (default) or `markdown`.
+    #[param(value_type = Option<MinutesFormat>, inline)]
     pub format: Option<String>,
 }
+
+crate::domain::string_enum!(
+    /// The forms the minutes come in.
+    MinutesFormat { Json => "json", Markdown => "markdown" }
+);
 
 /// The minutes: attendance, planned against actual time, outcomes and action items.
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path), MinutesQuery),
-    responses((status = 200, body = MinutesResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem))
+    responses(
+        (status = 200, content((MinutesResponse = "application/json"), (String = "text/markdown"))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)
+    )
 )]
 #[get("/meetings/{id}/minutes")]
 async fn get_minutes(
@@ -318,15 +327,19 @@ async fn get_minutes(
     id: web::Path<i32>,
     query: Deferred<Query<MinutesQuery>>,
 ) -> ApiResult<HttpResponse> {
-    let format = query?.into_inner().format;
+    let format = match query?.into_inner().format {
+        None => MinutesFormat::Json,
+        Some(format) => {
+            MinutesFormat::from_db(&format).map_err(|_| ApiError::validation("format", "must be json or markdown"))?
+        }
+    };
     let minutes = service::minutes(&state, &me.0, *id).await?;
-    match format.as_deref() {
-        None | Some("json") => Ok(HttpResponse::Ok().json(minutes)),
-        Some("markdown") => Ok(HttpResponse::Ok()
+    Ok(match format {
+        MinutesFormat::Json => HttpResponse::Ok().json(minutes),
+        MinutesFormat::Markdown => HttpResponse::Ok()
             .content_type("text/markdown; charset=utf-8")
-            .body(minutes.markdown)),
-        Some(_) => Err(ApiError::validation("format", "must be json or markdown")),
-    }
+            .body(minutes.markdown),
+    })
 }
 
 /// Files the minutes as a document of the owner committee (a new version when filed again).
@@ -372,6 +385,7 @@ async fn meeting_calendar(
 #[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// The feed token from `POST /api/me/calendar-token`.
+    #[param(min_length = 1)]
     pub token: String,
 }
 

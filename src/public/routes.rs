@@ -34,11 +34,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PublicPublicationFilter {
-    /// `study`, `project`, `public_policy` or `report`.
+    #[param(value_type = Option<PublicationKind>, inline)]
     pub kind: Option<String>,
     /// A member country's ISO code.
     pub country: Option<String>,
     /// The year it was published.
+    #[param(minimum = 1, maximum = 9999)]
     pub year: Option<i32>,
     /// Words in the title or summaries.
     pub q: Option<String>,

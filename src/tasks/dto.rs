@@ -78,6 +78,7 @@ where
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TaskFilter {
+    #[param(value_type = Option<TaskStatus>, inline)]
     pub status: Option<String>,
     pub assignee_id: Option<i32>,
     /// Only tasks due before this date.

@@ -913,3 +913,133 @@ async fn documented_bounds_are_the_servers() {
         "a day at most, as `check_duration` has it"
     );
 }
+
+/// A query parameter with a fixed set of values is documented with that set, and the server
+/// takes exactly it: each value is answered 200, any other 400 naming the parameter. Sent with
+/// no value (`?status=`, what a form's "any" choice sends), a parameter is read as absent.
+#[actix_web::test]
+async fn a_query_parameter_of_fixed_values_is_documented_with_exactly_the_values_taken() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = crate::committees::committee(&app, &admin, "C").await;
+    let starts = chrono::Utc::now() + chrono::Duration::days(7);
+    let (status, meeting) = app
+        .post(
+            &format!("/api/committees/{c}/meetings"),
+            Some(&admin),
+            json!({ "title": "M", "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1), "timezone": "America/Lima" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{meeting}");
+    let m = meeting["id"].as_i64().unwrap();
+    let doc = app.openapi().await;
+    let cases = [
+        (
+            "/api/committees/{id}/tasks",
+            format!("/api/committees/{c}/tasks"),
+            "status",
+        ),
+        (
+            "/api/committees/{id}/documents",
+            format!("/api/committees/{c}/documents"),
+            "status",
+        ),
+        (
+            "/api/meetings/{id}/minutes",
+            format!("/api/meetings/{m}/minutes"),
+            "format",
+        ),
+        ("/api/admin/members", "/api/admin/members".to_owned(), "status"),
+        (
+            "/api/admin/publications",
+            "/api/admin/publications".to_owned(),
+            "status",
+        ),
+        (
+            "/api/admin/indicators/values",
+            "/api/admin/indicators/values".to_owned(),
+            "status",
+        ),
+        ("/api/public/directory", "/api/public/directory".to_owned(), "kind"),
+        (
+            "/api/public/publications",
+            "/api/public/publications".to_owned(),
+            "kind",
+        ),
+    ];
+    for (template, path, name) in cases {
+        let parameter = doc["paths"][template]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{template} has parameters"))
+            .iter()
+            .find(|parameter| parameter["name"] == name)
+            .unwrap_or_else(|| panic!("{template} documents `{name}`"));
+        let values = enum_values(&parameter["schema"]);
+        assert!(values.len() >= 2, "{template}: `{name}` lists its values: {parameter}");
+        for value in &values {
+            let (status, body) = app.get(&format!("{path}?{name}={value}"), &admin).await;
+            assert_eq!(status, StatusCode::OK, "{template}?{name}={value}: {body}");
+        }
+        let (status, body) = app.get(&format!("{path}?{name}=sleeping"), &admin).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{template}: {body}");
+        assert_eq!(body["errors"][0]["field"], name, "{template}: {body}");
+
+        let (status, blank) = app.get(&format!("{path}?{name}=&limit="), &admin).await;
+        let (_, absent) = app.get(&path, &admin).await;
+        assert_eq!((status, &blank), (StatusCode::OK, &absent), "{template}?{name}=");
+    }
+
+    // Each form of the minutes is documented with its media type.
+    let minutes = &doc["paths"]["/api/meetings/{id}/minutes"]["get"]["responses"]["200"]["content"];
+    for media in ["application/json", "text/markdown"] {
+        assert!(minutes[media].is_object(), "{media}: {minutes}");
+    }
+
+    // A required parameter sent empty is missing, and said so.
+    let (status, body) = app.get("/api/events?channel=", &admin).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["field"], "channel", "{body}");
+}
+
+/// The strings of the first `enum` in a schema, however it is wrapped (`oneOf` with `null`).
+fn enum_values(schema: &Value) -> Vec<String> {
+    if let Some(values) = schema["enum"].as_array() {
+        return values
+            .iter()
+            .filter_map(|value| value.as_str().map(str::to_owned))
+            .collect();
+    }
+    ["oneOf", "anyOf", "allOf"]
+        .iter()
+        .filter_map(|key| schema[key].as_array())
+        .flatten()
+        .map(enum_values)
+        .find(|values| !values.is_empty())
+        .unwrap_or_default()
+}
+
+/// The forms that upload files are documented as forms, with the parts they cannot go without.
+#[actix_web::test]
+async fn the_upload_forms_are_documented_with_their_required_parts() {
+    let app = spawn_app().await;
+    let doc = app.openapi().await;
+    for (path, required) in [
+        ("/api/committees/{id}/documents", vec!["file", "title"]),
+        ("/api/documents/{id}/versions", vec!["file"]),
+    ] {
+        let schema = &doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"];
+        let schema = match schema["$ref"].as_str() {
+            Some(reference) => &doc["components"]["schemas"][reference.rsplit('/').next().unwrap()],
+            None => schema,
+        };
+        let mut listed: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, required, "{path}: {schema}");
+        assert_eq!(schema["properties"]["file"]["format"], "binary", "{path}: {schema}");
+    }
+}
