@@ -423,6 +423,16 @@ mod tests {
     }
 
     #[test]
+    fn parameters_with_no_value_are_left_out_and_the_others_kept_as_sent() {
+        assert_eq!(
+            without_empty_values("status=&kind&q=port+of+spain&tag=a&tag=b&x=%20"),
+            "q=port+of+spain&tag=a&tag=b&x=+"
+        );
+        assert_eq!(without_empty_values("q=caf%C3%A9&cursor="), "q=caf%C3%A9");
+        assert_eq!(without_empty_values(""), "");
+    }
+
+    #[test]
     fn a_nul_is_found_as_an_escape_or_raw_and_only_then() {
         assert!(json_has_nul(br#"{"title":"a\u0000b"}"#));
         assert!(json_has_nul(b"{\"title\":\"a\0b\"}"));
