@@ -244,8 +244,10 @@ impl Batch {
         let recorded = events::append_all(&*self.txn, pending)
             .await
             .map_err(BatchError::Append)?;
-        self.txn.commit().await.map_err(BatchError::Commit)?;
-        Ok(recorded)
+        match self.txn.commit().await {
+            Ok(()) => Ok(recorded),
+            Err(error) => Err(BatchError::Commit(error, recorded)),
+        }
     }
 }
 
@@ -274,8 +276,9 @@ enum BatchError {
     /// Before the commit (a deferred row or an event): the batch is rolled back, nothing of it
     /// stays.
     Append(DbErr),
-    /// The commit's outcome is unknown (e.g. the connection dropped).
-    Commit(DbErr),
+    /// The commit's outcome is unknown (e.g. the connection dropped after sending `COMMIT`),
+    /// with the events it appended, to find out by ([`settle_unknown_commit`]).
+    Commit(DbErr, Recorded),
 }
 
 /// A write: what it does with its input in a batch. A plain function, so that it can run again
@@ -502,7 +505,13 @@ async fn run_lane(db: Db, mut queue: mpsc::Receiver<Box<dyn Job>>, publish: Publ
                 publish_committed(&publish, recorded);
                 finish_all(jobs, Ok(()));
             }
-            Together::CommitFailed(jobs, error) => finish_all(jobs, Err(&error)),
+            Together::CommitFailed(jobs, error, recorded) => match settle_unknown_commit(&db, error, recorded).await {
+                Ok(recorded) => {
+                    publish_committed(&publish, recorded);
+                    finish_all(jobs, Ok(()));
+                }
+                Err(error) => finish_all(jobs, Err(&error)),
+            },
             Together::WriteFailed(jobs) => {
                 counters.retried_writes.inc_by(jobs.len() as u64);
                 run_alone(&db, jobs, &publish).await;
@@ -513,8 +522,9 @@ async fn run_lane(db: Db, mut queue: mpsc::Receiver<Box<dyn Job>>, publish: Publ
 
 enum Together {
     Committed(Vec<Box<dyn Job>>, Recorded),
-    /// The commit's outcome is unknown, so nothing is retried.
-    CommitFailed(Vec<Box<dyn Job>>, DbErr),
+    /// The commit's outcome is unknown, so nothing is retried; its events tell whether it
+    /// happened.
+    CommitFailed(Vec<Box<dyn Job>>, DbErr, Recorded),
     /// A write failed (or the transaction could not begin): the batch was rolled back.
     WriteFailed(Vec<Box<dyn Job>>),
 }
@@ -535,7 +545,7 @@ async fn run_together(db: &Db, jobs: Vec<Box<dyn Job>>) -> Together {
     match batch.commit().await {
         Ok(recorded) => Together::Committed(jobs, recorded),
         Err(BatchError::Append(_)) => Together::WriteFailed(jobs),
-        Err(BatchError::Commit(error)) => Together::CommitFailed(jobs, error),
+        Err(BatchError::Commit(error, recorded)) => Together::CommitFailed(jobs, error, recorded),
     }
 }
 
@@ -567,12 +577,37 @@ async fn run_alone(db: &Db, jobs: Vec<Box<dyn Job>>, publish: &Publish) {
             job.finish(Ok(()));
             continue;
         }
-        match batch.commit().await {
+        let committed = match batch.commit().await {
+            Ok(recorded) => Ok(recorded),
+            Err(BatchError::Append(error)) => Err(error),
+            Err(BatchError::Commit(error, recorded)) => settle_unknown_commit(db, error, recorded).await,
+        };
+        match committed {
             Ok(recorded) => {
                 publish_committed(publish, recorded);
                 job.finish(Ok(()));
             }
-            Err(BatchError::Append(error) | BatchError::Commit(error)) => job.finish(Err(&error)),
+            Err(error) => job.finish(Err(&error)),
+        }
+    }
+}
+
+/// A commit whose answer was lost (the connection dropped after `COMMIT` was sent) may have
+/// happened. Its first event, read back on another connection, tells: if it is there, the
+/// commit happened, and its writes are answered and its events published as any other's;
+/// otherwise (or if the database cannot tell), the commit's error stands. Its clients would
+/// otherwise hear nothing live of writes that are stored, and its callers would be told of a
+/// failure and write again.
+async fn settle_unknown_commit(db: &Db, error: DbErr, recorded: Recorded) -> Result<Recorded, DbErr> {
+    match events::were_committed(db.conn(), &recorded).await {
+        Ok(true) => {
+            tracing::warn!(error = %error, "a commit's answer was lost, but it happened: its writes stand");
+            Ok(recorded)
+        }
+        Ok(false) => Err(error),
+        Err(check) => {
+            tracing::warn!(error = %error, check = %check, "a commit's outcome is unknown and could not be read back");
+            Err(error)
         }
     }
 }

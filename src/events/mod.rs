@@ -196,6 +196,22 @@ pub async fn append_all(conn: &impl ConnectionTrait, pending: Vec<PendingEvent>)
     Ok(Recorded(frames))
 }
 
+/// Whether a transaction that appended `recorded` committed, when its commit's answer was lost:
+/// its first event is stored as it was appended. (Its offset alone would not tell: had the
+/// transaction rolled back, a later one would have taken the same offset for another event.)
+/// False when it appended none: nothing to tell by.
+pub async fn were_committed(conn: &impl ConnectionTrait, recorded: &Recorded) -> Result<bool, DbErr> {
+    let Some(first) = recorded.0.first() else {
+        return Ok(false);
+    };
+    let stored = event::Entity::find()
+        .filter(event::Column::Channel.eq(&first.channel))
+        .filter(event::Column::Offset.eq(first.offset))
+        .one(conn)
+        .await?;
+    Ok(stored.is_some_and(|row| row.kind == first.kind && row.actor_id == first.actor_id && row.at == first.at))
+}
+
 /// The events with their offsets: a channel's `count` events end at its new `head`.
 fn numbered(
     pending: Vec<PendingEvent>,

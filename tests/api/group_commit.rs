@@ -672,3 +672,167 @@ async fn a_row_that_cannot_be_stored_fails_its_write_alone() {
     assert_eq!(lanes.stats().shared_transactions, 0);
     assert_eq!(lanes.stats().retried_writes, 3);
 }
+
+/// A commit whose answer is lost on its way back (the connection cut once PostgreSQL has the
+/// `COMMIT`) happened all the same: the write is answered as done, and its event goes out live.
+/// Told of a failure, the caller would write again, and the clients would not hear of the
+/// stored write until the next one.
+#[actix_web::test]
+async fn a_commit_whose_answer_is_lost_is_found_to_have_happened() {
+    let cutter = CommitCutter::start().await;
+    let app = crate::helpers::spawn_app_with(|settings| cutter.route(settings)).await;
+    if app.state.db.backend() != sea_orm::DatabaseBackend::Postgres {
+        // SQLite is a file of this process: a commit cannot lose its answer on the way.
+        return;
+    }
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (mut socket, _) = crate::ws::WsClient::authenticated(&app, &admin).await;
+    socket.subscribe(&format!("committee:{c}"), None).await;
+
+    cutter.arm();
+    let (status, task) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&admin),
+            json!({ "title": "Cut" }),
+        )
+        .await;
+    assert_eq!(cutter.cuts(), 1, "the commit's answer was cut");
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let event = socket.next_event().await;
+    assert_eq!(event["kind"], "task.created", "{event}");
+    assert_eq!(event["data"]["id"], task["id"], "{event}");
+    let (_, tasks) = app.get(&format!("/api/committees/{c}/tasks"), &admin).await;
+    assert_eq!(tasks["items"].as_array().unwrap().len(), 1, "{tasks}");
+}
+
+/// What tells a commit whose answer was lost from one that rolled back: its first event stored
+/// as it was appended. The same offset holding another event (a later write's, after a
+/// rollback) does not.
+#[actix_web::test]
+async fn a_lost_commit_is_taken_as_done_only_if_its_first_event_is_stored_as_appended() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (status, task) = app
+        .post(
+            &format!("/api/committees/{c}/tasks"),
+            Some(&admin),
+            json!({ "title": "A" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let (_, feed) = app.get(&format!("/api/events?channel=committee:{c}"), &admin).await;
+    let stored: EventFrame = serde_json::from_value(feed["items"].as_array().unwrap().last().unwrap().clone()).unwrap();
+    let committed = |frame: EventFrame| {
+        let conn = app.db.conn().clone();
+        async move {
+            events::were_committed(&conn, &events::Recorded(vec![frame]))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(committed(stored.clone()).await, "as appended: committed");
+
+    let mut later = stored.clone();
+    later.at += chrono::Duration::microseconds(1);
+    assert!(!committed(later).await, "another event at that offset");
+    let mut other_kind = stored.clone();
+    other_kind.kind = "task.deleted".to_owned();
+    assert!(!committed(other_kind).await, "another event at that offset");
+    let mut next = stored.clone();
+    next.offset += 1;
+    assert!(!committed(next).await, "no event at that offset");
+    let nothing = events::were_committed(app.db.conn(), &events::Recorded::default()).await;
+    assert!(!nothing.unwrap(), "no event to tell by");
+}
+
+/// A byte proxy to PostgreSQL that, once armed, passes the next `COMMIT` on and cuts that
+/// connection before the answer comes back: a commit that happens, its answer lost.
+struct CommitCutter {
+    listening: std::net::SocketAddr,
+    upstream: Arc<Mutex<Option<String>>>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+}
+
+impl CommitCutter {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cutter = Self {
+            listening: listener.local_addr().unwrap(),
+            upstream: Arc::default(),
+            armed: Arc::default(),
+            cuts: Arc::default(),
+        };
+        let (upstream, armed, cuts) = (cutter.upstream.clone(), cutter.armed.clone(), cutter.cuts.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.lock().unwrap().clone().expect("routed before use");
+                tokio::spawn(pass(client, upstream, armed.clone(), cuts.clone()));
+            }
+        });
+        cutter
+    }
+
+    /// Sends the server's PostgreSQL connections through the proxy, unencrypted so that it
+    /// reads the commands. (SQLite settings are left as they are.)
+    fn route(&self, settings: &mut dcports::settings::Settings) {
+        use secrecy::ExposeSecret;
+        let Ok(mut url) = reqwest::Url::parse(settings.database.url.expose_secret()) else {
+            return;
+        };
+        if url.scheme() != "postgres" {
+            return;
+        }
+        let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+        *self.upstream.lock().unwrap() = Some(upstream);
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(self.listening.port())).unwrap();
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+        settings.database.url = url.to_string().into();
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+/// Passes bytes both ways, until armed and a `COMMIT` goes by: then the answers stop, the
+/// `COMMIT` goes on to PostgreSQL, and once it has had time to commit, both sockets close.
+async fn pass(
+    client: tokio::net::TcpStream,
+    upstream: String,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let answers = tokio::spawn(async move { tokio::io::copy(&mut server_read, &mut client_write).await });
+    let mut buffer = vec![0u8; 64 * 1024];
+    while let Ok(read @ 1..) = client_read.read(&mut buffer).await {
+        let commands = &buffer[..read];
+        let cut = commands.windows(6).any(|window| window == b"COMMIT") && armed.swap(false, Ordering::SeqCst);
+        if cut {
+            answers.abort();
+        }
+        if server_write.write_all(commands).await.is_err() {
+            break;
+        }
+        if cut {
+            cuts.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            break;
+        }
+    }
+    answers.abort();
+}
