@@ -27,6 +27,11 @@ string_enum!(
     RsvpResponse { Yes => "yes", No => "no", Maybe => "maybe" }
 );
 
+string_enum!(
+    /// The forms the minutes come in.
+    MinutesFormat { Json => "json", Markdown => "markdown" }
+);
+
 impl MeetingStatus {
     /// Allowed moves set by hand. `in_progress` is live mode's alone: its start makes a meeting
     /// `in_progress` and its end `held`, and a live meeting's status is not set by hand (that

@@ -307,11 +307,6 @@ pub struct MinutesQuery {
     pub format: Option<String>,
 }
 
-crate::domain::string_enum!(
-    /// The forms the minutes come in.
-    MinutesFormat { Json => "json", Markdown => "markdown" }
-);
-
 /// The minutes: attendance, planned against actual time, outcomes and action items.
 #[utoipa::path(
     context_path = "/api", tag = "meetings", security(("bearer" = [])), params(("id" = i32, Path), MinutesQuery),

@@ -923,14 +923,8 @@ async fn a_query_parameter_of_fixed_values_is_documented_with_exactly_the_values
     let admin = app.secretariat("admin@sela.org").await;
     let c = crate::committees::committee(&app, &admin, "C").await;
     let starts = chrono::Utc::now() + chrono::Duration::days(7);
-    let (status, meeting) = app
-        .post(
-            &format!("/api/committees/{c}/meetings"),
-            Some(&admin),
-            json!({ "title": "M", "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1), "timezone": "America/Lima" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{meeting}");
+    let body = json!({ "title": "M", "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1), "timezone": "America/Lima" });
+    let meeting = crate::meetings::create_meeting(&app, &admin, c, body).await;
     let m = meeting["id"].as_i64().unwrap();
     let doc = app.openapi().await;
     let cases = [

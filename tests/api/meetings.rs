@@ -11,7 +11,7 @@ use crate::helpers::{TestApp, parse_mail, spawn_app, spawn_app_with};
 use crate::smtp::FakeSmtp;
 use crate::ws::WsClient;
 
-async fn create_meeting(app: &TestApp, token: &str, committee_id: i64, body: Value) -> Value {
+pub async fn create_meeting(app: &TestApp, token: &str, committee_id: i64, body: Value) -> Value {
     let (status, meeting) = app
         .post(&format!("/api/committees/{committee_id}/meetings"), Some(token), body)
         .await;
