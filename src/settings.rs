@@ -8,9 +8,6 @@ use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-/// The JWT secret shipped in `config/default.toml`; production refuses to start with it.
-const DEVELOPMENT_JWT_SECRET: &str = "insecure-development-secret-do-not-use-in-production";
-
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
@@ -134,7 +131,10 @@ pub struct DatabaseSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
+    /// The HS256 key. Empty outside production: see [`AuthSettings::signing_secret`].
     pub jwt_secret: SecretString,
+    /// Where an installation without `jwt_secret` keeps the key it made itself.
+    pub jwt_secret_file: PathBuf,
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl_secs: i64,
@@ -237,6 +237,65 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// The shortest HS256 key taken: 256 bits, as RFC 7518 §3.2 asks.
+const MIN_SECRET_LEN: usize = 32;
+
+impl AuthSettings {
+    /// The key access tokens are signed with: `jwt_secret`, or, when it is empty (never in
+    /// production, where nodes must share one), the installation's own, made at its first start
+    /// and kept in `jwt_secret_file`. A key shipped in the configuration would be everyone's.
+    pub fn signing_secret(&self) -> anyhow::Result<SecretString> {
+        if !self.jwt_secret.expose_secret().is_empty() {
+            return Ok(self.jwt_secret.clone());
+        }
+        let secret = read_or_make_secret(&self.jwt_secret_file)
+            .with_context(|| format!("the signing key file {}", self.jwt_secret_file.display()))?;
+        if secret.len() < MIN_SECRET_LEN {
+            bail!(
+                "the signing key in {} must be at least {MIN_SECRET_LEN} bytes long",
+                self.jwt_secret_file.display()
+            );
+        }
+        Ok(SecretString::from(secret))
+    }
+}
+
+/// The key in `path`, or a new random one written there, readable by its owner only. A process
+/// starting beside this one may make it at the same moment: the first file linked into place
+/// wins, and both read it.
+fn read_or_make_secret(path: &Path) -> std::io::Result<String> {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+
+    match std::fs::read_to_string(path) {
+        Ok(secret) => return Ok(secret.trim().to_owned()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut key = [0u8; 48];
+    rand::rng().fill_bytes(&mut key);
+    let draft = path.with_extension(format!("new-{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(
+        &mut options.open(&draft)?,
+        base64::engine::general_purpose::STANDARD.encode(key).as_bytes(),
+    )?;
+    let placed = std::fs::hard_link(&draft, path);
+    std::fs::remove_file(&draft)?;
+    match placed {
+        Ok(()) => tracing::info!(file = %path.display(), "made this installation's token signing key"),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+}
+
 impl Settings {
     /// Loads the settings for `DCPORTS_ENV` from the configuration directory
     /// (`DCPORTS_CONFIG_DIR`, else `./config`).
@@ -277,11 +336,11 @@ impl Settings {
 
     fn validate(&self) -> anyhow::Result<()> {
         let secret = self.auth.jwt_secret.expose_secret();
-        if secret.len() < 32 {
-            bail!("setting auth.jwt_secret must be at least 32 bytes long");
+        if secret.is_empty() && self.environment == Environment::Production {
+            bail!("setting auth.jwt_secret is missing; set DCPORTS__AUTH__JWT_SECRET, the same on every node");
         }
-        if self.environment == Environment::Production && secret == DEVELOPMENT_JWT_SECRET {
-            bail!("setting auth.jwt_secret still has its development default; set DCPORTS__AUTH__JWT_SECRET");
+        if !secret.is_empty() && secret.len() < MIN_SECRET_LEN {
+            bail!("setting auth.jwt_secret must be at least {MIN_SECRET_LEN} bytes long");
         }
         if self.environment == Environment::Production
             && self.mail.transport == MailTransportKind::Smtp
@@ -403,5 +462,56 @@ mod tests {
             format!("{error:#}").contains("server.body_idle_timeout_secs"),
             "{error:#}"
         );
+    }
+
+    /// With no key configured, the installation makes one at its first start, keeps it where
+    /// only its owner reads it, and uses the same one on every later start; another
+    /// installation makes another. A configured key is used as it is, and no file is made.
+    #[test]
+    fn without_a_configured_key_an_installation_makes_its_own_once_and_keeps_it_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut auth = load_with_overlay("").unwrap().auth;
+        assert_eq!(auth.jwt_secret.expose_secret(), "", "nothing is shipped");
+        auth.jwt_secret_file = dir.path().join("data/jwt_secret");
+        let made = auth.signing_secret().unwrap();
+        assert!(made.expose_secret().len() >= MIN_SECRET_LEN);
+        assert_eq!(auth.signing_secret().unwrap().expose_secret(), made.expose_secret());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&auth.jwt_secret_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let leftovers = std::fs::read_dir(dir.path().join("data")).unwrap().count();
+        assert_eq!(leftovers, 1, "only the key file");
+
+        let mut other = auth.clone();
+        other.jwt_secret_file = dir.path().join("other/jwt_secret");
+        assert_ne!(other.signing_secret().unwrap().expose_secret(), made.expose_secret());
+
+        let configured = "k".repeat(MIN_SECRET_LEN);
+        other.jwt_secret = SecretString::from(configured.clone());
+        other.jwt_secret_file = dir.path().join("unused/jwt_secret");
+        assert_eq!(other.signing_secret().unwrap().expose_secret(), configured);
+        assert!(!dir.path().join("unused").exists());
+
+        std::fs::write(&auth.jwt_secret_file, "short").unwrap();
+        let error = auth.signing_secret().expect_err("a short key");
+        assert!(format!("{error:#}").contains("at least 32 bytes"), "{error:#}");
+    }
+
+    /// Production nodes must share a key, so production never makes one: it must be set, and
+    /// long enough.
+    #[test]
+    fn production_starts_only_with_a_configured_key_of_32_bytes_or_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for file in ["default.toml", "production.toml"] {
+            std::fs::copy(shipped.join(file), dir.path().join(file)).unwrap();
+        }
+        let error = Settings::load_from(dir.path(), Environment::Production).expect_err("no key");
+        assert!(format!("{error:#}").contains("DCPORTS__AUTH__JWT_SECRET"), "{error:#}");
+        let error = load_with_overlay("[auth]\njwt_secret = \"short\"\n").expect_err("a short key");
+        assert!(format!("{error:#}").contains("at least 32 bytes"), "{error:#}");
     }
 }

@@ -53,6 +53,11 @@ impl Server {
                 .args(args)
                 .env("DCPORTS_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
                 .env("DCPORTS__DATABASE__URL", &url)
+                // One key for every node of a run, as production's nodes share theirs.
+                .env(
+                    "DCPORTS__AUTH__JWT_SECRET",
+                    "bench-only-secret-never-used-anywhere-else-0123",
+                )
                 .env("DCPORTS__BUS__REDIS_URL", options.redis.unwrap_or_default())
                 .env("DCPORTS__DATABASE__MAX_CONNECTIONS", "16")
                 .env("DCPORTS__SERVER__PORT", port.to_string())

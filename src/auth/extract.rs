@@ -81,6 +81,9 @@ async fn still_authorized_on(
         .expr(Expr::val(1))
         .from(refresh_token::Entity)
         .and_where(refresh_token::Column::FamilyId.eq(session))
+        // The session must be this member's own: another member's open session, named in a
+        // token signed with a leaked key, must not vouch for it.
+        .and_where(refresh_token::Column::MemberId.eq(member_id))
         .and_where(refresh_token::Column::RevokedAt.is_null())
         .to_owned();
     member::Entity::find_by_id(member_id)

@@ -51,7 +51,8 @@ pub struct AccessTokens {
 
 impl AccessTokens {
     pub fn new(settings: &AuthSettings) -> anyhow::Result<Self> {
-        let secret = settings.jwt_secret.expose_secret().as_bytes();
+        let secret = settings.signing_secret()?;
+        let secret = secret.expose_secret().as_bytes();
         // The algorithm is pinned: a token claiming any other `alg` is refused.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&settings.issuer]);

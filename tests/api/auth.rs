@@ -747,3 +747,47 @@ async fn one_time_tokens_are_checked_before_any_password_is_hashed() {
     assert_eq!(status, StatusCode::OK, "{pair}");
     assert_eq!(app.state.passwords.computed(), before + 1);
 }
+
+/// An access token is good only with a login session of the member it names. Were the signing
+/// key to leak, a member's own open session must not vouch for a token made out to someone
+/// else: the secretariat's id with a member's session is refused.
+#[actix_web::test]
+async fn a_token_naming_another_members_session_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let member = app.member(&admin, "m@port.pe").await;
+    let tokens = dcports::auth::tokens::AccessTokens::new(&app.settings.auth).unwrap();
+    let admin_claims = tokens.decode(&admin).unwrap();
+    let member_claims = tokens.decode(member["access_token"].as_str().unwrap()).unwrap();
+
+    // Made with the key, each with its own session: taken.
+    let own = tokens
+        .issue(
+            member_claims.member_id().unwrap(),
+            member_claims.ver,
+            &member_claims.sid,
+        )
+        .unwrap();
+    let (status, me) = app.get("/api/me", &own).await;
+    assert_eq!((status, &me["email"]), (StatusCode::OK, &json!("m@port.pe")));
+
+    // The secretariat's id and version, with the member's session.
+    let forged = tokens
+        .issue(admin_claims.member_id().unwrap(), admin_claims.ver, &member_claims.sid)
+        .unwrap();
+    for path in ["/api/me", "/api/admin/members"] {
+        let (status, problem) = app.get(path, &forged).await;
+        assert_eq!(
+            (status, &problem["code"]),
+            (StatusCode::UNAUTHORIZED, &json!("unauthorized")),
+            "{path}"
+        );
+    }
+    let mut socket = crate::ws::WsClient::connect(&app).await;
+    socket.send(json!({ "type": "auth", "token": forged })).await;
+    let (frames, code) = socket.frames_until_close().await;
+    assert_eq!(
+        (frames.iter().any(|frame| frame["type"] == "ready"), code),
+        (false, Some(1008))
+    );
+}
