@@ -7,12 +7,13 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use super::dto::*;
 use super::service::{self, Review};
 use super::{download, upload};
-use crate::auth::{CurrentMember, Secretariat};
+use crate::auth::{CallerToken, CurrentMember, Secretariat};
 use crate::error::{ApiResult, Deferred, Problem};
 use crate::input::{Json, OptionalJson, Query};
 use crate::pagination::{PageQuery, Paginated};
 use crate::preconditions::{IfMatch, etag};
 use crate::state::AppState;
+use crate::storage::BlobStore as _;
 
 pub fn configure_member(cfg: &mut web::ServiceConfig) {
     cfg.service(list_documents)
@@ -67,6 +68,7 @@ async fn list_documents(
 async fn create_document(
     state: web::Data<AppState>,
     me: CurrentMember,
+    caller: CallerToken,
     id: web::Path<i32>,
     request: HttpRequest,
     form: Multipart,
@@ -76,12 +78,30 @@ async fn create_document(
     crate::committees::service::access(state.db.conn(), &me.0, *id)
         .await?
         .require_write()?;
-    let upload = upload::receive(&state.storage, form, state.settings.documents.max_upload_bytes).await?;
-    let document = service::create(&state, &me.0, *id, upload).await?;
+    let (me, upload) = receive_from(&state, &caller, form).await?;
+    let document = service::create(&state, &me, *id, upload).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/documents/{}", document.id)))
         .insert_header(etag(document.version))
         .json(document))
+}
+
+/// Reads an upload's body, then checks the caller again: the body may take minutes, and a
+/// suspension, a revocation or the end of the login session meanwhile refuses the upload, as it
+/// would have refused the request had it come then.
+async fn receive_from(
+    state: &AppState,
+    caller: &CallerToken,
+    form: Multipart,
+) -> ApiResult<(entity::member::Model, upload::Upload)> {
+    let upload = upload::receive(&state.storage, form, state.settings.documents.max_upload_bytes).await?;
+    match caller.authorize(state).await {
+        Ok(member) => Ok((member, upload)),
+        Err(error) => {
+            state.storage.discard(upload.file).await;
+            Err(error)
+        }
+    }
 }
 
 /// A document's metadata, versions and shares.
@@ -134,6 +154,7 @@ async fn download_document(
 async fn add_version(
     state: web::Data<AppState>,
     me: CurrentMember,
+    caller: CallerToken,
     id: web::Path<i32>,
     if_match: Deferred<IfMatch>,
     request: HttpRequest,
@@ -143,8 +164,8 @@ async fn add_version(
     let if_match = if_match?;
     let (_, access) = service::access(state.db.conn(), &me.0, *id).await?;
     access.require_write()?;
-    let upload = upload::receive(&state.storage, form, state.settings.documents.max_upload_bytes).await?;
-    let document = service::add_version(&state, &me.0, *id, if_match, upload).await?;
+    let (me, upload) = receive_from(&state, &caller, form).await?;
+    let document = service::add_version(&state, &me, *id, if_match, upload).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -222,7 +243,7 @@ async fn unshare_document(
 /// Asks the secretariat to publish the document's current version in the public area.
 #[utoipa::path(
     context_path = "/api", tag = "documents", security(("bearer" = [])), params(("id" = i32, Path)), request_body = PublishRequest,
-    responses((status = 201, body = PublicationResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived", body = Problem))
+    responses((status = 201, body = PublicationResponse), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, description = "committee_archived: the committee is archived; conflict: a request of this document is waiting for review", body = Problem))
 )]
 #[post("/documents/{id}/publish")]
 async fn request_publication(

@@ -17,8 +17,8 @@ use super::upload::Upload;
 use crate::audit::{self, AuditEntry};
 use crate::committees::dto::CommitteeRole;
 use crate::committees::service as committees;
-use crate::domain::{Role, Validator, required_line, required_text};
-use crate::error::{ApiError, ApiResult};
+use crate::domain::{ONE_LINE, Role, Validator, has_control, required_line, required_text};
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::events::{self, Channel, Recorded};
 use crate::pagination::Page;
 use crate::preconditions::IfMatch;
@@ -287,19 +287,29 @@ async fn emit(
     Ok((response, recorded))
 }
 
-fn parse_tags(raw: &[String]) -> Result<Vec<String>, ApiError> {
+fn parse_tags(raw: &[String]) -> Result<Vec<String>, FieldError> {
     let tags: BTreeSet<String> = raw
         .iter()
         .map(|tag| tag.trim().to_lowercase())
         .filter(|tag| !tag.is_empty())
         .collect();
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::validation("tags", "at most 20 tags"));
+        return Err(FieldError::new("tags", "at most 20 tags"));
     }
     if tags.iter().any(|tag| tag.chars().count() > 64) {
-        return Err(ApiError::validation("tags", "each tag at most 64 characters"));
+        return Err(FieldError::new("tags", "each tag at most 64 characters"));
+    }
+    if tags.iter().any(|tag| has_control(tag)) {
+        return Err(FieldError::new("tags", ONE_LINE));
     }
     Ok(tags.into_iter().collect())
+}
+
+/// The upload's `note` on its version, free text bounded as a description is.
+fn version_note(upload: &Upload, validator: &mut Validator) -> String {
+    let note = upload.fields.get("note").map_or("", |note| note.trim());
+    validator.long_text("note", Some(note));
+    note.to_owned()
 }
 
 async fn replace_tags(conn: &impl ConnectionTrait, document_id: i32, tags: &[String]) -> ApiResult<()> {
@@ -417,9 +427,6 @@ pub async fn create_and(
     and: impl AsyncFnOnce(&crate::db::WriteTxn, &document::Model) -> ApiResult<()>,
 ) -> ApiResult<DocumentResponse> {
     let checked = async {
-        committees::access(state.db.conn(), caller, committee_id)
-            .await?
-            .require_write()?;
         let mut validator = Validator::default();
         let title = validator.check(required_line(
             "title",
@@ -437,26 +444,24 @@ pub async fn create_and(
             .get("tags")
             .map(|raw| raw.split(',').map(str::to_owned).collect::<Vec<_>>())
             .unwrap_or_default();
-        let tags = validator.check(
-            parse_tags(&tags).map_err(|_| crate::error::FieldError::new("tags", "at most 20 tags of 64 characters")),
-        );
+        let tags = validator.check(parse_tags(&tags));
+        let note = version_note(&upload, &mut validator);
         validator.finish()?;
-        Ok::<_, ApiError>((title.unwrap_or_default(), description, tags.unwrap_or_default()))
+        Ok::<_, ApiError>((title.unwrap_or_default(), description, tags.unwrap_or_default(), note))
     }
     .await;
-    let (title, description, tags) = match checked {
+    let (title, description, tags, note) = match checked {
         Ok(values) => values,
         Err(error) => {
             state.storage.discard(upload.file).await;
             return Err(error);
         }
     };
-    let note = upload
-        .fields
-        .get("note")
-        .map(|n| n.trim().to_owned())
-        .unwrap_or_default();
     with_upload(state, upload, async |txn, upload| {
+        // In the transaction: a role lost or a committee archived while the body came in is seen.
+        committees::access(&**txn, caller, committee_id)
+            .await?
+            .require_write()?;
         let now = Utc::now();
         let document = document::ActiveModel {
             committee_id: Set(committee_id),
@@ -500,24 +505,16 @@ pub async fn add_version(
     if_match: IfMatch,
     upload: Upload,
 ) -> ApiResult<DocumentResponse> {
-    let allowed = access(state.db.conn(), caller, document_id)
-        .await
-        .and_then(|(_, access)| access.require_write());
-    if let Err(error) = allowed {
-        state.storage.discard(upload.file).await;
-        return Err(error);
-    }
-    let note = upload
-        .fields
-        .get("note")
-        .map(|n| n.trim().to_owned())
-        .unwrap_or_default();
     with_upload(state, upload, async |txn, upload| {
+        let mut validator = Validator::default();
+        let note = version_note(upload, &mut validator);
+        validator.finish()?;
         // Read under the row's lock: an upload without If-Match that waited behind another
         // adds the next version after it rather than failing; one with If-Match sees the
         // version it must match.
         crate::db::lock_row::<document::Entity>(&**txn, document_id).await?;
-        let (document, _) = access(&**txn, caller, document_id).await?;
+        let (document, access) = access(&**txn, caller, document_id).await?;
+        access.require_write()?;
         if_match.check(document.version)?;
         // Conditional on the version read: of two concurrent uploads only one moves it.
         let moved = document::Entity::update_many()
@@ -660,8 +657,11 @@ pub async fn update(
         .as_deref()
         .and_then(|title| validator.check(required_line("title", title, 300)));
     validator.long_text("description", request.description.as_deref());
+    let tags = request
+        .tags
+        .as_deref()
+        .and_then(|tags| validator.check(parse_tags(tags)));
     validator.finish()?;
-    let tags = request.tags.as_deref().map(parse_tags).transpose()?;
 
     let txn = state.db.begin_write().await?;
     crate::db::lock_row::<document::Entity>(&*txn, document_id).await?;
@@ -705,6 +705,9 @@ pub async fn update(
 #[tracing::instrument(skip_all, fields(caller = caller.id, document_id))]
 pub async fn delete(state: &AppState, caller: &member::Model, document_id: i32) -> ApiResult<()> {
     let txn = state.db.begin_write().await?;
+    // Locked before it is read: of two deletes at once, the second finds it deleted (404)
+    // rather than deleting it again and telling every channel twice.
+    crate::db::lock_row::<document::Entity>(&*txn, document_id).await?;
     let (document, access) = access(&*txn, caller, document_id).await?;
     access.require_manage_or_author(&document, caller)?;
     let mut active = document.into_active_model();
@@ -897,8 +900,21 @@ pub async fn request_publication(
     validator.finish()?;
 
     let txn = state.db.begin_write().await?;
+    // Locked before the pending request is looked for: two requests at once make one.
+    crate::db::lock_row::<document::Entity>(&*txn, document_id).await?;
     let (document, access) = access(&*txn, caller, document_id).await?;
     access.require_manage()?;
+    let pending = publication::Entity::find()
+        .filter(publication::Column::DocumentId.eq(document_id))
+        .filter(publication::Column::Status.eq(PublicationStatus::Pending.as_str()))
+        .one(&*txn)
+        .await?;
+    if let Some(pending) = pending {
+        return Err(ApiError::Conflict(format!(
+            "publication request {} of this document is waiting for review",
+            pending.id
+        )));
+    }
     let row = publication::ActiveModel {
         document_id: Set(document_id),
         version_number: Set(document.current_version),

@@ -1273,6 +1273,79 @@ async fn a_publication_is_decided_once_when_reviews_arrive_at_once() {
     assert_eq!(decided, 1);
 }
 
+/// A document has one publication request waiting at a time: another, one at a time or many
+/// at once (a double click), is refused with 409 while it waits; once it is decided, the
+/// document may be put forward again.
+#[actix_web::test]
+async fn a_document_has_one_publication_request_waiting_at_a_time() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let document = upload_document(&app, &chair, c, "Study", pdf("study")).await;
+    let path = format!("/api/documents/{}/publish", document["id"]);
+    let request = json!({ "kind": "study", "summary": { "en": "A study", "es": "Un estudio" } });
+    let requests = (0..8).map(|_| app.post(&path, Some(&chair), request.clone()));
+    let answers = futures_util::future::join_all(requests).await;
+    let statuses: Vec<StatusCode> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::CREATED).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    let (_, first) = answers
+        .into_iter()
+        .find(|(status, _)| *status == StatusCode::CREATED)
+        .unwrap();
+    let (_, pending) = app.get("/api/admin/publications?status=pending", &admin).await;
+    assert_eq!(pending["items"].as_array().map(Vec::len), Some(1), "{pending}");
+
+    let reject = format!("/api/admin/publications/{}/reject", first["id"]);
+    let (status, _) = app.post(&reject, Some(&admin), json!({ "reason": "Not yet" })).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, again) = app.post(&path, Some(&chair), request).await;
+    assert_eq!(
+        (status, &again["status"]),
+        (StatusCode::CREATED, &json!("pending")),
+        "{again}"
+    );
+}
+
+/// Of deletes arriving at once, one deletes the document and tells its committee; the others
+/// find it gone.
+#[actix_web::test]
+async fn a_document_is_deleted_once_when_deletes_arrive_at_once() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    let document = upload_document(&app, &chair, c, "Study", pdf("study")).await;
+    let path = format!("/api/documents/{}", document["id"]);
+    let deletes = (0..16).map(|_| async { app.call(Method::DELETE, &path, Some(&chair), None).await.0 });
+    let statuses = futures_util::future::join_all(deletes).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::NO_CONTENT).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::NO_CONTENT || *s == StatusCode::NOT_FOUND),
+        "{statuses:?}"
+    );
+    let deleted = app
+        .events_of(&format!("committee:{c}"), "document.deleted", &chair)
+        .await;
+    assert_eq!(deleted.len(), 1);
+}
+
 /// An archived committee takes no new share, and one archived after a document was shared with
 /// it reads the document still but writes no more. An author who has left the owner committee
 /// and writes through a share may edit the document, not delete it.
@@ -1707,4 +1780,171 @@ async fn the_document_search_ignores_accents_and_case_follows_edits_and_survives
     assert_eq!(found("accion").await, [organization]);
     assert_eq!(found("Índice").await, [organization]);
     assert_eq!(found("kpis").await, [kpis]);
+}
+
+/// An upload whose body comes in two halves: the start of the file at once, its end and the
+/// form's close when [`SlowUpload::finish`] is called.
+struct SlowUpload {
+    rest: tokio::sync::mpsc::Sender<Vec<u8>>,
+    answer: tokio::task::JoinHandle<(StatusCode, Value)>,
+}
+
+impl SlowUpload {
+    const BOUNDARY: &str = "dcports-slow-upload";
+
+    /// Starts the upload, and returns once the server is storing the file: past the checks
+    /// made before the body is read.
+    async fn start(app: &TestApp, path: &str, token: &str) -> Self {
+        use futures_util::StreamExt as _;
+        let boundary = Self::BOUNDARY;
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nSlow\r\n--{boundary}\r\n\
+             Content-Disposition: form-data; name=\"file\"; filename=\"estudio.pdf\"\r\n\r\n"
+        );
+        let (rest, chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+        let first = [head.into_bytes(), pdf(&"slow ".repeat(2_000))].concat();
+        let body =
+            futures_util::stream::once(async { Ok::<_, std::io::Error>(first) })
+                .chain(futures_util::stream::unfold(chunks, |mut chunks| async move {
+                    chunks.recv().await.map(|chunk| (Ok(chunk), chunks))
+                }));
+        let request = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(token)
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(reqwest::Body::wrap_stream(body));
+        let answer = tokio::spawn(async move {
+            let response = request.send().await.expect("upload sent");
+            let status = response.status();
+            (status, response.json().await.unwrap_or(Value::Null))
+        });
+        for _ in 0..200 {
+            if !app.stored_files("staging").is_empty() {
+                return Self { rest, answer };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the server did not begin storing the upload");
+    }
+
+    /// Sends the rest of the body, and returns the answer.
+    async fn finish(self) -> (StatusCode, Value) {
+        let end = format!("\r\n--{}--\r\n", Self::BOUNDARY);
+        self.rest
+            .send(end.into_bytes())
+            .await
+            .expect("the body is still wanted");
+        drop(self.rest);
+        self.answer.await.unwrap()
+    }
+}
+
+/// The checks made before an upload's body is read are made again once it is in: a member
+/// suspended, or whose login session ended, while the body came in has the upload refused, and
+/// nothing of it is kept.
+#[actix_web::test]
+async fn an_upload_is_refused_if_its_sender_lost_access_while_the_body_came_in() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (suspended_id, suspended) = member_of(&app, &admin, c, "suspended@port.pe", "member").await;
+    let pair = app.member(&admin, "leaving@port.pe").await;
+    crate::committees::add(&app, &admin, c, pair["member"]["id"].as_i64().unwrap(), "member").await;
+    let leaving = pair["access_token"].as_str().unwrap().to_owned();
+    let document = upload_document(&app, &admin, c, "Existing", pdf("v1")).await;
+
+    let upload = SlowUpload::start(&app, &format!("/api/committees/{c}/documents"), &suspended).await;
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/members/{suspended_id}"),
+            Some(&admin),
+            Some(json!({ "status": "suspended" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, problem) = upload.finish().await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (StatusCode::UNAUTHORIZED, &json!("unauthorized"))
+    );
+
+    let versions = format!("/api/documents/{}/versions", document["id"]);
+    let upload = SlowUpload::start(&app, &versions, &leaving).await;
+    app.logout(&pair).await;
+    let (status, problem) = upload.finish().await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (StatusCode::UNAUTHORIZED, &json!("unauthorized"))
+    );
+
+    let (_, listed) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
+    let titles: Vec<&Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["title"])
+        .collect();
+    assert_eq!(titles, [&json!("Existing")]);
+    let (_, detail) = app.get(&format!("/api/documents/{}", document["id"]), &admin).await;
+    assert_eq!(detail["current_version"], 1);
+    assert_eq!(app.stored_files("staging"), Vec::<std::path::PathBuf>::new());
+    assert_eq!(app.stored_files("blobs").len(), 1, "the existing document's file only");
+}
+
+/// A version's note is bounded as a description is, and a tag is a single line, on upload and
+/// on change; a refused upload leaves nothing behind.
+#[actix_web::test]
+async fn an_uploads_note_and_tags_are_checked_and_a_refused_one_leaves_nothing() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let document = upload_document(&app, &admin, c, "Existing", pdf("v1")).await;
+    let long_note = "n".repeat(dcports::domain::LONG_TEXT_MAX + 1);
+    let create = format!("/api/committees/{c}/documents");
+    let version = format!("/api/documents/{}/versions", document["id"]);
+    for (path, fields, field) in [
+        (&create, vec![("title", "T"), ("tags", "puerto,a\u{7}b")], "tags"),
+        (&create, vec![("title", "T"), ("note", long_note.as_str())], "note"),
+        (&version, vec![("note", long_note.as_str())], "note"),
+    ] {
+        let (status, problem) = app.upload(path, &admin, "estudio.pdf", pdf("v2"), &fields, None).await;
+        assert_eq!(
+            (status, &problem["errors"][0]["field"]),
+            (StatusCode::BAD_REQUEST, &json!(field)),
+            "{path}: {problem}"
+        );
+    }
+    let (status, problem) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/documents/{}", document["id"]),
+            Some(&admin),
+            Some(json!({ "tags": ["line\nbreak"] })),
+        )
+        .await;
+    assert_eq!(
+        (status, &problem["errors"][0]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("tags"))
+    );
+
+    let (_, detail) = app.get(&format!("/api/documents/{}", document["id"]), &admin).await;
+    assert_eq!((&detail["current_version"], &detail["tags"]), (&json!(1), &json!([])));
+    let (_, listed) = app.get(&format!("/api/committees/{c}/documents"), &admin).await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(app.stored_files("staging"), Vec::<std::path::PathBuf>::new());
+    assert_eq!(app.stored_files("blobs").len(), 1);
+
+    let (status, created) = app
+        .upload(
+            &create,
+            &admin,
+            "estudio.pdf",
+            pdf("v3"),
+            &[("title", "T"), ("note", "Primera\nversión")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
 }
