@@ -23,7 +23,9 @@ use crate::error::ApiError;
 use crate::events::{self, Channel, Replay};
 use crate::state::AppState;
 
-/// A replay longer than this is answered with `reset`: reloading over HTTP is cheaper.
+/// A replay longer than this, or larger than `realtime.max_pending_bytes`, is answered with
+/// `reset`: reloading over HTTP is cheaper, and the frames would wait in the socket's buffer,
+/// outside the bound every live frame is held to.
 const MAX_REPLAY: i64 = 10_000;
 const REPLAY_PAGE: u64 = 1_000;
 /// Client frames: a burst of `RATE_BURST`, then `RATE_PER_SEC` per second.
@@ -477,8 +479,8 @@ impl WsSession {
                 return Ok(None);
             }
             let replay = match after {
-                None => Replay::Events {
-                    events: Vec::new(),
+                None => Replayed::Frames {
+                    frames: Vec::new(),
                     head: events::head(state.db.conn(), &key).await?,
                 },
                 Some(after) => replay_all(&state, &key, after).await?,
@@ -495,7 +497,7 @@ impl WsSession {
         &mut self,
         channel: Arc<str>,
         attempt: u64,
-        result: Result<Option<Replay>, ApiError>,
+        result: Result<Option<Replayed>, ApiError>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         match self.subscriptions.get_mut(&channel) {
@@ -511,9 +513,9 @@ impl WsSession {
         let Some(Subscription::Replaying { mut buffered, .. }) = self.subscriptions.remove(&channel) else {
             return;
         };
-        let (events, head) = match result {
-            Ok(Some(Replay::Events { events, head })) => (events, head),
-            Ok(Some(Replay::Reset { head })) => {
+        let (frames, head) = match result {
+            Ok(Some(Replayed::Frames { frames, head })) => (frames, head),
+            Ok(Some(Replayed::Reset { head })) => {
                 Self::send(ctx, ServerFrame::Reset { channel: &channel });
                 (Vec::new(), head)
             }
@@ -546,9 +548,9 @@ impl WsSession {
             }
         };
         let mut last_offset = head;
-        for event in events {
-            last_offset = last_offset.max(event.offset);
-            ctx.text(serde_json::to_string(&event).unwrap_or_default());
+        for (offset, frame) in frames {
+            last_offset = last_offset.max(offset);
+            ctx.text(frame);
         }
         Self::send(
             ctx,
@@ -724,7 +726,7 @@ impl WsSession {
         &mut self,
         channel: Arc<str>,
         attempt: u64,
-        replay: Option<Replay>,
+        replay: Option<Replayed>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         let same = matches!(
@@ -739,13 +741,12 @@ impl WsSession {
                 self.revoke_channel(&channel, ctx);
                 self.state.broker.do_send(Unsubscribe { id: self.id, channel });
             }
-            Some(Replay::Events { events, .. }) => {
-                for event in events {
-                    let frame = ByteString::from(serde_json::to_string(&event).unwrap_or_default());
-                    self.accept(&channel, event.offset, frame, ctx);
+            Some(Replayed::Frames { frames, .. }) => {
+                for (offset, frame) in frames {
+                    self.accept(&channel, offset, frame, ctx);
                 }
             }
-            Some(Replay::Reset { head }) => {
+            Some(Replayed::Reset { head }) => {
                 Self::send(ctx, ServerFrame::Reset { channel: &channel });
                 self.skip_to(&channel, head, ctx);
             }
@@ -803,28 +804,41 @@ impl WsSession {
     }
 }
 
-/// Reads every event after `after`, page by page, or answers `Reset` when too much was missed.
-async fn replay_all(state: &AppState, channel: &str, after: i64) -> Result<Replay, ApiError> {
+/// A replay as the session sends it: each event's frame, serialized once.
+enum Replayed {
+    Frames { frames: Vec<(i64, ByteString)>, head: i64 },
+    Reset { head: i64 },
+}
+
+/// Reads every event after `after`, page by page, or answers `Reset` when too much was missed:
+/// more than [`MAX_REPLAY`] events, or more than `realtime.max_pending_bytes` of frames.
+async fn replay_all(state: &AppState, channel: &str, after: i64) -> Result<Replayed, ApiError> {
     let head = events::head(state.db.conn(), channel).await?;
     if head - after > MAX_REPLAY || after > head {
-        return Ok(Replay::Reset { head });
+        return Ok(Replayed::Reset { head });
     }
-    let mut collected = Vec::new();
-    let mut cursor = after;
+    let max_bytes = state.settings.realtime.max_pending_bytes;
+    let (mut frames, mut bytes, mut cursor) = (Vec::new(), 0, after);
     loop {
-        match events::replay(state.db.conn(), channel, cursor, REPLAY_PAGE).await? {
-            Replay::Reset { head } => return Ok(Replay::Reset { head }),
-            Replay::Events { events, head } => {
-                let done = (events.len() as u64) < REPLAY_PAGE;
-                cursor = events.last().map_or(cursor, |event| event.offset);
-                collected.extend(events);
-                if done || cursor >= head {
-                    return Ok(Replay::Events {
-                        events: collected,
-                        head: head.max(cursor),
-                    });
-                }
+        let (events, head) = match events::replay(state.db.conn(), channel, cursor, REPLAY_PAGE).await? {
+            Replay::Reset { head } => return Ok(Replayed::Reset { head }),
+            Replay::Events { events, head } => (events, head),
+        };
+        let done = (events.len() as u64) < REPLAY_PAGE;
+        for event in events {
+            let frame = ByteString::from(serde_json::to_string(&event).unwrap_or_default());
+            bytes += frame.len();
+            if bytes > max_bytes {
+                return Ok(Replayed::Reset { head });
             }
+            cursor = event.offset;
+            frames.push((event.offset, frame));
+        }
+        if done || cursor >= head {
+            return Ok(Replayed::Frames {
+                frames,
+                head: head.max(cursor),
+            });
         }
     }
 }

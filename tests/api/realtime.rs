@@ -741,6 +741,50 @@ async fn resuming_from_before_retention_answers_reset() {
     assert_eq!(page["reset"], true);
 }
 
+/// A replay is bounded in bytes as live frames are (`realtime.max_pending_bytes`): one larger
+/// is answered `reset`, and the subscription starts from the head. One within the bound is
+/// replayed whole, in order.
+#[actix_web::test]
+async fn a_replay_larger_than_a_sockets_bound_answers_reset() {
+    let app = spawn_app_with(|settings| settings.realtime.max_pending_bytes = 16 * 1024).await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let channel = format!("committee:{a}");
+    let (_, page) = app.get(&format!("/api/events?channel={channel}"), &token).await;
+    let start = page["head"].as_i64().unwrap();
+    // Ten events of some 2 KiB each: 20 KiB in all.
+    for n in 0..10 {
+        rename(&app, &admin, a, &format!("{n} {}", "x".repeat(2_000))).await;
+    }
+    let head = start + 10;
+
+    let (mut whole, _) = WsClient::authenticated(&app, &token).await;
+    whole
+        .send(json!({ "type": "subscribe", "channel": channel, "after": start }))
+        .await;
+    assert_eq!(whole.next_of_type("reset").await["channel"], channel);
+    assert_eq!(whole.next_of_type("subscribed").await["offset"], head);
+
+    let (mut recent, _) = WsClient::authenticated(&app, &token).await;
+    recent
+        .send(json!({ "type": "subscribe", "channel": channel, "after": head - 5 }))
+        .await;
+    let mut offsets = Vec::new();
+    loop {
+        let frame = recent.next().await;
+        match frame["type"].as_str() {
+            Some("event") => offsets.push(frame["offset"].as_i64().unwrap()),
+            Some("subscribed") => {
+                assert_eq!(frame["offset"], head);
+                break;
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert_eq!(offsets, (head - 4..=head).collect::<Vec<_>>());
+}
+
 #[actix_web::test]
 async fn an_origin_that_is_not_allowed_cannot_open_a_socket() {
     let app =
