@@ -83,6 +83,14 @@ pub fn has_control(text: &str) -> bool {
     text.chars().any(char::is_control)
 }
 
+/// An http(s) URL of at most 500 bytes, stored as sent: so without control characters, which
+/// the URL parser drops where it reads them (a line break in it would be kept in the store).
+pub fn is_web_url(text: &str) -> bool {
+    text.len() <= 500
+        && !has_control(text)
+        && url::Url::parse(text).is_ok_and(|url| matches!(url.scheme(), "http" | "https"))
+}
+
 /// `text` with every control character made a space: a stored text (from before the rule of
 /// [`required_line`]) put where a single line must go.
 pub fn as_one_line(text: &str) -> String {

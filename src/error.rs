@@ -250,6 +250,13 @@ impl From<sea_orm::DbErr> for ApiError {
         if is_out_of_range(&error) {
             return ApiError::ValueOutOfRange;
         }
+        // What a write refers to was checked, then removed by another write before this one
+        // committed (an organization deleted while a member was saved with it): trying again
+        // gets the refusal the check gives. Logged, as a missing check would show the same.
+        if let Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(detail)) = error.sql_err() {
+            tracing::warn!(detail = %detail, "a write refers to a row that is gone");
+            return ApiError::Conflict("something it refers to was removed meanwhile; reload and try again".to_owned());
+        }
         ApiError::Internal(anyhow::Error::new(error).context("database error"))
     }
 }

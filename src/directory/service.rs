@@ -12,7 +12,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::dto::*;
-use crate::domain::{Email, Validator, required_line};
+use crate::domain::{Email, ONE_LINE, Validator, has_control, required_line};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::events::{self, Channel};
 use crate::pagination::Page;
@@ -37,12 +37,13 @@ fn check_website(raw: Option<&str>) -> Result<Option<String>, FieldError> {
     raw.map(str::trim)
         .filter(|w| !w.is_empty())
         .map(|website| {
-            let ok =
-                url::Url::parse(website).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) && website.len() <= 500;
-            if ok {
+            if crate::domain::is_web_url(website) {
                 Ok(website.to_owned())
             } else {
-                Err(FieldError::new("website", "must be an http(s) URL"))
+                Err(FieldError::new(
+                    "website",
+                    "must be an http(s) URL of at most 500 characters",
+                ))
             }
         })
         .transpose()
@@ -54,6 +55,7 @@ fn optional_text(field: &str, raw: Option<&str>, max: usize) -> Result<Option<St
         Some(text) if text.chars().count() > max => {
             Err(FieldError::new(field, format!("must be at most {max} characters long")))
         }
+        Some(text) if has_control(text) => Err(FieldError::new(field, ONE_LINE)),
         other => Ok(other.map(str::to_owned)),
     }
 }

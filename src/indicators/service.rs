@@ -26,7 +26,7 @@ string_enum!(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefinitionRequest {
-    /// Stable code, e.g. `vessel_turnaround_hours`.
+    /// Stable code, e.g. `vessel_turnaround_hours`, kept in lower case. `values` is reserved.
     #[schema(pattern = r"^[A-Za-z0-9_]{1,64}$")]
     pub code: String,
     #[schema(min_length = 1, max_length = 200)]
@@ -136,6 +136,18 @@ pub async fn definitions(conn: &impl sea_orm::ConnectionTrait) -> ApiResult<Vec<
     Ok(rows.into_iter().map(DefinitionResponse::from).collect())
 }
 
+/// A code names the indicator in paths beside the review list's `/api/admin/indicators/values`,
+/// so `values` is kept out: `PATCH /api/admin/indicators/values` must mean one thing only.
+fn check_code(code: &str) -> Result<(), &'static str> {
+    if code.is_empty() || code.len() > 64 || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err("must be 1 to 64 letters, digits or underscores");
+    }
+    if code == "values" {
+        return Err("`values` is reserved (it names the review list's path)");
+    }
+    Ok(())
+}
+
 pub async fn create_definition(
     state: &AppState,
     actor_id: i32,
@@ -143,8 +155,8 @@ pub async fn create_definition(
 ) -> ApiResult<DefinitionResponse> {
     let mut validator = Validator::default();
     let code = request.code.trim().to_lowercase();
-    if code.is_empty() || code.len() > 64 || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        validator.add("code", "must be 1 to 64 letters, digits or underscores");
+    if let Err(message) = check_code(&code) {
+        validator.add("code", message);
     }
     let name_en = validator.check(required_line("name_en", &request.name_en, 200));
     let name_es = validator.check(required_line("name_es", &request.name_es, 200));
@@ -487,6 +499,11 @@ pub async fn values(
     filter: &ValueFilter,
     page: Page<YearPort>,
 ) -> ApiResult<Paginated<ValueResponse>> {
+    if let (Some(from), Some(to)) = (filter.from_year, filter.to_year)
+        && to < from
+    {
+        return Err(ApiError::validation("to_year", "must not be before `from_year`"));
+    }
     let definition = definition(conn, code).await?;
     let mut query = values_in(status)
         .filter(indicator_value::Column::IndicatorId.eq(definition.id))

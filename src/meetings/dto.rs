@@ -100,7 +100,7 @@ pub struct MeetingRange {
 
 /// One end of a time range in a query: an RFC 3339 time as the contract has it, or, as a
 /// calendar view asks, a date meaning its midnight UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Bound(pub DateTime<Utc>);
 
 impl std::str::FromStr for Bound {

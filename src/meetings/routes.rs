@@ -409,7 +409,10 @@ async fn personal_calendar(state: web::Data<AppState>, query: Deferred<Query<Fee
 async fn create_calendar_token(state: web::Data<AppState>, me: CurrentMember) -> ApiResult<HttpResponse> {
     let token = calendar::issue_feed_token(&state, &me.0).await?;
     let url = state.settings.link("/api/me/calendar.ics", &token);
-    Ok(HttpResponse::Created().json(CalendarTokenResponse { token, url }))
+    // The resource made is the feed: `Location` is its address, as every 201's is (API.md).
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, url.clone()))
+        .json(CalendarTokenResponse { token, url }))
 }
 
 /// Revokes the caller's calendar feed.

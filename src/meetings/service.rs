@@ -245,11 +245,7 @@ fn parse_timezone(raw: &str) -> Result<String, crate::error::FieldError> {
 
 fn check_url(validator: &mut Validator, url: Option<&String>) {
     if let Some(url) = url {
-        // The parser drops tabs and line breaks where it reads them; the URL is stored as sent.
-        let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
-            && url.len() <= 500
-            && !has_control(url);
-        if !ok {
+        if !crate::domain::is_web_url(url) {
             validator.add("online_url", "must be an http(s) URL of at most 500 characters");
         }
     }
@@ -413,6 +409,11 @@ pub async fn list(
         .limit(page.limit + 1);
     if let Some(after) = page.after {
         query = query.filter(meeting::Column::Id.gt(after));
+    }
+    if let (Some(from), Some(to)) = (range.from, range.to)
+        && to <= from
+    {
+        return Err(ApiError::validation("to", "must be later than `from`"));
     }
     if let Some(Bound(from)) = range.from {
         query = query.filter(meeting::Column::StartsAt.gte(from));

@@ -1037,3 +1037,25 @@ async fn the_upload_forms_are_documented_with_their_required_parts() {
         assert_eq!(schema["properties"]["file"]["format"], "binary", "{path}: {schema}");
     }
 }
+
+/// A write whose reference was checked and then removed by another write before it committed
+/// fails on the foreign key, on either database: a 409 to try again, not a 500.
+#[actix_web::test]
+async fn a_write_referring_to_a_row_removed_meanwhile_is_a_conflict() {
+    use actix_web::ResponseError as _;
+    use sea_orm::{ActiveModelTrait, Set};
+
+    let app = spawn_app().await;
+    let refused = entity::document_tag::ActiveModel {
+        document_id: Set(999_999),
+        tag: Set("gone".to_owned()),
+    }
+    .insert(app.db.conn())
+    .await
+    .expect_err("no such document");
+    let response = dcports::error::ApiError::from(refused).error_response();
+    assert_eq!(response.status(), actix_web::http::StatusCode::CONFLICT);
+    let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["code"], "conflict", "{problem}");
+}

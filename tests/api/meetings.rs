@@ -548,13 +548,25 @@ async fn the_calendar_file_parses_keeps_its_uid_counts_changes_and_marks_cancell
     assert_eq!(cancelled["STATUS"], "CANCELLED");
     assert!(cancelled["SEQUENCE"].parse::<u32>().unwrap() > moved["SEQUENCE"].parse::<u32>().unwrap());
 
-    // The personal feed works with its token only, and stops when revoked.
-    let (status, feed) = app
-        .call(Method::POST, "/api/me/calendar-token", Some(&admin), None)
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    // The personal feed works with its token only, and stops when revoked. The feed is what the
+    // 201 made, so its address is the `Location`.
+    let response = app
+        .client
+        .post(app.url("/api/me/calendar-token"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let feed: Value = response.json().await.unwrap();
     let token = feed["token"].as_str().unwrap();
     let url = format!("/api/me/calendar.ics?token={token}");
+    assert_eq!(feed["url"], json!(location));
+    assert!(location.ends_with(&url), "{location}");
     let response = app.client.get(app.url(&url)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(ics_events(&response.text().await.unwrap()).len(), 2);
@@ -2140,7 +2152,8 @@ async fn editing_an_items_links_keeps_those_the_editor_cannot_see() {
 }
 
 /// `?from=&to=` take RFC 3339 times, as every time in the API, and dates for a calendar view's
-/// days; the range is half-open, and a time that is neither is refused.
+/// days; the range is half-open, and a time that is neither, or a range that holds nothing, is
+/// refused.
 #[actix_web::test]
 async fn meetings_are_listed_in_a_range_of_times_or_of_days() {
     let app = spawn_app().await;
@@ -2188,6 +2201,9 @@ async fn meetings_are_listed_in_a_range_of_times_or_of_days() {
         ("from=tomorrow", "from"),
         ("to=2027-02-30", "to"),
         ("from=2027-03-01T25:00:00Z", "from"),
+        // A range that ends where it starts, or before, holds nothing: a mistake to be told of.
+        ("from=2027-03-02&to=2027-03-01", "to"),
+        ("from=2027-03-01T09:00:00Z&to=2027-03-01T06:00:00-03:00", "to"),
     ] {
         let (status, problem) = app.get(&format!("/api/committees/{c}/meetings?{bad}"), &admin).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");

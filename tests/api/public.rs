@@ -315,6 +315,54 @@ async fn the_directory_round_trips_through_csv_and_a_bad_row_imports_nothing() {
     assert_eq!(problem["errors"][0]["field"], "for", "{problem}");
 }
 
+/// A directory's single-line fields take no control characters, and its website is a web URL
+/// stored as sent: a line break the URL parser would drop is refused rather than stored. A row
+/// of an import breaking the rule imports nothing.
+#[actix_web::test]
+async fn directory_fields_refuse_control_characters_and_websites_that_are_not_web_urls() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let organization_id = organization(&app, &admin, "Autoridad Portuaria", "port_authority", "PE").await;
+    for website in [
+        "https://apn.gob.pe/x\ny",
+        "https://apn.gob.pe/\u{1}",
+        "https://apn.gob.pe/\tz",
+        "ftp://apn.gob.pe",
+    ] {
+        let body = json!({ "name": "APN", "kind": "port_authority", "country_code": "PE", "website": website });
+        let (status, problem) = app.post("/api/admin/directory/organizations", Some(&admin), body).await;
+        assert_eq!(
+            (status, &problem["errors"][0]["field"]),
+            (StatusCode::BAD_REQUEST, &json!("website")),
+            "{website:?}: {problem}"
+        );
+    }
+    for (field, value) in [("position", "Jefe\r\nde puerto"), ("phone", "+51\t1 000")] {
+        let mut body = json!({ "organization_id": organization_id, "name": "Ana", "public": true });
+        body[field] = json!(value);
+        let (status, problem) = app.post("/api/admin/directory/contacts", Some(&admin), body).await;
+        assert_eq!(
+            (status, &problem["errors"][0]["field"]),
+            (StatusCode::BAD_REQUEST, &json!(field)),
+            "{problem}"
+        );
+    }
+    let csv = "organization,kind,country_code,port_community_id,website,name,position,email,phone,public\n\
+               Autoridad Portuaria,port_authority,PE,,,Luis Vera,Analista,,,true\n\
+               Autoridad Portuaria,port_authority,PE,,,Ana Díaz,\"Jefa\nde puerto\",,,true\n";
+    let (status, problem) = import_csv(&app, &admin, csv.to_owned()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+
+    let (_, organizations) = app.get("/api/admin/directory/organizations", &admin).await;
+    assert_eq!(
+        organizations["items"].as_array().map(Vec::len),
+        Some(1),
+        "{organizations}"
+    );
+    let (_, contacts) = app.get("/api/admin/directory/contacts", &admin).await;
+    assert_eq!(contacts["items"], json!([]), "nothing was written");
+}
+
 #[actix_web::test]
 async fn an_import_brings_organizations_up_to_date_and_their_rows_must_agree() {
     let app = spawn_app().await;
@@ -427,6 +475,10 @@ async fn only_validated_indicator_values_are_public() {
     .await;
     assert_eq!(values[0]["value"], 71.5);
     assert_eq!(values[0]["unlocode"], "PECLL");
+    let reversed = "/api/public/indicators/berth_occupancy/values?from_year=2030&to_year=2000";
+    let response = app.client.get(app.url(reversed)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.json::<Value>().await.unwrap()["errors"][0]["field"], "to_year");
 
     // The port's page lists its validated values of every indicator, by indicator code.
     let (status, _) = app
@@ -1168,6 +1220,56 @@ async fn every_public_list_pages_through_the_same_items_in_the_same_order() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+/// A definition's code is letters, digits and underscores, 1 to 64 of them, kept in lower case;
+/// `values` is refused, since `/api/admin/indicators/values` is the review list's path and a
+/// PATCH there must not also change an indicator. A refused code writes nothing.
+#[actix_web::test]
+async fn an_indicator_code_is_checked_and_the_review_lists_name_is_reserved() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let define = |code: String| {
+        let body = json!({ "code": code, "name_en": "N", "name_es": "N", "unit": "%", "higher_is_better": true });
+        app.post("/api/admin/indicators", Some(&admin), body)
+    };
+    let too_long = "c".repeat(65);
+    for code in [
+        "",
+        "  ",
+        "crane moves",
+        "grúa",
+        "crane-moves",
+        too_long.as_str(),
+        "values",
+        " VALUES ",
+    ] {
+        let (status, problem) = define(code.to_owned()).await;
+        assert_eq!(
+            (status, &problem["errors"][0]["field"]),
+            (StatusCode::BAD_REQUEST, &json!("code")),
+            "{code:?}: {problem}"
+        );
+    }
+    let (_, definitions) = app.get("/api/admin/indicators", &admin).await;
+    assert_eq!(definitions["items"], json!([]), "nothing was written");
+
+    let (status, defined) = define(format!(" {} ", "C".repeat(64))).await;
+    assert_eq!(
+        (status, &defined["code"]),
+        (StatusCode::CREATED, &json!("c".repeat(64)))
+    );
+    let (status, defined) = define("Values_2024".to_owned()).await;
+    assert_eq!((status, &defined["code"]), (StatusCode::CREATED, &json!("values_2024")));
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            "/api/admin/indicators/values",
+            Some(&admin),
+            Some(json!({ "unit": "t" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 /// The secretariat lists the indicator definitions and changes one (not its code); the public
