@@ -13,12 +13,11 @@ use crate::settings::Settings;
 
 /// With no secretariat account yet and `bootstrap.admin_email` set, creates that account as
 /// `invited` and logs a one-time link to choose its password (never a password).
+///
+/// Nodes started together all find no account: the first to commit creates it and logs the link,
+/// and the others, refused by the unique email, find it made and go on starting.
 pub async fn ensure_secretariat(db: &Db, settings: &Settings) -> anyhow::Result<()> {
-    let existing = member::Entity::find()
-        .filter(member::Column::Role.eq(Role::Secretariat.as_str()))
-        .count(db.conn())
-        .await?;
-    if existing > 0 {
+    if secretariat_exists(db).await? {
         return Ok(());
     }
     if settings.bootstrap.admin_email.trim().is_empty() {
@@ -50,7 +49,18 @@ pub async fn ensure_secretariat(db: &Db, settings: &Settings) -> anyhow::Result<
         ..Default::default()
     }
     .insert(&*txn)
-    .await?;
+    .await;
+    let member = match member {
+        Ok(member) => member,
+        Err(error) => {
+            drop(txn);
+            if secretariat_exists(db).await? {
+                tracing::info!("another node created the secretariat account first");
+                return Ok(());
+            }
+            return Err(error.into());
+        }
+    };
     let hours = settings.auth.invitation_ttl_hours;
     let token = issue_one_time(&*txn, member.id, OpaqueKind::Invitation, chrono::Duration::hours(hours))
         .await
@@ -62,6 +72,14 @@ pub async fn ensure_secretariat(db: &Db, settings: &Settings) -> anyhow::Result<
         "created the secretariat account; set its password within {hours} hours with POST /api/auth/invitations/accept and this token"
     );
     Ok(())
+}
+
+async fn secretariat_exists(db: &Db) -> anyhow::Result<bool> {
+    let accounts = member::Entity::find()
+        .filter(member::Column::Role.eq(Role::Secretariat.as_str()))
+        .count(db.conn())
+        .await?;
+    Ok(accounts > 0)
 }
 
 /// `dcports admin create`: an active secretariat account with the given password.

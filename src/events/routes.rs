@@ -22,7 +22,8 @@ pub struct EventQuery {
     /// `committee:{id}`, `member:{id}` or `public`.
     #[param(pattern = r"^(public|(committee|member):[1-9][0-9]{0,9})$")]
     pub channel: String,
-    /// The last offset the client saw (0 for everything retained).
+    /// The last offset the client saw; 0 (the default) asks from the channel's first event, and
+    /// is answered `reset` once that event is no longer retained.
     pub after: Option<i64>,
     /// 1 to 200, default 50, as every list's (API.md); the next page is `after` the last
     /// offset received.

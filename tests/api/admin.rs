@@ -482,3 +482,26 @@ async fn the_member_search_ignores_accents_and_case_and_follows_every_name() {
     assert_eq!(found("MONICA ruiz").await, [id]);
     assert_eq!(found("secretariat").await, [admin_id]);
 }
+
+/// Nodes started together on an empty database each find no secretariat account and try to
+/// create it: one does, and the others find it made and start, where they failed on the
+/// unique email (and, in the production stack, restarted).
+#[actix_web::test]
+async fn nodes_starting_together_create_the_secretariat_account_once() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let app = spawn_app().await;
+    let mut settings = app.settings.clone();
+    settings.bootstrap.admin_email = "first@sela.org".to_owned();
+    let starts = (0..4).map(|_| dcports::bootstrap::ensure_secretariat(&app.db, &settings));
+    for started in futures_util::future::join_all(starts).await {
+        started.expect("every node starts");
+    }
+    let accounts = entity::member::Entity::find()
+        .filter(entity::member::Column::Role.eq("secretariat"))
+        .all(app.db.conn())
+        .await
+        .unwrap();
+    let emails: Vec<&str> = accounts.iter().map(|account| account.email.as_str()).collect();
+    assert_eq!(emails, ["first@sela.org"]);
+}
