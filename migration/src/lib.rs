@@ -19,6 +19,7 @@ mod m20261129_000013_publication_search_text;
 mod m20261129_000014_forget_sent_mail_bodies;
 mod m20261129_000015_document_search_text;
 mod m20261129_000016_member_search_text;
+mod m20261201_000017_query_indexes;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000014_forget_sent_mail_bodies::Migration),
             Box::new(m20261129_000015_document_search_text::Migration),
             Box::new(m20261129_000016_member_search_text::Migration),
+            Box::new(m20261201_000017_query_indexes::Migration),
         ]
     }
 }

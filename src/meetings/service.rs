@@ -1,7 +1,7 @@
 //! The rules of meetings and agendas: who sees and runs them, the allocation guideline, and
 //! who hears about every change.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike as _, Duration, Utc};
 use chrono_tz::Tz;
@@ -12,7 +12,7 @@ use entity::{
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::json;
 
@@ -392,28 +392,26 @@ pub async fn list(
     page: Page,
 ) -> ApiResult<Vec<MeetingResponse>> {
     committees::access(state.db.conn(), caller, committee_id).await?;
-    let invited: Vec<i32> = meeting_committee::Entity::find()
+    if let (Some(from), Some(to)) = (range.from, range.to)
+        && to <= from
+    {
+        return Err(ApiError::validation("to", "must be later than `from`"));
+    }
+    let invited = meeting_committee::Entity::find()
         .select_only()
         .column(meeting_committee::Column::MeetingId)
         .filter(meeting_committee::Column::CommitteeId.eq(committee_id))
-        .into_tuple()
-        .all(state.db.conn())
-        .await?;
+        .into_query();
     let mut query = meeting::Entity::find()
         .filter(
             sea_orm::Condition::any()
                 .add(meeting::Column::CommitteeId.eq(committee_id))
-                .add(meeting::Column::Id.is_in(invited)),
+                .add(meeting::Column::Id.in_subquery(invited)),
         )
         .order_by_asc(meeting::Column::Id)
         .limit(page.limit + 1);
     if let Some(after) = page.after {
         query = query.filter(meeting::Column::Id.gt(after));
-    }
-    if let (Some(from), Some(to)) = (range.from, range.to)
-        && to <= from
-    {
-        return Err(ApiError::validation("to", "must be later than `from`"));
     }
     if let Some(Bound(from)) = range.from {
         query = query.filter(meeting::Column::StartsAt.gte(from));
@@ -422,11 +420,32 @@ pub async fn list(
         query = query.filter(meeting::Column::StartsAt.lt(to));
     }
     let rows = query.all(state.db.conn()).await?;
-    let mut meetings = Vec::with_capacity(rows.len());
-    for row in rows {
-        meetings.push(present(state.db.conn(), row).await?);
+    present_all(state.db.conn(), rows).await
+}
+
+/// [`present`] for a page of meetings, with one query for all their invitations.
+async fn present_all(conn: &impl ConnectionTrait, meetings: Vec<meeting::Model>) -> ApiResult<Vec<MeetingResponse>> {
+    let ids: Vec<i32> = meetings.iter().map(|meeting| meeting.id).collect();
+    let rows: Vec<(i32, i32)> = meeting_committee::Entity::find()
+        .select_only()
+        .column(meeting_committee::Column::MeetingId)
+        .column(meeting_committee::Column::CommitteeId)
+        .filter(meeting_committee::Column::MeetingId.is_in(ids))
+        .order_by_asc(meeting_committee::Column::CommitteeId)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut invited: HashMap<i32, Vec<i32>> = HashMap::new();
+    for (meeting_id, committee_id) in rows {
+        invited.entry(meeting_id).or_default().push(committee_id);
     }
-    Ok(meetings)
+    Ok(meetings
+        .into_iter()
+        .map(|meeting| {
+            let committees = invited.remove(&meeting.id).unwrap_or_default();
+            MeetingResponse::new(meeting, committees)
+        })
+        .collect())
 }
 
 pub async fn get(state: &AppState, caller: &member::Model, meeting_id: i32) -> ApiResult<MeetingResponse> {
@@ -752,18 +771,24 @@ async fn set_documents(
         .filter(agenda_item_document::Column::DocumentId.is_in(replaced))
         .exec(conn)
         .await?;
-    for document_id in document_ids {
-        // Only documents the caller can see may be linked.
-        crate::documents::service::access(conn, caller, document_id)
-            .await
-            .map_err(|_| ApiError::validation("document_ids", "no such document"))?;
-        agenda_item_document::ActiveModel {
+    if document_ids.is_empty() {
+        return Ok(());
+    }
+    // Only documents the caller can see may be linked: all checked in one query.
+    let readable =
+        crate::documents::service::readable_among(conn, Reader::Member(caller), document_ids.clone()).await?;
+    if readable != document_ids {
+        return Err(ApiError::validation("document_ids", "no such document"));
+    }
+    let links = document_ids
+        .into_iter()
+        .map(|document_id| agenda_item_document::ActiveModel {
             agenda_item_id: Set(item_id),
             document_id: Set(document_id),
-        }
-        .insert(conn)
+        });
+    agenda_item_document::Entity::insert_many(links)
+        .exec_without_returning(conn)
         .await?;
-    }
     Ok(())
 }
 
@@ -999,7 +1024,10 @@ pub async fn delete_item(state: &AppState, caller: &member::Model, item_id: i32)
             "the meeting is live; end it before removing items".to_owned(),
         ));
     }
+    // Within the meeting: its index finds the item and its sub-items without a scan of every
+    // meeting's agenda.
     let removed = agenda_item::Entity::delete_many()
+        .filter(agenda_item::Column::MeetingId.eq(item.meeting_id))
         .filter(
             sea_orm::Condition::any()
                 .add(agenda_item::Column::Id.eq(item_id))
@@ -1490,35 +1518,36 @@ async fn remind(state: &AppState, meeting: &meeting::Model, now: DateTime<Utc>) 
     Ok(sent)
 }
 
-/// Meetings the member can see, for the personal calendar feed.
+/// How far back the personal calendar feed goes: calendar applications poll it, and keep what
+/// they have already read; the history beyond is in the committees' meeting lists.
+pub const FEED_HISTORY_DAYS: i64 = 365;
+
+/// The meetings of the personal calendar feed: those of the viewer's committees, owned or
+/// invited to (every meeting for the secretariat), that start at most [`FEED_HISTORY_DAYS`] ago.
 pub async fn visible_meetings(conn: &impl ConnectionTrait, viewer: &member::Model) -> ApiResult<Vec<meeting::Model>> {
+    let since = Utc::now() - chrono::Duration::days(FEED_HISTORY_DAYS);
+    let recent = meeting::Entity::find()
+        .filter(meeting::Column::StartsAt.gte(since))
+        .order_by_asc(meeting::Column::StartsAt);
     if viewer.role == Role::Secretariat.as_str() {
-        return Ok(meeting::Entity::find()
-            .order_by_asc(meeting::Column::StartsAt)
-            .all(conn)
-            .await?);
+        return Ok(recent.all(conn).await?);
     }
-    let committees: Vec<i32> = committee_membership::Entity::find()
+    let committees = committee_membership::Entity::find()
         .select_only()
         .column(committee_membership::Column::CommitteeId)
         .filter(committee_membership::Column::MemberId.eq(viewer.id))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    let invited: Vec<i32> = meeting_committee::Entity::find()
+        .into_query();
+    let invited = meeting_committee::Entity::find()
         .select_only()
         .column(meeting_committee::Column::MeetingId)
-        .filter(meeting_committee::Column::CommitteeId.is_in(committees.clone()))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(meeting::Entity::find()
+        .filter(meeting_committee::Column::CommitteeId.in_subquery(committees.clone()))
+        .into_query();
+    Ok(recent
         .filter(
             sea_orm::Condition::any()
-                .add(meeting::Column::CommitteeId.is_in(committees))
-                .add(meeting::Column::Id.is_in(invited)),
+                .add(meeting::Column::CommitteeId.in_subquery(committees))
+                .add(meeting::Column::Id.in_subquery(invited)),
         )
-        .order_by_asc(meeting::Column::StartsAt)
         .all(conn)
         .await?)
 }

@@ -147,3 +147,75 @@ async fn each_worker_queries_postgresql_on_its_own_connections_within_the_settin
     // connections are, so it is not counted by name).
     assert_eq!(app.state.db.pool_size(), 1);
 }
+
+/// How the database would run `sql`, one line per step: SQLite's `EXPLAIN QUERY PLAN`, or
+/// PostgreSQL's `EXPLAIN` with sequential scans ruled out (on a test's near-empty tables the
+/// planner would rightly prefer them), so that an index is named when one serves the query.
+async fn plan_of(db: &dcports::db::Db, sql: &str) -> String {
+    use sea_orm::TransactionTrait as _;
+    let backend = db.backend();
+    let txn = db.conn().begin().await.unwrap();
+    let (explain, column) = match backend {
+        DatabaseBackend::Postgres => {
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
+            ("EXPLAIN", "QUERY PLAN")
+        }
+        _ => ("EXPLAIN QUERY PLAN", "detail"),
+    };
+    let rows = txn
+        .query_all_raw(Statement::from_string(backend, format!("{explain} {sql}")))
+        .await
+        .unwrap();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get::<String>("", column).unwrap())
+        .collect();
+    lines.join("\n")
+}
+
+/// The queries that grow with the data are served by an index of their own: a committee's
+/// meetings a page at a time, an indicator's
+/// public values in their order, a port's values, the calendar feed's year, a meeting's action
+/// items, the housekeeping's expired sessions, an organization's members and a port community's organizations.
+#[actix_web::test]
+async fn the_queries_that_grow_with_the_data_use_their_indexes() {
+    let app = spawn_app().await;
+    for (sql, index) in [
+        (
+            "SELECT * FROM indicator_values WHERE indicator_id = 1 AND status = 'validated' ORDER BY year, port_id LIMIT 51",
+            "idx_indicator_values_indicator_status_year",
+        ),
+        (
+            "SELECT * FROM indicator_values WHERE port_id = 1 AND status = 'validated' ORDER BY year",
+            "idx_indicator_values_port_status_year",
+        ),
+        (
+            "SELECT * FROM meetings WHERE committee_id = 1 AND id > 10 ORDER BY id LIMIT 51",
+            "idx_meetings_committee_id",
+        ),
+        (
+            "SELECT * FROM meetings WHERE starts_at >= '2026-01-01' ORDER BY starts_at",
+            "idx_meetings_starts_at",
+        ),
+        (
+            "SELECT * FROM agenda_items WHERE parent_id = 7",
+            "idx_agenda_items_parent",
+        ),
+        (
+            "SELECT * FROM refresh_tokens WHERE expires_at < '2026-01-01'",
+            "idx_refresh_tokens_expires_at",
+        ),
+        ("SELECT * FROM tasks WHERE meeting_id = 3", "idx_tasks_meeting"),
+        (
+            "SELECT * FROM members WHERE organization_id = 3",
+            "idx_members_organization",
+        ),
+        (
+            "SELECT * FROM organizations WHERE port_community_id = 3",
+            "idx_organizations_port_community",
+        ),
+    ] {
+        let plan = plan_of(&app.db, sql).await;
+        assert!(plan.contains(index), "{sql}\n{plan}");
+    }
+}

@@ -451,6 +451,47 @@ fn ics_events(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
         .collect()
 }
 
+/// The personal feed holds the meetings of the member's committees, owned or invited to, from
+/// a year back on: what is older stays in the committees' lists, not in every poll of the feed.
+#[actix_web::test]
+async fn the_personal_feed_goes_a_year_back_and_holds_the_members_committees_meetings() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let (own, inviting, other) = (
+        committee(&app, &admin, "Own").await,
+        committee(&app, &admin, "Inviting").await,
+        committee(&app, &admin, "Other").await,
+    );
+    let (_, member) = member_of(&app, &admin, own, "m@port.pe", "member").await;
+    let now = Utc::now();
+    let history = Duration::days(dcports::meetings::service::FEED_HISTORY_DAYS);
+    for (committee_id, title, starts, invited) in [
+        (own, "Too old", now - history - Duration::days(1), json!([])),
+        (own, "Within the year", now - history + Duration::days(1), json!([])),
+        (inviting, "Invited", now + Duration::days(3), json!([own])),
+        (other, "Not ours", now + Duration::days(4), json!([])),
+    ] {
+        let body = json!({ "title": title, "starts_at": starts, "ends_at": starts + Duration::hours(1), "timezone": "UTC", "invited_committee_ids": invited });
+        create_meeting(&app, &admin, committee_id, body).await;
+    }
+    let titles = |token: String| {
+        let app = &app;
+        async move {
+            let (status, feed) = app
+                .call(Method::POST, "/api/me/calendar-token", Some(&token), None)
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+            let url = format!("/api/me/calendar.ics?token={}", feed["token"].as_str().unwrap());
+            ics_events(&app.text(&url, None).await)
+                .into_iter()
+                .map(|event| event["SUMMARY"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(titles(member).await, ["Within the year", "Invited"]);
+    assert_eq!(titles(admin.clone()).await, ["Within the year", "Invited", "Not ours"]);
+}
+
 #[actix_web::test]
 async fn the_calendar_file_parses_keeps_its_uid_counts_changes_and_marks_cancellation() {
     let app = spawn_app().await;
