@@ -520,8 +520,9 @@ pub async fn remove_membership(
     )
     .await?;
     txn.commit().await?;
+    // The event itself ends the member's subscriptions to the committee's channel, on every
+    // node, in offset order (`EventFrame::removed_member`).
     realtime::publish(state, recorded);
-    crate::realtime::revoke_membership(state, member_id, Channel::Committee(committee_id).to_string());
     Ok(())
 }
 

@@ -75,6 +75,29 @@ pub struct EventFrame {
     pub data: Value,
 }
 
+impl EventFrame {
+    /// The member this event removes from its committee: a `membership.removed` in the
+    /// committee's channel. Sockets end that member's subscription to the channel right after
+    /// it, in offset order, so that nothing committed after the removal reaches them, whichever
+    /// node committed it and whichever way it came (live, over the bus, replayed).
+    pub fn removed_member(&self) -> Option<i32> {
+        self.membership_change("membership.removed")
+    }
+
+    /// The member this event adds to its committee (`membership.added` in its channel): a
+    /// removal before it in the same replay no longer ends the subscription.
+    pub fn added_member(&self) -> Option<i32> {
+        self.membership_change("membership.added")
+    }
+
+    fn membership_change(&self, kind: &str) -> Option<i32> {
+        if self.kind != kind || !self.channel.starts_with("committee:") {
+            return None;
+        }
+        self.data.get("member_id")?.as_i64()?.try_into().ok()
+    }
+}
+
 impl From<event::Model> for EventFrame {
     fn from(row: event::Model) -> Self {
         EventFrame {

@@ -139,20 +139,13 @@ impl Broker {
     fn deliver_to(
         &self,
         subscribers: &HashSet<SessionId>,
-        channel: &Arc<str>,
-        offset: Option<i64>,
-        frame: &ByteString,
+        delivery: &Delivery,
         wakes: &mut Wakes,
         overloaded: &mut Vec<SessionId>,
     ) {
         for id in subscribers {
             let Some(entry) = self.sessions.get(id) else { continue };
-            let delivery = Delivery {
-                channel: channel.clone(),
-                offset,
-                frame: frame.clone(),
-            };
-            if !entry.deliver(delivery, self.max_pending_bytes, wakes) {
+            if !entry.deliver(delivery.clone(), self.max_pending_bytes, wakes) {
                 overloaded.push(*id);
             }
         }
@@ -204,7 +197,13 @@ impl Broker {
                 } else {
                     subscribers
                 };
-                self.deliver_to(recipients, &channel, None, &frame, &mut wakes, &mut overloaded);
+                let delivery = Delivery {
+                    channel: channel.clone(),
+                    offset: None,
+                    frame,
+                    removes: None,
+                };
+                self.deliver_to(recipients, &delivery, &mut wakes, &mut overloaded);
             }
             if online.is_empty() {
                 self.presence_sent.remove(&channel);
@@ -361,15 +360,13 @@ impl Handler<Publish> for Broker {
                 tracing::error!(channel = %event.channel, offset = event.offset, "event could not be serialized");
                 continue;
             };
-            let frame = ByteString::from(json);
-            self.deliver_to(
-                subscribers,
-                channel,
-                Some(event.offset),
-                &frame,
-                &mut wakes,
-                &mut overloaded,
-            );
+            let delivery = Delivery {
+                channel: channel.clone(),
+                offset: Some(event.offset),
+                frame: ByteString::from(json),
+                removes: event.removed_member(),
+            };
+            self.deliver_to(subscribers, &delivery, &mut wakes, &mut overloaded);
         }
         wakes.send();
         self.drop_overloaded(overloaded);
@@ -420,41 +417,6 @@ impl Handler<SessionEnded> for Broker {
             if entry.member_id == message.member_id {
                 entry.tell(Notice::SessionEnded(message.login.clone()));
             }
-        }
-    }
-}
-
-/// The member may no longer see `channel` (removed from the committee): stop its delivery now.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct MembershipRevoked {
-    pub member_id: i32,
-    pub channel: String,
-}
-
-impl Handler<MembershipRevoked> for Broker {
-    type Result = ();
-
-    fn handle(&mut self, message: MembershipRevoked, _: &mut Self::Context) {
-        let Some(channel) = self
-            .channels
-            .get_key_value(message.channel.as_str())
-            .map(|(key, _)| key.clone())
-        else {
-            return;
-        };
-        let ids: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, entry)| entry.member_id == message.member_id && entry.channels.contains(&channel))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            if let Some(entry) = self.sessions.get_mut(&id) {
-                entry.channels.remove(&channel);
-                entry.tell(Notice::ChannelRevoked(channel.clone()));
-            }
-            self.remove_from_channel(id, &channel);
         }
     }
 }

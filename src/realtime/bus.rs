@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::broker::{Broker, MemberRevoked, MembershipRevoked, Publish, RecheckAll, SessionEnded};
+use super::broker::{Broker, MemberRevoked, Publish, RecheckAll, SessionEnded};
 use crate::events::EventFrame;
 use crate::public::cache::PublicCache;
 
@@ -42,10 +42,6 @@ pub enum BusMessage {
     },
     MemberRevoked {
         member_id: i32,
-    },
-    MembershipRevoked {
-        member_id: i32,
-        channel: String,
     },
     SessionEnded {
         member_id: i32,
@@ -410,9 +406,6 @@ fn relay(bus: &RedisBus, broker: &Addr<Broker>, payload: &[u8]) {
     match envelope.message {
         BusMessage::Events { events } => broker.do_send(Publish(events)),
         BusMessage::MemberRevoked { member_id } => broker.do_send(MemberRevoked { member_id }),
-        BusMessage::MembershipRevoked { member_id, channel } => {
-            broker.do_send(MembershipRevoked { member_id, channel })
-        }
         BusMessage::SessionEnded { member_id, login } => broker.do_send(SessionEnded {
             member_id,
             login: Arc::from(login),

@@ -13,7 +13,7 @@ pub mod routes;
 mod session;
 
 pub use admission::Admission;
-pub use broker::{Broker, BrokerStats, MemberRevoked, MembershipRevoked, Publish, Shutdown, Stats};
+pub use broker::{Broker, BrokerStats, MemberRevoked, Publish, Shutdown, Stats};
 pub use session::HELD_BACK_TOO_LONG;
 
 use std::sync::Arc;
@@ -61,13 +61,4 @@ pub fn end_session(state: &AppState, member_id: i32, login: String) {
         member_id,
         login: Arc::from(login),
     });
-}
-
-/// The member lost one channel: stop its delivery on every node.
-pub fn revoke_membership(state: &AppState, member_id: i32, channel: String) {
-    state.bus.send(bus::BusMessage::MembershipRevoked {
-        member_id,
-        channel: channel.clone(),
-    });
-    state.broker.do_send(MembershipRevoked { member_id, channel });
 }

@@ -12,10 +12,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytestring::ByteString;
 
 /// A frame for a channel: an event (with its offset) or presence (without).
+#[derive(Clone)]
 pub struct Delivery {
     pub channel: Arc<str>,
     pub offset: Option<i64>,
     pub frame: ByteString,
+    /// The member the event removes from the channel's committee: that member's subscription
+    /// ends right after it ([`crate::events::EventFrame::removed_member`]).
+    pub removes: Option<i32>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -77,6 +81,7 @@ mod tests {
             channel: Arc::from("committee:1"),
             offset: Some(offset),
             frame: ByteString::from(text.to_owned()),
+            removes: None,
         }
     }
 

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::prelude::*;
 
-use super::session::{ChannelRevoked, Drain, GoingAway, Overloaded, Recheck, Revoked, SessionEnded, WsSession};
+use super::session::{Drain, GoingAway, Overloaded, Recheck, Revoked, SessionEnded, WsSession};
 
 #[derive(Default)]
 pub struct Relay {
@@ -116,8 +116,6 @@ pub enum Notice {
     Revoked,
     /// One login session of the member ended (logout): the sockets it authenticated close.
     SessionEnded(Arc<str>),
-    /// The member lost one channel.
-    ChannelRevoked(Arc<str>),
     /// The session fell too far behind.
     Overloaded,
     /// The node is stopping.
@@ -146,7 +144,6 @@ impl Notice {
         match self {
             Notice::Revoked => session.do_send(Revoked),
             Notice::SessionEnded(login) => session.do_send(SessionEnded { login }),
-            Notice::ChannelRevoked(channel) => session.do_send(ChannelRevoked { channel }),
             Notice::Overloaded => session.do_send(Overloaded),
             Notice::GoingAway => session.do_send(GoingAway),
             Notice::Recheck => session.do_send(Recheck),

@@ -68,6 +68,9 @@ struct AuthenticatedMember {
     token_version: i32,
     /// The login session (`sid`) of that token: its logout closes the socket.
     login: Arc<str>,
+    /// The secretariat reads every committee's channel, member of it or not: a removal from a
+    /// committee ends none of its subscriptions.
+    reads_every_committee: bool,
 }
 
 impl AuthenticatedMember {
@@ -95,40 +98,47 @@ enum Subscription {
     },
 }
 
+/// An event as a session passes it on: its frame, and the member it removes from the channel's
+/// committee, if it does (see [`EventFrame::removed_member`]).
+struct Held {
+    frame: ByteString,
+    removes: Option<i32>,
+}
+
 /// Events held back, behind a missing one or behind a replay still being read, by offset, and
 /// their size.
 #[derive(Default)]
 struct HeldBack {
-    frames: BTreeMap<i64, ByteString>,
+    events: BTreeMap<i64, Held>,
     bytes: usize,
 }
 
 impl HeldBack {
     fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.events.is_empty()
     }
 
     fn first(&self) -> Option<i64> {
-        self.frames.keys().next().copied()
+        self.events.keys().next().copied()
     }
 
-    fn insert(&mut self, offset: i64, frame: ByteString) {
-        self.bytes += frame.len();
-        if let Some(replaced) = self.frames.insert(offset, frame) {
-            self.bytes -= replaced.len();
+    fn insert(&mut self, offset: i64, event: Held) {
+        self.bytes += event.frame.len();
+        if let Some(replaced) = self.events.insert(offset, event) {
+            self.bytes -= replaced.frame.len();
         }
     }
 
-    fn remove(&mut self, offset: i64) -> Option<ByteString> {
-        let frame = self.frames.remove(&offset)?;
-        self.bytes -= frame.len();
-        Some(frame)
+    fn remove(&mut self, offset: i64) -> Option<Held> {
+        let event = self.events.remove(&offset)?;
+        self.bytes -= event.frame.len();
+        Some(event)
     }
 
-    fn pop_first(&mut self) -> Option<(i64, ByteString)> {
-        let (offset, frame) = self.frames.pop_first()?;
-        self.bytes -= frame.len();
-        Some((offset, frame))
+    fn pop_first(&mut self) -> Option<(i64, Held)> {
+        let (offset, event) = self.events.pop_first()?;
+        self.bytes -= event.frame.len();
+        Some((offset, event))
     }
 
     fn drop_before(&mut self, offset: i64) {
@@ -398,6 +408,7 @@ impl WsSession {
                     id: member.id,
                     token_version: claims.ver,
                     login: Arc::from(claims.sid),
+                    reads_every_committee: member.role == crate::domain::Role::Secretariat.as_str(),
                 });
                 session.schedule_expiry(claims.exp, ctx);
                 if let Some(handle) = session.auth_timeout.take() {
@@ -548,9 +559,31 @@ impl WsSession {
             }
         };
         let mut last_offset = head;
-        for (offset, frame) in frames {
+        for (offset, event) in frames {
             last_offset = last_offset.max(offset);
-            ctx.text(frame);
+            ctx.text(event.frame);
+            // Removed from the committee after the access check, before the read.
+            if self.ends_subscription(event.removes) {
+                Self::send(
+                    ctx,
+                    ServerFrame::Subscribed {
+                        channel: &channel,
+                        offset,
+                    },
+                );
+                self.state.broker.do_send(Unsubscribe {
+                    id: self.id,
+                    channel: channel.clone(),
+                });
+                let reason = "access_revoked";
+                return Self::send(
+                    ctx,
+                    ServerFrame::Unsubscribed {
+                        channel: &channel,
+                        reason,
+                    },
+                );
+            }
         }
         Self::send(
             ctx,
@@ -574,10 +607,10 @@ impl WsSession {
                 channel: channel.clone(),
             });
         }
-        while let Some((offset, frame)) = buffered.pop_first()
+        while let Some((offset, event)) = buffered.pop_first()
             && !closing(ctx)
         {
-            self.accept(&channel, offset, frame, ctx);
+            self.accept(&channel, offset, event, ctx);
         }
         // A recheck ran while this was replaying: it could not check this channel then.
         if std::mem::take(&mut self.recheck_pending) {
@@ -585,15 +618,36 @@ impl WsSession {
         }
     }
 
-    /// Delivers a live event in offset order, holding it back if one before it is missing.
-    fn accept(&mut self, channel: &Arc<str>, offset: i64, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
-        let Some(Subscription::Live {
-            last_offset,
-            ahead,
-            filling,
-            ..
-        }) = self.subscriptions.get_mut(channel)
-        else {
+    /// The member whose removal from a committee ends this session's subscription to the
+    /// committee's channel: its own, unless it reads every committee anyway.
+    fn removal_ending_subscriptions(&self) -> Option<i32> {
+        self.member
+            .as_ref()
+            .filter(|member| !member.reads_every_committee)
+            .map(|member| member.id)
+    }
+
+    fn ends_subscription(&self, removes: Option<i32>) -> bool {
+        removes.is_some() && removes == self.removal_ending_subscriptions()
+    }
+
+    /// The member left the channel's committee: the subscription ends here, on this session and
+    /// in the Broker's routing.
+    fn end_subscription(&mut self, channel: &Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
+        self.state.broker.do_send(Unsubscribe {
+            id: self.id,
+            channel: channel.clone(),
+        });
+        self.revoke_channel(channel, ctx);
+    }
+
+    /// Delivers a live event in offset order, holding it back if one before it is missing. The
+    /// member's removal from the committee ends the subscription right after it: whatever came
+    /// after it, from this node or another, was committed after the member left.
+    fn accept(&mut self, channel: &Arc<str>, offset: i64, event: Held, ctx: &mut ws::WebsocketContext<Self>) {
+        let ending = self.removal_ending_subscriptions();
+        let ends = |event: &Held| ending.is_some() && event.removes == ending;
+        let Some(Subscription::Live { last_offset, ahead, .. }) = self.subscriptions.get_mut(channel) else {
             return;
         };
         if offset <= *last_offset {
@@ -602,13 +656,25 @@ impl WsSession {
         // The common case: the next event, nothing held back.
         if offset == *last_offset + 1 && ahead.is_empty() {
             *last_offset = offset;
-            return ctx.text(frame);
+            let removed = ends(&event);
+            ctx.text(event.frame);
+            if removed {
+                self.end_subscription(channel, ctx);
+            }
+            return;
         }
-        ahead.insert(offset, frame);
-        while let Some(frame) = ahead.remove(*last_offset + 1) {
+        ahead.insert(offset, event);
+        while let Some(event) = ahead.remove(*last_offset + 1) {
             *last_offset += 1;
-            ctx.text(frame);
+            let removed = ends(&event);
+            ctx.text(event.frame);
+            if removed {
+                return self.end_subscription(channel, ctx);
+            }
         }
+        let Some(Subscription::Live { ahead, filling, .. }) = self.subscriptions.get_mut(channel) else {
+            return;
+        };
         // What is still held back counts against the outbox's bound: frames this client has yet
         // to receive.
         if ahead.bytes > self.state.settings.realtime.max_pending_bytes {
@@ -636,28 +702,30 @@ impl WsSession {
             *filling = false;
             return;
         };
-        let (after, missing) = (*last_offset, (first_ahead - *last_offset - 1).max(0) as u64);
+        let after = *last_offset;
         let state = self.state.clone();
         let key = channel.clone();
+        // Read as a replay is, and bounded as one: a gap as long as a bus outage (thousands of
+        // events another node committed) answers reset rather than filling the socket's buffer.
         let read = self
             .state
             .socket_checks
             .clone()
-            .run(move || async move { events::replay(state.db.conn(), &key, after, missing).await });
+            .run(move || async move { replay_all(&state, &key, after).await });
         ctx.spawn(read.into_actor(self).map(move |result, session, ctx| {
             if let Some(Subscription::Live { filling, .. }) = session.subscriptions.get_mut(&channel) {
                 *filling = false;
             }
             match result {
-                Ok(Replay::Events { events, .. }) => {
-                    for event in events {
-                        let frame = ByteString::from(serde_json::to_string(&event).unwrap_or_default());
-                        session.accept(&channel, event.offset, frame, ctx);
+                Ok(Replayed::Frames { frames, .. }) => {
+                    for (offset, event) in frames {
+                        session.accept(&channel, offset, event, ctx);
                     }
                 }
-                // Retention removed what was missed: the client must reload, and the events held
-                // back go out after the reset, so that the channel does not stop here.
-                Ok(Replay::Reset { .. }) => {
+                // Retention removed what was missed, or too much was: the client must reload,
+                // and the events held back go out after the reset, so that the channel does not
+                // stop here.
+                Ok(Replayed::Reset { .. }) => {
                     Self::send(ctx, ServerFrame::Reset { channel: &channel });
                     session.skip_to(&channel, first_ahead - 1, ctx);
                 }
@@ -742,8 +810,8 @@ impl WsSession {
                 self.state.broker.do_send(Unsubscribe { id: self.id, channel });
             }
             Some(Replayed::Frames { frames, .. }) => {
-                for (offset, frame) in frames {
-                    self.accept(&channel, offset, frame, ctx);
+                for (offset, event) in frames {
+                    self.accept(&channel, offset, event, ctx);
                 }
             }
             Some(Replayed::Reset { head }) => {
@@ -806,7 +874,7 @@ impl WsSession {
 
 /// A replay as the session sends it: each event's frame, serialized once.
 enum Replayed {
-    Frames { frames: Vec<(i64, ByteString)>, head: i64 },
+    Frames { frames: Vec<(i64, Held)>, head: i64 },
     Reset { head: i64 },
 }
 
@@ -832,15 +900,35 @@ async fn replay_all(state: &AppState, channel: &str, after: i64) -> Result<Repla
                 return Ok(Replayed::Reset { head });
             }
             cursor = event.offset;
-            frames.push((event.offset, frame));
+            let removes = event.removed_member();
+            frames.push((event.offset, Held { frame, removes }, event.added_member()));
         }
         if done || cursor >= head {
             return Ok(Replayed::Frames {
-                frames,
+                frames: ending_removals_only(frames),
                 head: head.max(cursor),
             });
         }
     }
+}
+
+/// A replay's events, with the removals a later event of the same replay undid (the member was
+/// added back) no longer ending a subscription: such a member reads the channel now.
+fn ending_removals_only(events: Vec<(i64, Held, Option<i32>)>) -> Vec<(i64, Held)> {
+    let mut added_later = std::collections::HashSet::new();
+    let mut kept: Vec<(i64, Held)> = events
+        .into_iter()
+        .rev()
+        .map(|(offset, mut event, added)| {
+            if event.removes.is_some_and(|member| added_later.contains(&member)) {
+                event.removes = None;
+            }
+            added_later.extend(added);
+            (offset, event)
+        })
+        .collect();
+    kept.reverse();
+    kept
 }
 
 impl Actor for WsSession {
@@ -920,23 +1008,30 @@ fn closing(ctx: &ws::WebsocketContext<WsSession>) -> bool {
 }
 
 impl WsSession {
-    fn route(&mut self, Delivery { channel, offset, frame }: Delivery, ctx: &mut ws::WebsocketContext<Self>) {
+    fn route(&mut self, delivery: Delivery, ctx: &mut ws::WebsocketContext<Self>) {
+        let Delivery {
+            channel,
+            offset,
+            frame,
+            removes,
+        } = delivery;
         let Some(offset) = offset else {
             if self.subscriptions.contains_key(&channel) {
                 ctx.text(frame);
             }
             return;
         };
+        let event = Held { frame, removes };
         match self.subscriptions.get_mut(&channel) {
             Some(Subscription::Replaying { buffered, .. }) => {
-                buffered.insert(offset, frame);
+                buffered.insert(offset, event);
                 // A replay that waits long (the database slow, the checks queued after a
                 // restart) while the channel is busy: bounded like the outbox it stands for.
                 if buffered.bytes > self.state.settings.realtime.max_pending_bytes {
                     Self::close(ctx, CloseCode::Again, HELD_BACK_TOO_LONG);
                 }
             }
-            Some(Subscription::Live { .. }) => self.accept(&channel, offset, frame, ctx),
+            Some(Subscription::Live { .. }) => self.accept(&channel, offset, event, ctx),
             None => {}
         }
     }
@@ -973,21 +1068,6 @@ impl Handler<SessionEnded> for WsSession {
         {
             self.revoke(ctx);
         }
-    }
-}
-
-/// The member lost access to one channel.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChannelRevoked {
-    pub channel: Arc<str>,
-}
-
-impl Handler<ChannelRevoked> for WsSession {
-    type Result = ();
-
-    fn handle(&mut self, message: ChannelRevoked, ctx: &mut Self::Context) {
-        self.revoke_channel(&message.channel, ctx);
     }
 }
 

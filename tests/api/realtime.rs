@@ -277,6 +277,114 @@ async fn removal_from_a_committee_stops_delivery_on_an_open_socket() {
     assert_eq!(event["kind"], "membership.added");
 }
 
+/// The removal itself ends the subscription, in offset order: an event committed after it
+/// that reaches the socket first (from a write lane, or another node, before the removal's own
+/// event) waits behind the missing removal and is never delivered.
+#[actix_web::test]
+async fn nothing_committed_after_a_removal_reaches_the_removed_member_whatever_the_order() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (id, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let (_, head) = client.subscribe(&format!("committee:{a}"), None).await;
+
+    // The removal (as the membership endpoint records it) and a change after it, committed in
+    // that order and published in the other.
+    let txn = app.state.db.begin_write().await.unwrap();
+    let channel = [Channel::Committee(a as i32)];
+    let removal = json!({ "committee_id": a, "member_id": id, "role": "member" });
+    let mut frames = events::record(&*txn, &channel, "membership.removed", None, removal)
+        .await
+        .unwrap()
+        .0;
+    let after = json!({ "description": "after the removal" });
+    frames.extend(
+        events::record(&*txn, &channel, "committee.updated", None, after)
+            .await
+            .unwrap()
+            .0,
+    );
+    txn.commit().await.unwrap();
+    let later = frames.pop().unwrap();
+    app.state
+        .broker
+        .send(dcports::realtime::Publish(vec![later]))
+        .await
+        .unwrap();
+    app.state.broker.send(dcports::realtime::Publish(frames)).await.unwrap();
+
+    let removed = client.next().await;
+    assert_eq!(
+        (&removed["kind"], &removed["offset"]),
+        (&json!("membership.removed"), &json!(head + 1))
+    );
+    let revoked = client.next().await;
+    assert_eq!(
+        (&revoked["type"], &revoked["reason"]),
+        (&json!("unsubscribed"), &json!("access_revoked")),
+        "{revoked}"
+    );
+    // The Broker no longer routes to it either: a personal event is the next frame.
+    let other = committee(&app, &admin, "Committee C").await;
+    crate::committees::add(&app, &admin, other, id, "member").await;
+    client.subscribe(&format!("member:{id}"), None).await;
+    rename(&app, &admin, a, "later still").await;
+    crate::committees::add(&app, &admin, other, id, "chair").await;
+    let event = client.next_event().await;
+    assert_eq!(
+        (&event["channel"], &event["kind"]),
+        (&json!(format!("member:{id}")), &json!("membership.updated"))
+    );
+}
+
+/// The secretariat reads every committee's channel, member of the committee or not: its removal
+/// from one ends none of its subscriptions.
+#[actix_web::test]
+async fn the_secretariat_removed_from_a_committee_keeps_reading_its_channel() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (_, me) = app.get("/api/me", &admin).await;
+    let admin_id = me["id"].as_i64().unwrap();
+    crate::committees::add(&app, &admin, a, admin_id, "chair").await;
+    let (mut client, _) = WsClient::authenticated(&app, &admin).await;
+    client.subscribe(&format!("committee:{a}"), None).await;
+
+    crate::committees::remove(&app, &admin, a, admin_id).await;
+    rename(&app, &admin, a, "still read").await;
+    let removed = client.next_event().await;
+    assert_eq!(removed["kind"], "membership.removed");
+    let next = client.next().await;
+    assert_eq!(
+        (&next["type"], &next["data"]["description"]),
+        (&json!("event"), &json!("still read")),
+        "{next}"
+    );
+}
+
+/// A replay that holds a member's removal and, later, the member's return does not end the
+/// subscription: the member reads the channel now.
+#[actix_web::test]
+async fn a_replay_through_a_removal_and_a_return_keeps_the_subscription() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let a = committee(&app, &admin, "Committee A").await;
+    let (id, token) = member_of(&app, &admin, a, "a1@port.pe", "member").await;
+    let (_, page) = app.get(&format!("/api/events?channel=committee:{a}"), &token).await;
+    let start = page["head"].as_i64().unwrap();
+    crate::committees::remove(&app, &admin, a, id).await;
+    crate::committees::add(&app, &admin, a, id, "member").await;
+    rename(&app, &admin, a, "back").await;
+
+    let (mut client, _) = WsClient::authenticated(&app, &token).await;
+    let (replayed, _) = client.subscribe(&format!("committee:{a}"), Some(start)).await;
+    let kinds: Vec<&str> = replayed.iter().map(|event| event["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["membership.removed", "membership.added", "committee.updated"]);
+    rename(&app, &admin, a, "live").await;
+    assert_eq!(client.next_event().await["data"]["description"], "live");
+}
+
 #[actix_web::test]
 async fn suspending_an_account_closes_its_sockets() {
     let app = spawn_app().await;
@@ -991,6 +1099,32 @@ async fn a_gap_that_cannot_be_filled_answers_reset_and_the_channel_goes_on() {
         (next["offset"].as_i64(), next["data"]["description"].as_str()),
         (Some(head + 3), Some("after the gap"))
     );
+}
+
+/// A gap larger than a socket's bound (a bus outage's worth of another node's events) is not
+/// filled into the socket's buffer: the session answers reset, as a replay that large does, and
+/// the channel goes on from the event that showed the gap.
+#[actix_web::test]
+async fn a_gap_larger_than_a_sockets_bound_answers_reset() {
+    let app = spawn_app_with(|settings| settings.realtime.max_pending_bytes = 16 * 1024).await;
+    let (admin, a, mut client, head) = one_subscribed_member(&app).await;
+
+    // Twenty events of some 2 KiB committed but not published (heard by no node); the last
+    // reaches the Broker, as from another node once the bus is back.
+    let data = (0..20).map(|n| json!({ "n": n, "padding": "x".repeat(2_000) }));
+    let mut frames = committed_unpublished(&app, a, data).await;
+    let last = frames.pop().unwrap();
+    assert_eq!(last.offset, head + 20);
+    app.state
+        .broker
+        .send(dcports::realtime::Publish(vec![last]))
+        .await
+        .unwrap();
+
+    assert_eq!(client.next().await["type"], "reset");
+    assert_eq!(client.next_event().await["offset"], head + 20);
+    rename(&app, &admin, a, "after the gap").await;
+    assert_eq!(client.next_event().await["offset"], head + 21);
 }
 
 /// Events held back behind a gap that cannot be read count against the same bound as the
