@@ -6,7 +6,7 @@ pub mod templates;
 
 use chrono::Utc;
 use entity::mail_queue;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
 
 pub use mailer::{Mailer, Wake};
 pub use templates::RenderedMail;
@@ -18,19 +18,35 @@ const SUBJECT_MAX: usize = 300;
 /// Queues `mail` for `to`; call inside the transaction of the change, then wake the mailer
 /// after commit.
 pub async fn enqueue(conn: &impl ConnectionTrait, to: &str, mail: RenderedMail) -> Result<(), DbErr> {
+    enqueue_all(conn, [(to.to_owned(), mail)]).await
+}
+
+/// [`enqueue`] for many messages, in one statement: a meeting's invitees can be hundreds, and
+/// their mail is written while the meeting's row is locked.
+pub async fn enqueue_all(
+    conn: &impl ConnectionTrait,
+    mails: impl IntoIterator<Item = (String, RenderedMail)>,
+) -> Result<(), DbErr> {
     let now = Utc::now();
-    mail_queue::ActiveModel {
-        to_address: Set(to.to_owned()),
-        subject: Set(bounded_subject(mail.subject)),
-        body_text: Set(mail.text),
-        body_html: Set(Some(mail.html)),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        created_at: Set(now),
-        ..Default::default()
+    let rows: Vec<mail_queue::ActiveModel> = mails
+        .into_iter()
+        .map(|(to, mail)| mail_queue::ActiveModel {
+            to_address: Set(to),
+            subject: Set(bounded_subject(mail.subject)),
+            body_text: Set(mail.text),
+            body_html: Set(Some(mail.html)),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
     }
-    .insert(conn)
-    .await?;
+    mail_queue::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 

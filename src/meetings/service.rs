@@ -185,16 +185,13 @@ async fn notify_invitees(
     let people = invitees(conn, meeting).await?;
     let agenda = agenda_text(conn, meeting).await?;
     let link = format!("{}meetings/{}", state.settings.server.public_url, meeting.id);
-    for person in &people {
+    let when = local_time(meeting)?;
+    let mails = people.iter().map(|person| {
         let locale = Locale::from_db(&person.locale).unwrap_or(Locale::En);
-        let when = local_time(meeting)?;
-        mail::enqueue(
-            conn,
-            &person.email,
-            templates::meeting_notice(locale, kind, &meeting.title, &when, &agenda, &link),
-        )
-        .await?;
-    }
+        let notice = templates::meeting_notice(locale, kind, &meeting.title, &when, &agenda, &link);
+        (person.email.clone(), notice)
+    });
+    mail::enqueue_all(conn, mails).await?;
     Ok(people.len())
 }
 

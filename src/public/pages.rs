@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::indicators::service::{self as indicators, ValueFilter, ValueResponse, ValueStatus};
 use crate::input::Query;
 use crate::meetings::service::span_in_zone;
-use crate::pagination::PageQuery;
+use crate::pagination::{Page, PageQuery, Paginated};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -152,6 +152,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("published", "Published", "Publicado"),
     ("agenda", "Agenda", "Orden del día"),
     ("earlier", "Earlier meetings", "Reuniones anteriores"),
+    (
+        "earlier_publications",
+        "Earlier publications",
+        "Publicaciones anteriores",
+    ),
     ("year", "Year", "Año"),
     ("value", "Value", "Valor"),
     ("compare", "Compare", "Comparar"),
@@ -232,7 +237,7 @@ async fn home(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<Htt
     let countries = data::countries(conn).await?;
     let communities = data::port_communities(conn, None).await?;
     let (contacts, published) = data::public_counts(conn).await?;
-    let latest: Vec<Value> = approved_publications(&state, Some(5))
+    let latest: Vec<Value> = approved_publications(&state, Page { limit: 5, after: None })
         .await?
         .iter()
         .map(|p| context! { id => p.id, title => p.title, kind => p.kind })
@@ -246,15 +251,18 @@ async fn home(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<Htt
     )
 }
 
-/// Approved publications, newest first, `limit` of them at most.
-async fn approved_publications(state: &AppState, limit: Option<u64>) -> ApiResult<Vec<entity::publication::Model>> {
+/// Approved publications, newest first: those before the `page`'s cursor, `page.limit` of them
+/// and one more when there are more.
+async fn approved_publications(state: &AppState, page: Page) -> ApiResult<Vec<entity::publication::Model>> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-    Ok(entity::publication::Entity::find()
+    let mut query = entity::publication::Entity::find()
         .filter(entity::publication::Column::Status.eq(crate::documents::dto::PublicationStatus::Approved.as_str()))
         .order_by_desc(entity::publication::Column::Id)
-        .limit(limit)
-        .all(state.db.conn())
-        .await?)
+        .limit(page.limit + 1);
+    if let Some(before) = page.after {
+        query = query.filter(entity::publication::Column::Id.lt(before));
+    }
+    Ok(query.all(state.db.conn()).await?)
 }
 
 #[derive(Deserialize)]
@@ -338,11 +346,20 @@ async fn indicator_names(state: &AppState, lang: Lang) -> ApiResult<BTreeMap<Str
         .collect())
 }
 
+/// The approved publications, newest first, a page at a time ("Earlier publications" leads on).
 #[get("/publications")]
-async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<HttpResponse> {
+async fn publications(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
     let lang = Lang::of(&request);
-    let rows: Vec<Value> = approved_publications(&state, None)
-        .await?
+    let page = query.page()?;
+    let listed = Paginated::from_rows(approved_publications(&state, page).await?, page, |p| p.id.into(), |p| p);
+    // A cursor is URL-safe base64: it goes into the link as it is.
+    let earlier = listed.next_cursor;
+    let rows: Vec<Value> = listed
+        .items
         .into_iter()
         .map(|p| {
             let countries: Vec<String> = serde_json::from_value(p.country_codes).unwrap_or_default();
@@ -361,7 +378,7 @@ async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiRe
         &request,
         "publications.html",
         "publications",
-        context! { publications => rows },
+        context! { publications => rows, earlier => earlier },
     )
 }
 
@@ -370,7 +387,7 @@ async fn publications(state: web::Data<AppState>, request: HttpRequest) -> ApiRe
 async fn meetings(
     state: web::Data<AppState>,
     request: HttpRequest,
-    query: Query<crate::pagination::PageQuery>,
+    query: Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let page = query.page_by::<data::MeetingKey>()?;
     let listed = data::public_meetings(state.db.conn(), page).await?;

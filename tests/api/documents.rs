@@ -1948,3 +1948,41 @@ async fn an_uploads_note_and_tags_are_checked_and_a_refused_one_leaves_nothing()
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
 }
+
+/// The public publications page shows a page of them, newest first, and leads to the earlier
+/// ones (it listed every publication ever approved in one page).
+#[actix_web::test]
+async fn the_publications_page_shows_a_page_at_a_time_and_leads_to_the_earlier_ones() {
+    let app = spawn_app().await;
+    let admin = app.secretariat("admin@sela.org").await;
+    let c = committee(&app, &admin, "C").await;
+    let (_, chair) = member_of(&app, &admin, c, "chair@port.pe", "chair").await;
+    for title in ["First study", "Second study", "Third study"] {
+        approved_publication(&app, &admin, &chair, c, title, json!("A study")).await;
+    }
+    let first = app.text("/publications?limit=2&lang=es", None).await;
+    assert!(
+        first.contains("Third study") && first.contains("Second study"),
+        "{first}"
+    );
+    assert!(!first.contains("First study"), "the oldest is on the next page");
+    assert!(first.contains("Publicaciones anteriores"), "{first}");
+    let earlier = first
+        .split("href=\"")
+        .filter_map(|rest| rest.split('"').next())
+        .find(|link| link.contains("cursor="))
+        .expect("a link to the earlier publications")
+        .replace("&amp;", "&");
+    let second = app.text(&format!("{earlier}&limit=2"), None).await;
+    assert!(
+        second.contains("First study") && !second.contains("Second study"),
+        "{second}"
+    );
+    assert!(!second.contains("cursor="), "the second page is the last");
+    let whole = app.text("/publications", None).await;
+    assert!(
+        ["First study", "Second study", "Third study"]
+            .iter()
+            .all(|title| whole.contains(title))
+    );
+}
