@@ -108,6 +108,14 @@ impl<T> Paginated<T> {
         }
     }
 
+    /// The same page with each item made into another.
+    pub fn map<U>(self, map: impl FnMut(T) -> U) -> Paginated<U> {
+        Paginated {
+            items: self.items.into_iter().map(map).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+
     /// A page of a short list read whole (the Network's own reference lists: its countries,
     /// its port communities), in the order given: the items after the one keyed `after`. An
     /// item removed since the previous page leaves its cursor nowhere to continue from.

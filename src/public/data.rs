@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use entity::{country, document_version, meeting, port, port_community, publication};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::documents::dto::Summary;
+use crate::documents::dto::{PublicationKind, PublicationStatus, Summary};
 use crate::error::{ApiError, ApiResult};
 use crate::indicators::service::{self as indicators, ValueResponse, ValueStatus};
 use crate::meetings::dto::MeetingStatus;
@@ -133,6 +134,71 @@ pub async fn port(conn: &impl ConnectionTrait, id: i32) -> ApiResult<PortRespons
         community: community(community_row, &ports),
         indicators: values,
     })
+}
+
+#[derive(Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PublicPublicationFilter {
+    #[param(value_type = Option<PublicationKind>, inline)]
+    pub kind: Option<String>,
+    /// A member country's ISO code.
+    pub country: Option<String>,
+    /// The year it was published.
+    #[param(minimum = 1, maximum = 9999)]
+    pub year: Option<i32>,
+    /// Words in the title or summaries.
+    pub q: Option<String>,
+}
+
+/// One page of the approved publications, newest first, filtered: for the API's list, the
+/// publications page and the home page's latest.
+pub async fn approved_publications(
+    conn: &impl ConnectionTrait,
+    filter: &PublicPublicationFilter,
+    page: Page,
+) -> ApiResult<Paginated<publication::Model>> {
+    let mut query = publication::Entity::find()
+        .filter(publication::Column::Status.eq(PublicationStatus::Approved.as_str()))
+        .order_by_desc(publication::Column::Id)
+        .limit(page.limit + 1);
+    if let Some(after) = page.after {
+        query = query.filter(publication::Column::Id.lt(after));
+    }
+    if let Some(kind) = &filter.kind {
+        let kind = PublicationKind::from_db(kind).map_err(|_| ApiError::validation("kind", "unknown kind"))?;
+        query = query.filter(publication::Column::Kind.eq(kind.as_str()));
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        query = query.filter(publication::Column::SearchText.like(crate::search::contains(q)));
+    }
+    if let Some(country) = &filter.country {
+        let code = country.trim().to_uppercase();
+        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ApiError::validation("country", "must be a two-letter country code"));
+        }
+        // The codes are a JSON array of two-letter strings: a code is in it when its quoted form
+        // is in the array's text. Filtered here, not after the page is read, so that no page
+        // comes back short and none is skipped.
+        let codes = Expr::col(publication::Column::CountryCodes).cast_as("text");
+        query = query.filter(codes.like(format!("%\"{code}\"%")));
+    }
+    if let Some(year) = filter.year {
+        if !(1..=9999).contains(&year) {
+            return Err(ApiError::validation("year", "must be a year between 1 and 9999"));
+        }
+        let start_of = |year: i32| {
+            chrono::NaiveDate::from_ymd_opt(year, 1, 1)
+                .unwrap_or_default()
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+        };
+        let (start, end) = (start_of(year), start_of(year + 1));
+        query = query
+            .filter(publication::Column::PublishedAt.gte(start))
+            .filter(publication::Column::PublishedAt.lt(end));
+    }
+    let rows = query.all(conn).await?;
+    Ok(Paginated::from_rows(rows, page, |p| p.id.into(), |p| p))
 }
 
 /// A publication as the public sees it: what was approved, nothing else.

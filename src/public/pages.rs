@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::indicators::service::{self as indicators, ValueFilter, ValueResponse, ValueStatus};
 use crate::input::Query;
 use crate::meetings::service::span_in_zone;
-use crate::pagination::{Page, PageQuery, Paginated};
+use crate::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -237,8 +237,10 @@ async fn home(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<Htt
     let countries = data::countries(conn).await?;
     let communities = data::port_communities(conn, None).await?;
     let (contacts, published) = data::public_counts(conn).await?;
-    let latest: Vec<Value> = approved_publications(&state, Page { limit: 5, after: None })
+    let newest = Page { limit: 5, after: None };
+    let latest: Vec<Value> = data::approved_publications(conn, &Default::default(), newest)
         .await?
+        .items
         .iter()
         .map(|p| context! { id => p.id, title => p.title, kind => p.kind })
         .collect();
@@ -249,20 +251,6 @@ async fn home(state: web::Data<AppState>, request: HttpRequest) -> ApiResult<Htt
         "site",
         context! { counts => counts, publications => latest },
     )
-}
-
-/// Approved publications, newest first: those before the `page`'s cursor, `page.limit` of them
-/// and one more when there are more.
-async fn approved_publications(state: &AppState, page: Page) -> ApiResult<Vec<entity::publication::Model>> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-    let mut query = entity::publication::Entity::find()
-        .filter(entity::publication::Column::Status.eq(crate::documents::dto::PublicationStatus::Approved.as_str()))
-        .order_by_desc(entity::publication::Column::Id)
-        .limit(page.limit + 1);
-    if let Some(before) = page.after {
-        query = query.filter(entity::publication::Column::Id.lt(before));
-    }
-    Ok(query.all(state.db.conn()).await?)
 }
 
 #[derive(Deserialize)]
@@ -354,8 +342,7 @@ async fn publications(
     query: Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let lang = Lang::of(&request);
-    let page = query.page()?;
-    let listed = Paginated::from_rows(approved_publications(&state, page).await?, page, |p| p.id.into(), |p| p);
+    let listed = data::approved_publications(state.db.conn(), &Default::default(), query.page()?).await?;
     // A cursor is URL-safe base64: it goes into the link as it is.
     let earlier = listed.next_cursor;
     let rows: Vec<Value> = listed

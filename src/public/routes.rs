@@ -2,14 +2,13 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use entity::{document_version, publication};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::directory::dto::DirectoryEntry;
 use crate::directory::dto::DirectoryFilter;
-use crate::documents::dto::{PublicationKind, PublicationStatus};
+use crate::documents::dto::PublicationStatus;
 use crate::error::{ApiError, ApiResult, Deferred, Problem};
 use crate::indicators::service::{ValueFilter, ValueStatus};
 use crate::input::Query;
@@ -31,20 +30,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(indicator_values);
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PublicPublicationFilter {
-    #[param(value_type = Option<PublicationKind>, inline)]
-    pub kind: Option<String>,
-    /// A member country's ISO code.
-    pub country: Option<String>,
-    /// The year it was published.
-    #[param(minimum = 1, maximum = 9999)]
-    pub year: Option<i32>,
-    /// Words in the title or summaries.
-    pub q: Option<String>,
-}
-
 async fn approved(state: &AppState, id: i32) -> ApiResult<(publication::Model, document_version::Model)> {
     let row = publication::Entity::find_by_id(id)
         .filter(publication::Column::Status.eq(PublicationStatus::Approved.as_str()))
@@ -62,63 +47,18 @@ async fn approved(state: &AppState, id: i32) -> ApiResult<(publication::Model, d
 
 /// Approved publications, newest first.
 #[utoipa::path(
-    get, context_path = "/api/public", tag = "public", params(PublicPublicationFilter, PageQuery),
+    get, context_path = "/api/public", tag = "public", params(data::PublicPublicationFilter, PageQuery),
     responses((status = 429, description = "rate_limited", body = Problem), (status = 200, body = Paginated<data::PublicPublication>), (status = 400, body = Problem))
 )]
 #[get("/publications")]
 async fn list_publications(
     state: web::Data<AppState>,
-    filter: Deferred<Query<PublicPublicationFilter>>,
+    filter: Deferred<Query<data::PublicPublicationFilter>>,
     page: Deferred<Query<PageQuery>>,
 ) -> ApiResult<HttpResponse> {
     let (filter, page) = (filter?, page?.page()?);
-    let mut query = publication::Entity::find()
-        .filter(publication::Column::Status.eq(PublicationStatus::Approved.as_str()))
-        .order_by_desc(publication::Column::Id)
-        .limit(page.limit + 1);
-    if let Some(after) = page.after {
-        query = query.filter(publication::Column::Id.lt(after));
-    }
-    if let Some(kind) = &filter.kind {
-        let kind = PublicationKind::from_db(kind).map_err(|_| ApiError::validation("kind", "unknown kind"))?;
-        query = query.filter(publication::Column::Kind.eq(kind.as_str()));
-    }
-    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        query = query.filter(publication::Column::SearchText.like(crate::search::contains(q)));
-    }
-    if let Some(country) = &filter.country {
-        let code = country.trim().to_uppercase();
-        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(ApiError::validation("country", "must be a two-letter country code"));
-        }
-        // The codes are a JSON array of two-letter strings: a code is in it when its quoted form
-        // is in the array's text. Filtered here, not after the page is read, so that no page
-        // comes back short and none is skipped.
-        let codes = Expr::col(publication::Column::CountryCodes).cast_as("text");
-        query = query.filter(codes.like(format!("%\"{code}\"%")));
-    }
-    if let Some(year) = filter.year {
-        if !(1..=9999).contains(&year) {
-            return Err(ApiError::validation("year", "must be a year between 1 and 9999"));
-        }
-        let start_of = |year: i32| {
-            chrono::NaiveDate::from_ymd_opt(year, 1, 1)
-                .unwrap_or_default()
-                .and_time(chrono::NaiveTime::MIN)
-                .and_utc()
-        };
-        let (start, end) = (start_of(year), start_of(year + 1));
-        query = query
-            .filter(publication::Column::PublishedAt.gte(start))
-            .filter(publication::Column::PublishedAt.lt(end));
-    }
-    let rows = query.all(state.db.conn()).await?;
-    Ok(HttpResponse::Ok().json(Paginated::from_rows(
-        rows,
-        page,
-        |p| p.id.into(),
-        |row| data::public_publication(row, None),
-    )))
+    let listed = data::approved_publications(state.db.conn(), &filter, page).await?;
+    Ok(HttpResponse::Ok().json(listed.map(|row| data::public_publication(row, None))))
 }
 
 /// One approved publication.

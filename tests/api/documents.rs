@@ -1950,7 +1950,8 @@ async fn an_uploads_note_and_tags_are_checked_and_a_refused_one_leaves_nothing()
 }
 
 /// The public publications page shows a page of them, newest first, and leads to the earlier
-/// ones (it listed every publication ever approved in one page).
+/// ones (it listed every publication ever approved in one page); the home page shows the five
+/// latest.
 #[actix_web::test]
 async fn the_publications_page_shows_a_page_at_a_time_and_leads_to_the_earlier_ones() {
     let app = spawn_app().await;
@@ -1985,4 +1986,15 @@ async fn the_publications_page_shows_a_page_at_a_time_and_leads_to_the_earlier_o
             .iter()
             .all(|title| whole.contains(title))
     );
+
+    // The home page shows the five latest, the same list's first page.
+    for title in ["Fourth study", "Fifth study", "Sixth study"] {
+        approved_publication(&app, &admin, &chair, c, title, json!("A study")).await;
+    }
+    let home = app.text("/", None).await;
+    let shown: Vec<&str> = ["First", "Second", "Third", "Fourth", "Fifth", "Sixth"]
+        .into_iter()
+        .filter(|n| home.contains(&format!("{n} study")))
+        .collect();
+    assert_eq!(shown, ["Second", "Third", "Fourth", "Fifth", "Sixth"]);
 }
