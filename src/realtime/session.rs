@@ -105,6 +105,14 @@ struct Held {
     removes: Option<i32>,
 }
 
+impl Held {
+    /// Whether this event ends the subscription of a session that `ending` removals end (see
+    /// [`WsSession::removal_ending_subscriptions`]).
+    fn ends(&self, ending: Option<i32>) -> bool {
+        ending.is_some() && self.removes == ending
+    }
+}
+
 /// Events held back, behind a missing one or behind a replay still being read, by offset, and
 /// their size.
 #[derive(Default)]
@@ -558,12 +566,13 @@ impl WsSession {
                 );
             }
         };
-        let mut last_offset = head;
+        let (mut last_offset, ending) = (head, self.removal_ending_subscriptions());
         for (offset, event) in frames {
             last_offset = last_offset.max(offset);
+            let removed = event.ends(ending);
             ctx.text(event.frame);
             // Removed from the committee after the access check, before the read.
-            if self.ends_subscription(event.removes) {
+            if removed {
                 Self::send(
                     ctx,
                     ServerFrame::Subscribed {
@@ -571,18 +580,7 @@ impl WsSession {
                         offset,
                     },
                 );
-                self.state.broker.do_send(Unsubscribe {
-                    id: self.id,
-                    channel: channel.clone(),
-                });
-                let reason = "access_revoked";
-                return Self::send(
-                    ctx,
-                    ServerFrame::Unsubscribed {
-                        channel: &channel,
-                        reason,
-                    },
-                );
+                return self.end_subscription(&channel, ctx);
             }
         }
         Self::send(
@@ -627,18 +625,21 @@ impl WsSession {
             .map(|member| member.id)
     }
 
-    fn ends_subscription(&self, removes: Option<i32>) -> bool {
-        removes.is_some() && removes == self.removal_ending_subscriptions()
-    }
-
-    /// The member left the channel's committee: the subscription ends here, on this session and
-    /// in the Broker's routing.
+    /// The member may no longer see `channel` (it left the channel's committee): the
+    /// subscription ends here, on this session and in the Broker's routing.
     fn end_subscription(&mut self, channel: &Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
+        self.subscriptions.remove(channel);
         self.state.broker.do_send(Unsubscribe {
             id: self.id,
             channel: channel.clone(),
         });
-        self.revoke_channel(channel, ctx);
+        Self::send(
+            ctx,
+            ServerFrame::Unsubscribed {
+                channel,
+                reason: "access_revoked",
+            },
+        );
     }
 
     /// Delivers a live event in offset order, holding it back if one before it is missing. The
@@ -646,7 +647,6 @@ impl WsSession {
     /// after it, from this node or another, was committed after the member left.
     fn accept(&mut self, channel: &Arc<str>, offset: i64, event: Held, ctx: &mut ws::WebsocketContext<Self>) {
         let ending = self.removal_ending_subscriptions();
-        let ends = |event: &Held| ending.is_some() && event.removes == ending;
         let Some(Subscription::Live { last_offset, ahead, .. }) = self.subscriptions.get_mut(channel) else {
             return;
         };
@@ -656,7 +656,7 @@ impl WsSession {
         // The common case: the next event, nothing held back.
         if offset == *last_offset + 1 && ahead.is_empty() {
             *last_offset = offset;
-            let removed = ends(&event);
+            let removed = event.ends(ending);
             ctx.text(event.frame);
             if removed {
                 self.end_subscription(channel, ctx);
@@ -666,7 +666,7 @@ impl WsSession {
         ahead.insert(offset, event);
         while let Some(event) = ahead.remove(*last_offset + 1) {
             *last_offset += 1;
-            let removed = ends(&event);
+            let removed = event.ends(ending);
             ctx.text(event.frame);
             if removed {
                 return self.end_subscription(channel, ctx);
@@ -805,10 +805,7 @@ impl WsSession {
             return;
         }
         match replay {
-            None => {
-                self.revoke_channel(&channel, ctx);
-                self.state.broker.do_send(Unsubscribe { id: self.id, channel });
-            }
+            None => self.end_subscription(&channel, ctx),
             Some(Replayed::Frames { frames, .. }) => {
                 for (offset, event) in frames {
                     self.accept(&channel, offset, event, ctx);
@@ -839,19 +836,6 @@ impl WsSession {
     fn revoke(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         self.member = None;
         Self::close(ctx, CloseCode::Policy, "access revoked");
-    }
-
-    /// The member may no longer see `channel`.
-    fn revoke_channel(&mut self, channel: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.subscriptions.remove(channel).is_some() {
-            Self::send(
-                ctx,
-                ServerFrame::Unsubscribed {
-                    channel,
-                    reason: "access_revoked",
-                },
-            );
-        }
     }
 
     fn unsubscribe(&mut self, name: &str, ctx: &mut ws::WebsocketContext<Self>) {
