@@ -46,10 +46,11 @@ impl PageQuery {
         let limit = limit_of(self.limit)?;
         // `cursor=` is the first page too: `input::Query` reads a parameter with no value as
         // absent.
-        let after = match self.cursor.as_deref() {
-            None => None,
-            Some(cursor) => Some(decode_cursor(cursor).ok_or_else(invalid_cursor)?),
-        };
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|cursor| decode_cursor(cursor).ok_or_else(invalid_cursor))
+            .transpose()?;
         Ok(Page { limit, after })
     }
 }
